@@ -1,0 +1,24 @@
+//! Dense tensors for the saliency engine.
+//!
+//! One job: hold numbers and run the few kernels everything else is built from.
+//! Data layout: a [`Tensor`] is a contiguous, row-major buffer with a runtime shape; images are
+//! NCHW (batch, channel, height, width). Element types are `f32` (training) and `f64`
+//! (gradient checks), unified by the small [`Float`] trait.
+//!
+//! - [`gemm`]: the only `unsafe` in the workspace, a checked wrapper over `matrixmultiply`.
+//! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
+//! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
+//!   results are bitwise identical whatever the thread count.
+
+pub mod error;
+pub mod float;
+pub mod gemm;
+pub mod parallel;
+pub mod simd;
+mod tensor;
+pub mod testing;
+
+pub use error::TensorError;
+pub use float::Float;
+pub use gemm::{gemm, MatMut, MatRef};
+pub use tensor::Tensor;

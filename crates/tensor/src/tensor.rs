@@ -1,0 +1,128 @@
+//! `Tensor<T>`: a contiguous row-major buffer with a runtime shape.
+
+use crate::{Float, TensorError};
+
+/// A dense tensor: `data` holds `shape.iter().product()` elements in row-major order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Tensor<T> {
+    shape: Vec<usize>,
+    data: Vec<T>,
+}
+
+impl<T: Float> Tensor<T> {
+    /// Wraps `data` with `shape`; fails if the lengths disagree.
+    pub fn from_vec(shape: &[usize], data: Vec<T>) -> Result<Self, TensorError> {
+        let expected: usize = shape.iter().product();
+        if expected != data.len() {
+            return Err(TensorError::LengthMismatch { op: "Tensor::from_vec", shape: shape.to_vec(), expected, found: data.len() });
+        }
+        Ok(Self { shape: shape.to_vec(), data })
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self { shape: shape.to_vec(), data: vec![T::ZERO; shape.iter().product()] }
+    }
+
+    /// A tensor filled with one value.
+    pub fn full(shape: &[usize], value: T) -> Self {
+        Self { shape: shape.to_vec(), data: vec![value; shape.iter().product()] }
+    }
+
+    /// A one-element tensor of shape `[1]`.
+    pub fn scalar(value: T) -> Self {
+        Self { shape: vec![1], data: vec![value] }
+    }
+
+    /// A tensor whose element at flat index `i` is `f(i)`.
+    pub fn from_fn(shape: &[usize], f: impl FnMut(usize) -> T) -> Self {
+        let n = shape.iter().product();
+        Self { shape: shape.to_vec(), data: (0..n).map(f).collect() }
+    }
+
+    /// The shape.
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The elements in row-major order.
+    pub fn data(&self) -> &[T] {
+        &self.data
+    }
+
+    /// The elements, writable.
+    pub fn data_mut(&mut self) -> &mut [T] {
+        &mut self.data
+    }
+
+    /// Takes the buffer out.
+    pub fn into_vec(self) -> Vec<T> {
+        self.data
+    }
+
+    /// Number of elements.
+    pub fn numel(&self) -> usize {
+        self.data.len()
+    }
+
+    /// The same data under another shape with the same element count.
+    pub fn reshape(self, shape: &[usize]) -> Result<Self, TensorError> {
+        Self::from_vec(shape, self.data)
+    }
+
+    /// The four dimensions of an NCHW tensor, or an error naming `op`.
+    pub fn dims4(&self, op: &'static str) -> Result<[usize; 4], TensorError> {
+        match self.shape[..] {
+            [n, c, h, w] => Ok([n, c, h, w]),
+            _ => Err(TensorError::RankMismatch { op, expected: 4, found: self.shape.clone() }),
+        }
+    }
+
+    /// The two dimensions of a matrix, or an error naming `op`.
+    pub fn dims2(&self, op: &'static str) -> Result<[usize; 2], TensorError> {
+        match self.shape[..] {
+            [r, c] => Ok([r, c]),
+            _ => Err(TensorError::RankMismatch { op, expected: 2, found: self.shape.clone() }),
+        }
+    }
+
+    /// Converts every element to another float type.
+    pub fn cast<U: Float>(&self) -> Tensor<U> {
+        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&v| U::from_f64(v.to_f64())).collect() }
+    }
+
+    /// True when every element is finite.
+    pub fn all_finite(&self) -> bool {
+        self.data.iter().all(|v| v.is_finite())
+    }
+
+    /// Fails unless `self` has exactly `expected` shape.
+    pub fn expect_shape(&self, op: &'static str, expected: &[usize]) -> Result<(), TensorError> {
+        if self.shape != expected {
+            return Err(TensorError::ShapeMismatch { op, expected: expected.to_vec(), found: self.shape.clone() });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn from_vec_checks_length() {
+        assert!(Tensor::<f32>::from_vec(&[2, 3], vec![0.0; 6]).is_ok());
+        let err = Tensor::<f32>::from_vec(&[2, 3], vec![0.0; 5]).unwrap_err();
+        assert!(err.to_string().contains("6 elements but 5"), "{err}");
+    }
+
+    #[test]
+    fn reshape_keeps_data_and_rank_checks_name_the_op() {
+        let t = Tensor::<f64>::from_fn(&[2, 3, 4, 5], |i| i as f64);
+        assert_eq!(t.dims4("x").unwrap(), [2, 3, 4, 5]);
+        let r = t.clone().reshape(&[6, 20]).unwrap();
+        assert_eq!(r.data(), t.data());
+        let err = r.dims4("conv2d").unwrap_err().to_string();
+        assert!(err.contains("conv2d") && err.contains("[6, 20]"), "{err}");
+    }
+}
