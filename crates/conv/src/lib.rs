@@ -1,1 +1,35 @@
-//! conv kernels (being written).
+//! 2-D convolution kernels for the saliency engine: forward, the three backward passes, and a
+//! direct-loop reference.
+//!
+//! One job: convolve. Everything here is a plain function on slices, with no knowledge of any
+//! autodiff tape. Data layout: inputs and outputs are contiguous NCHW (`(N, C, H, W)` in,
+//! `(N, Cout, OH, OW)` out), weights are PyTorch's `[Cout, C, K, K]`, biases have `Cout`
+//! entries. A [`Conv2dGeometry`] (square kernel, one stride and zero padding for both axes) is
+//! the one place a convolution can fail; after that, a buffer of the wrong length is a
+//! programming error and panics with the buffer named.
+//!
+//! - [`conv2d_forward`] and [`conv2d_backward_input`], [`conv2d_backward_weight`],
+//!   [`conv2d_backward_bias`]: im2col + GEMM, parallel with rayon, bitwise reproducible for
+//!   any thread count. They take a caller-owned `workspace` so training need not allocate.
+//! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
+//! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
+
+mod blocks;
+mod conv2d;
+pub mod error;
+mod geometry;
+mod im2col;
+pub mod naive;
+#[cfg(test)]
+mod test_util;
+
+pub use conv2d::{
+    conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,
+};
+pub use error::ConvError;
+pub use geometry::Conv2dGeometry;
+pub use im2col::{col2im, im2col};
+pub use naive::{
+    conv2d_naive_backward_bias, conv2d_naive_backward_input, conv2d_naive_backward_weight,
+    conv2d_naive_forward,
+};

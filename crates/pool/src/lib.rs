@@ -1,1 +1,26 @@
-//! pool kernels (being written).
+//! Max pooling for the saliency engine.
+//!
+//! One job: 2-D max pooling over NCHW tensors, forward and backward, as plain functions on
+//! slices (no knowledge of any autodiff tape). Data layout: contiguous row-major NCHW, input
+//! `(N, C, H, W)` and output `(N, C, H_out, W_out)`; square windows, no padding, floor mode
+//! (`out = (in - kernel) / stride + 1`), with overlapping windows allowed (stride < kernel).
+//!
+//! The forward stores, for every output, the index of the winning element inside its own
+//! (n, c) plane as a `u32`; the backward scatter-adds the output gradient to those indices.
+//! Tie rule: the first maximum in row-major window order wins (strictly-greater comparison),
+//! and the gradient goes to that element only. A NaN anywhere in a window makes the output
+//! NaN, with the argmax at the first NaN. Work is split over (n, c) planes with rayon; each
+//! plane is computed by one task in a fixed order, so results are bitwise identical for any
+//! thread count.
+//!
+//! - [`Pool2dGeometry`]: validated sizes; the only place pooling returns an error.
+//! - [`max_pool2d_forward`] / [`max_pool2d_backward`]: the training pair.
+//! - [`max_pool2d_forward_inference`]: the same values without argmax, for no-record mode.
+
+pub mod error;
+pub mod geometry;
+pub mod max_pool2d;
+
+pub use error::PoolError;
+pub use geometry::Pool2dGeometry;
+pub use max_pool2d::{max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference};

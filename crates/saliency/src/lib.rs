@@ -1,1 +1,10 @@
-//! saliency (being written).
+//! saliency: the study's networks, data, training, attribution and adversarial examples, built
+//! on the `tensor`, `conv`, `pool` and `tape` crates.
+//!
+//! Data layout: images are f32 in [0, 1], NCHW; models hold PyTorch-layout parameters named as
+//! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
+
+pub mod atomic_file;
+pub mod checkpoint;
+pub mod data;
+pub mod models;

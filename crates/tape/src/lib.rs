@@ -1,1 +1,25 @@
-//! tape (being written).
+//! A reverse-mode autodiff tape (a Wengert list) over the tensor, conv and pool kernels.
+//!
+//! One job: record a forward computation and walk it backwards. Nodes live in a `Vec` in the
+//! order they were pushed, which is already a topological order, so backward is a reverse `for`
+//! over indices: no sort, no recursion, no reference-counted graph. A [`NodeId`] is an index.
+//!
+//! Leaves are either *variables* (parameters, or inputs whose gradient is wanted, as in
+//! attribution) or *constants*. Backward starts from any one-element node, not only a loss, and
+//! returns gradients for every variable. A no-record tape ([`Tape::no_record`]) computes values
+//! only: no backward caches, and values can be released as soon as they are consumed.
+//!
+//! Each op is one file under `ops/`: its record function (a `Tape` method) and its backward a few
+//! lines apart. `op.rs` holds the enum that dispatches backward.
+
+mod error;
+pub mod gradcheck;
+mod gradients;
+mod op;
+pub mod ops;
+mod tape;
+
+pub use error::TapeError;
+pub use gradients::Gradients;
+pub use ops::batch_norm::{BatchNormMode, BatchNormOutput};
+pub use tape::{NodeId, Tape};

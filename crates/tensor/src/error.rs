@@ -6,11 +6,24 @@
 pub enum TensorError {
     /// The data length does not match the product of the shape.
     #[error("{op}: shape {shape:?} holds {expected} elements but {found} were given")]
-    LengthMismatch { op: &'static str, shape: Vec<usize>, expected: usize, found: usize },
+    LengthMismatch {
+        op: &'static str,
+        shape: Vec<usize>,
+        expected: usize,
+        found: usize,
+    },
     /// Two shapes that must agree do not.
     #[error("{op}: expected shape {expected:?}, found {found:?}")]
-    ShapeMismatch { op: &'static str, expected: Vec<usize>, found: Vec<usize> },
+    ShapeMismatch {
+        op: &'static str,
+        expected: Vec<usize>,
+        found: Vec<usize>,
+    },
     /// A shape has the wrong number of dimensions.
     #[error("{op}: expected {expected} dimensions, found shape {found:?}")]
-    RankMismatch { op: &'static str, expected: usize, found: Vec<usize> },
+    RankMismatch {
+        op: &'static str,
+        expected: usize,
+        found: Vec<usize>,
+    },
 }

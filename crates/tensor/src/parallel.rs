@@ -46,7 +46,10 @@ pub fn ordered_sum<T: Float>(x: &[T]) -> T {
     if x.len() <= BLOCK {
         return x.iter().copied().sum();
     }
-    let partials: Vec<T> = x.par_chunks(BLOCK).map(|c| c.iter().copied().sum()).collect();
+    let partials: Vec<T> = x
+        .par_chunks(BLOCK)
+        .map(|c| c.iter().copied().sum())
+        .collect();
     partials.into_iter().sum()
 }
 
@@ -55,12 +58,18 @@ mod tests {
     use super::*;
 
     fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
     }
 
     #[test]
     fn chunk_sum_is_thread_count_independent() {
-        let data: Vec<f32> = (0..10_007).map(|i| ((i as f32) * 0.37).sin() * 1e3).collect();
+        let data: Vec<f32> = (0..10_007)
+            .map(|i| ((i as f32) * 0.37).sin() * 1e3)
+            .collect();
         let run = || {
             ordered_chunk_sum::<f32, _>(data.len(), 13, 3, |r, out| {
                 for i in r {
@@ -75,12 +84,18 @@ mod tests {
         assert_eq!(one, four);
         let expect: f64 = data.iter().map(|&v| v as f64).sum();
         let got: f64 = one.iter().map(|&v| v as f64).sum();
-        assert!((expect - got).abs() < 1e-2 * expect.abs().max(1.0), "{expect} vs {got}");
+        assert!(
+            (expect - got).abs() < 1e-2 * expect.abs().max(1.0),
+            "{expect} vs {got}"
+        );
     }
 
     #[test]
     fn ordered_sum_is_thread_count_independent() {
         let data: Vec<f32> = (0..100_003).map(|i| ((i as f32) * 0.11).cos()).collect();
-        assert_eq!(in_pool(1, || ordered_sum(&data)).to_bits(), in_pool(2, || ordered_sum(&data)).to_bits());
+        assert_eq!(
+            in_pool(1, || ordered_sum(&data)).to_bits(),
+            in_pool(2, || ordered_sum(&data)).to_bits()
+        );
     }
 }

@@ -61,7 +61,10 @@ pub mod scalar {
     }
     /// `out[i] = if x[i] > 0 { g[i] } else { 0 }`.
     pub fn relu_backward<T: Float>(x: &[T], g: &[T], out: &mut [T]) {
-        assert!(x.len() == g.len() && x.len() == out.len(), "relu_backward lengths");
+        assert!(
+            x.len() == g.len() && x.len() == out.len(),
+            "relu_backward lengths"
+        );
         for i in 0..x.len() {
             out[i] = if x[i] > T::ZERO { g[i] } else { T::ZERO };
         }
@@ -76,7 +79,10 @@ macro_rules! impl_simd_scalar {
             fn vadd_assign(dst: &mut [Self], src: &[Self]) {
                 assert_eq!(dst.len(), src.len(), "add_assign lengths");
                 let split = dst.len() / $lanes * $lanes;
-                for (d, s) in dst[..split].chunks_exact_mut($lanes).zip(src[..split].chunks_exact($lanes)) {
+                for (d, s) in dst[..split]
+                    .chunks_exact_mut($lanes)
+                    .zip(src[..split].chunks_exact($lanes))
+                {
                     let r = load::<$t, $v, $lanes>(d) + load::<$t, $v, $lanes>(s);
                     d.copy_from_slice(&r.to_array());
                 }
@@ -86,7 +92,10 @@ macro_rules! impl_simd_scalar {
                 assert_eq!(x.len(), y.len(), "axpy lengths");
                 let split = x.len() / $lanes * $lanes;
                 let a = <$v>::splat(alpha);
-                for (yc, xc) in y[..split].chunks_exact_mut($lanes).zip(x[..split].chunks_exact($lanes)) {
+                for (yc, xc) in y[..split]
+                    .chunks_exact_mut($lanes)
+                    .zip(x[..split].chunks_exact($lanes))
+                {
                     let r = load::<$t, $v, $lanes>(yc) + a * load::<$t, $v, $lanes>(xc);
                     yc.copy_from_slice(&r.to_array());
                 }
@@ -104,7 +113,11 @@ macro_rules! impl_simd_scalar {
             fn vmul(a: &[Self], b: &[Self], out: &mut [Self]) {
                 assert!(a.len() == b.len() && a.len() == out.len(), "mul lengths");
                 let split = a.len() / $lanes * $lanes;
-                for ((o, ac), bc) in out[..split].chunks_exact_mut($lanes).zip(a[..split].chunks_exact($lanes)).zip(b[..split].chunks_exact($lanes)) {
+                for ((o, ac), bc) in out[..split]
+                    .chunks_exact_mut($lanes)
+                    .zip(a[..split].chunks_exact($lanes))
+                    .zip(b[..split].chunks_exact($lanes))
+                {
                     let r = load::<$t, $v, $lanes>(ac) * load::<$t, $v, $lanes>(bc);
                     o.copy_from_slice(&r.to_array());
                 }
@@ -114,7 +127,10 @@ macro_rules! impl_simd_scalar {
                 assert_eq!(x.len(), out.len(), "relu lengths");
                 let split = x.len() / $lanes * $lanes;
                 let zero = <$v>::splat(0.0);
-                for (o, xc) in out[..split].chunks_exact_mut($lanes).zip(x[..split].chunks_exact($lanes)) {
+                for (o, xc) in out[..split]
+                    .chunks_exact_mut($lanes)
+                    .zip(x[..split].chunks_exact($lanes))
+                {
                     let v = load::<$t, $v, $lanes>(xc);
                     let r = v.cmp_gt(zero).blend(v, zero);
                     o.copy_from_slice(&r.to_array());
@@ -122,10 +138,17 @@ macro_rules! impl_simd_scalar {
                 scalar::relu(&x[split..], &mut out[split..]);
             }
             fn vrelu_backward(x: &[Self], g: &[Self], out: &mut [Self]) {
-                assert!(x.len() == g.len() && x.len() == out.len(), "relu_backward lengths");
+                assert!(
+                    x.len() == g.len() && x.len() == out.len(),
+                    "relu_backward lengths"
+                );
                 let split = x.len() / $lanes * $lanes;
                 let zero = <$v>::splat(0.0);
-                for ((o, xc), gc) in out[..split].chunks_exact_mut($lanes).zip(x[..split].chunks_exact($lanes)).zip(g[..split].chunks_exact($lanes)) {
+                for ((o, xc), gc) in out[..split]
+                    .chunks_exact_mut($lanes)
+                    .zip(x[..split].chunks_exact($lanes))
+                    .zip(g[..split].chunks_exact($lanes))
+                {
                     let mask = load::<$t, $v, $lanes>(xc).cmp_gt(zero);
                     let r = mask.blend(load::<$t, $v, $lanes>(gc), zero);
                     o.copy_from_slice(&r.to_array());
@@ -153,10 +176,14 @@ mod tests {
 
     fn values<T: Float>(n: usize, seed: u64) -> Vec<T> {
         // A small LCG gives signed values with a mix of magnitudes, including exact zeros.
-        let mut s = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let mut s = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         (0..n)
             .map(|i| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                s = s
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
                 if i % 7 == 3 {
                     T::ZERO
                 } else {

@@ -14,30 +14,50 @@ impl<T: Float> Tensor<T> {
     pub fn from_vec(shape: &[usize], data: Vec<T>) -> Result<Self, TensorError> {
         let expected: usize = shape.iter().product();
         if expected != data.len() {
-            return Err(TensorError::LengthMismatch { op: "Tensor::from_vec", shape: shape.to_vec(), expected, found: data.len() });
+            return Err(TensorError::LengthMismatch {
+                op: "Tensor::from_vec",
+                shape: shape.to_vec(),
+                expected,
+                found: data.len(),
+            });
         }
-        Ok(Self { shape: shape.to_vec(), data })
+        Ok(Self {
+            shape: shape.to_vec(),
+            data,
+        })
     }
 
     /// A tensor of zeros.
     pub fn zeros(shape: &[usize]) -> Self {
-        Self { shape: shape.to_vec(), data: vec![T::ZERO; shape.iter().product()] }
+        Self {
+            shape: shape.to_vec(),
+            data: vec![T::ZERO; shape.iter().product()],
+        }
     }
 
     /// A tensor filled with one value.
     pub fn full(shape: &[usize], value: T) -> Self {
-        Self { shape: shape.to_vec(), data: vec![value; shape.iter().product()] }
+        Self {
+            shape: shape.to_vec(),
+            data: vec![value; shape.iter().product()],
+        }
     }
 
     /// A one-element tensor of shape `[1]`.
     pub fn scalar(value: T) -> Self {
-        Self { shape: vec![1], data: vec![value] }
+        Self {
+            shape: vec![1],
+            data: vec![value],
+        }
     }
 
     /// A tensor whose element at flat index `i` is `f(i)`.
     pub fn from_fn(shape: &[usize], f: impl FnMut(usize) -> T) -> Self {
         let n = shape.iter().product();
-        Self { shape: shape.to_vec(), data: (0..n).map(f).collect() }
+        Self {
+            shape: shape.to_vec(),
+            data: (0..n).map(f).collect(),
+        }
     }
 
     /// The shape.
@@ -74,7 +94,11 @@ impl<T: Float> Tensor<T> {
     pub fn dims4(&self, op: &'static str) -> Result<[usize; 4], TensorError> {
         match self.shape[..] {
             [n, c, h, w] => Ok([n, c, h, w]),
-            _ => Err(TensorError::RankMismatch { op, expected: 4, found: self.shape.clone() }),
+            _ => Err(TensorError::RankMismatch {
+                op,
+                expected: 4,
+                found: self.shape.clone(),
+            }),
         }
     }
 
@@ -82,13 +106,20 @@ impl<T: Float> Tensor<T> {
     pub fn dims2(&self, op: &'static str) -> Result<[usize; 2], TensorError> {
         match self.shape[..] {
             [r, c] => Ok([r, c]),
-            _ => Err(TensorError::RankMismatch { op, expected: 2, found: self.shape.clone() }),
+            _ => Err(TensorError::RankMismatch {
+                op,
+                expected: 2,
+                found: self.shape.clone(),
+            }),
         }
     }
 
     /// Converts every element to another float type.
     pub fn cast<U: Float>(&self) -> Tensor<U> {
-        Tensor { shape: self.shape.clone(), data: self.data.iter().map(|&v| U::from_f64(v.to_f64())).collect() }
+        Tensor {
+            shape: self.shape.clone(),
+            data: self.data.iter().map(|&v| U::from_f64(v.to_f64())).collect(),
+        }
     }
 
     /// True when every element is finite.
@@ -99,7 +130,11 @@ impl<T: Float> Tensor<T> {
     /// Fails unless `self` has exactly `expected` shape.
     pub fn expect_shape(&self, op: &'static str, expected: &[usize]) -> Result<(), TensorError> {
         if self.shape != expected {
-            return Err(TensorError::ShapeMismatch { op, expected: expected.to_vec(), found: self.shape.clone() });
+            return Err(TensorError::ShapeMismatch {
+                op,
+                expected: expected.to_vec(),
+                found: self.shape.clone(),
+            });
         }
         Ok(())
     }

@@ -11,16 +11,36 @@ pub fn assert_close<T: Float>(what: &str, got: &[T], want: &[T], atol: f64, rtol
 }
 
 /// Like [`assert_close`] but returns the message instead of panicking (for proptest).
-pub fn check_close<T: Float>(what: &str, got: &[T], want: &[T], atol: f64, rtol: f64) -> Result<(), String> {
+pub fn check_close<T: Float>(
+    what: &str,
+    got: &[T],
+    want: &[T],
+    atol: f64,
+    rtol: f64,
+) -> Result<(), String> {
     if got.len() != want.len() {
-        return Err(format!("{what}: length {} vs expected {}", got.len(), want.len()));
+        return Err(format!(
+            "{what}: length {} vs expected {}",
+            got.len(),
+            want.len()
+        ));
     }
     let mut worst: Option<(usize, f64)> = None;
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let (g, w) = (g.to_f64(), w.to_f64());
         let excess = (g - w).abs() - (atol + rtol * w.abs());
-        if !(excess <= 0.0) && worst.is_none_or(|(_, e)| excess > e || excess.is_nan()) {
-            worst = Some((i, if excess.is_nan() { f64::INFINITY } else { excess }));
+        // Written as `!(excess <= 0)` so that a NaN difference counts as a failure.
+        #[allow(clippy::neg_cmp_op_on_partial_ord)]
+        let failed = !(excess <= 0.0);
+        if failed && worst.is_none_or(|(_, e)| excess > e || excess.is_nan()) {
+            worst = Some((
+                i,
+                if excess.is_nan() {
+                    f64::INFINITY
+                } else {
+                    excess
+                },
+            ));
         }
     }
     match worst {

@@ -1,0 +1,165 @@
+//! Max pooling: the forward (with argmax), its backward, and an argmax-free forward for inference.
+//!
+//! Backward derivation. Within one (n, c) plane, `y[j] = x[a(j)]` where `a(j)` is the argmax of
+//! window `j`. Away from ties the winner does not move under a small change of `x`, so
+//! `dy[j]/dx[i] = 1 if a(j) == i else 0`, and the chain rule gives
+//! `dx[i] = sum over j with a(j) == i of dy[j]`: a scatter-add of `dy` to the stored argmax. With
+//! overlapping windows (stride < kernel) one input can win several windows, so the adds
+//! accumulate. At a tie the function is not differentiable; routing the gradient to the first
+//! maximum (the one the forward chose) is a valid subgradient choice.
+
+use rayon::prelude::*;
+use tensor::Float;
+
+use crate::Pool2dGeometry;
+
+/// Max pooling forward: writes each window's maximum to `output` and its position to `argmax`.
+///
+/// - `input`: `(N, C, H, W)`, `g.input_len()` elements.
+/// - `output`: `(N, C, H_out, W_out)`, `g.output_len()` elements, overwritten.
+/// - `argmax`: same shape as `output`; `argmax[i]` is the index of the winning element inside
+///   its own (n, c) input plane, `row * in_w + col` in `0..in_h * in_w` (not a flat index into
+///   `input`), so the u32 range is enough for any plane the geometry accepts.
+///
+/// Ties: the first maximum in row-major window order wins (comparison is strictly greater).
+/// NaN: if any element of a window is NaN the output is NaN (the first NaN in row-major window
+/// order, bit for bit) and the argmax points at it, so a NaN is propagated, never dropped.
+///
+/// Planes are pooled in parallel and independently, so the result is bitwise the same for any
+/// number of threads. Panics if a buffer length does not match `g` (a programming error).
+pub fn max_pool2d_forward<T: Float>(
+    g: &Pool2dGeometry,
+    input: &[T],
+    output: &mut [T],
+    argmax: &mut [u32],
+) {
+    let op = "max_pool2d_forward";
+    g.assert_consistent(op);
+    assert_len(op, "input", input.len(), g.input_len());
+    assert_len(op, "output", output.len(), g.output_len());
+    assert_len(op, "argmax", argmax.len(), g.output_len());
+    output
+        .par_chunks_mut(g.out_plane())
+        .zip(argmax.par_chunks_mut(g.out_plane()))
+        .zip(input.par_chunks(g.in_plane()))
+        .for_each(|((out, arg), plane)| {
+            // out, arg: (H_out, W_out); plane: (H, W)
+            for oh in 0..g.out_h {
+                for ow in 0..g.out_w {
+                    let (value, index) = window_max(g, plane, oh, ow);
+                    out[oh * g.out_w + ow] = value;
+                    // Fits: the geometry caps in_h * in_w at u32::MAX.
+                    arg[oh * g.out_w + ow] = index as u32;
+                }
+            }
+        });
+}
+
+/// Max pooling backward: overwrites `grad_input` with the gradient of the pooling.
+///
+/// `grad_input` is first zeroed, then each `grad_output` element is added to the input
+/// position its `argmax` names; overlapping windows that share a winner accumulate.
+///
+/// - `grad_output`, `argmax`: `(N, C, H_out, W_out)`, `g.output_len()` elements; `argmax` as
+///   written by [`max_pool2d_forward`] for the same geometry.
+/// - `grad_input`: `(N, C, H, W)`, `g.input_len()` elements, overwritten.
+///
+/// Each plane is handled by one task, adding in row-major output order, so the result is
+/// bitwise the same for any number of threads. Panics if a buffer length does not match `g`
+/// or an argmax lies outside its plane.
+pub fn max_pool2d_backward<T: Float>(
+    g: &Pool2dGeometry,
+    grad_output: &[T],
+    argmax: &[u32],
+    grad_input: &mut [T],
+) {
+    let op = "max_pool2d_backward";
+    g.assert_consistent(op);
+    assert_len(op, "grad_output", grad_output.len(), g.output_len());
+    assert_len(op, "argmax", argmax.len(), g.output_len());
+    assert_len(op, "grad_input", grad_input.len(), g.input_len());
+    let in_plane = g.in_plane();
+    grad_input
+        .par_chunks_mut(in_plane)
+        .zip(grad_output.par_chunks(g.out_plane()))
+        .zip(argmax.par_chunks(g.out_plane()))
+        .for_each(|((grad_plane, grad_out), arg)| {
+            // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
+            grad_plane.fill(T::ZERO);
+            for (&dy, &a) in grad_out.iter().zip(arg) {
+                let a = a as usize;
+                assert!(
+                    a < in_plane,
+                    "{op}: argmax {a} lies outside its plane of {in_plane} elements"
+                );
+                grad_plane[a] += dy;
+            }
+        });
+}
+
+/// Max pooling forward without argmax, for inference (no-record mode).
+///
+/// Writes exactly the values [`max_pool2d_forward`] writes (same ties, same NaN rule, bit for
+/// bit), without the argmax buffer a backward would need.
+pub fn max_pool2d_forward_inference<T: Float>(g: &Pool2dGeometry, input: &[T], output: &mut [T]) {
+    let op = "max_pool2d_forward_inference";
+    g.assert_consistent(op);
+    assert_len(op, "input", input.len(), g.input_len());
+    assert_len(op, "output", output.len(), g.output_len());
+    output
+        .par_chunks_mut(g.out_plane())
+        .zip(input.par_chunks(g.in_plane()))
+        .for_each(|(out, plane)| {
+            // out: (H_out, W_out); plane: (H, W)
+            for oh in 0..g.out_h {
+                for ow in 0..g.out_w {
+                    out[oh * g.out_w + ow] = window_max(g, plane, oh, ow).0;
+                }
+            }
+        });
+}
+
+/// The value and in-plane index of the winner of window `(oh, ow)` of one `(H, W)` plane.
+///
+/// Shared by both forwards so they cannot disagree on ties or NaN.
+#[inline(always)]
+fn window_max<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -> (T, usize) {
+    let top = oh * g.stride;
+    let left = ow * g.stride;
+    let mut best_index = top * g.in_w + left;
+    let mut best = plane[best_index];
+    if is_nan(best) {
+        return (best, best_index);
+    }
+    for kh in 0..g.kernel {
+        let row_start = (top + kh) * g.in_w + left;
+        // One slice per window row: the inner loop then needs no bounds checks.
+        let row = &plane[row_start..row_start + g.kernel];
+        for (kw, &v) in row.iter().enumerate() {
+            // Strictly greater, so a tie keeps the earlier element. A NaN compares false
+            // with everything and would be skipped silently, so it is caught here and ends
+            // the search: the first NaN is the window's result.
+            if v > best {
+                best = v;
+                best_index = row_start + kw;
+            } else if is_nan(v) {
+                return (v, row_start + kw);
+            }
+        }
+    }
+    (best, best_index)
+}
+
+/// True for NaN (the `Float` trait has no `is_nan`; widening to f64 keeps NaN a NaN).
+#[inline(always)]
+fn is_nan<T: Float>(v: T) -> bool {
+    v.to_f64().is_nan()
+}
+
+/// Panics with the op, the buffer name and both lengths when a buffer does not fit the geometry.
+fn assert_len(op: &str, buffer: &str, found: usize, expected: usize) {
+    assert!(
+        found == expected,
+        "{op}: {buffer} has {found} elements, geometry expects {expected}"
+    );
+}

@@ -1,0 +1,19 @@
+//! Model checkpoints: named F32 tensors in PyTorch layout, stored as checksummed safetensors files.
+
+mod decode;
+mod encode;
+mod error;
+mod format;
+mod layout;
+#[cfg(test)]
+mod proptests;
+#[cfg(test)]
+mod tests;
+
+pub use decode::from_bytes;
+pub use encode::to_bytes;
+pub use error::CheckpointError;
+pub use format::{
+    load, save, Checkpoint, NamedTensor, CHECKSUM_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY,
+    MAX_HEADER_BYTES,
+};

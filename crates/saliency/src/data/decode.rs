@@ -1,0 +1,162 @@
+//! Decoding one image file for `image_folder`: PNG or JPEG under size limits, behind a panic guard, to (C, H, W) floats.
+
+use std::io::Cursor;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::Path;
+
+use image::imageops::FilterType;
+use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
+
+use crate::data::image_folder::ImageFolderOptions;
+
+/// Reads, decodes and resizes one file into `out` (C, size, size); the error says why not.
+pub(crate) fn decode_into(
+    path: &Path,
+    opts: &ImageFolderOptions,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| format!("an unreadable file ({e})"))?
+        .len();
+    if len == 0 {
+        return Err("an empty file (zero bytes)".into());
+    }
+    if len > opts.max_file_bytes {
+        return Err(format!(
+            "a file too large ({len} bytes; the limit is {} bytes)",
+            opts.max_file_bytes
+        ));
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("an unreadable file ({e})"))?;
+    // A decoder bug on hostile input must not take the whole load down.
+    let image = panic::catch_unwind(AssertUnwindSafe(|| decode_bytes(&bytes, opts)))
+        .unwrap_or_else(|_| Err("data that made the decoder panic (corrupt image)".into()))?;
+    write_nchw(&image, opts, out);
+    Ok(())
+}
+
+/// Decodes PNG or JPEG bytes under the size limits of `opts`.
+fn decode_bytes(bytes: &[u8], opts: &ImageFolderOptions) -> Result<DynamicImage, String> {
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|e| format!("an unreadable file ({e})"))?;
+    match reader.format() {
+        None => return Err("a file that is not an image (unknown format)".into()),
+        Some(ImageFormat::Jpeg) => check_jpeg_complete(bytes)?,
+        Some(_) => {}
+    }
+    // Limits are checked against the header before the pixel buffer is allocated; this is what
+    // refuses a small file that claims a huge image.
+    let mut limits = Limits::default();
+    limits.max_image_width = Some(opts.max_width);
+    limits.max_image_height = Some(opts.max_height);
+    limits.max_alloc = Some(opts.max_alloc);
+    reader.limits(limits);
+    reader.decode().map_err(|e| {
+        let kind = match &e {
+            ImageError::Limits(_) => "an image too large",
+            ImageError::Decoding(_) => "corrupt image data",
+            ImageError::IoError(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                "corrupt image data (cut short)"
+            }
+            ImageError::Unsupported(_) => "an unsupported image format",
+            _ => "an unreadable image",
+        };
+        format!("{kind} ({e})")
+    })
+}
+
+/// Refuses a JPEG cut short: the decoder fills missing image data with gray and reports no
+/// error, so a truncated download would otherwise load as a half-gray photo.
+///
+/// Walks the header segments to the first start-of-scan (FF DA) and requires an end-of-image
+/// marker (FF D9) after it; inside the scan data an FF byte is always followed by 00 or a restart
+/// code, so FF D9 there can only be the real end. Header damage is left to the decoder.
+fn check_jpeg_complete(bytes: &[u8]) -> Result<(), String> {
+    let mut i = 2; // past the start-of-image marker FF D8
+    let scan_start = loop {
+        if i + 4 > bytes.len() || bytes[i] != 0xFF {
+            return Ok(());
+        }
+        match bytes[i + 1] {
+            0xFF => i += 1,               // fill byte before a marker
+            0xDA => break i,              // start of scan
+            0x01 | 0xD0..=0xD7 => i += 2, // markers without a length
+            _ => i += 2 + usize::from(u16::from_be_bytes([bytes[i + 2], bytes[i + 3]])),
+        }
+    };
+    if bytes[scan_start..].windows(2).any(|w| w == [0xFF, 0xD9]) {
+        Ok(())
+    } else {
+        Err(
+            "corrupt image data (a truncated JPEG: no end-of-image marker after the scan data)"
+                .into(),
+        )
+    }
+}
+
+/// Converts to RGB or luma, resizes to `size` x `size` and writes (C, H, W) floats in [0, 1].
+///
+/// Resizing happens on 8-bit pixels, as PIL and Keras do in the study's scripts.
+fn write_nchw(image: &DynamicImage, opts: &ImageFolderOptions, out: &mut [f32]) {
+    let side = opts.size as u32;
+    let hw = opts.size * opts.size;
+    if opts.gray {
+        let mut g = image.to_luma8();
+        if g.dimensions() != (side, side) {
+            g = image::imageops::resize(&g, side, side, FilterType::Triangle);
+        }
+        for (o, &v) in out.iter_mut().zip(g.as_raw()) {
+            *o = f32::from(v) / 255.0;
+        }
+    } else {
+        let mut rgb = image.to_rgb8();
+        if rgb.dimensions() != (side, side) {
+            rgb = image::imageops::resize(&rgb, side, side, FilterType::Triangle);
+        }
+        // Interleaved HWC in, planar CHW out.
+        for (p, px) in rgb.as_raw().chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                out[c * hw + p] = f32::from(px[c]) / 255.0;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jpeg_completeness_check() {
+        let real = std::fs::read(
+            crate::data::test_data_dir()
+                .join("flowers/tulips")
+                .read_dir()
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .path(),
+        )
+        .unwrap();
+        assert_eq!(check_jpeg_complete(&real), Ok(()));
+        // Cut inside the scan data: no end marker after the start of scan.
+        let m = check_jpeg_complete(&real[..real.len() - 10]).unwrap_err();
+        assert!(m.contains("truncated JPEG"), "{m}");
+        // Cut inside the header: left to the decoder, which reports it.
+        assert_eq!(check_jpeg_complete(&real[..20]), Ok(()));
+        let m = decode_bytes(&real[..20], &ImageFolderOptions::default()).unwrap_err();
+        assert!(m.contains("corrupt") || m.contains("unreadable"), "{m}");
+    }
+
+    #[test]
+    fn zero_byte_file_is_named_as_such() {
+        let p =
+            std::env::temp_dir().join(format!("saliency-decode-empty-{}.png", std::process::id()));
+        std::fs::write(&p, b"").unwrap();
+        let m = decode_into(&p, &ImageFolderOptions::default(), &mut []).unwrap_err();
+        assert!(m.contains("zero bytes"), "{m}");
+        std::fs::remove_file(&p).unwrap();
+    }
+}

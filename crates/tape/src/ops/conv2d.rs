@@ -1,0 +1,104 @@
+//! conv2d: `y = conv(x, w) + b` via im2col + GEMM (kernels in the `conv` crate).
+
+use conv::Conv2dGeometry;
+use tensor::{Float, Tensor};
+
+use crate::op::Op;
+use crate::{Gradients, NodeId, Tape, TapeError};
+
+/// What conv2d's backward needs: the inputs by id and the geometry.
+pub(crate) struct Conv2dOp {
+    input: NodeId,
+    weight: NodeId,
+    bias: Option<NodeId>,
+    geom: Conv2dGeometry,
+}
+
+impl<T: Float> Tape<T> {
+    /// 2-D convolution. `x`: (N, C, H, W); `weight`: (Cout, C, K, K); `bias`: (Cout); square
+    /// kernel, the same stride and zero padding on both axes. Output (N, Cout, OH, OW).
+    pub fn conv2d(
+        &mut self,
+        x: NodeId,
+        weight: NodeId,
+        bias: Option<NodeId>,
+        stride: usize,
+        padding: usize,
+    ) -> Result<NodeId, TapeError> {
+        let [n, c, h, w] = self.try_value("conv2d", x)?.dims4("conv2d input")?;
+        let wshape = self.try_value("conv2d", weight)?.shape().to_vec();
+        let (cout, k) = match wshape[..] {
+            [co, ci, kh, kw] if ci == c && kh == kw => (co, kh),
+            _ => {
+                return Err(TapeError::Shape {
+                    op: "conv2d",
+                    expected: format!("weight (Cout, {c}, K, K)"),
+                    found: wshape,
+                });
+            }
+        };
+        if let Some(b) = bias {
+            let bshape = self.try_value("conv2d", b)?.shape();
+            if bshape != [cout] {
+                return Err(TapeError::Shape {
+                    op: "conv2d",
+                    expected: format!("bias ({cout})"),
+                    found: bshape.to_vec(),
+                });
+            }
+        }
+        let geom = Conv2dGeometry::new(n, c, h, w, cout, k, stride, padding)?;
+        let mut out = vec![T::ZERO; geom.output_len()];
+        let mut ws = std::mem::take(&mut self.workspace);
+        {
+            let xv = self.value(x).data();
+            let wv = self.value(weight).data();
+            let bv = bias.map(|b| self.value(b).data());
+            conv::conv2d_forward(&geom, xv, wv, bv, &mut out, &mut ws);
+        }
+        self.workspace = ws;
+        let value = Tensor::from_vec(&[n, cout, geom.out_h, geom.out_w], out)?;
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        Ok(self.push(
+            value,
+            Op::Conv2d(Conv2dOp {
+                input: x,
+                weight,
+                bias,
+                geom,
+            }),
+            &inputs,
+        ))
+    }
+}
+
+impl Conv2dOp {
+    pub(crate) fn backward<T: Float>(
+        &self,
+        tape: &Tape<T>,
+        g: &Tensor<T>,
+        grads: &mut Gradients<T>,
+        ws: &mut Vec<T>,
+    ) -> Result<(), TapeError> {
+        let geom = &self.geom;
+        let x = tape.try_value("conv2d backward", self.input)?;
+        let w = tape.try_value("conv2d backward", self.weight)?;
+        if tape.needs_grad(self.input) {
+            let mut dx = vec![T::ZERO; geom.input_len()];
+            conv::conv2d_backward_input(geom, w.data(), g.data(), &mut dx, ws);
+            grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
+        }
+        if tape.needs_grad(self.weight) {
+            let mut dw = vec![T::ZERO; geom.weight_len()];
+            conv::conv2d_backward_weight(geom, x.data(), g.data(), &mut dw, ws);
+            grads.accumulate(self.weight, Tensor::from_vec(w.shape(), dw)?);
+        }
+        if let Some(b) = self.bias.filter(|&b| tape.needs_grad(b)) {
+            let mut db = vec![T::ZERO; geom.out_channels];
+            conv::conv2d_backward_bias(geom, g.data(), &mut db);
+            grads.accumulate(b, Tensor::from_vec(&[geom.out_channels], db)?);
+        }
+        Ok(())
+    }
+}

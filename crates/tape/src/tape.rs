@@ -1,0 +1,168 @@
+//! `Tape`: the node list, leaf creation, and the reverse walk.
+
+use tensor::{Float, Tensor};
+
+use crate::gradients::Gradients;
+use crate::op::Op;
+use crate::TapeError;
+
+/// Index of a node on its tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(pub usize);
+
+/// One recorded value and how it was made.
+pub(crate) struct Node<T> {
+    /// `None` once released in no-record mode.
+    pub(crate) value: Option<Tensor<T>>,
+    pub(crate) op: Op<T>,
+    /// True when some variable reaches this node, so backward must pass gradient through it.
+    pub(crate) needs_grad: bool,
+}
+
+/// A Wengert list: values in push order, each with the op that made it.
+pub struct Tape<T: Float> {
+    pub(crate) nodes: Vec<Node<T>>,
+    recording: bool,
+    /// Scratch space for kernels (im2col columns), kept across ops so steady state does not allocate.
+    pub(crate) workspace: Vec<T>,
+}
+
+impl<T: Float> Default for Tape<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Float> Tape<T> {
+    /// A recording tape: every op keeps what its backward needs.
+    pub fn new() -> Self {
+        Self {
+            nodes: Vec::new(),
+            recording: true,
+            workspace: Vec::new(),
+        }
+    }
+
+    /// A tape for inference only: ops keep no backward caches and `backward` refuses.
+    pub fn no_record() -> Self {
+        Self {
+            nodes: Vec::new(),
+            recording: false,
+            workspace: Vec::new(),
+        }
+    }
+
+    /// True unless made with [`Tape::no_record`].
+    pub fn is_recording(&self) -> bool {
+        self.recording
+    }
+
+    /// Number of nodes recorded.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// True when nothing has been recorded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+
+    /// Forgets every node but keeps allocations, ready for the next step.
+    pub fn clear(&mut self) {
+        self.nodes.clear();
+    }
+
+    /// A leaf whose gradient backward reports (a parameter, or an input being attributed).
+    pub fn variable(&mut self, value: Tensor<T>) -> NodeId {
+        let needs_grad = self.recording;
+        self.nodes.push(Node {
+            value: Some(value),
+            op: Op::Leaf,
+            needs_grad,
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// A leaf without gradient (data, labels, fixed weights).
+    pub fn constant(&mut self, value: Tensor<T>) -> NodeId {
+        self.nodes.push(Node {
+            value: Some(value),
+            op: Op::Leaf,
+            needs_grad: false,
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// The value of a node. Panics if `id` is not from this tape or was released: both are
+    /// programming errors, not input errors.
+    pub fn value(&self, id: NodeId) -> &Tensor<T> {
+        self.try_value("value", id).expect("node value")
+    }
+
+    /// The value of a node, or an error if it was released.
+    pub(crate) fn try_value(&self, op: &'static str, id: NodeId) -> Result<&Tensor<T>, TapeError> {
+        self.nodes[id.0]
+            .value
+            .as_ref()
+            .ok_or(TapeError::Released { op, node: id.0 })
+    }
+
+    /// Drops a node's value to free memory. Only in no-record mode, where no backward will
+    /// need it; on a recording tape this does nothing.
+    pub fn release(&mut self, id: NodeId) {
+        if !self.recording {
+            self.nodes[id.0].value = None;
+        }
+    }
+
+    /// Pushes a computed value. `inputs` decide whether gradient must flow through it; in
+    /// no-record mode the op is forgotten.
+    pub(crate) fn push(&mut self, value: Tensor<T>, op: Op<T>, inputs: &[NodeId]) -> NodeId {
+        let needs_grad = self.recording && inputs.iter().any(|i| self.nodes[i.0].needs_grad);
+        let op = if needs_grad { op } else { Op::Leaf };
+        self.nodes.push(Node {
+            value: Some(value),
+            op,
+            needs_grad,
+        });
+        NodeId(self.nodes.len() - 1)
+    }
+
+    /// True when backward must compute a gradient for `id`.
+    pub(crate) fn needs_grad(&self, id: NodeId) -> bool {
+        self.nodes[id.0].needs_grad
+    }
+
+    /// Reverse-mode differentiation of the one-element node `output` with respect to every
+    /// variable it depends on.
+    pub fn backward(&self, output: NodeId) -> Result<Gradients<T>, TapeError> {
+        if !self.recording {
+            return Err(TapeError::NoRecord);
+        }
+        let out = self.try_value("backward", output)?;
+        if out.numel() != 1 {
+            return Err(TapeError::NotScalar {
+                found: out.shape().to_vec(),
+            });
+        }
+        let mut grads = Gradients {
+            grads: (0..self.nodes.len()).map(|_| None).collect(),
+        };
+        grads.grads[output.0] = Some(Tensor::full(out.shape(), T::ONE));
+        let mut workspace = Vec::new();
+        for i in (0..=output.0).rev() {
+            let node = &self.nodes[i];
+            if matches!(node.op, Op::Leaf) || !node.needs_grad {
+                continue;
+            }
+            // Every consumer of node i has a larger index, so its gradient is complete here.
+            // Intermediate gradients are dropped once propagated; only leaves keep theirs.
+            let Some(g) = grads.grads[i].take() else {
+                continue;
+            };
+            node.op
+                .backward(self, NodeId(i), &g, &mut grads, &mut workspace)?;
+        }
+        Ok(grads)
+    }
+}

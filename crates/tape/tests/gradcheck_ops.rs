@@ -1,0 +1,254 @@
+//! Every tape op against central finite differences in f64, on proptest-generated shapes and values.
+
+use proptest::prelude::*;
+use tape::gradcheck::{check_gradients, random_values};
+use tape::{BatchNormMode, NodeId, Tape, TapeError};
+use tensor::Tensor;
+
+const H: f64 = 1e-6;
+const ATOL: f64 = 1e-6;
+const RTOL: f64 = 1e-4;
+
+fn config() -> ProptestConfig {
+    ProptestConfig {
+        cases: 24,
+        ..ProptestConfig::default()
+    }
+}
+
+/// Random values in [-1, 1).
+fn rand_tensor(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::from_vec(shape, random_values(shape.iter().product(), seed)).unwrap()
+}
+
+/// Values at least 0.1 away from zero, so a ReLU kink is never within the finite-difference step.
+fn away_from_zero(shape: &[usize], seed: u64) -> Tensor<f64> {
+    let v = random_values(shape.iter().product(), seed)
+        .into_iter()
+        .map(|x| x.signum() * (0.1 + x.abs()))
+        .collect();
+    Tensor::from_vec(shape, v).unwrap()
+}
+
+/// Distinct values spaced at least 1/n apart in a random order, so no max-pool window ties and
+/// no winner changes within the finite-difference step.
+fn distinct(shape: &[usize], seed: u64) -> Tensor<f64> {
+    let n: usize = shape.iter().product();
+    let r = random_values(n, seed);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&a, &b| r[a].partial_cmp(&r[b]).unwrap());
+    let mut v = vec![0.0; n];
+    for (rank, &i) in order.iter().enumerate() {
+        v[i] = rank as f64 / n as f64 * 2.0 - 1.0;
+    }
+    Tensor::from_vec(shape, v).unwrap()
+}
+
+fn run(
+    build: &dyn Fn(&mut Tape<f64>, &[NodeId]) -> Result<NodeId, TapeError>,
+    inputs: &[Tensor<f64>],
+    seed: u64,
+) -> Result<(), TestCaseError> {
+    check_gradients(build, inputs, seed, H, ATOL, RTOL).map_err(TestCaseError::fail)
+}
+
+/// A valid conv geometry: (batch, cin, cout, h, w, kernel, stride, padding).
+fn conv_case() -> impl Strategy<Value = (usize, usize, usize, usize, usize, usize, usize, usize)> {
+    (
+        1usize..=3,
+        1usize..=4,
+        1usize..=4,
+        3usize..=12,
+        3usize..=12,
+        1usize..=5,
+        1usize..=3,
+        0usize..=2,
+    )
+        .prop_filter(
+            "kernel fits the padded input",
+            |&(_, _, _, h, w, k, _, p)| k <= h + 2 * p && k <= w + 2 * p && p < k,
+        )
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    #[test]
+    fn conv2d_input_weight_bias((n, cin, cout, h, w, k, s, p) in conv_case(), seed in any::<u64>()) {
+        let inputs = [rand_tensor(&[n, cin, h, w], seed), rand_tensor(&[cout, cin, k, k], seed ^ 1), rand_tensor(&[cout], seed ^ 2)];
+        run(&|t, x| t.conv2d(x[0], x[1], Some(x[2]), s, p), &inputs, seed)?;
+    }
+
+    #[test]
+    fn max_pool2d(n in 1usize..=3, c in 1usize..=4, h in 3usize..=12, w in 3usize..=12, k in 1usize..=4, s in 1usize..=3, seed in any::<u64>()) {
+        prop_assume!(k <= h && k <= w);
+        run(&|t, x| t.max_pool2d(x[0], k, s), &[distinct(&[n, c, h, w], seed)], seed)?;
+    }
+
+    #[test]
+    fn linear(n in 1usize..=4, fin in 1usize..=9, fout in 1usize..=7, seed in any::<u64>()) {
+        let inputs = [rand_tensor(&[n, fin], seed), rand_tensor(&[fout, fin], seed ^ 1), rand_tensor(&[fout], seed ^ 2)];
+        run(&|t, x| t.linear(x[0], x[1], Some(x[2])), &inputs, seed)?;
+    }
+
+    #[test]
+    fn relu(n in 1usize..=3, c in 1usize..=4, hw in 1usize..=6, seed in any::<u64>()) {
+        run(&|t, x| t.relu(x[0]), &[away_from_zero(&[n, c, hw, hw], seed)], seed)?;
+    }
+
+    #[test]
+    fn reshape_and_flatten(n in 1usize..=3, c in 1usize..=4, hw in 1usize..=5, seed in any::<u64>()) {
+        run(&|t, x| { let f = t.flatten(x[0])?; t.reshape(f, &[n * c, hw * hw]) }, &[rand_tensor(&[n, c, hw, hw], seed)], seed)?;
+    }
+
+    #[test]
+    fn dropout(n in 1usize..=3, f in 1usize..=20, p in 0.0f64..0.9, seed in any::<u64>()) {
+        run(&|t, x| t.dropout(x[0], p, seed), &[rand_tensor(&[n, f], seed)], seed)?;
+    }
+
+    #[test]
+    fn batch_norm_train(n in 1usize..=3, c in 1usize..=4, hw in 2usize..=5, seed in any::<u64>()) {
+        let inputs = [rand_tensor(&[n, c, hw, hw], seed), away_from_zero(&[c], seed ^ 1), rand_tensor(&[c], seed ^ 2)];
+        run(&|t, x| Ok(t.batch_norm2d(x[0], x[1], x[2], 1e-3, BatchNormMode::Train)?.node), &inputs, seed)?;
+    }
+
+    #[test]
+    fn batch_norm_eval(n in 1usize..=3, c in 1usize..=4, hw in 1usize..=5, seed in any::<u64>()) {
+        let mean = random_values(c, seed ^ 3);
+        let var: Vec<f64> = random_values(c, seed ^ 4).iter().map(|v| v.abs() + 0.5).collect();
+        let inputs = [rand_tensor(&[n, c, hw, hw], seed), rand_tensor(&[c], seed ^ 1), rand_tensor(&[c], seed ^ 2)];
+        run(&|t, x| Ok(t.batch_norm2d(x[0], x[1], x[2], 1e-3, BatchNormMode::Eval { running_mean: &mean, running_var: &var })?.node), &inputs, seed)?;
+    }
+
+    #[test]
+    fn softmax_and_log_softmax(n in 1usize..=4, k in 1usize..=10, seed in any::<u64>()) {
+        let x = [rand_tensor(&[n, k], seed)];
+        run(&|t, x| t.softmax(x[0]), &x, seed)?;
+        run(&|t, x| t.log_softmax(x[0]), &x, seed)?;
+    }
+
+    #[test]
+    fn cross_entropy_and_nll(n in 1usize..=4, k in 2usize..=10, seed in any::<u64>()) {
+        let labels: Vec<usize> = random_values(n, seed ^ 9).iter().map(|v| ((v + 1.0) / 2.0 * k as f64) as usize % k).collect();
+        let x = [rand_tensor(&[n, k], seed)];
+        run(&|t, x| t.cross_entropy(x[0], &labels), &x, seed)?;
+        run(&|t, x| { let lp = t.log_softmax(x[0])?; t.nll(lp, &labels) }, &x, seed)?;
+    }
+
+    #[test]
+    fn reductions_and_elementwise(n in 1usize..=4, k in 1usize..=8, seed in any::<u64>()) {
+        let ab = [rand_tensor(&[n, k], seed), rand_tensor(&[n, k], seed ^ 1)];
+        run(&|t, x| t.sum(x[0]), &ab[..1], seed)?;
+        run(&|t, x| t.mean(x[0]), &ab[..1], seed)?;
+        run(&|t, x| t.scale(x[0], -1.75), &ab[..1], seed)?;
+        run(&|t, x| t.square_sum(x[0]), &ab[..1], seed)?;
+        run(&|t, x| t.add(x[0], x[1]), &ab, seed)?;
+        run(&|t, x| t.mul(x[0], x[1]), &ab, seed)?;
+        // The same node used twice accumulates both gradients: d(a*a)/da = 2a.
+        run(&|t, x| t.mul(x[0], x[0]), &ab[..1], seed)?;
+    }
+
+    #[test]
+    fn max_row_and_select(n in 1usize..=4, k in 1usize..=8, seed in any::<u64>()) {
+        let idx: Vec<usize> = (0..n).map(|i| (i * 7 + seed as usize) % k).collect();
+        run(&|t, x| t.max_row(x[0]), &[distinct(&[n, k], seed)], seed)?;
+        run(&|t, x| t.select(x[0], &idx), &[rand_tensor(&[n, k], seed)], seed)?;
+    }
+}
+
+#[test]
+fn backward_from_a_non_loss_scalar_reaches_inputs() {
+    // The top softmax probability of a linear model, differentiated w.r.t. the input.
+    let mut tape = Tape::<f64>::new();
+    let x = tape.variable(Tensor::from_vec(&[1, 3], vec![0.5, -1.0, 2.0]).unwrap());
+    let w = tape.constant(Tensor::from_vec(&[2, 3], vec![1.0, 0.0, 0.0, 0.0, 1.0, 1.0]).unwrap());
+    let logits = tape.linear(x, w, None).unwrap();
+    let p = tape.softmax(logits).unwrap();
+    let top = tape.max_row(p).unwrap();
+    let s = tape.sum(top).unwrap();
+    let g = tape.backward(s).unwrap();
+    let gx = g.get(x).expect("input gradient");
+    // logits (0.5, 1.0): class 1 wins with p1 = sigma(0.5); dp1/dz1 = p1(1-p1) = -dp1/dz0.
+    let p1 = 1.0 / (1.0 + (-0.5f64).exp());
+    let d = p1 * (1.0 - p1);
+    let want = [-d, d, d];
+    for (a, b) in gx.data().iter().zip(want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    assert!(g.get(w).is_none(), "constants get no gradient");
+}
+
+#[test]
+fn backward_refuses_non_scalars_and_no_record_tapes() {
+    let mut tape = Tape::<f32>::new();
+    let x = tape.variable(Tensor::zeros(&[2, 2]));
+    assert!(matches!(tape.backward(x), Err(TapeError::NotScalar { .. })));
+    let mut nr = Tape::<f32>::no_record();
+    let y = nr.variable(Tensor::zeros(&[1]));
+    assert!(matches!(nr.backward(y), Err(TapeError::NoRecord)));
+}
+
+#[test]
+fn labels_out_of_range_are_errors_not_panics() {
+    let mut tape = Tape::<f32>::new();
+    let x = tape.variable(Tensor::zeros(&[2, 3]));
+    let err = tape.cross_entropy(x, &[0, 3]).unwrap_err().to_string();
+    assert!(
+        err.contains("index 3") && err.contains("3 classes"),
+        "{err}"
+    );
+    let err = tape.select(x, &[0]).unwrap_err().to_string();
+    assert!(err.contains("2 labels"), "{err}");
+}
+
+#[test]
+fn f32_and_f64_agree_on_a_small_network() {
+    fn net<T: tensor::Float>(seed: u64) -> (f64, Vec<f64>) {
+        let mut tape = Tape::<T>::new();
+        let x = tape.variable(rand_tensor(&[2, 2, 6, 6], seed).cast());
+        let w = tape.variable(rand_tensor(&[3, 2, 3, 3], seed ^ 1).cast());
+        let b = tape.variable(rand_tensor(&[3], seed ^ 2).cast());
+        let fw = tape.variable(rand_tensor(&[4, 27], seed ^ 3).cast());
+        let c = tape.conv2d(x, w, Some(b), 1, 1).unwrap();
+        let r = tape.relu(c).unwrap();
+        let p = tape.max_pool2d(r, 2, 2).unwrap();
+        let f = tape.flatten(p).unwrap();
+        let l = tape.linear(f, fw, None).unwrap();
+        let loss = tape.cross_entropy(l, &[1, 3]).unwrap();
+        let g = tape.backward(loss).unwrap();
+        let mut all: Vec<f64> = Vec::new();
+        for id in [x, w, b, fw] {
+            all.extend(g.get(id).unwrap().data().iter().map(|v| v.to_f64()));
+        }
+        (tape.value(loss).data()[0].to_f64(), all)
+    }
+    let (l32, g32) = net::<f32>(7);
+    let (l64, g64) = net::<f64>(7);
+    assert!((l32 - l64).abs() < 1e-4 + 1e-3 * l64.abs());
+    tensor::testing::assert_close("f32 vs f64 gradients", &g32, &g64, 1e-4, 1e-3);
+}
+
+#[test]
+fn conv2d_on_inputs_smaller_than_the_kernel() {
+    // deep's conv5..conv9 see 1x1 inputs with 3x3/1/1; alexnet's conv2 sees 2x2 with 5x5/1/2.
+    for (n, cin, cout, h, k, s, p) in [
+        (2, 2, 3, 1, 3, 1, 1),
+        (2, 3, 2, 2, 5, 1, 2),
+        (1, 2, 2, 3, 3, 1, 1),
+    ] {
+        let inputs = [
+            rand_tensor(&[n, cin, h, h], 1),
+            rand_tensor(&[cout, cin, k, k], 2),
+            rand_tensor(&[cout], 3),
+        ];
+        check_gradients(
+            &|t, x| t.conv2d(x[0], x[1], Some(x[2]), s, p),
+            &inputs,
+            4,
+            H,
+            ATOL,
+            RTOL,
+        )
+        .unwrap();
+    }
+}
