@@ -8,3 +8,7 @@ pub mod atomic_file;
 pub mod checkpoint;
 pub mod data;
 pub mod models;
+pub mod infer;
+pub mod loss;
+pub mod model_io;
+pub mod train;

@@ -227,7 +227,8 @@ mod tests {
         draw_text(&mut a, 0, 0, "é", [255, 255, 255], 1);
         draw_text(&mut b, 0, 0, "\u{1F600}", [255, 255, 255], 1);
         assert_eq!(a, b);
-        assert_eq!(lit(&a), 5 + 5 + 3 * 2);
+        // Two full columns of 7 and three columns with only the top and bottom pixel.
+        assert_eq!(lit(&a), 7 + 7 + 3 * 2);
     }
 
     #[test]

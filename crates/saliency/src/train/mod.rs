@@ -1,0 +1,5 @@
+//! Training: optimizers, the minibatch loop, evaluation, resumable state.
+
+pub mod hook;
+
+pub use hook::{TrainHook, TrainState};
