@@ -8,7 +8,11 @@ use crate::models::{Mode, Model, ModelError};
 
 /// Softmax probabilities (N, classes) of `inputs` (N, C, H, W), in evaluation mode on a
 /// no-record tape, `batch` images at a time (memory stays bounded for any N).
-pub fn predict_probs<T: Float>(model: &Model<T>, inputs: &[T], batch: usize) -> Result<Vec<T>, ModelError> {
+pub fn predict_probs<T: Float>(
+    model: &Model<T>,
+    inputs: &[T],
+    batch: usize,
+) -> Result<Vec<T>, ModelError> {
     let per = model.input.iter().product::<usize>();
     let n = inputs.len() / per;
     let mut out = Vec::with_capacity(n * model.classes);
@@ -16,7 +20,13 @@ pub fn predict_probs<T: Float>(model: &Model<T>, inputs: &[T], batch: usize) -> 
         let end = (start + batch.max(1)).min(n);
         let mut tape = Tape::no_record();
         let params = model.bind(&mut tape, false);
-        let x = tape.constant(Tensor::from_vec(&[end - start, model.input[0], model.input[1], model.input[2]], inputs[start * per..end * per].to_vec()).map_err(tape::TapeError::from)?);
+        let x = tape.constant(
+            Tensor::from_vec(
+                &[end - start, model.input[0], model.input[1], model.input[2]],
+                inputs[start * per..end * per].to_vec(),
+            )
+            .map_err(tape::TapeError::from)?,
+        );
         let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
         let p = tape.softmax(logits)?;
         out.extend_from_slice(tape.value(p).data());
@@ -26,7 +36,10 @@ pub fn predict_probs<T: Float>(model: &Model<T>, inputs: &[T], batch: usize) -> 
 
 /// Index of the largest probability in each row (first one on ties).
 pub fn argmax_rows<T: Float>(probs: &[T], classes: usize) -> Vec<usize> {
-    probs.chunks_exact(classes).map(tape::ops::max_row::argmax_first).collect()
+    probs
+        .chunks_exact(classes)
+        .map(tape::ops::max_row::argmax_first)
+        .collect()
 }
 
 /// What to differentiate with respect to the input, per example.
@@ -44,7 +57,11 @@ pub enum Objective {
 
 /// The gradient of `objective` with respect to each input (same shape as `inputs`), and the
 /// per-example objective values. Evaluation mode; parameters are constants on the tape.
-pub fn input_gradients<T: Float>(model: &Model<T>, inputs: &Tensor<T>, objective: &Objective) -> Result<(Tensor<T>, Vec<T>), ModelError> {
+pub fn input_gradients<T: Float>(
+    model: &Model<T>,
+    inputs: &Tensor<T>,
+    objective: &Objective,
+) -> Result<(Tensor<T>, Vec<T>), ModelError> {
     let mut tape = Tape::new();
     let params = model.bind(&mut tape, false);
     let x = tape.variable(inputs.clone());
@@ -67,7 +84,11 @@ pub fn input_gradients<T: Float>(model: &Model<T>, inputs: &Tensor<T>, objective
             // Per-example values for reporting: -log p_y recomputed from the logits.
             let lv = tape.value(logits).data().to_vec();
             let k = model.classes;
-            let values = lv.chunks_exact(k).zip(labels).map(|(row, &y)| per_example_loss(row, y, *kind)).collect();
+            let values = lv
+                .chunks_exact(k)
+                .zip(labels)
+                .map(|(row, &y)| per_example_loss(row, y, *kind))
+                .collect();
             return Ok((g, values));
         }
     };

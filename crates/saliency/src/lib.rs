@@ -6,9 +6,12 @@
 
 pub mod atomic_file;
 pub mod checkpoint;
+pub mod cli;
 pub mod data;
-pub mod models;
 pub mod infer;
 pub mod loss;
 pub mod model_io;
+pub mod models;
+pub mod render;
+pub mod task;
 pub mod train;

@@ -32,13 +32,20 @@ impl FromStr for LossKind {
         match s {
             "cross-entropy" => Ok(LossKind::CrossEntropy),
             "double-softmax" => Ok(LossKind::DoubleSoftmax),
-            other => Err(format!("unknown loss '{other}': expected cross-entropy or double-softmax")),
+            other => Err(format!(
+                "unknown loss '{other}': expected cross-entropy or double-softmax"
+            )),
         }
     }
 }
 
 /// Mean loss over the batch: (N, K) logits against labels. Output [1].
-pub fn mean_loss<T: Float>(tape: &mut Tape<T>, logits: NodeId, labels: &[usize], kind: LossKind) -> Result<NodeId, TapeError> {
+pub fn mean_loss<T: Float>(
+    tape: &mut Tape<T>,
+    logits: NodeId,
+    labels: &[usize],
+    kind: LossKind,
+) -> Result<NodeId, TapeError> {
     match kind {
         LossKind::CrossEntropy => tape.cross_entropy(logits, labels),
         LossKind::DoubleSoftmax => {
@@ -50,7 +57,12 @@ pub fn mean_loss<T: Float>(tape: &mut Tape<T>, logits: NodeId, labels: &[usize],
 
 /// Summed per-example loss `sum_n J(x_n, y_n)`, so the gradient with respect to each input is
 /// that input's own loss gradient (no 1/N factor). Output [1].
-pub fn summed_loss<T: Float>(tape: &mut Tape<T>, logits: NodeId, labels: &[usize], kind: LossKind) -> Result<NodeId, TapeError> {
+pub fn summed_loss<T: Float>(
+    tape: &mut Tape<T>,
+    logits: NodeId,
+    labels: &[usize],
+    kind: LossKind,
+) -> Result<NodeId, TapeError> {
     let n = labels.len();
     let mean = mean_loss(tape, logits, labels, kind)?;
     tape.scale(mean, T::from_usize(n))

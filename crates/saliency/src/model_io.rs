@@ -36,7 +36,12 @@ pub enum ModelIoError {
     Checkpoint(#[from] CheckpointError),
     /// A metadata entry is missing or unreadable.
     #[error("{path}: metadata '{key}': expected {expected}, found {found}")]
-    Metadata { path: String, key: &'static str, expected: String, found: String },
+    Metadata {
+        path: String,
+        key: &'static str,
+        expected: String,
+        found: String,
+    },
     /// The model named in the metadata cannot be built for its input.
     #[error("{path}: {source}")]
     Model { path: String, source: ModelError },
@@ -47,8 +52,14 @@ impl ModelMeta {
         let mut m = BTreeMap::new();
         m.insert("model".into(), self.model.to_string());
         m.insert("dataset".into(), self.dataset.clone());
-        m.insert("input_shape".into(), format!("{},{},{}", self.input[0], self.input[1], self.input[2]));
-        m.insert("classes".into(), serde_json::to_string(&self.class_names).expect("strings serialize"));
+        m.insert(
+            "input_shape".into(),
+            format!("{},{},{}", self.input[0], self.input[1], self.input[2]),
+        );
+        m.insert(
+            "classes".into(),
+            serde_json::to_string(&self.class_names).expect("strings serialize"),
+        );
         m.insert("seed".into(), self.seed.to_string());
         m.insert("step".into(), self.step.to_string());
         m.insert("epoch".into(), self.epoch.to_string());
@@ -57,16 +68,35 @@ impl ModelMeta {
 
     fn from_map(path: &str, m: &BTreeMap<String, String>) -> Result<Self, ModelIoError> {
         let get = |key: &'static str, expected: &str| -> Result<&String, ModelIoError> {
-            m.get(key).ok_or_else(|| ModelIoError::Metadata { path: path.into(), key, expected: expected.into(), found: "nothing".into() })
+            m.get(key).ok_or_else(|| ModelIoError::Metadata {
+                path: path.into(),
+                key,
+                expected: expected.into(),
+                found: "nothing".into(),
+            })
         };
-        let bad = |key: &'static str, expected: &str, found: &str| ModelIoError::Metadata { path: path.into(), key, expected: expected.into(), found: found.into() };
+        let bad = |key: &'static str, expected: &str, found: &str| ModelIoError::Metadata {
+            path: path.into(),
+            key,
+            expected: expected.into(),
+            found: found.into(),
+        };
         let model_s = get("model", "deep, alexnet or medium")?;
-        let model: ModelKind = model_s.parse().map_err(|_| bad("model", "deep, alexnet or medium", model_s))?;
+        let model: ModelKind = model_s
+            .parse()
+            .map_err(|_| bad("model", "deep, alexnet or medium", model_s))?;
         let shape_s = get("input_shape", "C,H,W")?;
-        let dims: Vec<usize> = shape_s.split(',').map(|d| d.trim().parse()).collect::<Result<_, _>>().map_err(|_| bad("input_shape", "C,H,W", shape_s))?;
-        let input: [usize; 3] = dims.try_into().map_err(|_| bad("input_shape", "three numbers C,H,W", shape_s))?;
+        let dims: Vec<usize> = shape_s
+            .split(',')
+            .map(|d| d.trim().parse())
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad("input_shape", "C,H,W", shape_s))?;
+        let input: [usize; 3] = dims
+            .try_into()
+            .map_err(|_| bad("input_shape", "three numbers C,H,W", shape_s))?;
         let classes_s = get("classes", "a JSON list of class names")?;
-        let class_names: Vec<String> = serde_json::from_str(classes_s).map_err(|_| bad("classes", "a JSON list of class names", classes_s))?;
+        let class_names: Vec<String> = serde_json::from_str(classes_s)
+            .map_err(|_| bad("classes", "a JSON list of class names", classes_s))?;
         if class_names.len() < 2 {
             return Err(bad("classes", "at least 2 classes", classes_s));
         }
@@ -74,18 +104,44 @@ impl ModelMeta {
             let s = get(key, "a whole number")?;
             s.parse().map_err(|_| bad(key, "a whole number", s))
         };
-        Ok(Self { model, dataset: get("dataset", "a data set name")?.clone(), input, class_names, seed: num("seed")?, step: num("step")?, epoch: num("epoch")? })
+        Ok(Self {
+            model,
+            dataset: get("dataset", "a data set name")?.clone(),
+            input,
+            class_names,
+            seed: num("seed")?,
+            step: num("step")?,
+            epoch: num("epoch")?,
+        })
     }
 }
 
 /// The model's tensors (parameters then buffers) as checkpoint entries.
 pub fn model_tensors(model: &Model<f32>) -> Vec<NamedTensor> {
-    model.named_tensors().into_iter().map(|(name, t)| NamedTensor { name: name.to_string(), shape: t.shape().to_vec(), data: t.data().to_vec() }).collect()
+    model
+        .named_tensors()
+        .into_iter()
+        .map(|(name, t)| NamedTensor {
+            name: name.to_string(),
+            shape: t.shape().to_vec(),
+            data: t.data().to_vec(),
+        })
+        .collect()
 }
 
 /// Writes `model` and `meta` to `path` atomically.
-pub fn save_model(path: &Path, model: &Model<f32>, meta: &ModelMeta) -> Result<(), CheckpointError> {
-    checkpoint::save(path, &Checkpoint { tensors: model_tensors(model), metadata: meta.to_map() })
+pub fn save_model(
+    path: &Path,
+    model: &Model<f32>,
+    meta: &ModelMeta,
+) -> Result<(), CheckpointError> {
+    checkpoint::save(
+        path,
+        &Checkpoint {
+            tensors: model_tensors(model),
+            metadata: meta.to_map(),
+        },
+    )
 }
 
 /// Rebuilds a model from a checkpoint: reads the metadata, builds that architecture, checks every
@@ -96,17 +152,42 @@ pub fn load_model(path: &Path) -> Result<(Model<f32>, ModelMeta), ModelIoError> 
 }
 
 /// Like [`load_model`], from an already-read checkpoint.
-pub fn model_from_checkpoint(source: &str, ckpt: &Checkpoint) -> Result<(Model<f32>, ModelMeta), ModelIoError> {
+pub fn model_from_checkpoint(
+    source: &str,
+    ckpt: &Checkpoint,
+) -> Result<(Model<f32>, ModelMeta), ModelIoError> {
     let meta = ModelMeta::from_map(source, &ckpt.metadata)?;
-    let mut model: Model<f32> = meta.model.build(meta.input, meta.class_names.len(), 0).map_err(|e| ModelIoError::Model { path: source.into(), source: e })?;
+    let mut model: Model<f32> = meta
+        .model
+        .build(meta.input, meta.class_names.len(), 0)
+        .map_err(|e| ModelIoError::Model {
+            path: source.into(),
+            source: e,
+        })?;
     fill_model(source, &mut model, ckpt)?;
     Ok((model, meta))
 }
 
 /// Copies a checkpoint's tensors into an existing model after checking names and shapes.
-pub fn fill_model(source: &str, model: &mut Model<f32>, ckpt: &Checkpoint) -> Result<(), ModelIoError> {
-    let expected: Vec<(String, Vec<usize>)> = model.named_tensors().iter().map(|(n, t)| (n.to_string(), t.shape().to_vec())).collect();
-    let subset = Checkpoint { tensors: ckpt.tensors.iter().filter(|t| !t.name.starts_with("optimizer.")).cloned().collect(), metadata: BTreeMap::new() };
+pub fn fill_model(
+    source: &str,
+    model: &mut Model<f32>,
+    ckpt: &Checkpoint,
+) -> Result<(), ModelIoError> {
+    let expected: Vec<(String, Vec<usize>)> = model
+        .named_tensors()
+        .iter()
+        .map(|(n, t)| (n.to_string(), t.shape().to_vec()))
+        .collect();
+    let subset = Checkpoint {
+        tensors: ckpt
+            .tensors
+            .iter()
+            .filter(|t| !t.name.starts_with("optimizer."))
+            .cloned()
+            .collect(),
+        metadata: BTreeMap::new(),
+    };
     subset.check_layout(&format!("{source} (model {})", model.kind), &expected)?;
     let n_params = model.params.len();
     for (i, (name, _)) in expected.iter().enumerate() {

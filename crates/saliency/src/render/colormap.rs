@@ -21,7 +21,12 @@ pub enum ColorMap {
 
 impl ColorMap {
     /// Every map, in a fixed order (for help texts and tests).
-    pub const ALL: [ColorMap; 4] = [ColorMap::Inferno, ColorMap::Viridis, ColorMap::Gray, ColorMap::RedBlue];
+    pub const ALL: [ColorMap; 4] = [
+        ColorMap::Inferno,
+        ColorMap::Viridis,
+        ColorMap::Gray,
+        ColorMap::RedBlue,
+    ];
 
     fn name(self) -> &'static str {
         match self {
@@ -49,7 +54,9 @@ impl FromStr for ColorMap {
             "viridis" => Ok(ColorMap::Viridis),
             "gray" | "grey" => Ok(ColorMap::Gray),
             "redblue" | "red-blue" | "red_blue" => Ok(ColorMap::RedBlue),
-            _ => Err(RenderError::UnknownColorMap { found: s.to_string() }),
+            _ => Err(RenderError::UnknownColorMap {
+                found: s.to_string(),
+            }),
         }
     }
 }
@@ -99,8 +106,14 @@ mod tests {
         // Inferno starts at (0, 0, 4) and ends at (252, 255, 164).
         let lo = color(ColorMap::Inferno, 0.0);
         let hi = color(ColorMap::Inferno, 1.0);
-        assert!(lo.iter().all(|&c| c < 10), "inferno(0) = {lo:?}, expected near black");
-        assert!(hi[0] > 240 && hi[1] > 240 && hi[2] > 130 && hi[2] < 200, "inferno(1) = {hi:?}, expected light yellow");
+        assert!(
+            lo.iter().all(|&c| c < 10),
+            "inferno(0) = {lo:?}, expected near black"
+        );
+        assert!(
+            hi[0] > 240 && hi[1] > 240 && hi[2] > 130 && hi[2] < 200,
+            "inferno(1) = {hi:?}, expected light yellow"
+        );
         // Out-of-range t clamps.
         assert_eq!(color(ColorMap::Inferno, -3.0), lo);
         assert_eq!(color(ColorMap::Inferno, 7.0), hi);

@@ -1,18 +1,19 @@
-//! A built-in 5x7 bitmap font for captions, so figures need no system fonts or font crates.
+//! A built-in 5x7 bitmap font (plus a descender row) for captions, so figures need no system fonts or font crates.
 
 use image::{Rgb, RgbImage};
 
 /// Glyph width in font pixels.
 pub const GLYPH_WIDTH: u32 = 5;
-/// Glyph height in font pixels (capitals and digits fill it; there are no descenders).
-pub const GLYPH_HEIGHT: u32 = 7;
+/// Glyph cell height in font pixels: capitals and digits fill the top 7 rows (the baseline is row
+/// 6), and the 8th row holds the descenders of g, j, p, q and y.
+pub const GLYPH_HEIGHT: u32 = 8;
 /// Horizontal distance from one glyph to the next, in font pixels (one blank column between).
 pub const ADVANCE: u32 = GLYPH_WIDTH + 1;
-/// Vertical distance between caption lines, in font pixels (two blank rows between).
+/// Vertical distance between caption lines, in font pixels (two blank rows under the descenders).
 pub const LINE_HEIGHT: u32 = GLYPH_HEIGHT + 2;
 
-/// The classic 5x7 LCD font for ASCII 32..=126: five column bytes per glyph, left to right, bit 0
-/// the top row and bit 6 the bottom one.
+/// The classic 5x7 LCD font for ASCII 32..=126, with descenders added: five column bytes per
+/// glyph, left to right, bit 0 the top row and bit 7 the descender row.
 #[rustfmt::skip]
 const GLYPHS: [[u8; 5]; 95] = [
     [0x00, 0x00, 0x00, 0x00, 0x00], // ' '
@@ -86,17 +87,17 @@ const GLYPHS: [[u8; 5]; 95] = [
     [0x38, 0x44, 0x44, 0x48, 0x7F], // d
     [0x38, 0x54, 0x54, 0x54, 0x18], // e
     [0x08, 0x7E, 0x09, 0x01, 0x02], // f
-    [0x08, 0x54, 0x54, 0x54, 0x3C], // g
+    [0x98, 0xA4, 0xA4, 0xA4, 0x7C], // g
     [0x7F, 0x08, 0x04, 0x04, 0x78], // h
     [0x00, 0x44, 0x7D, 0x40, 0x00], // i
-    [0x20, 0x40, 0x44, 0x3D, 0x00], // j
+    [0x40, 0x80, 0x80, 0x7D, 0x00], // j
     [0x7F, 0x10, 0x28, 0x44, 0x00], // k
     [0x00, 0x41, 0x7F, 0x40, 0x00], // l
     [0x7C, 0x04, 0x18, 0x04, 0x78], // m
     [0x7C, 0x08, 0x04, 0x04, 0x78], // n
     [0x38, 0x44, 0x44, 0x44, 0x38], // o
-    [0x7C, 0x14, 0x14, 0x14, 0x08], // p
-    [0x08, 0x14, 0x14, 0x14, 0x7C], // q
+    [0xFC, 0x24, 0x24, 0x24, 0x18], // p
+    [0x18, 0x24, 0x24, 0x24, 0xFC], // q
     [0x7C, 0x08, 0x04, 0x04, 0x08], // r
     [0x48, 0x54, 0x54, 0x54, 0x20], // s
     [0x04, 0x3F, 0x44, 0x40, 0x20], // t
@@ -104,7 +105,7 @@ const GLYPHS: [[u8; 5]; 95] = [
     [0x1C, 0x20, 0x40, 0x20, 0x1C], // v
     [0x3C, 0x40, 0x30, 0x40, 0x3C], // w
     [0x44, 0x28, 0x10, 0x28, 0x44], // x
-    [0x0C, 0x50, 0x50, 0x50, 0x3C], // y
+    [0x9C, 0xA0, 0xA0, 0xA0, 0x7C], // y
     [0x44, 0x64, 0x54, 0x4C, 0x44], // z
     [0x00, 0x08, 0x36, 0x41, 0x00], // {
     [0x00, 0x00, 0x7F, 0x00, 0x00], // |
@@ -128,7 +129,9 @@ pub fn text_width(text: &str, scale: u32) -> u32 {
     if n == 0 {
         return 0;
     }
-    n.saturating_mul(ADVANCE).saturating_sub(1).saturating_mul(scale)
+    n.saturating_mul(ADVANCE)
+        .saturating_sub(1)
+        .saturating_mul(scale)
 }
 
 /// The height in pixels of one line of text at `scale` (the glyphs only, without line spacing).
@@ -163,7 +166,15 @@ pub fn draw_text(img: &mut RgbImage, x: u32, y: u32, text: &str, color: [u8; 3],
 }
 
 /// Fills the `size` x `size` block at (`px`, `py`), skipping whatever lies outside the image.
-fn fill_clipped(img: &mut RgbImage, px: u64, py: u64, size: u64, color: [u8; 3], width: u32, height: u32) {
+fn fill_clipped(
+    img: &mut RgbImage,
+    px: u64,
+    py: u64,
+    size: u64,
+    color: [u8; 3],
+    width: u32,
+    height: u32,
+) {
     let x_end = (px + size).min(width as u64);
     let y_end = (py + size).min(height as u64);
     for yy in py..y_end {
@@ -192,7 +203,10 @@ mod tests {
         // All of it inside the glyph box at (1, 1).
         for (x, y, p) in img.enumerate_pixels() {
             if p.0 != [0, 0, 0] {
-                assert!((1..6).contains(&x) && (1..8).contains(&y), "pixel at ({x}, {y})");
+                assert!(
+                    (1..6).contains(&x) && (1..8).contains(&y),
+                    "pixel at ({x}, {y})"
+                );
             }
         }
         let mut big = RgbImage::new(20, 20);

@@ -2,7 +2,7 @@
 
 use image::{imageops, Rgb, RgbImage};
 
-use super::font::{draw_text, text_width, GLYPH_HEIGHT, LINE_HEIGHT};
+use super::font::{draw_text, text_width, ADVANCE, GLYPH_HEIGHT, LINE_HEIGHT};
 
 /// Caption color for a correct prediction. Mid-bright, so it reads on black and on white.
 pub const GREEN: [u8; 3] = [30, 170, 30];
@@ -38,7 +38,10 @@ pub struct Tile {
 impl Tile {
     /// A tile with no caption.
     pub fn new(image: RgbImage) -> Self {
-        Tile { image, caption: Vec::new() }
+        Tile {
+            image,
+            caption: Vec::new(),
+        }
     }
 
     /// Adds one caption line (builder style).
@@ -57,14 +60,22 @@ pub fn caption_height(lines: usize) -> u32 {
     TEXT_SCALE.saturating_mul(2u32.saturating_add(LINE_HEIGHT.saturating_mul(lines)))
 }
 
-/// The size every cell of a grid of these tiles gets: the widest picture or caption line, and the
-/// tallest picture plus caption.
+/// The size every cell of a grid of these tiles gets: the widest picture or caption line (plus one
+/// character of room), and the tallest picture plus caption.
 pub fn cell_size(tiles: &[Tile]) -> (u32, u32) {
     let mut cell = (0u32, 0u32);
     for tile in tiles {
-        let caption_w = tile.caption.iter().map(|(text, _)| text_width(text, TEXT_SCALE)).max().unwrap_or(0);
+        // One character's room beside each caption line, so neighbouring captions never touch.
+        let caption_w = tile
+            .caption
+            .iter()
+            .map(|(text, _)| text_width(text, TEXT_SCALE) + ADVANCE * TEXT_SCALE)
+            .max()
+            .unwrap_or(0);
         cell.0 = cell.0.max(tile.image.width()).max(caption_w);
-        cell.1 = cell.1.max(tile.image.height() + caption_height(tile.caption.len()));
+        cell.1 = cell
+            .1
+            .max(tile.image.height() + caption_height(tile.caption.len()));
     }
     cell
 }
@@ -112,16 +123,26 @@ pub fn grid(tiles: &[Tile], cols: usize, pad: u32, background: [u8; 3]) -> RgbIm
 /// text, whichever contrasts. If the title is wider than the image, the result is widened and the
 /// image centered.
 pub fn title_bar(img: &RgbImage, title: &str) -> RgbImage {
-    let background = if img.width() > 0 && img.height() > 0 { img.get_pixel(0, 0).0 } else { BLACK };
+    let background = if img.width() > 0 && img.height() > 0 {
+        img.get_pixel(0, 0).0
+    } else {
+        BLACK
+    };
     // Rec. 601 luma, the usual quick test of "is this a light color".
-    let luma = 0.299 * background[0] as f32 + 0.587 * background[1] as f32 + 0.114 * background[2] as f32;
+    let luma =
+        0.299 * background[0] as f32 + 0.587 * background[1] as f32 + 0.114 * background[2] as f32;
     let text_color = if luma < 128.0 { WHITE } else { BLACK };
     let margin = 3 * TEXT_SCALE;
     let bar_height = GLYPH_HEIGHT * TEXT_SCALE + 2 * margin;
     let width = img.width().max(text_width(title, TEXT_SCALE) + 2 * margin);
     let mut out = RgbImage::from_pixel(width, img.height() + bar_height, Rgb(background));
     draw_text(&mut out, margin, margin, title, text_color, TEXT_SCALE);
-    imageops::replace(&mut out, img, ((width - img.width()) / 2) as i64, bar_height as i64);
+    imageops::replace(
+        &mut out,
+        img,
+        ((width - img.width()) / 2) as i64,
+        bar_height as i64,
+    );
     out
 }
 
@@ -140,7 +161,7 @@ mod tests {
     #[test]
     fn grid_size_arithmetic() {
         // Five tiles, three to a row: two rows. Cells are the largest tile (30 wide, 20 + 1 caption
-        // line tall); "abc" at scale 2 is 34 pixels wide, wider than any picture.
+        // line tall); "abc" at scale 2 is 34 pixels wide plus 12 of room, wider than any picture.
         let tiles = vec![
             tile(30, 20, &["abc"]),
             tile(10, 10, &[]),
@@ -149,7 +170,7 @@ mod tests {
             tile(10, 10, &[]),
         ];
         let (cell_w, cell_h) = cell_size(&tiles);
-        assert_eq!(cell_w, 34);
+        assert_eq!(cell_w, 34 + ADVANCE * TEXT_SCALE);
         assert_eq!(cell_h, 20 + TEXT_SCALE * (2 + LINE_HEIGHT));
         let g = grid(&tiles, 3, 4, BLACK);
         assert_eq!(g.dimensions(), (3 * cell_w + 4 * 4, 2 * cell_h + 3 * 4));

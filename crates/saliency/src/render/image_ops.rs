@@ -25,8 +25,16 @@ fn checked_dims(h: usize, w: usize) -> (u32, u32) {
 /// # Panics
 /// If `c` is not 1 or 3, or `pixels.len() != c * h * w`.
 pub fn input_to_rgb(pixels: &[f32], c: usize, h: usize, w: usize) -> RgbImage {
-    assert!(c == 1 || c == 3, "input_to_rgb: {c} channels, expected 1 (gray) or 3 (RGB)");
-    assert_eq!(pixels.len(), c * h * w, "input_to_rgb: {} values, expected c*h*w = {c}*{h}*{w}", pixels.len());
+    assert!(
+        c == 1 || c == 3,
+        "input_to_rgb: {c} channels, expected 1 (gray) or 3 (RGB)"
+    );
+    assert_eq!(
+        pixels.len(),
+        c * h * w,
+        "input_to_rgb: {} values, expected c*h*w = {c}*{h}*{w}",
+        pixels.len()
+    );
     let (h32, w32) = checked_dims(h, w);
     let plane = h * w;
     RgbImage::from_fn(w32, h32, |x, y| {
@@ -35,7 +43,11 @@ pub fn input_to_rgb(pixels: &[f32], c: usize, h: usize, w: usize) -> RgbImage {
             let v = to_byte(pixels[i]);
             Rgb([v, v, v])
         } else {
-            Rgb([to_byte(pixels[i]), to_byte(pixels[plane + i]), to_byte(pixels[2 * plane + i])])
+            Rgb([
+                to_byte(pixels[i]),
+                to_byte(pixels[plane + i]),
+                to_byte(pixels[2 * plane + i]),
+            ])
         }
     })
 }
@@ -45,10 +57,17 @@ pub fn input_to_rgb(pixels: &[f32], c: usize, h: usize, w: usize) -> RgbImage {
 /// # Panics
 /// If `values01.len() != h * w`.
 pub fn heat_to_rgb(values01: &[f32], h: usize, w: usize, map: ColorMap) -> RgbImage {
-    assert_eq!(values01.len(), h * w, "heat_to_rgb: {} values, expected h*w = {h}*{w}", values01.len());
+    assert_eq!(
+        values01.len(),
+        h * w,
+        "heat_to_rgb: {} values, expected h*w = {h}*{w}",
+        values01.len()
+    );
     let (h32, w32) = checked_dims(h, w);
     let palette = palette_256(map);
-    RgbImage::from_fn(w32, h32, |x, y| Rgb(palette[palette_index(values01[y as usize * w + x as usize])]))
+    RgbImage::from_fn(w32, h32, |x, y| {
+        Rgb(palette[palette_index(values01[y as usize * w + x as usize])])
+    })
 }
 
 /// Blends a heat map over an image: `(1 - alpha) * input + alpha * color(heat)`, per channel.
@@ -67,7 +86,11 @@ pub fn overlay(input: &RgbImage, heat01: &[f32], map: ColorMap, alpha: f32) -> R
         "overlay: heat map has {} values, expected {w}x{h} to match the input",
         heat01.len()
     );
-    let alpha = if alpha.is_nan() { 0.0 } else { alpha.clamp(0.0, 1.0) };
+    let alpha = if alpha.is_nan() {
+        0.0
+    } else {
+        alpha.clamp(0.0, 1.0)
+    };
     let palette = palette_256(map);
     let mut out = input.clone();
     for (pixel, &t) in out.pixels_mut().zip(heat01) {
@@ -87,7 +110,9 @@ pub fn overlay(input: &RgbImage, heat01: &[f32], map: ColorMap, alpha: f32) -> R
 pub fn upscale_nearest(img: &RgbImage, factor: u32) -> RgbImage {
     let factor = factor.max(1);
     let (w, h) = img.dimensions();
-    RgbImage::from_fn(w * factor, h * factor, |x, y| *img.get_pixel(x / factor, y / factor))
+    RgbImage::from_fn(w * factor, h * factor, |x, y| {
+        *img.get_pixel(x / factor, y / factor)
+    })
 }
 
 /// A signed planar (C, H, W) map, such as an adversarial perturbation, as an image: each value is
@@ -121,7 +146,12 @@ mod tests {
 
     #[test]
     fn overlay_alpha_ends() {
-        let input = input_to_rgb(&[0.2, 0.9, 0.4, 0.7, 0.1, 0.3, 0.5, 0.6, 0.8, 0.0, 1.0, 0.25], 3, 2, 2);
+        let input = input_to_rgb(
+            &[0.2, 0.9, 0.4, 0.7, 0.1, 0.3, 0.5, 0.6, 0.8, 0.0, 1.0, 0.25],
+            3,
+            2,
+            2,
+        );
         let heat = [0.0, 0.3, 0.7, 1.0];
         assert_eq!(overlay(&input, &heat, ColorMap::Inferno, 0.0), input);
         let full = overlay(&input, &heat, ColorMap::Inferno, 1.0);
@@ -131,9 +161,8 @@ mod tests {
         let black = RgbImage::new(1, 1);
         let hi = color(ColorMap::Inferno, 1.0);
         let half = overlay(&black, &[1.0], ColorMap::Inferno, 0.5);
-        for ch in 0..3 {
-            assert_eq!(half.get_pixel(0, 0).0[ch], (hi[ch] as f32 * 0.5).round() as u8);
-        }
+        let expected = hi.map(|c| (c as f32 * 0.5).round() as u8);
+        assert_eq!(half.get_pixel(0, 0).0, expected);
     }
 
     #[test]

@@ -16,9 +16,12 @@ mod svg;
 
 pub use colormap::{color, palette_256, palette_index, ColorMap};
 pub use error::RenderError;
-pub use font::{draw_text, text_height, text_width, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT};
+pub use font::{
+    draw_text, text_height, text_width, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT,
+};
 pub use grid::{
-    caption_height, cell_size, grid, title_bar, verdict_color, Tile, BLACK, GREEN, RED, TEXT_SCALE, WHITE,
+    caption_height, cell_size, grid, title_bar, verdict_color, Tile, BLACK, GREEN, RED, TEXT_SCALE,
+    WHITE,
 };
 pub use image_ops::{heat_to_rgb, input_to_rgb, overlay, signed_to_rgb, upscale_nearest};
 pub use movie::{gif_palette, palette_index_of, save_frame_png, GifMovie};

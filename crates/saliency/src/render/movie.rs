@@ -31,7 +31,11 @@ pub fn gif_palette() -> [[u8; 3]; 256] {
         let r = index / (LEVELS[1] * LEVELS[2]);
         let g = (index / LEVELS[2]) % LEVELS[1];
         let b = index % LEVELS[2];
-        *entry = [level(r, LEVELS[0]), level(g, LEVELS[1]), level(b, LEVELS[2])];
+        *entry = [
+            level(r, LEVELS[0]),
+            level(g, LEVELS[1]),
+            level(b, LEVELS[2]),
+        ];
     }
     for (entry, &gray) in palette[CUBE..].iter_mut().zip(&EXTRA_GRAYS) {
         *entry = [gray; 3];
@@ -49,9 +53,14 @@ fn lookup_table() -> &'static [u8] {
         let half_block = 1i32 << (7 - LUT_BITS);
         let mut table = vec![0u8; side * side * side];
         for (key, slot) in table.iter_mut().enumerate() {
-            let center = [key >> (2 * LUT_BITS), (key >> LUT_BITS) & (side - 1), key & (side - 1)]
-                .map(|bits| ((bits as i32) << (8 - LUT_BITS)) + half_block);
-            let distance = |c: &[u8; 3]| -> i32 { (0..3).map(|k| (c[k] as i32 - center[k]).pow(2)).sum() };
+            let center = [
+                key >> (2 * LUT_BITS),
+                (key >> LUT_BITS) & (side - 1),
+                key & (side - 1),
+            ]
+            .map(|bits| ((bits as i32) << (8 - LUT_BITS)) + half_block);
+            let distance =
+                |c: &[u8; 3]| -> i32 { (0..3).map(|k| (c[k] as i32 - center[k]).pow(2)).sum() };
             // First minimum wins, so ties resolve the same way every time.
             let mut best = 0;
             for (index, c) in palette.iter().enumerate() {
@@ -68,7 +77,9 @@ fn lookup_table() -> &'static [u8] {
 /// The palette index a color is drawn with.
 pub fn palette_index_of(rgb: [u8; 3]) -> u8 {
     let drop = 8 - LUT_BITS;
-    let key = ((rgb[0] as usize >> drop) << (2 * LUT_BITS)) | ((rgb[1] as usize >> drop) << LUT_BITS) | (rgb[2] as usize >> drop);
+    let key = ((rgb[0] as usize >> drop) << (2 * LUT_BITS))
+        | ((rgb[1] as usize >> drop) << LUT_BITS)
+        | (rgb[2] as usize >> drop);
     lookup_table()[key]
 }
 
@@ -88,16 +99,33 @@ pub struct GifMovie {
     frames: usize,
     /// Reused buffer of palette indices, one per pixel.
     indices: Vec<u8>,
+    /// Set once the temp file has been renamed to `path`; until then Drop deletes the temp file.
+    finished: bool,
 }
 
 impl GifMovie {
     /// Starts a `width` x `height` movie showing each frame for `delay_cs` hundredths of a second.
-    pub fn create(path: &Path, width: u16, height: u16, delay_cs: u16) -> Result<Self, RenderError> {
+    pub fn create(
+        path: &Path,
+        width: u16,
+        height: u16,
+        delay_cs: u16,
+    ) -> Result<Self, RenderError> {
         if width == 0 || height == 0 {
-            return Err(RenderError::EmptyMovie { path: path.to_path_buf(), width, height });
+            return Err(RenderError::EmptyMovie {
+                path: path.to_path_buf(),
+                width,
+                height,
+            });
         }
-        let io_error = |source| RenderError::Io { path: path.to_path_buf(), source };
-        let gif_error = |source| RenderError::Gif { path: path.to_path_buf(), source };
+        let io_error = |source| RenderError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let gif_error = |source| RenderError::Gif {
+            path: path.to_path_buf(),
+            source,
+        };
         let temp_path = temp_path_for(path).map_err(io_error)?;
         let file = File::create(&temp_path).map_err(io_error)?;
         let palette: Vec<u8> = gif_palette().iter().flatten().copied().collect();
@@ -110,10 +138,14 @@ impl GifMovie {
             delay_cs,
             frames: 0,
             indices: Vec::with_capacity(width as usize * height as usize),
+            finished: false,
         };
         // From here on `movie`'s Drop removes the temp file if anything fails.
-        let mut encoder = gif::Encoder::new(BufWriter::new(file), width, height, &palette).map_err(gif_error)?;
-        encoder.set_repeat(gif::Repeat::Infinite).map_err(gif_error)?;
+        let mut encoder =
+            gif::Encoder::new(BufWriter::new(file), width, height, &palette).map_err(gif_error)?;
+        encoder
+            .set_repeat(gif::Repeat::Infinite)
+            .map_err(gif_error)?;
         movie.encoder = Some(encoder);
         Ok(movie)
     }
@@ -131,14 +163,26 @@ impl GifMovie {
             });
         }
         self.indices.clear();
-        self.indices.extend(img.pixels().map(|p| palette_index_of(p.0)));
-        let mut frame = gif::Frame::from_indexed_pixels(self.width, self.height, std::mem::take(&mut self.indices), None);
+        self.indices
+            .extend(img.pixels().map(|p| palette_index_of(p.0)));
+        let mut frame = gif::Frame::from_indexed_pixels(
+            self.width,
+            self.height,
+            std::mem::take(&mut self.indices),
+            None,
+        );
         frame.delay = self.delay_cs;
-        let encoder = self.encoder.as_mut().expect("the encoder lives until finish");
+        let encoder = self
+            .encoder
+            .as_mut()
+            .expect("the encoder lives until finish");
         let written = encoder.write_frame(&frame);
         // Take the buffer back for the next frame.
         self.indices = frame.buffer.into_owned();
-        written.map_err(|source| RenderError::Gif { path: self.path.clone(), source })?;
+        written.map_err(|source| RenderError::Gif {
+            path: self.path.clone(),
+            source,
+        })?;
         self.frames += 1;
         Ok(())
     }
@@ -152,13 +196,17 @@ impl GifMovie {
     /// number of frames.
     pub fn finish(mut self) -> Result<usize, RenderError> {
         let path = self.path.clone();
-        let io_error = |source| RenderError::Io { path: path.clone(), source };
+        let io_error = |source| RenderError::Io {
+            path: path.clone(),
+            source,
+        };
         let encoder = self.encoder.take().expect("the encoder lives until finish");
         let writer = encoder.into_inner().map_err(io_error)?;
         let file = writer.into_inner().map_err(|e| io_error(e.into_error()))?;
         file.sync_all().map_err(io_error)?;
         drop(file);
         fs::rename(&self.temp_path, &self.path).map_err(io_error)?;
+        self.finished = true;
         // Persist the rename; best effort, as not every platform can open a folder.
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             if let Ok(d) = File::open(dir) {
@@ -171,10 +219,10 @@ impl GifMovie {
 
 impl Drop for GifMovie {
     fn drop(&mut self) {
-        // Still holding the encoder means `finish` never ran (or failed before the rename): throw
-        // the partial file away rather than leave it behind.
-        if let Some(encoder) = self.encoder.take() {
-            drop(encoder);
+        // `finish` never ran, or failed before the rename: throw the partial file away rather than
+        // leave it behind. The encoder goes first, since dropping it writes to the file.
+        if !self.finished {
+            drop(self.encoder.take());
             let _ = fs::remove_file(&self.temp_path);
         }
     }
@@ -183,9 +231,16 @@ impl Drop for GifMovie {
 /// `.<name>.tmp-<pid>` in the same folder, so the final rename stays on one file system.
 fn temp_path_for(path: &Path) -> std::io::Result<PathBuf> {
     let name = path.file_name().ok_or_else(|| {
-        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{}: not a file path", path.display()))
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("{}: not a file path", path.display()),
+        )
     })?;
-    Ok(path.with_file_name(format!(".{}.tmp-{}", name.to_string_lossy(), std::process::id())))
+    Ok(path.with_file_name(format!(
+        ".{}.tmp-{}",
+        name.to_string_lossy(),
+        std::process::id()
+    )))
 }
 
 /// Saves `img` as `dir/frame_NNNNN.png` (index zero-padded to 5 digits, so names sort in frame
@@ -203,7 +258,8 @@ mod tests {
     use image::Rgb;
 
     fn scratch_dir(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("saliency-render-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("saliency-render-{name}-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         dir
     }
@@ -239,7 +295,10 @@ mod tests {
                 (worst, worst_at) = (e, i);
             }
         }
-        assert!(worst <= PALETTE_TOLERANCE, "inferno level {worst_at}: channel error {worst} > {PALETTE_TOLERANCE}");
+        assert!(
+            worst <= PALETTE_TOLERANCE,
+            "inferno level {worst_at}: channel error {worst} > {PALETTE_TOLERANCE}"
+        );
     }
 
     #[test]
@@ -247,7 +306,9 @@ mod tests {
         let dir = scratch_dir("gif");
         let path = dir.join("movie.gif");
         let inferno = palette_256(ColorMap::Inferno);
-        let frame = |shift: usize| RgbImage::from_fn(64, 8, |x, _| Rgb(inferno[(x as usize * 4 + shift) % 256]));
+        let frame = |shift: usize| {
+            RgbImage::from_fn(64, 8, |x, _| Rgb(inferno[(x as usize * 4 + shift) % 256]))
+        };
         let frames: Vec<RgbImage> = (0..3).map(|k| frame(k * 50)).collect();
         let mut movie = GifMovie::create(&path, 64, 8, 10).unwrap();
         for f in &frames {
@@ -263,15 +324,27 @@ mod tests {
         while let Some(f) = decoder.read_next_frame().unwrap() {
             assert_eq!((f.width, f.height), (64, 8));
             assert_eq!(f.delay, 10);
-            for (i, (got, want)) in f.buffer.chunks_exact(4).zip(frames[decoded].pixels()).enumerate() {
+            for (i, (got, want)) in f
+                .buffer
+                .chunks_exact(4)
+                .zip(frames[decoded].pixels())
+                .enumerate()
+            {
                 let e = max_channel_error([got[0], got[1], got[2]], want.0);
-                assert!(e <= PALETTE_TOLERANCE, "frame {decoded} pixel {i}: {got:?} vs {want:?}");
+                assert!(
+                    e <= PALETTE_TOLERANCE,
+                    "frame {decoded} pixel {i}: {got:?} vs {want:?}"
+                );
             }
             decoded += 1;
         }
         assert_eq!(decoded, 3);
         assert_eq!(decoder.repeat(), gif::Repeat::Infinite);
-        let leftovers: Vec<_> = fs::read_dir(&dir).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().contains(".tmp-")).collect();
+        let leftovers: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
         assert!(leftovers.is_empty());
         fs::remove_dir_all(&dir).unwrap();
     }
@@ -282,12 +355,28 @@ mod tests {
         let path = dir.join("bad.gif");
         let mut movie = GifMovie::create(&path, 4, 4, 5).unwrap();
         movie.push_frame(&RgbImage::new(4, 4)).unwrap();
-        let err = movie.push_frame(&RgbImage::new(5, 4)).unwrap_err().to_string();
-        assert!(err.contains("frame 1") && err.contains("4x4") && err.contains("5x4") && err.contains("bad.gif"), "{err}");
+        let err = movie
+            .push_frame(&RgbImage::new(5, 4))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("frame 1")
+                && err.contains("4x4")
+                && err.contains("5x4")
+                && err.contains("bad.gif"),
+            "{err}"
+        );
         assert_eq!(movie.frames(), 1);
         drop(movie);
-        assert_eq!(fs::read_dir(&dir).unwrap().count(), 0, "no temp file and no final file");
-        assert!(matches!(GifMovie::create(&path, 0, 4, 5), Err(RenderError::EmptyMovie { .. })));
+        assert_eq!(
+            fs::read_dir(&dir).unwrap().count(),
+            0,
+            "no temp file and no final file"
+        );
+        assert!(matches!(
+            GifMovie::create(&path, 0, 4, 5),
+            Err(RenderError::EmptyMovie { .. })
+        ));
         fs::remove_dir_all(&dir).unwrap();
     }
 

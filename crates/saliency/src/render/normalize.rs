@@ -27,7 +27,12 @@ impl Normalized {
     }
 
     fn zeros(len: usize, method: &'static str) -> Self {
-        Normalized { values: vec![0.0; len], scale: 0.0, method, all_zero: true }
+        Normalized {
+            values: vec![0.0; len],
+            scale: 0.0,
+            method,
+            all_zero: true,
+        }
     }
 }
 
@@ -49,12 +54,20 @@ fn finite_or_zero(v: f32) -> f32 {
 /// result is all zeros with `all_zero` set, never NaN.
 pub fn max_normalize(map: &[f32]) -> Normalized {
     const METHOD: &str = "max-normalized";
-    let scale = map.iter().map(|&v| finite_or_zero(v).abs()).fold(0.0f32, f32::max);
+    let scale = map
+        .iter()
+        .map(|&v| finite_or_zero(v).abs())
+        .fold(0.0f32, f32::max);
     if scale <= 0.0 {
         return Normalized::zeros(map.len(), METHOD);
     }
     let values = map.iter().map(|&v| finite_or_zero(v) / scale).collect();
-    Normalized { values, scale, method: METHOD, all_zero: false }
+    Normalized {
+        values,
+        scale,
+        method: METHOD,
+        all_zero: false,
+    }
 }
 
 /// Captum's display normalization: ignore the largest `outlier_share` of the attribution mass.
@@ -66,7 +79,11 @@ pub fn max_normalize(map: &[f32]) -> Normalized {
 /// `scale` and clipped to [-1, 1], keeping their sign. `outlier_share` is clamped to [0, 0.99].
 pub fn percentile_clip(map: &[f32], outlier_share: f32) -> Normalized {
     const METHOD: &str = "percentile-clipped";
-    let share = if outlier_share.is_finite() { outlier_share.clamp(0.0, 0.99) } else { 0.0 };
+    let share = if outlier_share.is_finite() {
+        outlier_share.clamp(0.0, 0.99)
+    } else {
+        0.0
+    };
     let mut magnitudes: Vec<f32> = map.iter().map(|&v| finite_or_zero(v).abs()).collect();
     magnitudes.sort_by(f32::total_cmp);
     // Sum in f64 and in sorted order, so the last running sum equals `total` exactly.
@@ -86,8 +103,16 @@ pub fn percentile_clip(map: &[f32], outlier_share: f32) -> Normalized {
             break;
         }
     }
-    let values = map.iter().map(|&v| (finite_or_zero(v) / scale).clamp(-1.0, 1.0)).collect();
-    Normalized { values, scale, method: METHOD, all_zero: false }
+    let values = map
+        .iter()
+        .map(|&v| (finite_or_zero(v) / scale).clamp(-1.0, 1.0))
+        .collect();
+    Normalized {
+        values,
+        scale,
+        method: METHOD,
+        all_zero: false,
+    }
 }
 
 /// Sums a planar (C, H, W) map over its channels into an (H, W) map, as the study does to show an
@@ -96,7 +121,12 @@ pub fn percentile_clip(map: &[f32], outlier_share: f32) -> Normalized {
 /// # Panics
 /// If `map.len() != c * h * w`.
 pub fn sum_channels(map: &[f32], c: usize, h: usize, w: usize) -> Vec<f32> {
-    assert_eq!(map.len(), c * h * w, "sum_channels: map has {} values, expected c*h*w = {c}*{h}*{w}", map.len());
+    assert_eq!(
+        map.len(),
+        c * h * w,
+        "sum_channels: map has {} values, expected c*h*w = {c}*{h}*{w}",
+        map.len()
+    );
     let plane = h * w;
     let mut out = vec![0.0f32; plane];
     for channel in map.chunks_exact(plane.max(1)).take(c) {
@@ -130,7 +160,11 @@ mod tests {
 
     #[test]
     fn all_zero_map_gives_zeros_and_flag() {
-        for n in [max_normalize(&[0.0; 9]), percentile_clip(&[0.0; 9], 0.02), max_normalize(&[f32::NAN, 0.0])] {
+        for n in [
+            max_normalize(&[0.0; 9]),
+            percentile_clip(&[0.0; 9], 0.02),
+            max_normalize(&[f32::NAN, 0.0]),
+        ] {
             assert!(n.all_zero, "{n:?}");
             assert_eq!(n.scale, 0.0);
             assert!(n.values.iter().all(|&v| v == 0.0), "{n:?}");
@@ -157,12 +191,18 @@ mod tests {
     #[test]
     fn percentile_clip_with_no_outliers_is_max_normalize() {
         let map = [0.5f32, -2.0, 1.0];
-        assert_eq!(percentile_clip(&map, 0.0).values, max_normalize(&map).values);
+        assert_eq!(
+            percentile_clip(&map, 0.0).values,
+            max_normalize(&map).values
+        );
     }
 
     #[test]
     fn sum_channels_adds_planes() {
         // Two 1x2 planes: [1, 2] + [10, 20].
-        assert_eq!(sum_channels(&[1.0, 2.0, 10.0, 20.0], 2, 1, 2), vec![11.0, 22.0]);
+        assert_eq!(
+            sum_channels(&[1.0, 2.0, 10.0, 20.0], 2, 1, 2),
+            vec![11.0, 22.0]
+        );
     }
 }

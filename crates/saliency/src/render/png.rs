@@ -11,14 +11,25 @@ use crate::atomic_file::write_atomic;
 /// Encodes `img` as PNG and writes it to `path`, so that `path` holds either its old content or
 /// the whole new picture, never a half-written one. Errors name the path.
 pub fn save_png(path: &Path, img: &RgbImage) -> Result<(), RenderError> {
-    let bytes = encode_png(img).map_err(|source| RenderError::Png { path: path.to_path_buf(), source })?;
-    write_atomic(path, &bytes).map_err(|source| RenderError::Io { path: path.to_path_buf(), source })
+    let bytes = encode_png(img).map_err(|source| RenderError::Png {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    write_atomic(path, &bytes).map_err(|source| RenderError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 /// `img` as PNG file bytes.
 pub fn encode_png(img: &RgbImage) -> Result<Vec<u8>, image::ImageError> {
     let mut bytes = Vec::new();
-    PngEncoder::new(&mut bytes).write_image(img.as_raw(), img.width(), img.height(), ExtendedColorType::Rgb8)?;
+    PngEncoder::new(&mut bytes).write_image(
+        img.as_raw(),
+        img.width(),
+        img.height(),
+        ExtendedColorType::Rgb8,
+    )?;
     Ok(bytes)
 }
 
@@ -44,6 +55,10 @@ mod tests {
         let path = Path::new("/nonexistent-saliency-dir/fig.png");
         let err = save_png(path, &RgbImage::new(2, 2)).unwrap_err();
         assert!(matches!(err, RenderError::Io { .. }));
-        assert!(err.to_string().contains("/nonexistent-saliency-dir/fig.png"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("/nonexistent-saliency-dir/fig.png"),
+            "{err}"
+        );
     }
 }

@@ -54,25 +54,55 @@ impl Axis {
     /// Linear axis covering `lo..=hi` with about six "nice" steps (1, 2 or 5 times a power of ten).
     fn linear(lo: f64, hi: f64) -> Axis {
         // A lone value (or a span too small for f64 steps) gets a unit range around it.
-        let (lo, hi) = if hi - lo > f64::MIN_POSITIVE * 1e6 { (lo, hi) } else { (lo - 0.5, lo + 0.5) };
+        let (lo, hi) = if hi - lo > f64::MIN_POSITIVE * 1e6 {
+            (lo, hi)
+        } else {
+            (lo - 0.5, lo + 0.5)
+        };
         let raw = (hi - lo) / 6.0;
         let magnitude = 10f64.powf(raw.log10().floor());
-        let step = [1.0, 2.0, 5.0, 10.0].iter().map(|m| m * magnitude).find(|&s| s >= raw).unwrap_or(10.0 * magnitude);
+        let step = [1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|m| m * magnitude)
+            .find(|&s| s >= raw)
+            .unwrap_or(10.0 * magnitude);
         let decimals = (-step.log10().floor()).max(0.0) as usize;
         let first = (lo / step).floor() as i64;
         let last = (hi / step).ceil() as i64;
-        let ticks = (first..=last).map(|k| (k as f64 * step, format!("{:.*}", decimals, k as f64 * step))).collect();
-        Axis { lo: first as f64 * step, hi: last as f64 * step, log: false, ticks, minor: Vec::new() }
+        let ticks = (first..=last)
+            .map(|k| (k as f64 * step, format!("{:.*}", decimals, k as f64 * step)))
+            .collect();
+        Axis {
+            lo: first as f64 * step,
+            hi: last as f64 * step,
+            log: false,
+            ticks,
+            minor: Vec::new(),
+        }
     }
 
     /// Log axis covering `lo..=hi` (both > 0), rounded out to whole powers of ten.
     fn logarithmic(lo: f64, hi: f64) -> Axis {
         let first = lo.log10().floor() as i32;
         let last = (hi.log10().ceil() as i32).max(first + 1);
-        let label = |k: i32| if (-4..=5).contains(&k) { format!("{:.*}", (-k).max(0) as usize, 10f64.powi(k)) } else { format!("1e{k}") };
+        let label = |k: i32| {
+            if (-4..=5).contains(&k) {
+                format!("{:.*}", (-k).max(0) as usize, 10f64.powi(k))
+            } else {
+                format!("1e{k}")
+            }
+        };
         let ticks = (first..=last).map(|k| (10f64.powi(k), label(k))).collect();
-        let minor = (first..last).flat_map(|k| (2..10).map(move |m| m as f64 * 10f64.powi(k))).collect();
-        Axis { lo: 10f64.powi(first), hi: 10f64.powi(last), log: true, ticks, minor }
+        let minor = (first..last)
+            .flat_map(|k| (2..10).map(move |m| m as f64 * 10f64.powi(k)))
+            .collect();
+        Axis {
+            lo: 10f64.powi(first),
+            hi: 10f64.powi(last),
+            log: true,
+            ticks,
+            minor,
+        }
     }
 
     /// Where `v` falls between 0 (lo) and 1 (hi).
@@ -95,8 +125,19 @@ fn usable(point: &(f64, f64), log_x: bool) -> bool {
 /// other data; the x axis fits the data, rounded out to ticks. With no usable points the axes show
 /// [0, 1] (x: [1, 10] on a log axis); a lone x value gets a range around it, so no coordinate is
 /// ever NaN. Each series is one `<polyline>` with a circle on each point, and a legend entry.
-pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series], log_x: bool) -> String {
-    let points = || series.iter().flat_map(|s| s.points.iter()).filter(|p| usable(p, log_x));
+pub fn line_plot_svg(
+    title: &str,
+    x_label: &str,
+    y_label: &str,
+    series: &[Series],
+    log_x: bool,
+) -> String {
+    let points = || {
+        series
+            .iter()
+            .flat_map(|s| s.points.iter())
+            .filter(|p| usable(p, log_x))
+    };
     let (mut x_lo, mut x_hi) = (f64::INFINITY, f64::NEG_INFINITY);
     let (mut y_lo, mut y_hi) = (0.0f64, 1.0f64);
     for &(x, y) in points() {
@@ -120,7 +161,10 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="12">"#
     );
-    let _ = writeln!(svg, r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
+    let _ = writeln!(
+        svg,
+        r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
+    );
     let _ = writeln!(
         svg,
         r#"<text x="{:.1}" y="30" text-anchor="middle" font-size="16">{}</text>"#,
@@ -131,29 +175,69 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
     // Grid lines and tick labels.
     let _ = writeln!(svg, r##"<g stroke="#dddddd" stroke-width="1">"##);
     for (v, _) in &x_axis.ticks {
-        let _ = writeln!(svg, r#"<line x1="{0:.2}" y1="{TOP}" x2="{0:.2}" y2="{BOTTOM}"/>"#, sx(*v));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{0:.2}" y1="{TOP}" x2="{0:.2}" y2="{BOTTOM}"/>"#,
+            sx(*v)
+        );
     }
     for (v, _) in &y_axis.ticks {
-        let _ = writeln!(svg, r#"<line x1="{LEFT}" y1="{0:.2}" x2="{RIGHT}" y2="{0:.2}"/>"#, sy(*v));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{LEFT}" y1="{0:.2}" x2="{RIGHT}" y2="{0:.2}"/>"#,
+            sy(*v)
+        );
     }
     let _ = writeln!(svg, "</g>");
     let _ = writeln!(svg, r#"<g stroke="black" stroke-width="1">"#);
     for (v, _) in &x_axis.ticks {
-        let _ = writeln!(svg, r#"<line x1="{0:.2}" y1="{BOTTOM}" x2="{0:.2}" y2="{1}"/>"#, sx(*v), BOTTOM + 6.0);
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{0:.2}" y1="{BOTTOM}" x2="{0:.2}" y2="{1}"/>"#,
+            sx(*v),
+            BOTTOM + 6.0
+        );
     }
     for v in &x_axis.minor {
-        let _ = writeln!(svg, r#"<line x1="{0:.2}" y1="{BOTTOM}" x2="{0:.2}" y2="{1}"/>"#, sx(*v), BOTTOM + 3.0);
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{0:.2}" y1="{BOTTOM}" x2="{0:.2}" y2="{1}"/>"#,
+            sx(*v),
+            BOTTOM + 3.0
+        );
     }
     for (v, _) in &y_axis.ticks {
-        let _ = writeln!(svg, r#"<line x1="{0}" y1="{1:.2}" x2="{LEFT}" y2="{1:.2}"/>"#, LEFT - 6.0, sy(*v));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{0}" y1="{1:.2}" x2="{LEFT}" y2="{1:.2}"/>"#,
+            LEFT - 6.0,
+            sy(*v)
+        );
     }
-    let _ = writeln!(svg, r#"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none"/>"#, RIGHT - LEFT, BOTTOM - TOP);
+    let _ = writeln!(
+        svg,
+        r#"<rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="none"/>"#,
+        RIGHT - LEFT,
+        BOTTOM - TOP
+    );
     let _ = writeln!(svg, "</g>");
     for (v, label) in &x_axis.ticks {
-        let _ = writeln!(svg, r#"<text x="{:.2}" y="{}" text-anchor="middle">{}</text>"#, sx(*v), BOTTOM + 20.0, xml_escape(label));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.2}" y="{}" text-anchor="middle">{}</text>"#,
+            sx(*v),
+            BOTTOM + 20.0,
+            xml_escape(label)
+        );
     }
     for (v, label) in &y_axis.ticks {
-        let _ = writeln!(svg, r#"<text x="{}" y="{:.2}" text-anchor="end">{}</text>"#, LEFT - 9.0, sy(*v) + 4.0, xml_escape(label));
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{:.2}" text-anchor="end">{}</text>"#,
+            LEFT - 9.0,
+            sy(*v) + 4.0,
+            xml_escape(label)
+        );
     }
     let _ = writeln!(
         svg,
@@ -172,9 +256,21 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
     // The series, then the legend.
     for s in series {
         let color = xml_escape(&s.color);
-        let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
-        let coords: Vec<(f64, f64)> = s.points.iter().filter(|p| usable(p, log_x)).map(|&(x, y)| (sx(x), sy(y))).collect();
-        let list: Vec<String> = coords.iter().map(|(x, y)| format!("{x:.2},{y:.2}")).collect();
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
+        let coords: Vec<(f64, f64)> = s
+            .points
+            .iter()
+            .filter(|p| usable(p, log_x))
+            .map(|&(x, y)| (sx(x), sy(y)))
+            .collect();
+        let list: Vec<String> = coords
+            .iter()
+            .map(|(x, y)| format!("{x:.2},{y:.2}"))
+            .collect();
         let _ = writeln!(svg, r#"<g>"#);
         let _ = writeln!(
             svg,
@@ -182,18 +278,39 @@ pub fn line_plot_svg(title: &str, x_label: &str, y_label: &str, series: &[Series
             list.join(" ")
         );
         for (x, y) in &coords {
-            let _ = writeln!(svg, r#"<circle cx="{x:.2}" cy="{y:.2}" r="3" fill="{color}"/>"#);
+            let _ = writeln!(
+                svg,
+                r#"<circle cx="{x:.2}" cy="{y:.2}" r="3" fill="{color}"/>"#
+            );
         }
         let _ = writeln!(svg, "</g>");
     }
     for (i, s) in series.iter().enumerate() {
         let color = xml_escape(&s.color);
-        let dash = if s.dashed { r#" stroke-dasharray="6 4""# } else { "" };
+        let dash = if s.dashed {
+            r#" stroke-dasharray="6 4""#
+        } else {
+            ""
+        };
         let y = TOP + 10.0 + 20.0 * i as f64;
         let x = RIGHT + 15.0;
-        let _ = writeln!(svg, r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2"{dash}/>"#, x + 30.0);
-        let _ = writeln!(svg, r#"<circle cx="{}" cy="{y}" r="3" fill="{color}"/>"#, x + 15.0);
-        let _ = writeln!(svg, r#"<text x="{}" y="{}">{}</text>"#, x + 38.0, y + 4.0, xml_escape(&s.label));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{x}" y1="{y}" x2="{}" y2="{y}" stroke="{color}" stroke-width="2"{dash}/>"#,
+            x + 30.0
+        );
+        let _ = writeln!(
+            svg,
+            r#"<circle cx="{}" cy="{y}" r="3" fill="{color}"/>"#,
+            x + 15.0
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{}" y="{}">{}</text>"#,
+            x + 38.0,
+            y + 4.0,
+            xml_escape(&s.label)
+        );
     }
     let _ = writeln!(svg, "</svg>");
     svg
@@ -204,7 +321,12 @@ mod tests {
     use super::*;
 
     fn series(label: &str, points: Vec<(f64, f64)>, dashed: bool) -> Series {
-        Series { label: label.to_string(), points, color: "#1f77b4".to_string(), dashed }
+        Series {
+            label: label.to_string(),
+            points,
+            color: "#1f77b4".to_string(),
+            dashed,
+        }
     }
 
     /// Checks that every opened element is closed in order (ignoring the `<?xml ?>` header) and that
@@ -217,14 +339,23 @@ mod tests {
             assert!(!text.contains('>'), "stray '>' in text {text:?}");
             for (i, _) in text.match_indices('&') {
                 let entity = &text[i..];
-                assert!(["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"].iter().any(|e| entity.starts_with(e)), "bare & in {text:?}");
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;"]
+                        .iter()
+                        .any(|e| entity.starts_with(e)),
+                    "bare & in {text:?}"
+                );
             }
             let end = rest[start..].find('>').expect("unclosed tag") + start;
             let tag = &rest[start + 1..end];
             assert!(!tag.contains('<'), "'<' inside tag {tag:?}");
             if tag.starts_with('?') {
             } else if let Some(name) = tag.strip_prefix('/') {
-                assert_eq!(stack.pop().as_deref(), Some(name.trim()), "closing </{name}>");
+                assert_eq!(
+                    stack.pop().as_deref(),
+                    Some(name.trim()),
+                    "closing </{name}>"
+                );
             } else if !tag.ends_with('/') {
                 stack.push(tag.split_whitespace().next().unwrap().to_string());
             }
@@ -236,28 +367,62 @@ mod tests {
     #[test]
     fn plot_has_labels_polylines_and_balanced_tags() {
         let s = vec![
-            series("fast gradient sign", vec![(0.001, 0.1), (0.01, 0.6), (0.1, 0.95)], false),
-            series("random <noise> & \"friends\"", vec![(0.001, 0.0), (0.01, 0.02), (0.1, 0.05)], true),
+            series(
+                "fast gradient sign",
+                vec![(0.001, 0.1), (0.01, 0.6), (0.1, 0.95)],
+                false,
+            ),
+            series(
+                "random <noise> & \"friends\"",
+                vec![(0.001, 0.0), (0.01, 0.02), (0.1, 0.05)],
+                true,
+            ),
         ];
         for log_x in [false, true] {
-            let svg = line_plot_svg("Flip rate vs eps", "eps (step size)", "share flipped", &s, log_x);
+            let svg = line_plot_svg(
+                "Flip rate vs eps",
+                "eps (step size)",
+                "share flipped",
+                &s,
+                log_x,
+            );
             assert_balanced(&svg);
             assert_eq!(svg.matches("<polyline").count(), 2);
-            assert_eq!(svg.matches("stroke-dasharray").count(), 2, "dashed line and its legend entry");
-            for label in ["Flip rate vs eps", "eps (step size)", "share flipped", "fast gradient sign"] {
+            assert_eq!(
+                svg.matches("stroke-dasharray").count(),
+                2,
+                "dashed line and its legend entry"
+            );
+            for label in [
+                "Flip rate vs eps",
+                "eps (step size)",
+                "share flipped",
+                "fast gradient sign",
+            ] {
                 assert!(svg.contains(label), "missing {label}");
             }
             assert!(svg.contains("random &lt;noise&gt; &amp; &quot;friends&quot;"));
             assert!(!svg.contains("NaN") && !svg.contains("inf"), "{svg}");
         }
         let log = line_plot_svg("t", "x", "y", &s, true);
-        assert!(log.contains(">0.001<") && log.contains(">0.1<"), "decade labels");
+        assert!(
+            log.contains(">0.001<") && log.contains(">0.1<"),
+            "decade labels"
+        );
     }
 
     #[test]
     fn empty_and_single_point_plots_have_no_nan() {
-        let cases = [vec![], vec![series("empty", vec![], false)], vec![series("one", vec![(0.05, 0.3)], false)],
-            vec![series("bad", vec![(f64::NAN, 1.0), (0.0, f64::INFINITY), (-1.0, 0.5)], false)]];
+        let cases = [
+            vec![],
+            vec![series("empty", vec![], false)],
+            vec![series("one", vec![(0.05, 0.3)], false)],
+            vec![series(
+                "bad",
+                vec![(f64::NAN, 1.0), (0.0, f64::INFINITY), (-1.0, 0.5)],
+                false,
+            )],
+        ];
         for s in &cases {
             for log_x in [false, true] {
                 let svg = line_plot_svg("t", "x", "y", s, log_x);

@@ -1,5 +1,15 @@
 //! Training: optimizers, the minibatch loop, evaluation, resumable state.
 
+pub mod batch;
+pub mod config;
+pub mod evaluate;
 pub mod hook;
+pub mod optim;
+pub mod state;
+pub mod trainer;
 
+pub use config::{Augment, TrainConfig};
+pub use evaluate::{evaluate, Evaluation};
 pub use hook::{TrainHook, TrainState};
+pub use optim::{Optimizer, OptimizerConfig};
+pub use trainer::{BatchProgress, EpochMetrics, TrainError, Trainer};

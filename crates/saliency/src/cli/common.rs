@@ -1,0 +1,76 @@
+//! Options shared by several subcommands: data selection and thread count.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use crate::task::DataSpec;
+
+/// Which data set and where to find it.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Data set: fashion-mnist, flowers or flowers17.
+    #[arg(long, default_value = "fashion-mnist")]
+    pub data: String,
+    /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Image folders: use only these classes, comma-separated (e.g. a binary pair: roses,tulips).
+    #[arg(long, value_delimiter = ',')]
+    pub classes: Option<Vec<String>>,
+    /// Image folders: load as gray instead of RGB.
+    #[arg(long)]
+    pub gray: bool,
+    /// Image folders: share of each class held out as the test split.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Never download Fashion-MNIST, even when no copy is found.
+    #[arg(long)]
+    pub no_download: bool,
+}
+
+impl DataArgs {
+    /// The data specification, checked.
+    pub fn spec(&self, split_seed: u64) -> anyhow::Result<DataSpec> {
+        if !["fashion-mnist", "flowers", "flowers17"].contains(&self.data.as_str()) {
+            bail!(
+                "--data: expected fashion-mnist, flowers or flowers17, found '{}'",
+                self.data
+            );
+        }
+        if self.data == "fashion-mnist" && (self.classes.is_some() || self.gray) {
+            bail!("--classes and --gray apply to image folders (flowers, flowers17), not fashion-mnist");
+        }
+        if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
+            bail!(
+                "--test-fraction: expected a number between 0 and 1, found {}",
+                self.test_fraction
+            );
+        }
+        Ok(DataSpec {
+            name: self.data.clone(),
+            data_dir: self.data_dir.clone(),
+            classes: self.classes.clone(),
+            gray: self.gray,
+            size: 256,
+            split_seed,
+            test_fraction: self.test_fraction,
+            allow_download: !self.no_download,
+        })
+    }
+}
+
+/// Sets the number of worker threads for the whole process (0 is refused).
+pub fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
+    if let Some(t) = threads {
+        if t == 0 {
+            bail!("--threads: expected at least 1, found 0");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("--threads: could not start the thread pool")?;
+    }
+    Ok(rayon::current_num_threads())
+}

@@ -1,0 +1,45 @@
+//! The command line: argument parsing with clap and one module per subcommand.
+
+mod common;
+mod eval;
+mod models;
+mod train;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Input attribution and adversarial examples on a from-scratch CNN engine.
+#[derive(Parser, Debug)]
+#[command(name = "saliency", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print each model's layer table (layer, output shape, parameters) and total.
+    Models(models::ModelsArgs),
+    /// Train a model and write model.safetensors, config.json and metrics.jsonl.
+    Train(train::TrainArgs),
+    /// Evaluate a checkpoint on its data set's test split.
+    Eval(eval::EvalArgs),
+}
+
+/// Parses the arguments and runs the subcommand; errors are printed without a backtrace.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Models(a) => models::run(a),
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,252 @@
+//! `saliency train`: trains a model with a progress bar and writes the run folder.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::common::{set_threads, DataArgs};
+use crate::loss::LossKind;
+use crate::models::ModelKind;
+use crate::train::{Augment, OptimizerConfig, TrainConfig, Trainer};
+
+/// Options of `saliency train`.
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Network: deep, alexnet or medium.
+    #[arg(long, default_value = "deep")]
+    model: ModelKind,
+    /// Epochs (the study: 10 on Fashion-MNIST).
+    #[arg(long, default_value_t = 10)]
+    epochs: u64,
+    /// Minibatch size (default: the study's, 16; 20 for alexnet).
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Seed for initialization, shuffling, dropout, augmentation and the flowers split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Optimizer: adam or sgd (default: the study's, adam; sgd for alexnet).
+    #[arg(long)]
+    optimizer: Option<String>,
+    /// Base learning rate (default: 1e-3 for adam, 0.01 for sgd).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// SGD per-step decay: lr_t = lr / (1 + decay * t) (default 0.3 as the study's alexnet).
+    #[arg(long)]
+    decay: Option<f64>,
+    /// SGD momentum.
+    #[arg(long, default_value_t = 0.9)]
+    momentum: f64,
+    /// Learning-rate changes as EPOCH:LR pairs, e.g. 12:3e-4,18:1e-4 (epochs 0-based).
+    #[arg(long, value_delimiter = ',')]
+    lr_schedule: Vec<String>,
+    /// Loss: cross-entropy or double-softmax (the study's PyTorch scripts).
+    #[arg(long, default_value = "cross-entropy")]
+    loss: LossKind,
+    /// L2 penalty factor on kernels (default: 5e-4 for alexnet, 0 otherwise).
+    #[arg(long)]
+    l2: Option<f64>,
+    /// Augmentation: random horizontal flips.
+    #[arg(long)]
+    hflip: bool,
+    /// Augmentation: random shifts of up to this many pixels.
+    #[arg(long, default_value_t = 0)]
+    max_shift: usize,
+    /// Train on only the first N training images.
+    #[arg(long)]
+    limit_train: Option<usize>,
+    /// Evaluate on only the first N test images.
+    #[arg(long)]
+    limit_test: Option<usize>,
+    /// Hold out N training images (seeded) and evaluate on them instead of the test set.
+    #[arg(long)]
+    validation: Option<usize>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Run folder for model.safetensors, state.safetensors, config.json, metrics.jsonl.
+    #[arg(long)]
+    out: PathBuf,
+    /// Continue the run in --out from its last checkpoint.
+    #[arg(long)]
+    resume: bool,
+    /// With --resume: continue even if the configuration differs.
+    #[arg(long)]
+    force: bool,
+    /// No progress bar (one line per epoch instead).
+    #[arg(long)]
+    quiet: bool,
+}
+
+impl TrainArgs {
+    fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut c = TrainConfig::study(self.model);
+        c.dataset = self.data.data.clone();
+        c.epochs = self.epochs;
+        c.seed = self.seed;
+        if let Some(b) = self.batch_size {
+            c.batch_size = b;
+        }
+        c.optimizer = match self.optimizer.as_deref() {
+            None => c.optimizer,
+            Some("adam") => OptimizerConfig::study_adam(),
+            Some("sgd") => OptimizerConfig::study_sgd(),
+            Some(other) => bail!("--optimizer: expected adam or sgd, found '{other}'"),
+        };
+        if let Some(lr) = self.lr {
+            c.optimizer = c.optimizer.with_lr(lr);
+        }
+        if let OptimizerConfig::Sgd {
+            momentum, decay, ..
+        } = &mut c.optimizer
+        {
+            *momentum = self.momentum;
+            if let Some(d) = self.decay {
+                if !(d >= 0.0 && d.is_finite()) {
+                    bail!("--decay: expected a non-negative number, found {d}");
+                }
+                *decay = d;
+            }
+        } else if self.decay.is_some() {
+            bail!("--decay applies to --optimizer sgd only");
+        }
+        if !(0.0..1.0).contains(&self.momentum) {
+            bail!(
+                "--momentum: expected a number in [0, 1), found {}",
+                self.momentum
+            );
+        }
+        for pair in &self.lr_schedule {
+            let (e, lr) = pair
+                .split_once(':')
+                .with_context(|| format!("--lr-schedule: expected EPOCH:LR, found '{pair}'"))?;
+            let e: u64 = e
+                .trim()
+                .parse()
+                .with_context(|| format!("--lr-schedule: '{e}' is not an epoch number"))?;
+            let lr: f64 = lr
+                .trim()
+                .parse()
+                .with_context(|| format!("--lr-schedule: '{lr}' is not a learning rate"))?;
+            c.lr_schedule.push((e, lr));
+        }
+        c.lr_schedule.sort_by_key(|(e, _)| *e);
+        c.loss = self.loss;
+        if let Some(l2) = self.l2 {
+            c.l2 = l2;
+        }
+        c.augment = Augment {
+            hflip: self.hflip,
+            max_shift: self.max_shift,
+        };
+        c.limit_train = self.limit_train;
+        c.limit_test = self.limit_test;
+        c.validation = self.validation;
+        c.validate().map_err(anyhow::Error::msg)?;
+        Ok(c)
+    }
+}
+
+/// Loads the data, trains, and reports each epoch.
+pub fn run(args: TrainArgs) -> anyhow::Result<()> {
+    let threads = set_threads(args.threads)?;
+    let config = args.config()?;
+    let spec = args.data.spec(config.seed)?;
+    let started = Instant::now();
+    let (mut train, mut test) = spec.load().context("loading the data")?;
+    if let Some(v) = config.validation {
+        if v == 0 || v >= train.len() {
+            bail!(
+                "--validation: expected between 1 and {} held-out images, found {v}",
+                train.len().saturating_sub(1)
+            );
+        }
+        // The held-out images are the last `v` of a seeded permutation; the test set is untouched.
+        let order = crate::train::batch::epoch_order(train.len(), config.seed ^ 0x0A11_DA7E, 0);
+        let (keep, held) = order.split_at(train.len() - v);
+        let (mut keep, mut held) = (keep.to_vec(), held.to_vec());
+        keep.sort_unstable();
+        held.sort_unstable();
+        test = train.subset(&held, "validation");
+        train = train.subset(&keep, &train.name);
+    }
+    if let Some(n) = config.limit_train {
+        train = train.take(n);
+    }
+    if let Some(n) = config.limit_test {
+        test = test.take(n);
+    }
+    eprintln!(
+        "{} on {}: {} training / {} {} images, {} epochs, batch {}, {} thread(s), data loaded in {:.1} s",
+        config.model,
+        config.dataset,
+        train.len(),
+        test.len(),
+        if config.validation.is_some() { "validation" } else { "test" },
+        config.epochs,
+        config.batch_size,
+        threads,
+        started.elapsed().as_secs_f64()
+    );
+    let mut trainer = if args.resume {
+        Trainer::resume(
+            config.clone(),
+            train.shape,
+            train.class_names.clone(),
+            &args.out,
+            args.force,
+        )?
+    } else {
+        Trainer::new(config.clone(), train.shape, train.class_names.clone())?
+    };
+    let batches = train.len().div_ceil(config.batch_size) as u64;
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(batches)
+    };
+    bar.set_style(
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut last_epoch = u64::MAX;
+    let metrics = trainer.run(&train, &test, Some(&args.out), &mut [], &mut |p| {
+        if p.epoch != last_epoch {
+            last_epoch = p.epoch;
+            bar.reset();
+            bar.set_prefix(format!("{}/{}", p.epoch + 1, config.epochs));
+        }
+        bar.set_position(p.batch as u64);
+        bar.set_message(format!(
+            "loss {:.4} acc {:.2} % {:.0} img/s",
+            p.loss,
+            100.0 * p.accuracy,
+            p.images_per_second
+        ));
+    });
+    bar.finish_and_clear();
+    let metrics = metrics?;
+    for m in &metrics {
+        eprintln!(
+            "epoch {:>3}: train loss {:.4} acc {:.2} % | {} loss {:.4} acc {:.2} % | {:.1} s, {:.0} img/s",
+            m.epoch,
+            m.train_loss,
+            100.0 * m.train_accuracy,
+            if config.validation.is_some() { "validation" } else { "test" },
+            m.test_loss,
+            100.0 * m.test_accuracy,
+            m.seconds,
+            m.images_per_second
+        );
+    }
+    eprintln!(
+        "wrote {}/model.safetensors, config.json, metrics.jsonl",
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,72 @@
+//! `DataSpec`: which data set a run uses, and loading its train and test sets.
+
+use std::path::PathBuf;
+
+use crate::data::download::ensure_fashion_mnist;
+use crate::data::fashion_mnist::load_fashion_mnist;
+use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
+use crate::data::locate::find_named_set;
+use crate::data::split::train_test_split;
+use crate::data::{DataError, Dataset};
+
+/// Which data, where, and how to split it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct DataSpec {
+    /// `fashion-mnist`, `flowers` or `flowers17`.
+    pub name: String,
+    /// Folder given with `--data-dir` (else `$SALIENCY_DATA`, `./data`, `/usr/share/datasets`).
+    pub data_dir: Option<PathBuf>,
+    /// Image folders only: a subset of classes in this order (e.g. a binary pair).
+    pub classes: Option<Vec<String>>,
+    /// Image folders only: load as gray (1 channel) instead of RGB.
+    pub gray: bool,
+    /// Image folders only: side length after resizing.
+    pub size: usize,
+    /// Image folders only: seed of the train/test split.
+    pub split_seed: u64,
+    /// Image folders only: share of each class held out for testing.
+    pub test_fraction: f64,
+    /// Fashion-MNIST only: download the official files when no copy is found.
+    pub allow_download: bool,
+}
+
+impl DataSpec {
+    /// Fashion-MNIST with default settings.
+    pub fn fashion_mnist(data_dir: Option<PathBuf>) -> Self {
+        Self {
+            name: "fashion-mnist".into(),
+            data_dir,
+            classes: None,
+            gray: false,
+            size: 256,
+            split_seed: 0,
+            test_fraction: 0.2,
+            allow_download: true,
+        }
+    }
+
+    /// Loads (train, test).
+    pub fn load(&self) -> Result<(Dataset, Dataset), DataError> {
+        match self.name.as_str() {
+            "fashion-mnist" => {
+                let dir = ensure_fashion_mnist(self.data_dir.as_deref(), self.allow_download)?;
+                load_fashion_mnist(&dir)
+            }
+            set => {
+                let dir = find_named_set(self.data_dir.as_deref(), set)?;
+                let opts = ImageFolderOptions {
+                    size: self.size,
+                    gray: self.gray,
+                    classes: self.classes.clone(),
+                    ..ImageFolderOptions::default()
+                };
+                let (all, _report) = load_image_folder(&dir, &opts)?;
+                let (train_idx, test_idx) =
+                    train_test_split(&all.labels, self.test_fraction, self.split_seed)?;
+                let train = all.subset(&train_idx, &format!("{set}/train"));
+                let test = all.subset(&test_idx, &format!("{set}/test"));
+                Ok((train, test))
+            }
+        }
+    }
+}

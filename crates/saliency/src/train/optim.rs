@@ -1,0 +1,204 @@
+//! Optimizers: Adam and SGD with momentum and per-step decay, plus the L2 kernel penalty.
+
+use tensor::Tensor;
+
+use crate::models::ParamInfo;
+
+/// Which optimizer and its settings.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum OptimizerConfig {
+    /// Adam (PyTorch's form): `p -= lr * m_hat / (sqrt(v_hat) + eps)`.
+    Adam {
+        lr: f64,
+        beta1: f64,
+        beta2: f64,
+        eps: f64,
+    },
+    /// SGD with momentum (Keras's form): `v = mu v - lr_t g; p += v`, `lr_t = lr / (1 + decay t)`.
+    Sgd { lr: f64, momentum: f64, decay: f64 },
+}
+
+impl OptimizerConfig {
+    /// The study's Adam: lr 1e-3, betas 0.9 / 0.999, eps 1e-7 (Keras's default).
+    pub fn study_adam() -> Self {
+        OptimizerConfig::Adam {
+            lr: 1e-3,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-7,
+        }
+    }
+
+    /// The study's AlexNet SGD: lr 0.01, momentum 0.9, decay 0.3 per step.
+    pub fn study_sgd() -> Self {
+        OptimizerConfig::Sgd {
+            lr: 0.01,
+            momentum: 0.9,
+            decay: 0.3,
+        }
+    }
+
+    /// The base learning rate.
+    pub fn lr(&self) -> f64 {
+        match self {
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr,
+        }
+    }
+
+    /// The same optimizer with another base learning rate (for schedules).
+    pub fn with_lr(&self, new_lr: f64) -> Self {
+        let mut c = self.clone();
+        match &mut c {
+            OptimizerConfig::Adam { lr, .. } | OptimizerConfig::Sgd { lr, .. } => *lr = new_lr,
+        }
+        c
+    }
+}
+
+/// Optimizer state: one moment buffer (SGD) or two (Adam) per parameter, and the step count.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Optimizer {
+    /// Settings.
+    pub config: OptimizerConfig,
+    /// Updates applied so far.
+    pub t: u64,
+    /// First moment (Adam) or velocity (SGD), per parameter.
+    pub m: Vec<Vec<f32>>,
+    /// Second moment (Adam only; empty vectors for SGD).
+    pub v: Vec<Vec<f32>>,
+}
+
+impl Optimizer {
+    /// Fresh state for parameters of these sizes.
+    pub fn new(config: OptimizerConfig, params: &[Tensor<f32>]) -> Self {
+        let m = params.iter().map(|p| vec![0.0; p.numel()]).collect();
+        let v = match config {
+            OptimizerConfig::Adam { .. } => params.iter().map(|p| vec![0.0; p.numel()]).collect(),
+            OptimizerConfig::Sgd { .. } => params.iter().map(|_| Vec::new()).collect(),
+        };
+        Self { config, t: 0, m, v }
+    }
+
+    /// Applies one update. `l2` adds the gradient of `l2 * sum(w^2)` for parameters whose info
+    /// says the penalty applies (conv and dense kernels).
+    pub fn step(
+        &mut self,
+        params: &mut [Tensor<f32>],
+        grads: &[Tensor<f32>],
+        info: &[ParamInfo],
+        l2: f64,
+    ) {
+        self.t += 1;
+        let t = self.t;
+        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
+            let decay = if info[i].l2 && l2 > 0.0 {
+                (2.0 * l2) as f32
+            } else {
+                0.0
+            };
+            let pv = p.data_mut();
+            let gv = g.data();
+            match self.config {
+                OptimizerConfig::Adam {
+                    lr,
+                    beta1,
+                    beta2,
+                    eps,
+                } => {
+                    let (b1, b2) = (beta1 as f32, beta2 as f32);
+                    // Bias corrections folded into the step size, computed in f64 once.
+                    let c1 = 1.0 - beta1.powi(t as i32);
+                    let c2 = 1.0 - beta2.powi(t as i32);
+                    let step = (lr / c1) as f32;
+                    let inv_sqrt_c2 = (1.0 / c2.sqrt()) as f32;
+                    let eps = eps as f32;
+                    let (m, v) = (&mut self.m[i], &mut self.v[i]);
+                    for j in 0..pv.len() {
+                        let gj = gv[j] + decay * pv[j];
+                        m[j] = b1 * m[j] + (1.0 - b1) * gj;
+                        v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
+                        pv[j] -= step * m[j] / (v[j].sqrt() * inv_sqrt_c2 + eps);
+                    }
+                }
+                OptimizerConfig::Sgd {
+                    lr,
+                    momentum,
+                    decay: lr_decay,
+                } => {
+                    // Keras: lr_t = lr / (1 + decay * iterations), iterations counted before this step.
+                    let lr_t = (lr / (1.0 + lr_decay * (t - 1) as f64)) as f32;
+                    let mu = momentum as f32;
+                    let vel = &mut self.m[i];
+                    for j in 0..pv.len() {
+                        let gj = gv[j] + decay * pv[j];
+                        vel[j] = mu * vel[j] - lr_t * gj;
+                        pv[j] += vel[j];
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(l2: bool) -> Vec<ParamInfo> {
+        vec![ParamInfo {
+            name: "w".into(),
+            shape: vec![2],
+            l2,
+        }]
+    }
+
+    #[test]
+    fn adam_first_step_moves_by_lr_times_sign() {
+        // After one step m_hat = g and v_hat = g^2, so the move is lr * g / (|g| + eps) ~ lr * sign(g).
+        let mut p = vec![Tensor::from_vec(&[2], vec![1.0f32, -1.0]).unwrap()];
+        let g = vec![Tensor::from_vec(&[2], vec![0.5f32, -2.0]).unwrap()];
+        let mut opt = Optimizer::new(OptimizerConfig::study_adam(), &p);
+        opt.step(&mut p, &g, &info(false), 0.0);
+        assert!(
+            (p[0].data()[0] - (1.0 - 1e-3)).abs() < 1e-6,
+            "{:?}",
+            p[0].data()
+        );
+        assert!(
+            (p[0].data()[1] - (-1.0 + 1e-3)).abs() < 1e-6,
+            "{:?}",
+            p[0].data()
+        );
+    }
+
+    #[test]
+    fn sgd_decay_and_momentum_follow_keras() {
+        // t=1: lr_t = 0.01, v = -0.01 g. t=2: lr_t = 0.01 / 1.3, v = 0.9 v - lr_t g.
+        let mut p = vec![Tensor::from_vec(&[2], vec![0.0f32, 0.0]).unwrap()];
+        let g = vec![Tensor::from_vec(&[2], vec![1.0f32, 1.0]).unwrap()];
+        let mut opt = Optimizer::new(OptimizerConfig::study_sgd(), &p);
+        opt.step(&mut p, &g, &info(false), 0.0);
+        opt.step(&mut p, &g, &info(false), 0.0);
+        let v1 = -0.01f64;
+        let v2 = 0.9 * v1 - 0.01 / 1.3;
+        assert!((p[0].data()[0] as f64 - (v1 + v2)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn l2_penalty_adds_its_gradient_only_where_it_applies() {
+        let cfg = OptimizerConfig::Sgd {
+            lr: 1.0,
+            momentum: 0.0,
+            decay: 0.0,
+        };
+        let zero = vec![Tensor::from_vec(&[2], vec![0.0f32, 0.0]).unwrap()];
+        let mut with = vec![Tensor::from_vec(&[2], vec![1.0f32, 2.0]).unwrap()];
+        let mut without = with.clone();
+        Optimizer::new(cfg.clone(), &with).step(&mut with, &zero, &info(true), 5e-4);
+        Optimizer::new(cfg, &without).step(&mut without, &zero, &info(false), 5e-4);
+        // d(5e-4 w^2)/dw = 1e-3 w.
+        assert!((with[0].data()[1] - (2.0 - 2e-3)).abs() < 1e-7);
+        assert_eq!(without[0].data(), &[1.0, 2.0]);
+    }
+}

@@ -1,0 +1,370 @@
+//! `Trainer`: the minibatch loop, with evaluation after each epoch, hooks, checkpoints and resume.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tape::Tape;
+use tensor::Tensor;
+
+use crate::data::Dataset;
+use crate::infer::argmax_rows;
+use crate::loss::mean_loss;
+use crate::model_io::{save_model, ModelMeta};
+use crate::models::{mix_seed, Mode, Model, ModelError};
+
+use super::batch::{augment, epoch_order, gather};
+use super::config::TrainConfig;
+use super::evaluate::evaluate;
+use super::hook::{TrainHook, TrainState};
+use super::optim::Optimizer;
+use super::state::{load_state, save_state, Progress, MODEL_FILE, STATE_FILE};
+
+/// One line of `metrics.jsonl`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct EpochMetrics {
+    /// Epoch number, 1-based.
+    pub epoch: u64,
+    /// Updates applied by the end of the epoch.
+    pub step: u64,
+    /// Mean training loss over the epoch's minibatches (training mode).
+    pub train_loss: f64,
+    /// Share of training images classified right while training.
+    pub train_accuracy: f64,
+    /// Loss on the evaluation set (test, or validation when held out).
+    pub test_loss: f64,
+    /// Accuracy on the evaluation set.
+    pub test_accuracy: f64,
+    /// Wall time of the epoch, evaluation included.
+    pub seconds: f64,
+    /// Training throughput.
+    pub images_per_second: f64,
+}
+
+/// Live figures for a progress bar, sent after every minibatch.
+#[derive(Clone, Copy, Debug)]
+pub struct BatchProgress {
+    /// Epoch in progress, 0-based.
+    pub epoch: u64,
+    /// Minibatches done in this epoch.
+    pub batch: usize,
+    /// Minibatches per epoch.
+    pub batches: usize,
+    /// Running mean loss this epoch.
+    pub loss: f64,
+    /// Running accuracy this epoch.
+    pub accuracy: f64,
+    /// Images per second this epoch.
+    pub images_per_second: f64,
+}
+
+/// Why training stopped early.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TrainError {
+    /// Loss or a gradient became NaN or infinite; nothing from this step was applied.
+    #[error("training stopped at step {step} (epoch {epoch}, minibatch {batch}): {what} is not finite; the last good checkpoint{kept} is kept")]
+    NonFinite {
+        step: u64,
+        epoch: u64,
+        batch: usize,
+        what: String,
+        kept: String,
+    },
+    /// The settings are invalid.
+    #[error("{0}")]
+    Config(String),
+    /// A model error (shapes).
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    /// Writing a run file failed.
+    #[error("{0}")]
+    Output(String),
+    /// A hook failed.
+    #[error("training hook: {0}")]
+    Hook(anyhow::Error),
+}
+
+/// A model, its optimizer and where training stands.
+pub struct Trainer {
+    /// The model being trained.
+    pub model: Model<f32>,
+    /// Optimizer state.
+    pub optimizer: Optimizer,
+    /// Settings.
+    pub config: TrainConfig,
+    /// Class names, for checkpoints.
+    pub class_names: Vec<String>,
+    /// Updates applied.
+    pub step: u64,
+    /// Epochs completed.
+    pub epoch: u64,
+}
+
+impl Trainer {
+    /// A fresh model for inputs (C, H, W) with these classes, initialized from `config.seed`.
+    pub fn new(
+        config: TrainConfig,
+        input: [usize; 3],
+        class_names: Vec<String>,
+    ) -> Result<Self, TrainError> {
+        config.validate().map_err(TrainError::Config)?;
+        let model = config.model.build(input, class_names.len(), config.seed)?;
+        let optimizer = Optimizer::new(config.optimizer.clone(), &model.params);
+        Ok(Self {
+            model,
+            optimizer,
+            config,
+            class_names,
+            step: 0,
+            epoch: 0,
+        })
+    }
+
+    /// Continues the run saved in `dir/state.safetensors`. The saved configuration must equal
+    /// `config` except for the number of epochs, unless `force` (then `config` wins).
+    pub fn resume(
+        config: TrainConfig,
+        input: [usize; 3],
+        class_names: Vec<String>,
+        dir: &Path,
+        force: bool,
+    ) -> Result<Self, TrainError> {
+        let mut t = Self::new(config, input, class_names)?;
+        let path = dir.join(STATE_FILE);
+        let (saved, progress) = load_state(&path, &mut t.model, &mut t.optimizer)
+            .map_err(|e| TrainError::Output(format!("--resume: {e}")))?;
+        let mut comparable = saved.clone();
+        comparable.epochs = t.config.epochs;
+        if comparable != t.config && !force {
+            let ours = serde_json::to_string(&t.config).unwrap_or_default();
+            let theirs = serde_json::to_string(&saved).unwrap_or_default();
+            return Err(TrainError::Config(format!(
+                "--resume: {} was written with a different configuration (pass --force to continue anyway)\n  saved:     {theirs}\n  requested: {ours}",
+                path.display()
+            )));
+        }
+        t.step = progress.step;
+        t.epoch = progress.epoch;
+        Ok(t)
+    }
+
+    fn meta(&self) -> ModelMeta {
+        ModelMeta {
+            model: self.config.model,
+            dataset: self.config.dataset.clone(),
+            input: self.model.input,
+            class_names: self.class_names.clone(),
+            seed: self.config.seed,
+            step: self.step,
+            epoch: self.epoch,
+        }
+    }
+
+    /// Writes `model.safetensors` and `state.safetensors` into `dir`, atomically.
+    pub fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        let meta = self.meta();
+        save_model(&dir.join(MODEL_FILE), &self.model, &meta)
+            .map_err(|e| TrainError::Output(e.to_string()))?;
+        let mut md = BTreeMap::new();
+        md.insert("model".into(), meta.model.to_string());
+        md.insert("dataset".into(), meta.dataset.clone());
+        md.insert(
+            "input_shape".into(),
+            format!("{},{},{}", meta.input[0], meta.input[1], meta.input[2]),
+        );
+        md.insert(
+            "classes".into(),
+            serde_json::to_string(&meta.class_names).expect("strings serialize"),
+        );
+        md.insert("seed".into(), meta.seed.to_string());
+        save_state(
+            &dir.join(STATE_FILE),
+            &self.model,
+            &self.optimizer,
+            &self.config,
+            Progress {
+                step: self.step,
+                epoch: self.epoch,
+            },
+            md,
+        )
+        .map_err(|e| TrainError::Output(e.to_string()))
+    }
+
+    /// Trains until `config.epochs` epochs are done, evaluating on `eval` after each epoch.
+    /// With `out`, writes `config.json` once, and after each epoch appends to `metrics.jsonl`
+    /// and replaces the checkpoints (all atomically).
+    pub fn run(
+        &mut self,
+        train: &Dataset,
+        eval: &Dataset,
+        out: Option<&Path>,
+        hooks: &mut [&mut dyn TrainHook],
+        progress: &mut dyn FnMut(&BatchProgress),
+    ) -> Result<Vec<EpochMetrics>, TrainError> {
+        let cfg = self.config.clone();
+        if train.is_empty() {
+            return Err(TrainError::Config("no training images".into()));
+        }
+        if let Some(dir) = out {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                TrainError::Output(format!(
+                    "{}: cannot create the output folder: {e}",
+                    dir.display()
+                ))
+            })?;
+            let json = serde_json::to_string_pretty(&cfg).expect("config serializes");
+            crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
+                .map_err(|e| TrainError::Output(e.to_string()))?;
+        }
+        if self.step == 0 {
+            for h in hooks.iter_mut() {
+                h.observe(&self.model, TrainState { step: 0, epoch: 0 })
+                    .map_err(TrainError::Hook)?;
+            }
+        }
+        let mut all = Vec::new();
+        let n = train.len();
+        let batches = n.div_ceil(cfg.batch_size);
+        let mut tape = Tape::new();
+        while self.epoch < cfg.epochs {
+            let started = Instant::now();
+            let lr = cfg.lr_for_epoch(self.epoch);
+            self.optimizer.config = self.optimizer.config.with_lr(lr);
+            let order = epoch_order(n, cfg.seed, self.epoch);
+            let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
+            for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
+                let (mut images, labels) = gather(train, idx);
+                augment(
+                    &mut images,
+                    train.shape,
+                    &cfg.augment,
+                    mix_seed(cfg.seed, 0xA0_0000_0000 + self.step),
+                );
+                tape.clear();
+                let params = self.model.bind(&mut tape, true);
+                let [c, h, w] = train.shape;
+                let x = tape.constant(
+                    Tensor::from_vec(&[idx.len(), c, h, w], images).expect("gathered length"),
+                );
+                let (logits, updates) = self.model.forward(
+                    &mut tape,
+                    x,
+                    &params,
+                    Mode::Train {
+                        seed: mix_seed(cfg.seed, self.step),
+                    },
+                )?;
+                let loss =
+                    mean_loss(&mut tape, logits, &labels, cfg.loss).map_err(ModelError::from)?;
+                let loss_v = tape.value(loss).data()[0];
+                let non_finite = |what: String| TrainError::NonFinite {
+                    step: self.step,
+                    epoch: self.epoch,
+                    batch: b,
+                    what,
+                    kept: out
+                        .map(|d| format!(" in {}", d.display()))
+                        .unwrap_or_default(),
+                };
+                if !loss_v.is_finite() {
+                    return Err(non_finite(format!("the loss ({loss_v})")));
+                }
+                let grads = tape.backward(loss).map_err(ModelError::from)?;
+                let mut g = Vec::with_capacity(params.len());
+                for (i, &p) in params.iter().enumerate() {
+                    let gi = grads
+                        .get(p)
+                        .cloned()
+                        .unwrap_or_else(|| Tensor::zeros(self.model.params[i].shape()));
+                    if !gi.all_finite() {
+                        return Err(non_finite(format!("the gradient of {} (the first layer, in order, whose gradient is non-finite)", self.model.param_info[i].name)));
+                    }
+                    g.push(gi);
+                }
+                let pred = argmax_rows(tape.value(logits).data(), self.model.classes);
+                correct += pred.iter().zip(&labels).filter(|(p, y)| p == y).count();
+                seen += labels.len();
+                loss_sum += loss_v as f64 * labels.len() as f64;
+                self.optimizer
+                    .step(&mut self.model.params, &g, &self.model.param_info, cfg.l2);
+                self.model.apply_running_updates(&updates);
+                if let Some((i, _)) = self
+                    .model
+                    .params
+                    .iter()
+                    .enumerate()
+                    .find(|(_, p)| !p.all_finite())
+                {
+                    return Err(non_finite(format!(
+                        "parameter {} after the update",
+                        self.model.param_info[i].name
+                    )));
+                }
+                self.step += 1;
+                for h in hooks.iter_mut() {
+                    h.observe(
+                        &self.model,
+                        TrainState {
+                            step: self.step,
+                            epoch: self.epoch,
+                        },
+                    )
+                    .map_err(TrainError::Hook)?;
+                }
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                progress(&BatchProgress {
+                    epoch: self.epoch,
+                    batch: b + 1,
+                    batches,
+                    loss: loss_sum / seen as f64,
+                    accuracy: correct as f64 / seen as f64,
+                    images_per_second: seen as f64 / secs,
+                });
+            }
+            let train_secs = started.elapsed().as_secs_f64().max(1e-9);
+            let ev = evaluate(&self.model, eval)?;
+            self.epoch += 1;
+            let m = EpochMetrics {
+                epoch: self.epoch,
+                step: self.step,
+                train_loss: loss_sum / seen as f64,
+                train_accuracy: correct as f64 / seen as f64,
+                test_loss: ev.loss,
+                test_accuracy: ev.accuracy,
+                seconds: started.elapsed().as_secs_f64(),
+                images_per_second: seen as f64 / train_secs,
+            };
+            if let Some(dir) = out {
+                self.save(dir)?;
+                append_metrics(&dir.join("metrics.jsonl"), &m)?;
+            }
+            all.push(m);
+        }
+        for h in hooks.iter_mut() {
+            h.finish(
+                &self.model,
+                TrainState {
+                    step: self.step,
+                    epoch: self.epoch,
+                },
+            )
+            .map_err(TrainError::Hook)?;
+        }
+        Ok(all)
+    }
+}
+
+/// Appends one JSON line; the whole file is rewritten atomically so a crash never leaves half a line.
+fn append_metrics(path: &PathBuf, m: &EpochMetrics) -> Result<(), TrainError> {
+    let mut bytes = std::fs::read(path).unwrap_or_default();
+    writeln!(
+        bytes,
+        "{}",
+        serde_json::to_string(m).expect("metrics serialize")
+    )
+    .expect("write to a Vec");
+    crate::atomic_file::write_atomic(path, &bytes).map_err(|e| TrainError::Output(e.to_string()))
+}
