@@ -10,7 +10,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::common::{set_threads, DataArgs};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
-use crate::train::{Augment, OptimizerConfig, TrainConfig, Trainer};
+use crate::train::{Augment, OptimizerConfig, TrainConfig, TrainEvent, Trainer};
 
 /// Options of `saliency train`.
 #[derive(Args, Debug)]
@@ -215,38 +215,42 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let mut last_epoch = u64::MAX;
-    let metrics = trainer.run(&train, &test, Some(&args.out), &mut [], &mut |p| {
-        if p.epoch != last_epoch {
-            last_epoch = p.epoch;
-            bar.reset();
-            bar.set_prefix(format!("{}/{}", p.epoch + 1, config.epochs));
+    let eval_name = if config.validation.is_some() { "validation" } else { "test" };
+    let result = trainer.run(&train, &test, Some(&args.out), &mut [], &mut |event| match event {
+        TrainEvent::Batch(p) => {
+            if p.epoch != last_epoch {
+                last_epoch = p.epoch;
+                bar.reset();
+                bar.set_prefix(format!("{}/{}", p.epoch + 1, config.epochs));
+            }
+            bar.set_position(p.batch as u64);
+            bar.set_message(format!("loss {:.4} acc {:.2} % {:.0} img/s", p.loss, 100.0 * p.accuracy, p.images_per_second));
         }
-        bar.set_position(p.batch as u64);
-        bar.set_message(format!(
-            "loss {:.4} acc {:.2} % {:.0} img/s",
-            p.loss,
-            100.0 * p.accuracy,
-            p.images_per_second
-        ));
-    });
-    bar.finish_and_clear();
-    let metrics = metrics?;
-    for m in &metrics {
-        eprintln!(
-            "epoch {:>3}: train loss {:.4} acc {:.2} % | {} loss {:.4} acc {:.2} % | {:.1} s, {:.0} img/s",
+        TrainEvent::Epoch(m) => say(&bar, format!(
+            "epoch {:>3}: train loss {:.4} acc {:.2} % | {eval_name} loss {:.4} acc {:.2} % | {:.1} s, {:.0} img/s",
             m.epoch,
             m.train_loss,
             100.0 * m.train_accuracy,
-            if config.validation.is_some() { "validation" } else { "test" },
             m.test_loss,
             100.0 * m.test_accuracy,
             m.seconds,
             m.images_per_second
-        );
-    }
+        )),
+    });
+    bar.finish_and_clear();
+    result?;
     eprintln!(
         "wrote {}/model.safetensors, config.json, metrics.jsonl",
         args.out.display()
     );
     Ok(())
+}
+
+/// Prints above the progress bar, or plainly when the bar is hidden (`--quiet`, no terminal).
+fn say(bar: &ProgressBar, line: String) {
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
 }

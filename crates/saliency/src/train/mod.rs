@@ -12,4 +12,4 @@ pub use config::{Augment, TrainConfig};
 pub use evaluate::{evaluate, Evaluation};
 pub use hook::{TrainHook, TrainState};
 pub use optim::{Optimizer, OptimizerConfig};
-pub use trainer::{BatchProgress, EpochMetrics, TrainError, Trainer};
+pub use trainer::{BatchProgress, EpochMetrics, TrainError, TrainEvent, Trainer};

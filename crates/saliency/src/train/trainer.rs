@@ -59,6 +59,15 @@ pub struct BatchProgress {
     pub images_per_second: f64,
 }
 
+/// What the progress callback is told.
+#[derive(Clone, Debug)]
+pub enum TrainEvent {
+    /// A minibatch was applied.
+    Batch(BatchProgress),
+    /// An epoch ended and was evaluated.
+    Epoch(EpochMetrics),
+}
+
 /// Why training stopped early.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -202,7 +211,7 @@ impl Trainer {
         eval: &Dataset,
         out: Option<&Path>,
         hooks: &mut [&mut dyn TrainHook],
-        progress: &mut dyn FnMut(&BatchProgress),
+        progress: &mut dyn FnMut(&TrainEvent),
     ) -> Result<Vec<EpochMetrics>, TrainError> {
         let cfg = self.config.clone();
         if train.is_empty() {
@@ -315,14 +324,14 @@ impl Trainer {
                     .map_err(TrainError::Hook)?;
                 }
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
-                progress(&BatchProgress {
+                progress(&TrainEvent::Batch(BatchProgress {
                     epoch: self.epoch,
                     batch: b + 1,
                     batches,
                     loss: loss_sum / seen as f64,
                     accuracy: correct as f64 / seen as f64,
                     images_per_second: seen as f64 / secs,
-                });
+                }));
             }
             let train_secs = started.elapsed().as_secs_f64().max(1e-9);
             let ev = evaluate(&self.model, eval)?;
@@ -341,6 +350,7 @@ impl Trainer {
                 self.save(dir)?;
                 append_metrics(&dir.join("metrics.jsonl"), &m)?;
             }
+            progress(&TrainEvent::Epoch(m.clone()));
             all.push(m);
         }
         for h in hooks.iter_mut() {

@@ -1,0 +1,26 @@
+# One cargo line per recipe. Data: ../shared/data (or set SALIENCY_DATA yourself).
+export SALIENCY_DATA := env_var_or_default("SALIENCY_DATA", justfile_directory() + "/../shared/data")
+
+# Run the whole study and write the report (quick profile).
+study:
+    cargo run --release -p saliency -- study --out out/study
+
+# Run every test.
+test:
+    cargo test --workspace
+
+# Criterion benchmarks of the kernels.
+bench:
+    cargo bench -p saliency
+
+# Fuzz the IDX image parser for 10 minutes (see fuzz/README.md for the other targets).
+fuzz:
+    cargo fuzz run idx_images --sanitizer none -- -max_total_time=600
+
+# Train the study's deep network on Fashion-MNIST.
+train:
+    cargo run --release -p saliency -- train --model deep --epochs 10 --out runs/deep
+
+# Print every model's layer table.
+models:
+    cargo run --release -p saliency -- models
