@@ -5,6 +5,7 @@
 //! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
 
 pub mod atomic_file;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod data;
@@ -15,3 +16,4 @@ pub mod models;
 pub mod render;
 pub mod task;
 pub mod train;
+pub mod study;

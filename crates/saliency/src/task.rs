@@ -28,6 +28,13 @@ pub struct DataSpec {
     pub test_fraction: f64,
     /// Fashion-MNIST only: download the official files when no copy is found.
     pub allow_download: bool,
+    /// Image folders only: fail on the first unreadable file (else skip it and report it).
+    #[serde(default = "default_strict")]
+    pub strict: bool,
+}
+
+fn default_strict() -> bool {
+    true
 }
 
 impl DataSpec {

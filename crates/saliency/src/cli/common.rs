@@ -28,6 +28,9 @@ pub struct DataArgs {
     /// Never download Fashion-MNIST, even when no copy is found.
     #[arg(long)]
     pub no_download: bool,
+    /// Image folders: skip (and count) files that are not readable images instead of failing.
+    #[arg(long)]
+    pub lenient: bool,
 }
 
 impl DataArgs {
@@ -57,6 +60,7 @@ impl DataArgs {
             split_seed,
             test_fraction: self.test_fraction,
             allow_download: !self.no_download,
+            strict: !self.lenient,
         })
     }
 }

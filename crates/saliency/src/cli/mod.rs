@@ -1,5 +1,6 @@
 //! The command line: argument parsing with clap and one module per subcommand.
 
+mod bench;
 mod common;
 mod eval;
 mod models;
@@ -25,6 +26,9 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on its data set's test split.
     Eval(eval::EvalArgs),
+    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm) on
+    /// synthetic data and print images per second.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the arguments and runs the subcommand; errors are printed without a backtrace.
@@ -34,6 +38,7 @@ pub fn main() -> ExitCode {
         Command::Models(a) => models::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Bench(a) => bench::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,287 @@
+//! Throughput benchmarks of whole workloads (`saliency bench`): a training step, inference and
+//! the attribution and adversarial passes, timed on synthetic data of a model's input shape.
+//!
+//! The workloads mirror the PyTorch script in `bench-peers/bench_torch.py` one for one, so the
+//! two can be run alternately on the same machine and compared by the ratio of their medians
+//! (see `docs/performance.md`). A measurement is: warm-up calls, then `rounds` rounds of the
+//! same number of calls; each round's rate (images per second) is one sample, and the report
+//! gives the median, minimum and maximum of the samples.
+
+mod workloads;
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crate::models::{ModelError, ModelKind};
+
+pub use workloads::{synthetic_batch, Workload as Runner};
+
+/// Which workload to time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Workload {
+    /// One optimizer step: forward in training mode, cross-entropy, backward, then Adam (`deep`,
+    /// `medium`) or SGD with momentum and the L2 penalty (`alexnet`), as `saliency train` does.
+    TrainStep,
+    /// Softmax probabilities in evaluation mode on a no-record tape.
+    Infer,
+    /// Gradient x input: `|d max_k p_k / d x| * x` for every image of the batch.
+    GradientXInput,
+    /// Integrated gradients of the top class's probability, zero baseline: the path points of
+    /// one image as one batched forward and backward.
+    IntegratedGradients,
+    /// FGSM: the loss gradient with respect to the input, then `clamp(x + 0.1 sign(g), 0, 1)`.
+    Fgsm,
+}
+
+impl Workload {
+    /// Every workload, in the order the CLI lists them.
+    pub const ALL: [Workload; 5] = [
+        Workload::TrainStep,
+        Workload::Infer,
+        Workload::GradientXInput,
+        Workload::IntegratedGradients,
+        Workload::Fgsm,
+    ];
+}
+
+impl fmt::Display for Workload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Workload::TrainStep => "train-step",
+            Workload::Infer => "infer",
+            Workload::GradientXInput => "gradient-x-input",
+            Workload::IntegratedGradients => "integrated-gradients",
+            Workload::Fgsm => "fgsm",
+        })
+    }
+}
+
+impl FromStr for Workload {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Workload::ALL
+            .into_iter()
+            .find(|w| w.to_string() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm"
+                )
+            })
+    }
+}
+
+/// What to measure and how long.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BenchConfig {
+    /// The workload.
+    pub workload: Workload,
+    /// The network, built for Fashion-MNIST (1x28x28, 10 classes).
+    pub model: ModelKind,
+    /// Images per call (for integrated gradients: images, each with `ig_steps` path points).
+    pub batch_size: usize,
+    /// Timed rounds; each gives one images-per-second sample.
+    pub rounds: usize,
+    /// Untimed calls before the first round (at least one is always made).
+    pub warmup: usize,
+    /// Each round makes enough calls to last about this long (at least one call).
+    pub round_time: Duration,
+    /// Path points for integrated gradients.
+    pub ig_steps: usize,
+}
+
+impl BenchConfig {
+    /// Defaults for a workload: 7 rounds of about 0.5 s after 3 warm-up calls, 50 IG steps.
+    pub fn new(workload: Workload, model: ModelKind, batch_size: usize) -> Self {
+        Self {
+            workload,
+            model,
+            batch_size,
+            rounds: 7,
+            warmup: 3,
+            round_time: Duration::from_millis(500),
+            ig_steps: 50,
+        }
+    }
+}
+
+/// The result of one measurement (the `--json` object).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct BenchReport {
+    /// The workload.
+    pub workload: Workload,
+    /// The network.
+    pub model: ModelKind,
+    /// Images per call.
+    pub batch_size: usize,
+    /// Rayon worker threads.
+    pub threads: usize,
+    /// Median over rounds of images per second.
+    pub images_per_second: f64,
+    /// Slowest round, images per second.
+    pub min: f64,
+    /// Fastest round, images per second.
+    pub max: f64,
+    /// Median milliseconds per call.
+    pub ms_per_call: f64,
+    /// Number of rounds.
+    pub rounds: usize,
+    /// Calls per round.
+    pub calls_per_round: usize,
+    /// Every round's images per second, in order.
+    pub samples: Vec<f64>,
+    /// Peak resident memory of the process so far (Linux `VmHWM`), MiB; `None` elsewhere.
+    pub peak_rss_mib: Option<f64>,
+}
+
+impl fmt::Display for BenchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {} batch {}, {} thread{}: {:.1} images/s (median of {} rounds of {} calls; min {:.1}, max {:.1}), {:.3} ms per call",
+            self.model,
+            self.workload,
+            self.batch_size,
+            self.threads,
+            if self.threads == 1 { "" } else { "s" },
+            self.images_per_second,
+            self.rounds,
+            self.calls_per_round,
+            self.min,
+            self.max,
+            self.ms_per_call,
+        )?;
+        if let Some(rss) = self.peak_rss_mib {
+            write!(f, ", peak RSS {rss:.0} MiB")?;
+        }
+        Ok(())
+    }
+}
+
+/// Errors of a measurement.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BenchError {
+    /// The settings are invalid.
+    #[error("{0}")]
+    Config(String),
+    /// The model failed to build or run.
+    #[error(transparent)]
+    Model(#[from] ModelError),
+}
+
+/// Builds the workload and times it in the current rayon pool.
+pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
+    if config.batch_size == 0 {
+        return Err(BenchError::Config(
+            "--batch-size: expected at least 1, found 0".into(),
+        ));
+    }
+    if config.rounds == 0 {
+        return Err(BenchError::Config(
+            "--rounds: expected at least 1, found 0".into(),
+        ));
+    }
+    if config.workload == Workload::IntegratedGradients && config.ig_steps == 0 {
+        return Err(BenchError::Config(
+            "--ig-steps: expected at least 1, found 0".into(),
+        ));
+    }
+    let mut runner = Runner::new(config)?;
+    // Warm-up: fills caches and workspaces, and tells how many calls fill a round.
+    let started = Instant::now();
+    let warmup = config.warmup.max(1);
+    for _ in 0..warmup {
+        runner.call()?;
+    }
+    let per_call = started.elapsed().as_secs_f64() / warmup as f64;
+    let calls = ((config.round_time.as_secs_f64() / per_call.max(1e-9)).ceil() as usize).max(1);
+    let images = config.batch_size as f64 * calls as f64;
+    let mut seconds = Vec::with_capacity(config.rounds);
+    for _ in 0..config.rounds {
+        let t = Instant::now();
+        for _ in 0..calls {
+            runner.call()?;
+        }
+        seconds.push(t.elapsed().as_secs_f64().max(1e-12));
+    }
+    let samples: Vec<f64> = seconds.iter().map(|s| images / s).collect();
+    let ms: Vec<f64> = seconds.iter().map(|s| 1e3 * s / calls as f64).collect();
+    Ok(BenchReport {
+        workload: config.workload,
+        model: config.model,
+        batch_size: config.batch_size,
+        threads: rayon::current_num_threads(),
+        images_per_second: median(&samples),
+        min: samples.iter().copied().fold(f64::INFINITY, f64::min),
+        max: samples.iter().copied().fold(0.0, f64::max),
+        ms_per_call: median(&ms),
+        rounds: config.rounds,
+        calls_per_round: calls,
+        samples,
+        peak_rss_mib: peak_rss_mib(),
+    })
+}
+
+/// The median (mean of the middle two for an even count); NaN for an empty slice.
+pub fn median(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    let mut v = values.to_vec();
+    v.sort_by(|a, b| a.total_cmp(b));
+    let mid = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[mid]
+    } else {
+        (v[mid - 1] + v[mid]) / 2.0
+    }
+}
+
+/// The process's peak resident set size from `/proc/self/status` (`VmHWM`), in MiB.
+pub fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_names_round_trip() {
+        for w in Workload::ALL {
+            assert_eq!(w.to_string().parse::<Workload>(), Ok(w));
+        }
+        let err = "train".parse::<Workload>().unwrap_err();
+        assert!(err.contains("train-step"), "{err}");
+    }
+
+    #[test]
+    fn median_of_odd_and_even_counts() {
+        // Sorted [1, 2, 3] -> 2; sorted [1, 2, 3, 10] -> (2 + 3) / 2.
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[10.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    #[test]
+    fn every_workload_runs_once_on_a_tiny_batch() {
+        for workload in Workload::ALL {
+            let mut config = BenchConfig::new(workload, ModelKind::Deep, 2);
+            config.rounds = 1;
+            config.warmup = 1;
+            config.round_time = Duration::ZERO;
+            config.ig_steps = 3;
+            let report = run(&config).unwrap();
+            assert_eq!(report.samples.len(), 1, "{workload}");
+            assert!(report.images_per_second > 0.0, "{workload}: {report}");
+            let json = serde_json::to_value(&report).unwrap();
+            for key in ["workload", "model", "batch_size", "threads", "images_per_second", "min", "max"] {
+                assert!(json.get(key).is_some(), "{workload}: no {key} in {json}");
+            }
+        }
+    }
+}

@@ -1,0 +1,70 @@
+//! `saliency bench`: times one workload on synthetic data and prints images per second.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::common::set_threads;
+use crate::bench::{run as measure, BenchConfig, Workload};
+use crate::models::ModelKind;
+
+/// Options of `saliency bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Workload: train-step, infer, gradient-x-input, integrated-gradients or fgsm.
+    #[arg(long)]
+    workload: Workload,
+    /// Network: deep, alexnet or medium (built for Fashion-MNIST, 1x28x28, 10 classes).
+    #[arg(long, default_value = "deep")]
+    model: ModelKind,
+    /// Images per call (integrated gradients: images, each with --ig-steps path points).
+    #[arg(long)]
+    batch_size: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed rounds; the report gives their median, minimum and maximum.
+    #[arg(long, default_value_t = 7)]
+    rounds: usize,
+    /// Untimed calls before the first round.
+    #[arg(long, default_value_t = 3)]
+    warmup: usize,
+    /// Seconds each round lasts (it makes as many calls as fit, at least one).
+    #[arg(long, default_value_t = 0.5)]
+    round_seconds: f64,
+    /// Path points for integrated gradients.
+    #[arg(long, default_value_t = 50)]
+    ig_steps: usize,
+    /// Print one JSON object instead of a sentence.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs the measurement and prints it.
+pub fn run(args: BenchArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
+    if !(args.round_seconds >= 0.0 && args.round_seconds.is_finite()) {
+        anyhow::bail!(
+            "--round-seconds: expected a non-negative number, found {}",
+            args.round_seconds
+        );
+    }
+    let config = BenchConfig {
+        rounds: args.rounds,
+        warmup: args.warmup,
+        round_time: Duration::from_secs_f64(args.round_seconds),
+        ig_steps: args.ig_steps,
+        ..BenchConfig::new(args.workload, args.model, args.batch_size)
+    };
+    let report = measure(&config)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("serializing the report")?
+        );
+    } else {
+        println!("{report}");
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! `saliency study`: runs the whole study and writes a report with its pictures.
+
+pub mod report;
+pub mod steps;
