@@ -49,6 +49,7 @@ impl DataSpec {
             split_seed: 0,
             test_fraction: 0.2,
             allow_download: true,
+            strict: true,
         }
     }
 
