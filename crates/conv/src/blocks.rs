@@ -17,6 +17,17 @@ use rayon::prelude::*;
 
 use crate::Conv2dGeometry;
 
+/// Fewest elements a rayon task should touch in the copy-like passes (im2col, col2im, the
+/// output permute): below this, scheduling a task costs more than the copy it carries. Only the
+/// grouping of independent outputs into tasks depends on it, never any arithmetic.
+pub(crate) const TASK_GRAIN: usize = 8 * 1024;
+
+/// Items per rayon task so that each task covers at least [`TASK_GRAIN`] elements, for items of
+/// `item_len` elements (for `with_min_len`).
+pub(crate) fn min_items(item_len: usize) -> usize {
+    TASK_GRAIN.div_ceil(item_len.max(1))
+}
+
 /// Where the columns of a `(rows, N*OH*OW)` matrix live; see the module docs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct ColBlocks {
@@ -88,14 +99,17 @@ impl ColBlocks {
             rows * self.out_rows * self.out_w,
             "blocked matrix length"
         );
-        buf.par_chunks_mut(self.full_width() * rows)
+        let block_len = self.full_width() * rows;
+        buf.par_chunks_mut(block_len)
             .enumerate()
+            .with_min_len(min_items(block_len))
             .for_each(|(b, block)| {
                 let out_rows = self.out_rows_of(b);
                 let width = out_rows.len() * self.out_w;
                 block
                     .par_chunks_mut(width)
                     .enumerate()
+                    .with_min_len(min_items(width))
                     .for_each(|(r, segment)| fill(r, out_rows.clone(), segment));
             });
     }

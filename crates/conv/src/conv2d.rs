@@ -12,12 +12,18 @@
 //! [`crate::blocks`], one GEMM per block, run in parallel. Block boundaries depend only on the
 //! geometry and every sum runs in a fixed order, so all four passes give bitwise the same result
 //! for any number of threads.
+//!
+//! One shape skips im2col: a 1x1 input with a 1x1 output (the `deep` network's conv5..conv9 on
+//! Fashion-MNIST). Only the tap at (padding, padding) reads the input; every other tap reads
+//! zero padding, so `C*K*K - C` of the im2col rows are zero. The convolution is then a dense
+//! layer on that tap's weights, `y (N, Cout) = x (N, C) * W_tap^T`, and the passes are GEMMs on
+//! strided views of `W` with no copies ([`single_tap`]).
 
 use rayon::prelude::*;
 
-use tensor::{gemm, Float, MatMut, MatRef};
+use tensor::{gemm, gemm_par_rows, Float, MatMut, MatRef};
 
-use crate::blocks::ColBlocks;
+use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_blocked, im2col_blocked};
 use crate::Conv2dGeometry;
@@ -29,6 +35,54 @@ const BLOCK_COLS: usize = 256;
 /// The most partial weight gradients the weight backward keeps; bounds its workspace at this
 /// many weight-sized buffers while leaving enough independent partials to keep the threads busy.
 pub(crate) const MAX_WEIGHT_PARTIALS: usize = 16;
+
+/// Rows (images) per parallel GEMM block on the single-tap path; depends on nothing else, so
+/// the split, and every rounding, is the same for any thread count.
+const SINGLE_TAP_BLOCK_ROWS: usize = 64;
+
+/// The offset `ky * K + kx` of the only kernel tap that reads the input, when the input and the
+/// output are both 1x1: the window at the one output position covers padded rows and columns
+/// `0..K`, where the input pixel sits at `padding` (so it is inside iff `padding < K`). `None`
+/// for every other geometry, which takes the im2col path.
+fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
+    let one_by_one = g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1;
+    (one_by_one && g.padding < g.kernel).then_some(g.padding * g.kernel + g.padding)
+}
+
+/// That tap's weights `W[:, :, p, p]` as a `(Cout, C)` view of the `[Cout, C, K, K]` weight.
+fn tap_weights<'a, T>(g: &Conv2dGeometry, weight: &'a [T], tap: usize) -> MatRef<'a, T> {
+    let kk = g.kernel * g.kernel;
+    MatRef::new(
+        &weight[tap..],
+        g.out_channels,
+        g.in_channels,
+        g.col_rows(),
+        kk,
+    )
+}
+
+/// Multiply-adds a row-split GEMM task should carry at least: each task repacks the whole B
+/// operand, so smaller tasks lose more to packing than they gain in parallelism.
+/// (Small in unit tests, so that they exercise the split on small shapes.)
+const SPLIT_MACS: usize = if cfg!(test) { 4096 } else { 8 << 20 };
+
+/// Rows of C per parallel task when one `(m x k) * (k x n)` block GEMM is split over its rows,
+/// a multiple of 16 (whole kernel tiles); `m` or more means no split. Big blocks with few
+/// columns (AlexNet's 2x2 maps give one 64-column block per 16 images) would otherwise run on
+/// one thread. A function of the shape only, so every rounding is the same for any thread count.
+fn split_rows(k: usize, n: usize) -> usize {
+    SPLIT_MACS.div_ceil((k * n).max(1)).next_multiple_of(16)
+}
+
+/// The first `len` elements of `workspace`, growing it if needed. It never shrinks, so a
+/// training step that goes from a large layer to a small one and back neither reallocates nor
+/// re-zeroes: every pass writes its scratch before reading it.
+fn scratch<T: Float>(workspace: &mut Vec<T>, len: usize) -> &mut [T] {
+    if workspace.len() < len {
+        workspace.resize(len, T::ZERO);
+    }
+    &mut workspace[..len]
+}
 
 /// `output = conv(input, weight) + bias`, NCHW in and out (`(N, Cout, OH, OW)`). Overwrites
 /// `output`. `weight` is `[Cout, C, K, K]`, `bias` (if any) has `Cout` entries. `workspace` is
@@ -52,9 +106,22 @@ pub fn conv2d_forward<T: Float>(
     }
     assert_len(OP, "output", g.output_len(), output.len());
 
+    if let Some(tap) = single_tap(g) {
+        // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
+        let x = MatRef::row_major(input, g.batch, g.in_channels);
+        let w_tap = tap_weights(g, weight, tap);
+        gemm_par_rows(T::ONE, x, w_tap.t(), T::ZERO, output, SINGLE_TAP_BLOCK_ROWS);
+        if let Some(b) = bias {
+            for row in output.chunks_exact_mut(g.out_channels) {
+                T::vadd_assign(row, b);
+            }
+        }
+        return;
+    }
+
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
-    workspace.resize((rows + cout) * ncols, T::ZERO);
+    let workspace = scratch(workspace, (rows + cout) * ncols);
     let (cols, y2) = workspace.split_at_mut(rows * ncols);
     // cols: (C*K*K, N*OH*OW), column-blocked
     im2col_blocked(g, input, cols, blocks);
@@ -65,18 +132,14 @@ pub fn conv2d_forward<T: Float>(
         .zip(cols.par_chunks(width * rows))
         .for_each(|(y2_b, cols_b)| {
             let bw = cols_b.len() / rows;
-            gemm(
-                T::ONE,
-                w,
-                MatRef::row_major(cols_b, rows, bw),
-                T::ZERO,
-                MatMut::row_major(y2_b, cout, bw),
-            );
+            let cols_b = MatRef::row_major(cols_b, rows, bw);
+            gemm_par_rows(T::ONE, w, cols_b, T::ZERO, y2_b, split_rows(rows, bw));
         });
     // output: (N, Cout, OH, OW), one (n, o) plane per task, each OW run copied and biased.
     output
         .par_chunks_mut(g.out_plane())
         .enumerate()
+        .with_min_len(min_items(g.out_plane()))
         .for_each(|(plane_index, plane)| {
             let (n, o) = (plane_index / cout, plane_index % cout);
             let b = bias.map_or(T::ZERO, |b| b[o]);
@@ -106,9 +169,24 @@ pub fn conv2d_backward_input<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_input", g.input_len(), grad_input.len());
 
+    if let Some(tap) = single_tap(g) {
+        // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
+        let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
+        let w_tap = tap_weights(g, weight, tap);
+        gemm_par_rows(
+            T::ONE,
+            dy,
+            w_tap,
+            T::ZERO,
+            grad_input,
+            SINGLE_TAP_BLOCK_ROWS,
+        );
+        return;
+    }
+
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
-    workspace.resize((cout + rows) * ncols, T::ZERO);
+    let workspace = scratch(workspace, (cout + rows) * ncols);
     let (dy2, dcols) = workspace.split_at_mut(cout * ncols);
     // dy2: (Cout, N*OH*OW), column-blocked
     gather_output_columns(g, blocks, grad_output, dy2);
@@ -120,13 +198,8 @@ pub fn conv2d_backward_input<T: Float>(
         .zip(dy2.par_chunks(width * cout))
         .for_each(|(dcols_b, dy2_b)| {
             let bw = dy2_b.len() / cout;
-            gemm(
-                T::ONE,
-                wt,
-                MatRef::row_major(dy2_b, cout, bw),
-                T::ZERO,
-                MatMut::row_major(dcols_b, rows, bw),
-            );
+            let dy2_b = MatRef::row_major(dy2_b, cout, bw);
+            gemm_par_rows(T::ONE, wt, dy2_b, T::ZERO, dcols_b, split_rows(cout, bw));
         });
     col2im_blocked(g, dcols, blocks, grad_input);
 }
@@ -148,6 +221,18 @@ pub fn conv2d_backward_weight<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
 
+    if let Some(tap) = single_tap(g) {
+        // dW[:, :, p, p] (Cout, C) = dy^T (Cout, N) * x (N, C), one GEMM so each element sums
+        // the batch in one order; the taps that read only padding get zero.
+        grad_weight.fill(T::ZERO);
+        let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
+        let dy_t = MatRef::row_major(grad_output, g.batch, cout).t();
+        let x = MatRef::row_major(input, g.batch, c);
+        let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
+        gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
+        return;
+    }
+
     let (rows, cout, ncols, wlen) = (g.col_rows(), g.out_channels, g.col_cols(), g.weight_len());
     // Each block's GEMM reads and writes a whole (Cout, C*K*K) accumulator, so wider blocks than
     // the other passes' pay off here: about ncols / MAX_WEIGHT_PARTIALS columns each.
@@ -159,7 +244,7 @@ pub fn conv2d_backward_weight<T: Float>(
     let per_group = blocks.count().div_ceil(MAX_WEIGHT_PARTIALS);
     let groups = blocks.count().div_ceil(per_group);
     let partials_len = if groups > 1 { groups * wlen } else { 0 };
-    workspace.resize((rows + cout) * ncols + partials_len, T::ZERO);
+    let workspace = scratch(workspace, (rows + cout) * ncols + partials_len);
     let (cols, rest) = workspace.split_at_mut(rows * ncols);
     let (dy2, partials) = rest.split_at_mut(cout * ncols);
     // cols: (C*K*K, N*OH*OW) and dy2: (Cout, N*OH*OW), both column-blocked
@@ -175,13 +260,9 @@ pub fn conv2d_backward_weight<T: Float>(
             let cols_b = &cols[b * width * rows..][..rows * bw];
             let dy2_b = &dy2[b * width * cout..][..cout * bw];
             let beta = if b == first { T::ZERO } else { T::ONE };
-            gemm(
-                T::ONE,
-                MatRef::row_major(dy2_b, cout, bw),
-                MatRef::row_major(cols_b, rows, bw).t(),
-                beta,
-                MatMut::row_major(acc, cout, rows),
-            );
+            let dy2_b = MatRef::row_major(dy2_b, cout, bw);
+            let cols_bt = MatRef::row_major(cols_b, rows, bw).t();
+            gemm_par_rows(T::ONE, dy2_b, cols_bt, beta, acc, split_rows(bw, rows));
         }
     };
     if groups == 1 {
@@ -212,14 +293,18 @@ pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], gra
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_bias", g.out_channels, grad_bias.len());
     let plane = g.out_plane();
-    grad_bias.par_iter_mut().enumerate().for_each(|(o, db)| {
-        let mut sum = T::ZERO;
-        for n in 0..g.batch {
-            let start = (n * g.out_channels + o) * plane;
-            sum += grad_output[start..start + plane].iter().copied().sum::<T>();
-        }
-        *db = sum;
-    });
+    grad_bias
+        .par_iter_mut()
+        .enumerate()
+        .with_min_len(min_items(g.batch * plane))
+        .for_each(|(o, db)| {
+            let mut sum = T::ZERO;
+            for n in 0..g.batch {
+                let start = (n * g.out_channels + o) * plane;
+                sum += grad_output[start..start + plane].iter().copied().sum::<T>();
+            }
+            *db = sum;
+        });
 }
 
 /// Copies NCHW `grad_output` into the column-blocked `(Cout, N*OH*OW)` matrix `dy2`: the
@@ -237,4 +322,113 @@ fn gather_output_columns<T: Float>(
             run.copy_from_slice(&grad_output[((n * cout + o) * g.out_h + oy) * ow..][..ow]);
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::naive::*;
+    use crate::test_util::random_vec;
+    use tensor::testing::assert_close;
+
+    /// (y, dx, dw, db) from the fast kernels, outputs and workspace pre-filled with NaN.
+    fn fast(g: &Conv2dGeometry, x: &[f64], w: &[f64], b: &[f64], dy: &[f64]) -> [Vec<f64>; 4] {
+        let nan = f64::NAN;
+        let mut ws = vec![nan; 7];
+        let (mut y, mut dx) = (vec![nan; g.output_len()], vec![nan; g.input_len()]);
+        let (mut dw, mut db) = (vec![nan; g.weight_len()], vec![nan; g.out_channels]);
+        conv2d_forward(g, x, w, Some(b), &mut y, &mut ws);
+        conv2d_backward_input(g, w, dy, &mut dx, &mut ws);
+        conv2d_backward_weight(g, x, dy, &mut dw, &mut ws);
+        conv2d_backward_bias(g, dy, &mut db);
+        [y, dx, dw, db]
+    }
+
+    #[test]
+    fn single_tap_layers_match_naive() {
+        // 1x1 maps: deep's conv5 shape (3/1/1), a 5x5 kernel with padding 2, padding 0 with a
+        // 1x1 kernel, and 200 images (several parallel row blocks). Padding >= kernel has no
+        // tap on the input and takes the im2col path; it must agree all the same.
+        let shapes = [
+            (16, 32, 1, 32, 3, 1, 1),
+            (3, 4, 1, 5, 5, 1, 2),
+            (2, 3, 1, 2, 1, 1, 0),
+            (200, 6, 1, 7, 3, 1, 1),
+            (2, 2, 1, 3, 2, 1, 2),
+        ];
+        for (i, &(n, c, side, cout, k, s, p)) in shapes.iter().enumerate() {
+            let g = Conv2dGeometry::new(n, c, side, side, cout, k, s, p).unwrap();
+            let seed = 10 * i as u64;
+            let x = random_vec(g.input_len(), seed);
+            let w = random_vec(g.weight_len(), seed + 1);
+            let b = random_vec(cout, seed + 2);
+            let dy = random_vec(g.output_len(), seed + 3);
+            let [y, dx, dw, db] = fast(&g, &x, &w, &b, &dy);
+            let mut want_y = vec![0.0; g.output_len()];
+            conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
+            let mut want_dx = vec![0.0; g.input_len()];
+            conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
+            let mut want_dw = vec![0.0; g.weight_len()];
+            conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
+            let mut want_db = vec![0.0; cout];
+            conv2d_naive_backward_bias(&g, &dy, &mut want_db);
+            assert_close(&format!("y {g:?}"), &y, &want_y, 1e-12, 1e-12);
+            assert_close(&format!("dx {g:?}"), &dx, &want_dx, 1e-12, 1e-12);
+            assert_close(&format!("dw {g:?}"), &dw, &want_dw, 1e-12, 1e-12);
+            assert_close(&format!("db {g:?}"), &db, &want_db, 1e-12, 1e-12);
+        }
+    }
+
+    #[test]
+    fn row_split_gemms_match_naive_and_ignore_the_thread_count() {
+        // AlexNet's conv3 in miniature (2x2 maps, one column block): with the test's small
+        // SPLIT_MACS every pass splits its GEMM over rows, in blocks of 16.
+        let g = Conv2dGeometry::new(3, 8, 2, 2, 40, 3, 1, 1).unwrap();
+        assert!(split_rows(g.col_rows(), g.col_cols()) < g.out_channels);
+        let x = random_vec(g.input_len(), 5);
+        let w = random_vec(g.weight_len(), 6);
+        let b = random_vec(g.out_channels, 7);
+        let dy = random_vec(g.output_len(), 8);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| fast(&g, &x, &w, &b, &dy))
+        };
+        let [y, dx, dw, db] = run(1);
+        let mut want_y = vec![0.0; g.output_len()];
+        conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
+        let mut want_dx = vec![0.0; g.input_len()];
+        conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
+        let mut want_dw = vec![0.0; g.weight_len()];
+        conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
+        assert_close("y", &y, &want_y, 1e-12, 1e-12);
+        assert_close("dx", &dx, &want_dx, 1e-12, 1e-12);
+        assert_close("dw", &dw, &want_dw, 1e-12, 1e-12);
+        let one = [y, dx, dw, db];
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "1 and {threads} threads differ");
+        }
+    }
+
+    #[test]
+    fn single_tap_layers_are_bitwise_identical_for_any_thread_count() {
+        let g = Conv2dGeometry::new(200, 6, 1, 1, 7, 3, 1, 1).unwrap();
+        let x = random_vec(g.input_len(), 1);
+        let w = random_vec(g.weight_len(), 2);
+        let b = random_vec(7, 3);
+        let dy = random_vec(g.output_len(), 4);
+        let run = |threads| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap()
+                .install(|| fast(&g, &x, &w, &b, &dy))
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "1 and {threads} threads differ");
+        }
+    }
 }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use tensor::Float;
 
-use crate::blocks::{valid_outputs, ColBlocks};
+use crate::blocks::{min_items, valid_outputs, ColBlocks};
 use crate::geometry::assert_len;
 use crate::Conv2dGeometry;
 
@@ -94,6 +94,7 @@ pub(crate) fn col2im_blocked<T: Float>(
     input_grad
         .par_chunks_mut(g.in_plane())
         .enumerate()
+        .with_min_len(min_items(g.in_plane() * k * k))
         .for_each(|(plane_index, plane)| {
             let (n, c) = (plane_index / g.in_channels, plane_index % g.in_channels);
             plane.fill(T::ZERO);

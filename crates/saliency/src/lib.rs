@@ -4,7 +4,9 @@
 //! Data layout: images are f32 in [0, 1], NCHW; models hold PyTorch-layout parameters named as
 //! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
 
+pub mod adversarial;
 pub mod atomic_file;
+pub mod attribution;
 pub mod bench;
 pub mod checkpoint;
 pub mod cli;

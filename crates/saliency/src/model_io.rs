@@ -8,6 +8,16 @@ use tensor::Tensor;
 use crate::checkpoint::{self, Checkpoint, CheckpointError, NamedTensor};
 use crate::models::{Model, ModelError, ModelKind};
 
+/// Most input channels a checkpoint's `input_shape` may name (gray, RGB, RGBA).
+pub const MAX_INPUT_CHANNELS: usize = 4;
+/// Longest input side a checkpoint's `input_shape` may name.
+pub const MAX_INPUT_SIDE: usize = 1024;
+/// Most pixels per input (H x W) a checkpoint may name: 4 times the study's 256 x 256 flowers,
+/// which bounds the largest model built (AlexNet, about 100M weights) before any check.
+pub const MAX_INPUT_PIXELS: usize = 512 * 512;
+/// Most classes a checkpoint's `classes` list may hold.
+pub const MAX_CLASSES: usize = 1000;
+
 /// What a checkpoint says about the model it holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelMeta {
@@ -94,11 +104,26 @@ impl ModelMeta {
         let input: [usize; 3] = dims
             .try_into()
             .map_err(|_| bad("input_shape", "three numbers C,H,W", shape_s))?;
+        // The model is built from these numbers before its tensors are compared with the file's,
+        // so they are bounded first: a few corrupt bytes must not ask for gigabytes of weights.
+        let [c, h, w] = input;
+        if !(1..=MAX_INPUT_CHANNELS).contains(&c)
+            || !(1..=MAX_INPUT_SIDE).contains(&h)
+            || !(1..=MAX_INPUT_SIDE).contains(&w)
+            || h * w > MAX_INPUT_PIXELS
+        {
+            let expected = format!(
+                "C,H,W with 1 <= C <= {MAX_INPUT_CHANNELS}, 1 <= H, W <= {MAX_INPUT_SIDE} and \
+                 H x W <= {MAX_INPUT_PIXELS}"
+            );
+            return Err(bad("input_shape", &expected, shape_s));
+        }
         let classes_s = get("classes", "a JSON list of class names")?;
         let class_names: Vec<String> = serde_json::from_str(classes_s)
             .map_err(|_| bad("classes", "a JSON list of class names", classes_s))?;
-        if class_names.len() < 2 {
-            return Err(bad("classes", "at least 2 classes", classes_s));
+        if class_names.len() < 2 || class_names.len() > MAX_CLASSES {
+            let found = format!("{} classes", class_names.len());
+            return Err(bad("classes", &format!("between 2 and {MAX_CLASSES} classes"), &found));
         }
         let num = |key: &'static str| -> Result<u64, ModelIoError> {
             let s = get(key, "a whole number")?;

@@ -20,7 +20,7 @@ pub use integrated_gradients::{integrated_gradients, Baseline, IgOptions, IgResu
 pub use movie::{AttributionMovie, MovieOptions};
 pub use occlusion::{default_patch, occlusion, OcclusionOptions};
 pub use occlusion_x_gradient::{combine_maps, occlusion_x_gradient};
-pub use sanity::{randomization_sanity_check, spearman, SanityStep};
+pub use sanity::{fresh_donor, randomization_sanity_check, spearman, SanityStep};
 pub use target::{Score, Target};
 pub use training_integrated::{TrainingIntegratedGradients, TIG_FILE};
 
@@ -145,13 +145,16 @@ impl From<tensor::TensorError> for AttributionError {
 
 /// Checks that `inputs` is a non-empty batch of the model's input shape with values in [0, 1]
 /// (within [`RANGE_TOLERANCE`]), and returns the number of images.
-pub fn check_inputs<T: Float>(model: &Model<T>, inputs: &Tensor<T>) -> Result<usize, AttributionError> {
+pub fn check_inputs<T: Float>(
+    model: &Model<T>,
+    inputs: &Tensor<T>,
+) -> Result<usize, AttributionError> {
     let n = check_shape(model, inputs, "inputs")?;
     let per = inputs.numel() / n;
     for (index, &v) in inputs.data().iter().enumerate() {
         let v = v.to_f64();
-        // Written so NaN fails too.
-        if !(v >= -RANGE_TOLERANCE && v <= 1.0 + RANGE_TOLERANCE) {
+        // NaN is in no range, so it is rejected too.
+        if !(-RANGE_TOLERANCE..=1.0 + RANGE_TOLERANCE).contains(&v) {
             return Err(AttributionError::InputRange {
                 index,
                 image: index / per,

@@ -75,13 +75,16 @@ impl FromStr for Target {
         match s.trim() {
             "pred" => Ok(Target::Pred),
             "label" => Ok(Target::Label),
-            other => other.parse::<usize>().map(Target::Class).map_err(|_| {
-                AttributionError::Option {
-                    option: "target",
-                    expected: "pred, label or a class index (0, 1, ...)".into(),
-                    found: format!("'{s}'"),
-                }
-            }),
+            other => {
+                other
+                    .parse::<usize>()
+                    .map(Target::Class)
+                    .map_err(|_| AttributionError::Option {
+                        option: "target",
+                        expected: "pred, label or a class index (0, 1, ...)".into(),
+                        found: format!("'{s}'"),
+                    })
+            }
         }
     }
 }

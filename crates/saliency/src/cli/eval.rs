@@ -32,6 +32,13 @@ pub struct EvalArgs {
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
     set_threads(args.threads)?;
     let (model, meta) = load_model(&args.checkpoint)?;
+    if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
+        anyhow::bail!(
+            "{}: metadata 'dataset': expected fashion-mnist, flowers or flowers17, found '{}'",
+            args.checkpoint.display(),
+            meta.dataset
+        );
+    }
     let mut data = args.data.clone();
     data.data = meta.dataset.clone();
     if meta.dataset != "fashion-mnist" && data.classes.is_none() {
@@ -48,6 +55,16 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
             args.checkpoint.display(),
             meta.input,
             test.shape
+        );
+    }
+    // Labels index the model's outputs: a checkpoint for other classes would read past them.
+    if test.class_names != meta.class_names {
+        anyhow::bail!(
+            "{}: the model's classes are {:?} but {} has classes {:?}",
+            args.checkpoint.display(),
+            meta.class_names,
+            test.name,
+            test.class_names
         );
     }
     let test = match args.limit {

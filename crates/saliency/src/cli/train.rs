@@ -174,6 +174,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         test = train.subset(&held, "validation");
         train = train.subset(&keep, &train.name);
     }
+    let side = train.shape[1].min(train.shape[2]);
+    if config.augment.max_shift >= side {
+        bail!(
+            "--max-shift: expected fewer pixels than the image side ({side}), found {}",
+            config.augment.max_shift
+        );
+    }
     if let Some(n) = config.limit_train {
         train = train.take(n);
     }

@@ -1,8 +1,10 @@
 //! Decoding one image file for `image_folder`: PNG or JPEG under size limits, behind a panic guard, to (C, H, W) floats.
 
+use std::cell::{Cell, RefCell};
 use std::io::Cursor;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::Once;
 
 use image::imageops::FilterType;
 use image::{DynamicImage, ImageError, ImageFormat, ImageReader, Limits};
@@ -28,11 +30,86 @@ pub(crate) fn decode_into(
         ));
     }
     let bytes = std::fs::read(path).map_err(|e| format!("an unreadable file ({e})"))?;
+    decode_image_bytes(&bytes, opts, out)
+}
+
+/// Decodes one image file's content (PNG or JPEG, whatever its name says) under the limits of
+/// `opts`, resized to `opts.size` square, into `out` as (C, size, size) floats in [0, 1]; the
+/// error says why not. This is what [`load_image_folder`](super::load_image_folder) does with
+/// each file once read; it is public so the decoder can be fuzzed.
+///
+/// A panic inside the image decoder is caught and returned as an error whose text contains
+/// "decoder panic", without the panic message reaching stderr.
+pub fn decode_image_bytes(
+    bytes: &[u8],
+    opts: &ImageFolderOptions,
+    out: &mut [f32],
+) -> Result<(), String> {
+    let channels = if opts.gray { 1 } else { 3 };
+    let want = opts
+        .size
+        .checked_mul(opts.size)
+        .and_then(|n| n.checked_mul(channels));
+    if opts.size == 0 || want != Some(out.len()) {
+        return Err(format!(
+            "a call with an output of {} values for size {} and {channels} channel(s)",
+            out.len(),
+            opts.size
+        ));
+    }
+    if bytes.is_empty() {
+        return Err("an empty file (zero bytes)".into());
+    }
     // A decoder bug on hostile input must not take the whole load down.
-    let image = panic::catch_unwind(AssertUnwindSafe(|| decode_bytes(&bytes, opts)))
-        .unwrap_or_else(|_| Err("data that made the decoder panic (corrupt image)".into()))?;
+    let image = quietly_catch(|| decode_bytes(bytes, opts)).unwrap_or_else(|message| {
+        Err(format!(
+            "data that made the decoder panic (corrupt image; {message})"
+        ))
+    })?;
     write_nchw(&image, opts, out);
     Ok(())
+}
+
+thread_local! {
+    /// True while this thread runs a decoder under [`quietly_catch`].
+    static CATCHING: Cell<bool> = const { Cell::new(false) };
+    /// The message of a panic caught by [`quietly_catch`] on this thread.
+    static CAUGHT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f`, turning a panic into `Err(message)`. The process's panic hook is wrapped once so
+/// that a panic on a thread inside `quietly_catch` is recorded instead of printed; panics
+/// anywhere else still reach the previous hook unchanged.
+fn quietly_catch<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    static WRAP_HOOK: Once = Once::new();
+    WRAP_HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if CATCHING.with(Cell::get) {
+                let payload = info.payload();
+                let text = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "no message".into());
+                let place = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                CAUGHT.with(|c| *c.borrow_mut() = Some(format!("{text}{place}")));
+            } else {
+                previous(info);
+            }
+        }));
+    });
+    let was = CATCHING.with(|c| c.replace(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(was));
+    result.map_err(|_| {
+        CAUGHT
+            .with(|c| c.borrow_mut().take())
+            .unwrap_or_else(|| "no message".into())
+    })
 }
 
 /// Decodes PNG or JPEG bytes under the size limits of `opts`.
@@ -148,6 +225,29 @@ mod tests {
         assert_eq!(check_jpeg_complete(&real[..20]), Ok(()));
         let m = decode_bytes(&real[..20], &ImageFolderOptions::default()).unwrap_err();
         assert!(m.contains("corrupt") || m.contains("unreadable"), "{m}");
+    }
+
+    #[test]
+    fn decoder_panic_becomes_an_error_with_its_message() {
+        let r: Result<(), String> = quietly_catch(|| panic!("bad huffman table"));
+        let m = r.unwrap_err();
+        assert!(m.contains("bad huffman table") && m.contains("decode.rs"), "{m}");
+        assert_eq!(quietly_catch(|| 7), Ok(7));
+        assert!(!CATCHING.with(Cell::get), "the flag is reset after a catch");
+    }
+
+    #[test]
+    fn bytes_api_checks_the_output_length_and_empty_input() {
+        let opts = ImageFolderOptions {
+            size: 2,
+            ..ImageFolderOptions::default()
+        };
+        let m = decode_image_bytes(b"x", &opts, &mut [0.0; 5]).unwrap_err();
+        assert!(m.contains("5 values"), "{m}");
+        let m = decode_image_bytes(b"", &opts, &mut [0.0; 12]).unwrap_err();
+        assert!(m.contains("zero bytes"), "{m}");
+        let m = decode_image_bytes(b"plain text", &opts, &mut [0.0; 12]).unwrap_err();
+        assert!(m.contains("not an image"), "{m}");
     }
 
     #[test]

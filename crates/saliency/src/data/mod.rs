@@ -11,6 +11,7 @@ pub mod locate;
 pub mod split;
 
 pub use dataset::Dataset;
+pub use decode::decode_image_bytes;
 pub use download::{download_fashion_mnist, ensure_fashion_mnist, OFFICIAL_BASE_URL};
 pub use error::{DataError, DownloadFailure};
 pub use fashion_mnist::{load_fashion_mnist, CLASS_NAMES as FASHION_MNIST_CLASS_NAMES};

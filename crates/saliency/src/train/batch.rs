@@ -42,13 +42,16 @@ pub fn augment(images: &mut [f32], shape: [usize; 3], aug: &Augment, seed: u64) 
     let [c, h, w] = shape;
     let per = c * h * w;
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let span = 2 * aug.max_shift as u64 + 1;
+    // Saturating and capped so an absurd shift (the CLI refuses shifts >= the image side) just
+    // blanks the image instead of overflowing; every realistic shift keeps its exact draws.
+    let max_shift = aug.max_shift.min(isize::MAX as usize / 4);
+    let span = (max_shift as u64).saturating_mul(2).saturating_add(1);
     let mut scratch = vec![0.0f32; per];
     for img in images.chunks_exact_mut(per) {
         let r = rng.next_u64();
         let flip = aug.hflip && r & 1 == 1;
-        let dx = ((r >> 8) % span) as isize - aug.max_shift as isize;
-        let dy = ((r >> 32) % span) as isize - aug.max_shift as isize;
+        let dx = ((r >> 8) % span) as isize - max_shift as isize;
+        let dy = ((r >> 32) % span) as isize - max_shift as isize;
         scratch.iter_mut().for_each(|v| *v = 0.0);
         for ch in 0..c {
             for y in 0..h as isize {

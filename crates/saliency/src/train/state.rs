@@ -67,7 +67,38 @@ pub fn load_state(
 ) -> Result<(TrainConfig, Progress), ModelIoError> {
     let source = path.display().to_string();
     let ckpt = checkpoint::load(path)?;
-    fill_model(&source, model, &ckpt)?;
+    state_from_checkpoint(&source, &ckpt, model, opt)
+}
+
+/// The training configuration recorded in an already-read state checkpoint (`source` names it
+/// in errors), so a caller can compare it before building a model for it.
+pub fn saved_config(source: &str, ckpt: &Checkpoint) -> Result<TrainConfig, ModelIoError> {
+    let text = ckpt
+        .metadata
+        .get("train_config")
+        .ok_or_else(|| ModelIoError::Metadata {
+            path: source.to_string(),
+            key: "train_config",
+            expected: "a training configuration (JSON)".into(),
+            found: "nothing".into(),
+        })?;
+    serde_json::from_str(text).map_err(|e| ModelIoError::Metadata {
+        path: source.to_string(),
+        key: "train_config",
+        expected: "a training configuration (JSON)".into(),
+        found: e.to_string(),
+    })
+}
+
+/// Like [`load_state`], from an already-read checkpoint; `source` names it in errors.
+pub fn state_from_checkpoint(
+    source: &str,
+    ckpt: &Checkpoint,
+    model: &mut Model<f32>,
+    opt: &mut Optimizer,
+) -> Result<(TrainConfig, Progress), ModelIoError> {
+    let source = source.to_string();
+    fill_model(&source, model, ckpt)?;
     let meta = |key: &'static str| -> Result<&String, ModelIoError> {
         ckpt.metadata
             .get(key)
@@ -78,13 +109,7 @@ pub fn load_state(
                 found: "nothing".into(),
             })
     };
-    let config: TrainConfig =
-        serde_json::from_str(meta("train_config")?).map_err(|e| ModelIoError::Metadata {
-            path: source.clone(),
-            key: "train_config",
-            expected: "a training configuration".into(),
-            found: e.to_string(),
-        })?;
+    let config = saved_config(&source, ckpt)?;
     let num = |key: &'static str| -> Result<u64, ModelIoError> {
         let s = meta(key)?;
         s.parse().map_err(|_| ModelIoError::Metadata {

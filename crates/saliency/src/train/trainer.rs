@@ -8,6 +8,7 @@ use std::time::Instant;
 use tape::Tape;
 use tensor::Tensor;
 
+use crate::checkpoint;
 use crate::data::Dataset;
 use crate::infer::argmax_rows;
 use crate::loss::mean_loss;
@@ -18,8 +19,10 @@ use super::batch::{augment, epoch_order, gather};
 use super::config::TrainConfig;
 use super::evaluate::evaluate;
 use super::hook::{TrainHook, TrainState};
-use super::optim::Optimizer;
-use super::state::{load_state, save_state, Progress, MODEL_FILE, STATE_FILE};
+use super::optim::{Optimizer, OptimizerConfig};
+use super::state::{
+    save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
+};
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -72,13 +75,20 @@ pub enum TrainEvent {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TrainError {
-    /// Loss or a gradient became NaN or infinite; nothing from this step was applied.
-    #[error("training stopped at step {step} (epoch {epoch}, minibatch {batch}): {what} is not finite; the last good checkpoint{kept} is kept")]
+    /// The loss, a gradient or a parameter became NaN or infinite. Nothing more is written: the
+    /// output folder keeps the checkpoint of the last completed epoch (the model in memory may
+    /// already hold the bad update).
+    #[error("training stopped at step {} (epoch {}, minibatch {}): {what}; last good checkpoint: {kept}", step + 1, epoch + 1, batch + 1)]
     NonFinite {
+        /// Updates completed before the failing one (the failing step is `step + 1`, 1-based).
         step: u64,
+        /// Epochs completed before the failing one (0-based index of the failing epoch).
         epoch: u64,
+        /// 0-based index of the failing minibatch within its epoch.
         batch: usize,
+        /// What is not finite, and where it first appears.
         what: String,
+        /// Which checkpoint is left on disk.
         kept: String,
     },
     /// The settings are invalid.
@@ -140,20 +150,38 @@ impl Trainer {
         dir: &Path,
         force: bool,
     ) -> Result<Self, TrainError> {
-        let mut t = Self::new(config, input, class_names)?;
+        config.validate().map_err(TrainError::Config)?;
         let path = dir.join(STATE_FILE);
-        let (saved, progress) = load_state(&path, &mut t.model, &mut t.optimizer)
-            .map_err(|e| TrainError::Output(format!("--resume: {e}")))?;
+        let source = path.display().to_string();
+        let resume_error = |e: &dyn std::fmt::Display| TrainError::Output(format!("--resume: {e}"));
+        let ckpt = checkpoint::load(&path).map_err(|e| resume_error(&e))?;
+        // The configuration is compared before any tensor is read, so a changed setting is
+        // reported as such rather than as the tensor mismatch it may cause.
+        let saved = saved_config(&source, &ckpt).map_err(|e| resume_error(&e))?;
         let mut comparable = saved.clone();
-        comparable.epochs = t.config.epochs;
-        if comparable != t.config && !force {
-            let ours = serde_json::to_string(&t.config).unwrap_or_default();
-            let theirs = serde_json::to_string(&saved).unwrap_or_default();
-            return Err(TrainError::Config(format!(
-                "--resume: {} was written with a different configuration (pass --force to continue anyway)\n  saved:     {theirs}\n  requested: {ours}",
-                path.display()
-            )));
+        comparable.epochs = config.epochs;
+        if comparable != config {
+            let diff = config_differences(&saved, &config);
+            if !force {
+                return Err(TrainError::Config(format!(
+                    "--resume: {source} was written with a different configuration ({diff}); \
+                     pass --force to continue with the requested one"
+                )));
+            }
+            let same_optimizer = std::mem::discriminant(&saved.optimizer)
+                == std::mem::discriminant(&config.optimizer);
+            if saved.model != config.model || !same_optimizer {
+                return Err(TrainError::Config(format!(
+                    "--resume --force: {source} holds a {} network trained with {}: --force may \
+                     change training settings but not the network or the optimizer kind ({diff})",
+                    saved.model,
+                    optimizer_kind(&saved.optimizer),
+                )));
+            }
         }
+        let mut t = Self::new(config, input, class_names)?;
+        let (_, progress) = state_from_checkpoint(&source, &ckpt, &mut t.model, &mut t.optimizer)
+            .map_err(|e| resume_error(&e))?;
         t.step = progress.step;
         t.epoch = progress.epoch;
         Ok(t)
@@ -205,6 +233,13 @@ impl Trainer {
     /// Trains until `config.epochs` epochs are done, evaluating on `eval` after each epoch.
     /// With `out`, writes `config.json` once, and after each epoch appends to `metrics.jsonl`
     /// and replaces the checkpoints (all atomically).
+    ///
+    /// Crash safety: each file is replaced atomically, in the order `metrics.jsonl`,
+    /// `model.safetensors`, `state.safetensors`, so after a kill the state is never ahead of the
+    /// other two. At the start, `metrics.jsonl` keeps only the lines of the epochs the state
+    /// holds (all of them when resuming normally, none for a fresh run), so a resumed run
+    /// redoes an interrupted epoch without a duplicate or missing line. A killed writer may leave
+    /// a hidden `.NAME.tmp-PID` file; nothing reads those, and they can be deleted.
     pub fn run(
         &mut self,
         train: &Dataset,
@@ -227,6 +262,7 @@ impl Trainer {
             let json = serde_json::to_string_pretty(&cfg).expect("config serializes");
             crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
                 .map_err(|e| TrainError::Output(e.to_string()))?;
+            trim_metrics(&dir.join("metrics.jsonl"), self.epoch)?;
         }
         if self.step == 0 {
             for h in hooks.iter_mut() {
@@ -274,12 +310,14 @@ impl Trainer {
                     epoch: self.epoch,
                     batch: b,
                     what,
-                    kept: out
-                        .map(|d| format!(" in {}", d.display()))
-                        .unwrap_or_default(),
+                    kept: kept_checkpoint(out, self.epoch),
                 };
                 if !loss_v.is_finite() {
-                    return Err(non_finite(format!("the loss ({loss_v})")));
+                    let mode = Mode::Train {
+                        seed: mix_seed(cfg.seed, self.step),
+                    };
+                    let culprit = first_non_finite_layer(&self.model, tape.value(x), mode);
+                    return Err(non_finite(format!("the loss is not finite ({loss_v}); {culprit}")));
                 }
                 let grads = tape.backward(loss).map_err(ModelError::from)?;
                 let mut g = Vec::with_capacity(params.len());
@@ -289,7 +327,10 @@ impl Trainer {
                         .cloned()
                         .unwrap_or_else(|| Tensor::zeros(self.model.params[i].shape()));
                     if !gi.all_finite() {
-                        return Err(non_finite(format!("the gradient of {} (the first layer, in order, whose gradient is non-finite)", self.model.param_info[i].name)));
+                        return Err(non_finite(format!(
+                            "the gradient of {} is not finite (the first parameter, in model order, with a non-finite gradient)",
+                            self.model.param_info[i].name
+                        )));
                     }
                     g.push(gi);
                 }
@@ -308,7 +349,7 @@ impl Trainer {
                     .find(|(_, p)| !p.all_finite())
                 {
                     return Err(non_finite(format!(
-                        "parameter {} after the update",
+                        "parameter {} is not finite after the update",
                         self.model.param_info[i].name
                     )));
                 }
@@ -347,8 +388,8 @@ impl Trainer {
                 images_per_second: seen as f64 / train_secs,
             };
             if let Some(dir) = out {
-                self.save(dir)?;
                 append_metrics(&dir.join("metrics.jsonl"), &m)?;
+                self.save(dir)?;
             }
             progress(&TrainEvent::Epoch(m.clone()));
             all.push(m);
@@ -365,6 +406,120 @@ impl Trainer {
         }
         Ok(all)
     }
+}
+
+/// The settings that differ between a saved and a requested configuration (epochs aside), as
+/// `name: saved A, requested B` items.
+fn config_differences(saved: &TrainConfig, requested: &TrainConfig) -> String {
+    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
+        (serde_json::to_value(saved), serde_json::to_value(requested))
+    else {
+        return "the settings differ".into();
+    };
+    let mut items = Vec::new();
+    for (key, new) in b.iter().filter(|(key, _)| key.as_str() != "epochs") {
+        let old = a.get(key.as_str()).unwrap_or(&serde_json::Value::Null);
+        match (old, new) {
+            // One level down, so `optimizer.lr` is named rather than the whole optimizer.
+            (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
+                for (sub, nv) in n {
+                    let ov = o.get(sub.as_str()).unwrap_or(&serde_json::Value::Null);
+                    if ov != nv {
+                        items.push(format!("{key}.{sub}: saved {ov}, requested {nv}"));
+                    }
+                }
+            }
+            _ if old != new => items.push(format!("{key}: saved {old}, requested {new}")),
+            _ => {}
+        }
+    }
+    if items.is_empty() {
+        "the settings differ".into()
+    } else {
+        items.join("; ")
+    }
+}
+
+fn optimizer_kind(o: &OptimizerConfig) -> &'static str {
+    match o {
+        OptimizerConfig::Adam { .. } => "adam",
+        OptimizerConfig::Sgd { .. } => "sgd",
+    }
+}
+
+/// Where the last good checkpoint is, for the non-finite error: the run folder's files as of
+/// `epochs_done` completed epochs (each epoch's files replace the previous ones atomically), or
+/// the news that none was written yet.
+fn kept_checkpoint(out: Option<&Path>, epochs_done: u64) -> String {
+    match out {
+        Some(dir) if epochs_done > 0 => format!(
+            "{} and {} in {} as of epoch {epochs_done}, left unchanged",
+            MODEL_FILE,
+            STATE_FILE,
+            dir.display()
+        ),
+        Some(dir) => format!(
+            "none (no epoch completed, so no checkpoint was written to {})",
+            dir.display()
+        ),
+        None => "none (no output folder was given)".into(),
+    }
+}
+
+/// Names the first layer whose output holds a NaN or an infinity on the batch `x`, by running
+/// ever longer prefixes of the network on a no-record tape. Only called once the loss is already
+/// non-finite, so the repeated forwards cost nothing in a healthy run.
+fn first_non_finite_layer(model: &Model<f32>, x: &Tensor<f32>, mode: Mode) -> String {
+    if !x.all_finite() {
+        return "the input batch itself holds a non-finite value".into();
+    }
+    let mut prefix = model.clone();
+    for k in 1..=model.layers.len() {
+        prefix.layers = model.layers[..k].to_vec();
+        let mut tape = Tape::no_record();
+        let params = prefix.bind(&mut tape, false);
+        let input = tape.constant(x.clone());
+        let Ok((h, _)) = prefix.forward(&mut tape, input, &params, mode) else {
+            return format!("the forward pass fails at layer {k} ({})", model.layers[k - 1].label());
+        };
+        if !tape.value(h).all_finite() {
+            return format!(
+                "the first non-finite activation is the output of layer {k} of {} ({})",
+                model.layers.len(),
+                model.layers[k - 1].label()
+            );
+        }
+    }
+    "every layer's output is finite, so the logits overflow the loss".into()
+}
+
+/// Drops the lines of `metrics.jsonl` for epochs after `epochs_done` (left by an earlier run in
+/// the same folder, or written just before a crash that the state file did not live to record).
+/// Lines that do not parse are kept: they are not this function's to judge.
+fn trim_metrics(path: &Path, epochs_done: u64) -> Result<(), TrainError> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            return Err(TrainError::Output(format!(
+                "{}: cannot read: {e}",
+                path.display()
+            )))
+        }
+    };
+    let kept: String = text
+        .lines()
+        .filter(|line| match serde_json::from_str::<EpochMetrics>(line) {
+            Ok(m) => m.epoch <= epochs_done,
+            Err(_) => true,
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    if kept == text {
+        return Ok(());
+    }
+    crate::atomic_file::write_atomic(path, kept.as_bytes())
+        .map_err(|e| TrainError::Output(e.to_string()))
 }
 
 /// Appends one JSON line; the whole file is rewritten atomically so a crash never leaves half a line.

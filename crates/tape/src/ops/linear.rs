@@ -19,6 +19,35 @@ fn block_rows(m: usize) -> usize {
     m.div_ceil(4).max(8)
 }
 
+/// `out (m x n) = a (m x k) * b (k x n)`, in parallel, overwriting `out` (row-major).
+///
+/// Each parallel task packs all of the GEMM's B operand, so splitting C's rows when `m < n` (a
+/// small batch through a wide layer: AlexNet's 2048-wide fc layers at batch 16) would pack the
+/// whole weight matrix once per task. Then the product is taken transposed, `out^T = b^T a^T`,
+/// split over the rows of `out^T`, so each task packs only its slice of the weights plus the
+/// small `a`, and written back transposed. The split depends only on the shape.
+fn par_gemm<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, out: &mut [T]) {
+    let (m, n) = (a.rows(), b.cols());
+    if m >= n {
+        gemm_par_rows(T::ONE, a, b, T::ZERO, out, block_rows(m));
+        return;
+    }
+    // out_t: (n, m)
+    let mut out_t = vec![T::ZERO; n * m];
+    gemm_par_rows(T::ONE, b.t(), a.t(), T::ZERO, &mut out_t, block_rows(n));
+    // Transpose in 32x32 tiles so both sides stay in cache.
+    const TILE: usize = 32;
+    for j0 in (0..n).step_by(TILE) {
+        for i0 in (0..m).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(n) {
+                for i in i0..(i0 + TILE).min(m) {
+                    out[i * n + j] = out_t[j * m + i];
+                }
+            }
+        }
+    }
+}
+
 impl<T: Float> Tape<T> {
     /// Fully connected layer. `x`: (N, in); `weight`: (out, in); `bias`: (out). Output (N, out).
     pub fn linear(
@@ -54,13 +83,10 @@ impl<T: Float> Tape<T> {
             let xv = self.value(x).data();
             let wv = self.value(weight).data();
             // (N, out) = (N, in) x (in, out), W^T by strides.
-            gemm_par_rows(
-                T::ONE,
+            par_gemm(
                 MatRef::row_major(xv, n, fin),
                 MatRef::row_major(wv, fout, fin).t(),
-                T::ZERO,
                 &mut out,
-                block_rows(n),
             );
             if let Some(b) = bias {
                 let bv = self.value(b).data();
@@ -99,27 +125,21 @@ impl LinearOp {
         if tape.needs_grad(self.input) {
             // dx (N, in) = g (N, out) x W (out, in)
             let mut dx = vec![T::ZERO; n * fin];
-            gemm_par_rows(
-                T::ONE,
+            par_gemm(
                 MatRef::row_major(gv, n, fout),
                 MatRef::row_major(w.data(), fout, fin),
-                T::ZERO,
                 &mut dx,
-                block_rows(n),
             );
             grads.accumulate(self.input, Tensor::from_vec(&[n, fin], dx)?);
         }
         if tape.needs_grad(self.weight) {
-            // dW (out, in) = g^T (out, N) x x (N, in); split over output rows, so each element's
-            // sum over the batch runs inside one GEMM call, in one order.
+            // dW (out, in) = g^T (out, N) x x (N, in); split over rows or columns of dW, never
+            // over N, so each element's sum over the batch runs inside one GEMM call, in one order.
             let mut dw = vec![T::ZERO; fout * fin];
-            gemm_par_rows(
-                T::ONE,
+            par_gemm(
                 MatRef::row_major(gv, n, fout).t(),
                 MatRef::row_major(x.data(), n, fin),
-                T::ZERO,
                 &mut dw,
-                block_rows(fout),
             );
             grads.accumulate(self.weight, Tensor::from_vec(&[fout, fin], dw)?);
         }
@@ -131,5 +151,43 @@ impl LinearOp {
             grads.accumulate(b, Tensor::from_vec(&[fout], db)?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn par_gemm_matches_a_direct_sum_in_both_orientations_and_any_pool() {
+        // (m, k, n): more rows than columns (row split) and fewer (transposed, tiles cut at 32).
+        for (m, k, n) in [(70, 9, 5), (5, 9, 70), (3, 4, 33)] {
+            let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 11) as f64) - 5.0).collect();
+            let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 13) as f64) * 0.5).collect();
+            let run = |threads| {
+                let mut out = vec![f64::NAN; m * n];
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| {
+                        par_gemm(
+                            MatRef::row_major(&a, m, k),
+                            MatRef::row_major(&b, k, n),
+                            &mut out,
+                        )
+                    });
+                out
+            };
+            let got = run(1);
+            for i in 0..m {
+                for j in 0..n {
+                    // Small integers and halves: every sum is exact.
+                    let want: f64 = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+                    assert_eq!(got[i * n + j], want, "m={m} k={k} n={n} ({i}, {j})");
+                }
+            }
+            assert_eq!(run(2), got, "m={m} k={k} n={n}: 1 and 2 threads differ");
+        }
     }
 }

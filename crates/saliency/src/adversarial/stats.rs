@@ -1,0 +1,192 @@
+//! Flip statistics over a data set: for each method and step size, the share of images whose
+//! predicted class changes, accuracy and mean confidence before and under attack.
+
+use tensor::Tensor;
+
+use super::attack::{perturb, AttackConfig};
+use super::check::{check_epsilon, check_labels, check_unit_range_slice};
+use super::gradient::{chunk_size, loss_gradient_and_values};
+use super::prediction::{predict, Prediction};
+use super::{AdversarialError, Method};
+use crate::data::Dataset;
+use crate::models::Model;
+
+/// One method with the step sizes to try.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Sweep {
+    /// The attack or control.
+    pub method: Method,
+    /// Step sizes, in the order the rows are reported.
+    pub epsilons: Vec<f64>,
+}
+
+impl Sweep {
+    /// A sweep of `method` over `epsilons`.
+    pub fn new(method: Method, epsilons: Vec<f64>) -> Self {
+        Sweep { method, epsilons }
+    }
+
+    /// About a decade on each side of the method's default eps (1-2-5 steps), so a flip-rate plot
+    /// shows where the curve rises; the default itself is always included.
+    pub fn around_default(method: Method) -> Self {
+        let d = method.default_epsilon();
+        let mut epsilons: Vec<f64> = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+            .iter()
+            .map(|f| f * d)
+            .collect();
+        // 0.1 * 0.15 and the like: keep the printed values short.
+        epsilons
+            .iter_mut()
+            .for_each(|e| *e = (*e * 1e9).round() / 1e9);
+        Sweep { method, epsilons }
+    }
+}
+
+/// What one method at one step size does to a data set.
+///
+/// A flip is a change of the predicted class (whatever the label); accuracy counts predictions
+/// equal to the label; confidence is the largest softmax probability, of whatever class wins.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct AttackStats {
+    /// The method's CLI name.
+    pub method: String,
+    /// The step size.
+    pub epsilon: f64,
+    /// Images evaluated.
+    pub n: usize,
+    /// Share of images whose predicted class after the perturbation differs from before.
+    pub flipped_fraction: f64,
+    /// Accuracy on the clean images.
+    pub accuracy_before: f64,
+    /// Accuracy on the perturbed images.
+    pub accuracy: f64,
+    /// Mean max softmax probability on the clean images.
+    pub mean_confidence_before: f64,
+    /// Mean max softmax probability on the perturbed images.
+    pub mean_confidence_after: f64,
+}
+
+/// Running totals for one (method, eps) row.
+#[derive(Default, Clone)]
+struct Tally {
+    flipped: usize,
+    correct: usize,
+    confidence: f64,
+}
+
+impl Tally {
+    fn add(&mut self, before: &[Prediction], after: &[Prediction], labels: &[usize]) {
+        for ((b, a), &y) in before.iter().zip(after).zip(labels) {
+            self.flipped += usize::from(a.class != b.class);
+            self.correct += usize::from(a.class == y);
+            self.confidence += a.confidence as f64;
+        }
+    }
+}
+
+/// Runs every sweep over every image of `data` (in chunks of `config.batch` images) and returns
+/// one row per (method, eps), in sweep order. The clean predictions and the loss gradient at the
+/// clean inputs are computed once per chunk and shared by all methods and step sizes.
+///
+/// `progress(done, total)` is called after each chunk with the number of images finished.
+pub fn attack_stats(
+    model: &Model<f32>,
+    data: &Dataset,
+    sweeps: &[Sweep],
+    config: &AttackConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<AttackStats>, AdversarialError> {
+    config.validate()?;
+    for sweep in sweeps {
+        for (j, &eps) in sweep.epsilons.iter().enumerate() {
+            check_epsilon(&format!("{} epsilons[{j}]", sweep.method), eps)?;
+        }
+    }
+    if data.shape != model.input {
+        return Err(AdversarialError::Shape {
+            what: "data set images",
+            expected: format!("{:?} (the model's input)", model.input),
+            found: format!("{:?} ({})", data.shape, data.name),
+        });
+    }
+    let labels: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();
+    // Checked on the flat data: a copy of a large data set as one tensor would double its memory.
+    check_unit_range_slice(&data.images, data.image_len())?;
+    check_labels(&labels, model.classes)?;
+    if data.images.len() != data.len() * data.image_len() {
+        return Err(AdversarialError::Shape {
+            what: "data set images",
+            expected: format!(
+                "{} values ({} images of {:?})",
+                data.len() * data.image_len(),
+                data.len(),
+                data.shape
+            ),
+            found: format!("{} values", data.images.len()),
+        });
+    }
+
+    let n = data.len();
+    let per = data.image_len();
+    let chunk = chunk_size(per, config.batch);
+    let need_gradient = sweeps.iter().any(|s| s.method.needs_gradient());
+    let mut tallies: Vec<Vec<Tally>> = sweeps
+        .iter()
+        .map(|s| vec![Tally::default(); s.epsilons.len()])
+        .collect();
+    let (mut correct_before, mut confidence_before) = (0usize, 0.0f64);
+    for start in (0..n).step_by(chunk) {
+        let end = (start + chunk).min(n);
+        let x = Tensor::from_vec(
+            &[end - start, data.shape[0], data.shape[1], data.shape[2]],
+            data.images[start * per..end * per].to_vec(),
+        )?;
+        let y = &labels[start..end];
+        let before = predict(model, &x, chunk)?;
+        for (p, &label) in before.iter().zip(y) {
+            correct_before += usize::from(p.class == label);
+            confidence_before += p.confidence as f64;
+        }
+        let grad = if need_gradient {
+            Some(loss_gradient_and_values(model, &x, y, config.loss, chunk)?.0)
+        } else {
+            None
+        };
+        for (sweep, row) in sweeps.iter().zip(tallies.iter_mut()) {
+            for (&eps, tally) in sweep.epsilons.iter().zip(row.iter_mut()) {
+                let perturbed = perturb(
+                    model,
+                    sweep.method,
+                    &x,
+                    y,
+                    grad.as_ref(),
+                    eps,
+                    config,
+                    start,
+                )?;
+                let after = predict(model, &perturbed, chunk)?;
+                tally.add(&before, &after, y);
+            }
+        }
+        progress(end, n);
+    }
+
+    // An empty data set gives zeros rather than NaN.
+    let share = |count: f64| count / n.max(1) as f64;
+    let mut out = Vec::new();
+    for (sweep, row) in sweeps.iter().zip(&tallies) {
+        for (&eps, tally) in sweep.epsilons.iter().zip(row) {
+            out.push(AttackStats {
+                method: sweep.method.name().to_string(),
+                epsilon: eps,
+                n,
+                flipped_fraction: share(tally.flipped as f64),
+                accuracy_before: share(correct_before as f64),
+                accuracy: share(tally.correct as f64),
+                mean_confidence_before: share(confidence_before),
+                mean_confidence_after: share(tally.confidence),
+            });
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,332 @@
+//! `AttributionMovie`: a training hook that draws gradient x input of fixed test images as the
+//! model trains, one frame per observed step, streamed into a GIF (and optionally PNG frames).
+
+use std::path::{Path, PathBuf};
+
+use image::{imageops, Rgb, RgbImage};
+use tensor::Tensor;
+
+use super::gradient_x_input::gradient_x_input;
+use super::{check_inputs, default_batch, AttributionError};
+use crate::data::Dataset;
+use crate::infer::{argmax_rows, predict_probs};
+use crate::models::Model;
+use crate::render::{
+    grid, input_to_rgb, max_normalize, overlay, save_frame_png, sum_channels, text_width,
+    title_bar, upscale_nearest, verdict_color, ColorMap, GifMovie, Tile, ADVANCE, BLACK,
+    TEXT_SCALE, WHITE,
+};
+use crate::train::{TrainHook, TrainState};
+
+/// Pictures smaller than this many pixels across are enlarged (nearest neighbour) to at least it:
+/// a 28x28 image becomes 224x224.
+const MIN_TILE_SIDE: usize = 224;
+/// Pixels around and between the tiles of a frame.
+const GRID_PAD: u32 = 4;
+
+/// Settings of an [`AttributionMovie`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MovieOptions {
+    /// Draw a frame at every `every`-th step (steps 0, every, 2 * every, ...); at least 1.
+    pub every: u64,
+    /// Also save each frame as `frame_NNNNN.png` in this folder (exact colors, unlike the GIF).
+    pub png_dir: Option<PathBuf>,
+    /// How long each GIF frame shows, in hundredths of a second.
+    pub delay_cs: u16,
+    /// Tiles per row; `None` uses the study's layout (4 for small images, 3 for large ones).
+    pub columns: Option<usize>,
+}
+
+impl Default for MovieOptions {
+    fn default() -> Self {
+        MovieOptions {
+            every: 1,
+            png_dir: None,
+            delay_cs: 10,
+            columns: None,
+        }
+    }
+}
+
+/// The study's movie images for a test set of images (C, H, W): the first 16 in a 4x4 grid for
+/// small images (Fashion-MNIST), the first 6 in a 2x3 grid for large ones (flowers).
+fn study_layout(shape: [usize; 3]) -> (usize, usize) {
+    if shape[1].max(shape[2]) <= 64 {
+        (16, 4)
+    } else {
+        (6, 3)
+    }
+}
+
+/// Draws gradient x input (the study's |ds/da| * a for the predicted class) of fixed images at
+/// every `every`-th observed training step: each image with an inferno overlay of its own
+/// max-normalized map (RGB maps summed over channels; alpha 0.5 on gray, 0.6 on color), captioned
+/// with its true class and the prediction with its confidence (green when right, red when wrong),
+/// under a title with the step.
+///
+/// Frames are streamed into the GIF (created at the first frame, renamed into place by `finish`)
+/// and never kept, so memory stays bounded however long training runs.
+pub struct AttributionMovie {
+    path: PathBuf,
+    images: Tensor<f32>,
+    labels: Vec<usize>,
+    class_names: Vec<String>,
+    options: MovieOptions,
+    columns: usize,
+    upscale: u32,
+    /// Every tile is padded to this width so the layout never moves between frames.
+    tile_width: u32,
+    gif: Option<GifMovie>,
+    /// Size of the first frame; later frames are drawn onto a canvas of this size.
+    frame_size: Option<(u32, u32)>,
+    frames: usize,
+    last_step: Option<u64>,
+}
+
+impl AttributionMovie {
+    /// A movie of `images` (N, C, H, W) in [0, 1], C = 1 or 3, with their `labels` and the data
+    /// set's class names, written to `path` (a `.gif`).
+    pub fn new(
+        path: &Path,
+        images: Tensor<f32>,
+        labels: Vec<usize>,
+        class_names: Vec<String>,
+        options: MovieOptions,
+    ) -> Result<Self, AttributionError> {
+        let shape = images.shape().to_vec();
+        if shape.len() != 4 || shape[0] == 0 || !(shape[1] == 1 || shape[1] == 3) {
+            return Err(AttributionError::Option {
+                option: "images",
+                expected: "a non-empty batch (N, C, H, W) with C = 1 (gray) or 3 (RGB)".into(),
+                found: format!("{shape:?}"),
+            });
+        }
+        if labels.len() != shape[0] {
+            return Err(AttributionError::Count {
+                what: "labels",
+                expected: shape[0],
+                found: labels.len(),
+            });
+        }
+        if options.every == 0 {
+            return Err(AttributionError::Option {
+                option: "every",
+                expected: "a step interval of at least 1".into(),
+                found: "0".into(),
+            });
+        }
+        let input = [shape[1], shape[2], shape[3]];
+        let columns = options.columns.unwrap_or(study_layout(input).1).max(1);
+        let side = shape[2].max(shape[3]);
+        let upscale = MIN_TILE_SIDE.div_ceil(side).max(1) as u32;
+        // The widest caption any frame can have: the longest class name at 100.0 %. Classes
+        // without a name are shown as their index; three digits covers any of ours.
+        let mut widest_name = class_names
+            .iter()
+            .max_by_key(|name| name.chars().count())
+            .cloned()
+            .unwrap_or_default();
+        if widest_name.chars().count() < 3 {
+            widest_name = "000".into();
+        }
+        let caption_width = [true_line(&widest_name), pred_line(&widest_name, 1.0)]
+            .iter()
+            .map(|line| text_width(line, TEXT_SCALE) + ADVANCE * TEXT_SCALE)
+            .max()
+            .unwrap_or(0);
+        let tile_width = caption_width.max(shape[3] as u32 * upscale);
+        Ok(Self {
+            path: path.to_path_buf(),
+            images,
+            labels,
+            class_names,
+            options,
+            columns,
+            upscale,
+            tile_width,
+            gif: None,
+            frame_size: None,
+            frames: 0,
+            last_step: None,
+        })
+    }
+
+    /// The study's movie for a test set: its first 16 images (4x4) when they are small, its
+    /// first 6 (2x3) when they are large.
+    pub fn from_dataset(
+        path: &Path,
+        test: &Dataset,
+        options: MovieOptions,
+    ) -> Result<Self, AttributionError> {
+        let (count, _) = study_layout(test.shape);
+        let subset = test.take(count);
+        let [c, h, w] = test.shape;
+        let images = Tensor::from_vec(&[subset.len(), c, h, w], subset.images)?;
+        let labels = subset.labels.iter().map(|&y| y as usize).collect();
+        Self::new(path, images, labels, subset.class_names, options)
+    }
+
+    /// Frames written so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// The step of the last frame written.
+    pub fn last_step(&self) -> Option<u64> {
+        self.last_step
+    }
+
+    /// Width and height of every frame (known once the first frame is drawn).
+    pub fn frame_size(&self) -> Option<(u32, u32)> {
+        self.frame_size
+    }
+
+    /// Draws the frame for `model` at `state` (also usable for single stills).
+    pub fn render_frame(
+        &self,
+        model: &Model<f32>,
+        state: TrainState,
+    ) -> Result<RgbImage, AttributionError> {
+        let n = check_inputs(model, &self.images)?;
+        let [c, h, w] = model.input;
+        let probs = predict_probs(model, self.images.data(), default_batch(model.input))?;
+        let predicted = argmax_rows(&probs, model.classes);
+        let maps = gradient_x_input(model, &self.images, &predicted)?;
+        let per = c * h * w;
+        let alpha = if c == 1 { 0.5 } else { 0.6 };
+        let mut tiles = Vec::with_capacity(n);
+        for i in 0..n {
+            let map = &maps.data()[i * per..(i + 1) * per];
+            let heat = if c == 1 {
+                map.to_vec()
+            } else {
+                sum_channels(map, c, h, w)
+            };
+            let heat = max_normalize(&heat);
+            let pixels = &self.images.data()[i * per..(i + 1) * per];
+            let picture = overlay(
+                &input_to_rgb(pixels, c, h, w),
+                &heat.values,
+                ColorMap::Inferno,
+                alpha,
+            );
+            let picture = pad_width(&upscale_nearest(&picture, self.upscale), self.tile_width);
+            let (pred, label) = (predicted[i], self.labels[i]);
+            let confidence = probs[i * model.classes + pred];
+            tiles.push(
+                Tile::new(picture)
+                    .line(true_line(&class_name(&self.class_names, label)), WHITE)
+                    .line(
+                        pred_line(&class_name(&self.class_names, pred), confidence),
+                        verdict_color(pred == label),
+                    ),
+            );
+        }
+        let body = grid(&tiles, self.columns, GRID_PAD, BLACK);
+        let title = format!(
+            "gradient x input (max-normalized), step {}, epoch {}",
+            state.step, state.epoch
+        );
+        Ok(title_bar(&body, &title))
+    }
+
+    /// Draws and writes one frame.
+    fn write_frame(
+        &mut self,
+        model: &Model<f32>,
+        state: TrainState,
+    ) -> Result<(), AttributionError> {
+        let frame = self.render_frame(model, state)?;
+        let (width, height) = *self.frame_size.get_or_insert(frame.dimensions());
+        // A later frame can only differ in size if its title outgrew the grid: keep the first size.
+        let frame = fit_canvas(frame, width, height);
+        if self.gif.is_none() {
+            let too_big = |v: u32| {
+                u16::try_from(v).map_err(|_| AttributionError::Option {
+                    option: "images",
+                    expected: "a frame of at most 65535 pixels per side (GIF limit)".into(),
+                    found: format!("{width}x{height}"),
+                })
+            };
+            self.gif = Some(GifMovie::create(
+                &self.path,
+                too_big(width)?,
+                too_big(height)?,
+                self.options.delay_cs,
+            )?);
+        }
+        self.gif
+            .as_mut()
+            .expect("created above")
+            .push_frame(&frame)?;
+        if let Some(dir) = &self.options.png_dir {
+            std::fs::create_dir_all(dir).map_err(|source| AttributionError::Io {
+                path: dir.display().to_string(),
+                source,
+            })?;
+            save_frame_png(dir, self.frames, &frame)?;
+        }
+        self.frames += 1;
+        self.last_step = Some(state.step);
+        Ok(())
+    }
+
+    /// Writes the GIF trailer and renames the file into place; returns the number of frames.
+    /// Nothing is written when no frame was drawn.
+    pub fn close(&mut self) -> Result<usize, AttributionError> {
+        match self.gif.take() {
+            Some(gif) => Ok(gif.finish()?),
+            None => Ok(0),
+        }
+    }
+}
+
+impl TrainHook for AttributionMovie {
+    fn observe(&mut self, model: &Model<f32>, state: TrainState) -> anyhow::Result<()> {
+        if state.step % self.options.every == 0 {
+            self.write_frame(model, state)?;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _model: &Model<f32>, _state: TrainState) -> anyhow::Result<()> {
+        self.close()?;
+        Ok(())
+    }
+}
+
+/// A class's name, or its index when the data set has no name for it.
+fn class_name(names: &[String], class: usize) -> String {
+    names
+        .get(class)
+        .cloned()
+        .unwrap_or_else(|| class.to_string())
+}
+
+fn true_line(name: &str) -> String {
+    format!("true: {name}")
+}
+
+fn pred_line(name: &str, confidence: f32) -> String {
+    format!("pred: {name} {:.1}%", 100.0 * confidence)
+}
+
+/// Centers `img` on a black strip `width` pixels wide (no change if it is already that wide).
+fn pad_width(img: &RgbImage, width: u32) -> RgbImage {
+    if img.width() >= width {
+        return img.clone();
+    }
+    let mut out = RgbImage::from_pixel(width, img.height(), Rgb(BLACK));
+    imageops::replace(&mut out, img, ((width - img.width()) / 2) as i64, 0);
+    out
+}
+
+/// `img` on a black canvas of exactly `width` x `height` (cropped on the right and bottom).
+fn fit_canvas(img: RgbImage, width: u32, height: u32) -> RgbImage {
+    if img.dimensions() == (width, height) {
+        return img;
+    }
+    let mut out = RgbImage::from_pixel(width, height, Rgb(BLACK));
+    imageops::replace(&mut out, &img, 0, 0);
+    out
+}
