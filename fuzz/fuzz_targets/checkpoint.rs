@@ -15,7 +15,15 @@ use libfuzzer_sys::fuzz_target;
 use saliency::checkpoint::{from_bytes, to_bytes, Checkpoint, NamedTensor};
 use saliency::model_io::model_from_checkpoint;
 
-const KEYS: [&str; 7] = ["model", "dataset", "input_shape", "classes", "seed", "step", "epoch"];
+const KEYS: [&str; 7] = [
+    "model",
+    "dataset",
+    "input_shape",
+    "classes",
+    "seed",
+    "step",
+    "epoch",
+];
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(ckpt) = from_bytes("fuzz", data) {

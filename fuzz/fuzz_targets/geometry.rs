@@ -48,7 +48,12 @@ fuzz_target!(|input: ([u8; 8], [usize; 8], u8, bool)| {
             return;
         };
         assert!(g.out_h >= 1 && g.out_w >= 1);
-        let sizes = [g.input_len(), g.output_len(), g.weight_len(), g.col_rows() * g.col_cols()];
+        let sizes = [
+            g.input_len(),
+            g.output_len(),
+            g.weight_len(),
+            g.col_rows() * g.col_cols(),
+        ];
         if sizes.iter().any(|&n| n > MAX_ELEMENTS) {
             return;
         }
@@ -57,7 +62,14 @@ fuzz_target!(|input: ([u8; 8], [usize; 8], u8, bool)| {
         let bias = vec![0f32; g.out_channels];
         let mut output = vec![1f32; g.output_len()];
         let mut workspace = Vec::new();
-        conv2d_forward(&g, &input, &weight, Some(&bias), &mut output, &mut workspace);
+        conv2d_forward(
+            &g,
+            &input,
+            &weight,
+            Some(&bias),
+            &mut output,
+            &mut workspace,
+        );
         assert!(output.iter().all(|&v| v == 0.0));
         let mut grad_input = vec![1f32; g.input_len()];
         conv2d_backward_input(&g, &weight, &output, &mut grad_input, &mut workspace);

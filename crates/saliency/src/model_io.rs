@@ -123,7 +123,11 @@ impl ModelMeta {
             .map_err(|_| bad("classes", "a JSON list of class names", classes_s))?;
         if class_names.len() < 2 || class_names.len() > MAX_CLASSES {
             let found = format!("{} classes", class_names.len());
-            return Err(bad("classes", &format!("between 2 and {MAX_CLASSES} classes"), &found));
+            return Err(bad(
+                "classes",
+                &format!("between 2 and {MAX_CLASSES} classes"),
+                &found,
+            ));
         }
         let num = |key: &'static str| -> Result<u64, ModelIoError> {
             let s = get(key, "a whole number")?;

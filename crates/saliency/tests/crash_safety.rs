@@ -221,7 +221,10 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_finishes() {
         let (files, temps) = classify(&out);
         leftovers += temps.len();
         for f in ["config.json", "model.safetensors", "state.safetensors"] {
-            assert!(files.contains(f), "round {round} ({moment:?}): {f} missing, have {files:?}");
+            assert!(
+                files.contains(f),
+                "round {round} ({moment:?}): {f} missing, have {files:?}"
+            );
         }
         // Both checkpoints load with valid checksums; the model is never behind the state.
         let state_epoch = epoch_of(&out.join("state.safetensors"));
@@ -236,8 +239,9 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_finishes() {
         // metrics.jsonl is whole lines of JSON (it may hold one line past the state).
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         for line in metrics.lines() {
-            serde_json::from_str::<serde_json::Value>(line)
-                .unwrap_or_else(|e| panic!("round {round}: half-written metrics line {line:?}: {e}"));
+            serde_json::from_str::<serde_json::Value>(line).unwrap_or_else(|e| {
+                panic!("round {round}: half-written metrics line {line:?}: {e}")
+            });
         }
         // The CLI evaluates the surviving model.
         run_ok(&[
@@ -260,7 +264,11 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_finishes() {
         let metrics = std::fs::read_to_string(out.join("metrics.jsonl")).unwrap();
         let epochs: Vec<u64> = metrics
             .lines()
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"].as_u64().unwrap())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["epoch"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(
             epochs,
@@ -300,7 +308,11 @@ fn leftover_temp_files_are_ignored_by_every_reader() {
     run_ok(&train_args(&data, &out, 1, false));
     let model = std::fs::read(out.join("model.safetensors")).unwrap();
     for f in RUN_FILES {
-        std::fs::write(out.join(format!(".{f}.tmp-999999")), &model[..model.len() / 3]).unwrap();
+        std::fs::write(
+            out.join(format!(".{f}.tmp-999999")),
+            &model[..model.len() / 3],
+        )
+        .unwrap();
     }
     load_model(&out.join("model.safetensors")).unwrap();
     run_ok(&train_args(&data, &out, 2, true));

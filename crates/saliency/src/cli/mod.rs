@@ -1,6 +1,9 @@
 //! The command line: argument parsing with clap and one module per subcommand.
 
 mod bench;
+mod adversary;
+mod attribute;
+mod checkpoint_data;
 mod common;
 mod eval;
 mod models;
@@ -26,6 +29,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on its data set's test split.
     Eval(eval::EvalArgs),
+    /// Attribution maps (gradient x input, occlusion, integrated gradients) of test images.
+    Attribute(attribute::AttributeArgs),
+    /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
+    Adversary(adversary::AdversaryArgs),
     /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
@@ -38,6 +45,8 @@ pub fn main() -> ExitCode {
         Command::Models(a) => models::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Attribute(a) => attribute::run(a),
+        Command::Adversary(a) => adversary::run(a),
         Command::Bench(a) => bench::run(a),
     };
     match result {

@@ -222,7 +222,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
             .progress_chars("=> "),
     );
     let mut last_epoch = u64::MAX;
-    let eval_name = if config.validation.is_some() { "validation" } else { "test" };
+    let eval_name = if config.validation.is_some() {
+        "validation"
+    } else {
+        "test"
+    };
     let result = trainer.run(&train, &test, Some(&args.out), &mut [], &mut |event| match event {
         TrainEvent::Batch(p) => {
             if p.epoch != last_epoch {

@@ -231,7 +231,10 @@ mod tests {
     fn decoder_panic_becomes_an_error_with_its_message() {
         let r: Result<(), String> = quietly_catch(|| panic!("bad huffman table"));
         let m = r.unwrap_err();
-        assert!(m.contains("bad huffman table") && m.contains("decode.rs"), "{m}");
+        assert!(
+            m.contains("bad huffman table") && m.contains("decode.rs"),
+            "{m}"
+        );
         assert_eq!(quietly_catch(|| 7), Ok(7));
         assert!(!CATCHING.with(Cell::get), "the flag is reset after a catch");
     }

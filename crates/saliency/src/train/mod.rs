@@ -2,8 +2,10 @@
 
 pub mod batch;
 pub mod config;
+mod diagnose;
 pub mod evaluate;
 pub mod hook;
+mod metrics_file;
 pub mod optim;
 pub mod state;
 pub mod trainer;

@@ -1,8 +1,7 @@
 //! `Trainer`: the minibatch loop, with evaluation after each epoch, hooks, checkpoints and resume.
 
 use std::collections::BTreeMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use tape::Tape;
@@ -17,9 +16,13 @@ use crate::models::{mix_seed, Mode, Model, ModelError};
 
 use super::batch::{augment, epoch_order, gather};
 use super::config::TrainConfig;
+use super::diagnose::{
+    config_differences, first_non_finite_layer, kept_checkpoint, optimizer_kind,
+};
 use super::evaluate::evaluate;
 use super::hook::{TrainHook, TrainState};
-use super::optim::{Optimizer, OptimizerConfig};
+use super::metrics_file::{append_metrics, trim_metrics};
+use super::optim::Optimizer;
 use super::state::{
     save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
 };
@@ -317,7 +320,9 @@ impl Trainer {
                         seed: mix_seed(cfg.seed, self.step),
                     };
                     let culprit = first_non_finite_layer(&self.model, tape.value(x), mode);
-                    return Err(non_finite(format!("the loss is not finite ({loss_v}); {culprit}")));
+                    return Err(non_finite(format!(
+                        "the loss is not finite ({loss_v}); {culprit}"
+                    )));
                 }
                 let grads = tape.backward(loss).map_err(ModelError::from)?;
                 let mut g = Vec::with_capacity(params.len());
@@ -406,130 +411,4 @@ impl Trainer {
         }
         Ok(all)
     }
-}
-
-/// The settings that differ between a saved and a requested configuration (epochs aside), as
-/// `name: saved A, requested B` items.
-fn config_differences(saved: &TrainConfig, requested: &TrainConfig) -> String {
-    let (Ok(serde_json::Value::Object(a)), Ok(serde_json::Value::Object(b))) =
-        (serde_json::to_value(saved), serde_json::to_value(requested))
-    else {
-        return "the settings differ".into();
-    };
-    let mut items = Vec::new();
-    for (key, new) in b.iter().filter(|(key, _)| key.as_str() != "epochs") {
-        let old = a.get(key.as_str()).unwrap_or(&serde_json::Value::Null);
-        match (old, new) {
-            // One level down, so `optimizer.lr` is named rather than the whole optimizer.
-            (serde_json::Value::Object(o), serde_json::Value::Object(n)) => {
-                for (sub, nv) in n {
-                    let ov = o.get(sub.as_str()).unwrap_or(&serde_json::Value::Null);
-                    if ov != nv {
-                        items.push(format!("{key}.{sub}: saved {ov}, requested {nv}"));
-                    }
-                }
-            }
-            _ if old != new => items.push(format!("{key}: saved {old}, requested {new}")),
-            _ => {}
-        }
-    }
-    if items.is_empty() {
-        "the settings differ".into()
-    } else {
-        items.join("; ")
-    }
-}
-
-fn optimizer_kind(o: &OptimizerConfig) -> &'static str {
-    match o {
-        OptimizerConfig::Adam { .. } => "adam",
-        OptimizerConfig::Sgd { .. } => "sgd",
-    }
-}
-
-/// Where the last good checkpoint is, for the non-finite error: the run folder's files as of
-/// `epochs_done` completed epochs (each epoch's files replace the previous ones atomically), or
-/// the news that none was written yet.
-fn kept_checkpoint(out: Option<&Path>, epochs_done: u64) -> String {
-    match out {
-        Some(dir) if epochs_done > 0 => format!(
-            "{} and {} in {} as of epoch {epochs_done}, left unchanged",
-            MODEL_FILE,
-            STATE_FILE,
-            dir.display()
-        ),
-        Some(dir) => format!(
-            "none (no epoch completed, so no checkpoint was written to {})",
-            dir.display()
-        ),
-        None => "none (no output folder was given)".into(),
-    }
-}
-
-/// Names the first layer whose output holds a NaN or an infinity on the batch `x`, by running
-/// ever longer prefixes of the network on a no-record tape. Only called once the loss is already
-/// non-finite, so the repeated forwards cost nothing in a healthy run.
-fn first_non_finite_layer(model: &Model<f32>, x: &Tensor<f32>, mode: Mode) -> String {
-    if !x.all_finite() {
-        return "the input batch itself holds a non-finite value".into();
-    }
-    let mut prefix = model.clone();
-    for k in 1..=model.layers.len() {
-        prefix.layers = model.layers[..k].to_vec();
-        let mut tape = Tape::no_record();
-        let params = prefix.bind(&mut tape, false);
-        let input = tape.constant(x.clone());
-        let Ok((h, _)) = prefix.forward(&mut tape, input, &params, mode) else {
-            return format!("the forward pass fails at layer {k} ({})", model.layers[k - 1].label());
-        };
-        if !tape.value(h).all_finite() {
-            return format!(
-                "the first non-finite activation is the output of layer {k} of {} ({})",
-                model.layers.len(),
-                model.layers[k - 1].label()
-            );
-        }
-    }
-    "every layer's output is finite, so the logits overflow the loss".into()
-}
-
-/// Drops the lines of `metrics.jsonl` for epochs after `epochs_done` (left by an earlier run in
-/// the same folder, or written just before a crash that the state file did not live to record).
-/// Lines that do not parse are kept: they are not this function's to judge.
-fn trim_metrics(path: &Path, epochs_done: u64) -> Result<(), TrainError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => {
-            return Err(TrainError::Output(format!(
-                "{}: cannot read: {e}",
-                path.display()
-            )))
-        }
-    };
-    let kept: String = text
-        .lines()
-        .filter(|line| match serde_json::from_str::<EpochMetrics>(line) {
-            Ok(m) => m.epoch <= epochs_done,
-            Err(_) => true,
-        })
-        .map(|line| format!("{line}\n"))
-        .collect();
-    if kept == text {
-        return Ok(());
-    }
-    crate::atomic_file::write_atomic(path, kept.as_bytes())
-        .map_err(|e| TrainError::Output(e.to_string()))
-}
-
-/// Appends one JSON line; the whole file is rewritten atomically so a crash never leaves half a line.
-fn append_metrics(path: &PathBuf, m: &EpochMetrics) -> Result<(), TrainError> {
-    let mut bytes = std::fs::read(path).unwrap_or_default();
-    writeln!(
-        bytes,
-        "{}",
-        serde_json::to_string(m).expect("metrics serialize")
-    )
-    .expect("write to a Vec");
-    crate::atomic_file::write_atomic(path, &bytes).map_err(|e| TrainError::Output(e.to_string()))
 }

@@ -1,0 +1,127 @@
+//! `saliency attribute`: attribution maps of test images for a checkpoint, as tensors and a picture.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+
+use super::checkpoint_data::{load_with_test_data, parse_indices};
+use super::common::{set_threads, DataArgs};
+use crate::attribution::{gradient_x_input, gradient_x_input_signed, integrated_gradients, occlusion, occlusion_x_gradient, Baseline, IgOptions, OcclusionOptions, Score, Target};
+use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::infer::{argmax_rows, predict_probs};
+use crate::render::save_png;
+use crate::study::figures::{attribution_grid, AttributedImage};
+use tensor::Tensor;
+
+/// Options of `saliency attribute`.
+#[derive(Args, Debug)]
+pub struct AttributeArgs {
+    /// The checkpoint (model.safetensors of a run).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// gradient-x-input, occlusion, occlusion-x-gradient or integrated-gradients.
+    #[arg(long, default_value = "gradient-x-input")]
+    method: String,
+    /// Class to explain: pred (the predicted class), label (the true class) or a class index.
+    #[arg(long, default_value = "pred")]
+    target: Target,
+    /// Gradient x input: the signed textbook form (dF/da) * a instead of the study's |ds/da| * a.
+    #[arg(long)]
+    signed: bool,
+    /// Test images to explain: A..B or a comma list.
+    #[arg(long, default_value = "0..16")]
+    indices: String,
+    /// Integrated gradients: path steps.
+    #[arg(long, default_value_t = 50)]
+    steps: usize,
+    /// Gradient x input (signed) and integrated gradients: explain the probability or the logit.
+    #[arg(long, default_value = "probability")]
+    score: Score,
+    /// Integrated gradients: baseline, black or gray.
+    #[arg(long, default_value = "black")]
+    baseline: String,
+    /// Occlusion: patch side (default 4 for 28x28, 32 for 256x256).
+    #[arg(long)]
+    patch: Option<usize>,
+    /// Occlusion: patch stride (default: the patch side).
+    #[arg(long)]
+    stride: Option<usize>,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Output folder for attributions.safetensors and attributions.png.
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Computes the maps and writes them.
+pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
+    set_threads(args.threads)?;
+    let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
+    let idx = parse_indices(&args.indices, test.len())?;
+    let subset = test.subset(&idx, "selected");
+    let [c, h, w] = model.input;
+    let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
+    let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();
+    let classes = args.target.resolve(&model, &inputs, Some(&labels))?;
+    let mut occ = OcclusionOptions::for_input(model.input);
+    if let Some(p) = args.patch {
+        occ.patch = p;
+        occ.stride = p;
+    }
+    if let Some(s) = args.stride {
+        occ.stride = s;
+    }
+    let mut extra = String::new();
+    let maps = match args.method.as_str() {
+        "gradient-x-input" if args.signed => gradient_x_input_signed(&model, &inputs, &classes, args.score)?,
+        "gradient-x-input" => gradient_x_input(&model, &inputs, &classes)?,
+        "occlusion" => occlusion(&model, &inputs, &occ)?,
+        "occlusion-x-gradient" => occlusion_x_gradient(&model, &inputs, &occ)?,
+        "integrated-gradients" => {
+            let baseline: Baseline<f32> = args.baseline.parse().map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
+            let r = integrated_gradients(&model, &inputs, &classes, &baseline, &IgOptions { steps: args.steps, score: args.score, ..IgOptions::default() })?;
+            for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
+                eprintln!("  image {:>5}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %)", idx[i], 100.0 * (e.abs() / d.abs().max(1e-12)));
+            }
+            let worst = r.completeness_error.iter().zip(&r.delta).map(|(e, d)| (e.abs() / d.abs().max(1e-12)) as f64).fold(0.0, f64::max);
+            extra = format!(", completeness error at most {:.2} % of F(a) - F(baseline)", 100.0 * worst);
+            r.attributions
+        }
+        other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient or integrated-gradients, found '{other}'"),
+    };
+    std::fs::create_dir_all(&args.out).with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    let probs = predict_probs(&model, inputs.data(), 256)?;
+    let preds = argmax_rows(&probs, model.classes);
+    let map_channels = maps.shape()[1];
+    let per_map = map_channels * h * w;
+    let items: Vec<AttributedImage> = (0..idx.len())
+        .map(|i| AttributedImage {
+            pixels: subset.image(i),
+            map: &maps.data()[i * per_map..(i + 1) * per_map],
+            map_channels,
+            label: meta.class_names[labels[i]].clone(),
+            prediction: Some((meta.class_names[preds[i]].clone(), probs[i * model.classes + preds[i]])),
+            correct: preds[i] == labels[i],
+        })
+        .collect();
+    let columns = if idx.len() == 16 { 4 } else { ((idx.len() as f64).sqrt().ceil() as usize).max(1) };
+    let picture = attribution_grid(&items, model.input, columns, &format!("{} (target {})", args.method, args.target));
+    save_png(&args.out.join("attributions.png"), &picture)?;
+    let tensors = vec![
+        NamedTensor { name: "attributions".into(), shape: maps.shape().to_vec(), data: maps.data().to_vec() },
+        NamedTensor { name: "inputs".into(), shape: inputs.shape().to_vec(), data: inputs.data().to_vec() },
+        NamedTensor { name: "targets".into(), shape: vec![classes.len()], data: classes.iter().map(|&k| k as f32).collect() },
+    ];
+    let mut metadata = std::collections::BTreeMap::new();
+    metadata.insert("method".into(), args.method.clone());
+    metadata.insert("target".into(), args.target.to_string());
+    metadata.insert("checkpoint".into(), args.checkpoint.display().to_string());
+    metadata.insert("indices".into(), serde_json::to_string(&idx)?);
+    checkpoint::save(&args.out.join("attributions.safetensors"), &Checkpoint { tensors, metadata })?;
+    eprintln!("wrote {0}/attributions.safetensors and {0}/attributions.png ({1} images, {2}{extra})", args.out.display(), idx.len(), args.method);
+    Ok(())
+}
