@@ -8,6 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::common::{set_threads, DataArgs};
+use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradients};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
 use crate::train::{Augment, OptimizerConfig, TrainConfig, TrainEvent, Trainer};
@@ -77,6 +78,20 @@ pub struct TrainArgs {
     /// With --resume: continue even if the configuration differs.
     #[arg(long)]
     force: bool,
+    /// Write the attribution movie (gradient x input of the first test images before every
+    /// minibatch update) into this folder as attribution.gif.
+    #[arg(long)]
+    movie: Option<PathBuf>,
+    /// With --movie: one frame every K minibatches (frame 0 is the untrained model).
+    #[arg(long, default_value_t = 1)]
+    movie_every: u64,
+    /// With --movie: also keep every frame as a numbered PNG.
+    #[arg(long)]
+    movie_png: bool,
+    /// Save the gradients of the loss w.r.t. the first 16 test images summed over every model
+    /// state during training (the study's proposal) into --out.
+    #[arg(long)]
+    integrate_gradients: bool,
     /// No progress bar (one line per epoch instead).
     #[arg(long)]
     quiet: bool,
@@ -210,6 +225,38 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     } else {
         Trainer::new(config.clone(), train.shape, train.class_names.clone())?
     };
+    if args.movie_every == 0 {
+        bail!("--movie-every: expected at least 1, found 0");
+    }
+    let mut movie = match &args.movie {
+        Some(dir) => {
+            std::fs::create_dir_all(dir).with_context(|| format!("--movie: cannot create {}", dir.display()))?;
+            let png_dir = args.movie_png.then(|| dir.join("frames"));
+            if let Some(p) = &png_dir {
+                std::fs::create_dir_all(p).with_context(|| format!("--movie: cannot create {}", p.display()))?;
+            }
+            let opts = MovieOptions { every: args.movie_every, png_dir, ..MovieOptions::default() };
+            Some(AttributionMovie::from_dataset(&dir.join("attribution.gif"), &test, opts)?)
+        }
+        None => None,
+    };
+    let mut integrated = if args.integrate_gradients {
+        let n = test.len().min(16);
+        let first = test.take(n);
+        let [c, h, w] = first.shape;
+        let inputs = tensor::Tensor::from_vec(&[n, c, h, w], first.images.clone())?;
+        let labels = first.labels.iter().map(|&l| l as usize).collect();
+        Some(TrainingIntegratedGradients::new(inputs, labels, config.loss, Some(args.out.clone()))?)
+    } else {
+        None
+    };
+    let mut hooks: Vec<&mut dyn crate::train::TrainHook> = Vec::new();
+    if let Some(m) = movie.as_mut() {
+        hooks.push(m);
+    }
+    if let Some(t) = integrated.as_mut() {
+        hooks.push(t);
+    }
     let batches = train.len().div_ceil(config.batch_size) as u64;
     let bar = if args.quiet {
         ProgressBar::hidden()
@@ -227,7 +274,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     } else {
         "test"
     };
-    let result = trainer.run(&train, &test, Some(&args.out), &mut [], &mut |event| match event {
+    let result = trainer.run(&train, &test, Some(&args.out), &mut hooks, &mut |event| match event {
         TrainEvent::Batch(p) => {
             if p.epoch != last_epoch {
                 last_epoch = p.epoch;
