@@ -7,6 +7,7 @@ mod checkpoint_data;
 mod common;
 mod eval;
 mod models;
+mod study;
 mod train;
 
 use std::process::ExitCode;
@@ -23,6 +24,8 @@ pub struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the whole study (training, attribution, adversarial examples) and write a report.
+    Study(study::StudyArgs),
     /// Print each model's layer table (layer, output shape, parameters) and total.
     Models(models::ModelsArgs),
     /// Train a model and write model.safetensors, config.json and metrics.jsonl.
@@ -42,6 +45,7 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Study(a) => study::run(a),
         Command::Models(a) => models::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),

@@ -1,0 +1,88 @@
+//! Study profiles: how much of the study each profile runs.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// How big a study run is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Every section, on subsets and few epochs: about 10 minutes on 2 cores.
+    Quick,
+    /// The study's epochs and sizes.
+    Paper,
+    /// A few seconds per section, for tests of the pipeline itself.
+    Tiny,
+}
+
+impl FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick" => Ok(Profile::Quick),
+            "paper" => Ok(Profile::Paper),
+            "tiny" => Ok(Profile::Tiny),
+            other => Err(format!("unknown profile '{other}': expected quick or paper (or tiny, for tests)")),
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Profile::Quick => "quick",
+            Profile::Paper => "paper",
+            Profile::Tiny => "tiny",
+        })
+    }
+}
+
+/// Sizes and epochs of one profile.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Plan {
+    /// Fashion-MNIST training images for `deep` (60,000 is all).
+    pub deep_train: usize,
+    /// Epochs of `deep`.
+    pub deep_epochs: u64,
+    /// One movie frame every this many minibatches.
+    pub movie_every: u64,
+    /// Fashion-MNIST training images for `alexnet`.
+    pub alexnet_train: usize,
+    /// Epochs of `alexnet`.
+    pub alexnet_epochs: u64,
+    /// Fashion-MNIST test images evaluated and attacked.
+    pub test_images: usize,
+    /// Steps of the iterated sign attack (the study: 200 of 0.001).
+    pub iterative_steps: usize,
+    /// Epochs of the flower models (5 classes, pair, gray).
+    pub flower_epochs: u64,
+    /// Epochs of `deep` on flowers.
+    pub flower_deep_epochs: u64,
+    /// Integrated-gradients steps.
+    pub ig_steps: usize,
+    /// Flower test images attacked (the whole split is 40).
+    pub flower_test_images: usize,
+    /// One flower movie frame every this many minibatches.
+    pub flower_movie_every: u64,
+}
+
+impl Plan {
+    /// The plan of `profile`.
+    pub fn of(profile: Profile) -> Self {
+        match profile {
+            Profile::Paper => Plan { deep_train: 60_000, deep_epochs: 10, movie_every: 50, alexnet_train: 60_000, alexnet_epochs: 10, test_images: 10_000, iterative_steps: 200, flower_epochs: 25, flower_deep_epochs: 25, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
+            Profile::Quick => Plan { deep_train: 12_000, deep_epochs: 2, movie_every: 25, alexnet_train: 2_000, alexnet_epochs: 1, test_images: 2_000, iterative_steps: 20, flower_epochs: 5, flower_deep_epochs: 3, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
+            Profile::Tiny => Plan { deep_train: 320, deep_epochs: 1, movie_every: 10, alexnet_train: 40, alexnet_epochs: 1, test_images: 64, iterative_steps: 2, flower_epochs: 1, flower_deep_epochs: 1, ig_steps: 8, flower_test_images: 8, flower_movie_every: 5 },
+        }
+    }
+
+    /// Rough wall time on this project's 2-core machine, from throughputs measured here
+    /// (deep ~1,800 img/s, alexnet ~150 img/s training; flowers ~15 img/s).
+    pub fn expected_minutes(&self) -> f64 {
+        let deep = (self.deep_train as f64 * self.deep_epochs as f64) / 1800.0;
+        let alex = (self.alexnet_train as f64 * self.alexnet_epochs as f64) / 150.0;
+        let flowers = 160.0 * (3.0 * self.flower_epochs as f64 + self.flower_deep_epochs as f64) / 15.0;
+        let attacks = self.test_images as f64 * (12.0 + self.iterative_steps as f64) / 3000.0;
+        (deep + alex + flowers + attacks) / 60.0 + 1.0
+    }
+}
