@@ -3,6 +3,10 @@ export SALIENCY_DATA := env_var_or_default("SALIENCY_DATA", justfile_directory()
 
 # Run the whole study and write the report (quick profile).
 study:
+    cargo run --release -- study --out out/study
+
+# Rebuild the report (finished steps are skipped, so this only redraws it).
+report:
     cargo run --release -p saliency -- study --out out/study
 
 # Run every test.

@@ -261,6 +261,22 @@ fn item15_checkpoint_of_another_model_or_shape() {
             "found 3,100000,100000",
         ],
     );
+    // Metadata is bounded before the model is built from it: a few bytes claiming a million
+    // classes (a 2048 x 1000000 output layer) are refused, not allocated.
+    let mut ckpt = checkpoint::load(&good).unwrap();
+    let many: Vec<String> = (0..1_000_000).map(|i| i.to_string()).collect();
+    ckpt.metadata
+        .insert("classes".into(), serde_json::to_string(&many).unwrap());
+    checkpoint::save(&bad, &ckpt).unwrap();
+    assert_refused(
+        &saliency(&s.0, &eval_args(&bad, &data)),
+        &[
+            &shown,
+            "metadata 'classes'",
+            "between 2 and 1000 classes",
+            "found 1000000 classes",
+        ],
+    );
 
     // A consistent deep checkpoint for 2 classes: loads, but Fashion-MNIST has 10 classes, so
     // labels 2..9 would index past the model's outputs.
