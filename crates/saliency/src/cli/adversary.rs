@@ -23,10 +23,10 @@ pub struct AdversaryArgs {
     #[arg(long, value_delimiter = ',', default_value = "fgsm")]
     method: Vec<String>,
     /// Step size for the pictures (default: each method's study default).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     epsilon: Option<f64>,
     /// Step sizes for the statistics sweep, comma-separated (default: --epsilon, or around each default).
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     epsilons: Vec<f64>,
     /// iterative-fgsm: number of steps of eps/k (the study: 200).
     #[arg(long, default_value_t = 200)]

@@ -94,6 +94,12 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient or integrated-gradients, found '{other}'"),
     };
     std::fs::create_dir_all(&args.out).with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    let per_image = maps.numel() / idx.len();
+    for (i, m) in maps.data().chunks_exact(per_image).enumerate() {
+        if m.iter().all(|&v| v == 0.0) {
+            eprintln!("warning: the {} map of image {} is zero everywhere; it is drawn as zeros (nothing to normalize)", args.method, idx[i]);
+        }
+    }
     let probs = predict_probs(&model, inputs.data(), 256)?;
     let preds = argmax_rows(&probs, model.classes);
     let map_channels = maps.shape()[1];

@@ -324,12 +324,12 @@ impl Trainer {
                         "the loss is not finite ({loss_v}); {culprit}"
                     )));
                 }
-                let grads = tape.backward(loss).map_err(ModelError::from)?;
+                let mut grads = tape.backward(loss).map_err(ModelError::from)?;
                 let mut g = Vec::with_capacity(params.len());
                 for (i, &p) in params.iter().enumerate() {
+                    // Taken, not cloned: alexnet's gradients are 40 MB per step.
                     let gi = grads
-                        .get(p)
-                        .cloned()
+                        .take(p)
                         .unwrap_or_else(|| Tensor::zeros(self.model.params[i].shape()));
                     if !gi.all_finite() {
                         return Err(non_finite(format!(
