@@ -71,7 +71,7 @@ impl Plan {
     pub fn of(profile: Profile) -> Self {
         match profile {
             Profile::Paper => Plan { deep_train: 60_000, deep_epochs: 10, movie_every: 50, alexnet_train: 60_000, alexnet_epochs: 10, test_images: 10_000, iterative_steps: 200, flower_epochs: 25, flower_deep_epochs: 25, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
-            Profile::Quick => Plan { deep_train: 12_000, deep_epochs: 2, movie_every: 25, alexnet_train: 2_000, alexnet_epochs: 1, test_images: 2_000, iterative_steps: 20, flower_epochs: 5, flower_deep_epochs: 3, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
+            Profile::Quick => Plan { deep_train: 30_000, deep_epochs: 2, movie_every: 50, alexnet_train: 4_000, alexnet_epochs: 1, test_images: 2_000, iterative_steps: 20, flower_epochs: 5, flower_deep_epochs: 3, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
             Profile::Tiny => Plan { deep_train: 320, deep_epochs: 1, movie_every: 10, alexnet_train: 40, alexnet_epochs: 1, test_images: 64, iterative_steps: 2, flower_epochs: 1, flower_deep_epochs: 1, ig_steps: 8, flower_test_images: 8, flower_movie_every: 5 },
         }
     }
