@@ -31,6 +31,14 @@ fn deep_learns_fashion_mnist_well_above_chance() {
     // Chance is 10 %; two epochs on 8,000 images with the study's settings reached 65 % here
     // (1,000 steps; the glorot-initialized 9-conv network starts slowly).
     assert!(acc > 0.5, "test accuracy after two short epochs: {acc}");
+
+    // The study's adversarial claim on this trained `deep`: the sign attack at eps 0.1 flips far
+    // more predictions than random signs of the same size.
+    use saliency::adversarial::{attack_stats, AttackConfig, Method, Sweep};
+    let sweeps = [Sweep::new(Method::Fgsm, vec![0.1]), Sweep::new(Method::RandomSign, vec![0.1])];
+    let stats = attack_stats(&t.model, &test.take(500), &sweeps, &AttackConfig::default(), &mut |_, _| {}).unwrap();
+    let (attack, control) = (stats[0].flipped_fraction, stats[1].flipped_fraction);
+    assert!(attack > 0.3 && attack > 2.0 * control, "fgsm flips {attack}, its random-sign control {control}");
 }
 
 fn final_bits(
