@@ -1,4 +1,5 @@
-//! Fuzz target: checkpoint bytes through `checkpoint::from_bytes` and `model_io::model_from_checkpoint`.
+//! Fuzz target: checkpoint bytes through `checkpoint::from_bytes` and
+//! `model_io::model_from_checkpoint`.
 //!
 //! Two readings of each input, so both layers are reached:
 //! 1. the bytes as a checkpoint file; whatever is accepted must write back to the same checkpoint

@@ -1,4 +1,5 @@
-//! Fuzz target: `parse_idx_images` on arbitrary bytes never panics, and what it accepts is consistent.
+//! Fuzz target: `parse_idx_images` on arbitrary bytes never panics, and what it accepts is
+//! consistent.
 
 #![no_main]
 

@@ -1,4 +1,5 @@
-//! Fuzz target: `decode_image_bytes` (the image-folder decoder, under its limits) on arbitrary bytes.
+//! Fuzz target: `decode_image_bytes` (the image-folder decoder, under its limits) on arbitrary
+//! bytes.
 //!
 //! The decoder's panic guard turns a panic into an error that says "decoder panic"; this target
 //! re-raises it so libFuzzer records the input, because a caught panic is still a decoder bug

@@ -46,7 +46,7 @@ const SINGLE_TAP_BLOCK_ROWS: usize = 64;
 /// for every other geometry, which takes the im2col path.
 fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
     let one_by_one = g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1;
-    (one_by_one && g.padding < g.kernel).then_some(g.padding * g.kernel + g.padding)
+    (one_by_one && g.padding < g.kernel).then(|| g.padding * g.kernel + g.padding)
 }
 
 /// That tap's weights `W[:, :, p, p]` as a `(Cout, C)` view of the `[Cout, C, K, K]` weight.

@@ -220,8 +220,6 @@ fn eval_args(ckpt: &Path, data: &Path) -> Vec<OsString> {
     ]
 }
 
-/// Splits safetensors bytes into (header JSON, data section).
-
 #[path = "cli_errors/checkpoints.rs"]
 mod checkpoints;
 #[path = "cli_errors/idx.rs"]

@@ -8,7 +8,8 @@
 //! epoch ahead of state.safetensors, never behind; resuming redoes that epoch, and trims
 //! metrics.jsonl to the state's epochs first. A writer killed mid-write leaves a hidden
 //! `.NAME.tmp-PID` file: it is never read (every reader opens the fixed names), the next writer
-//! uses its own PID, and it may be deleted. The checks below accept such leftovers and nothing else.
+//! uses its own PID, and it may be deleted. The checks below accept such leftovers and nothing
+//! else.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -292,7 +293,7 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_finishes() {
         }
     }
     eprintln!(
-        "{} rounds: {mid_write} killed with a write in progress, {leftovers} temp file(s) left behind",
+        "{} rounds: {mid_write} killed mid-write, {leftovers} temp file(s) left behind",
         moments.len()
     );
     assert!(mid_write >= 1, "no round caught a write in progress");

@@ -26,7 +26,14 @@ fn conv_forward_with_huge_padding_does_not_overflow() {
     let bias = vec![0.5f32; g.out_channels];
     let mut output = vec![f32::NAN; g.output_len()];
     let mut workspace = Vec::new();
-    conv2d_forward(&g, &input, &weight, Some(&bias), &mut output, &mut workspace);
+    conv2d_forward(
+        &g,
+        &input,
+        &weight,
+        Some(&bias),
+        &mut output,
+        &mut workspace,
+    );
     // The only window lies wholly in the zero padding, so every output is the bias.
     assert!(output.iter().all(|&v| v == 0.5), "{output:?}");
     let mut grad_input = vec![f32::NAN; g.input_len()];

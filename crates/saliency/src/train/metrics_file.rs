@@ -34,7 +34,8 @@ pub(super) fn trim_metrics(path: &Path, epochs_done: u64) -> Result<(), TrainErr
         .map_err(|e| TrainError::Output(e.to_string()))
 }
 
-/// Appends one JSON line; the whole file is rewritten atomically so a crash never leaves half a line.
+/// Appends one JSON line; the whole file is rewritten atomically so a crash never leaves half a
+/// line.
 pub(super) fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), TrainError> {
     let mut bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,

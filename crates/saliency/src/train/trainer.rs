@@ -333,7 +333,8 @@ impl Trainer {
                         .unwrap_or_else(|| Tensor::zeros(self.model.params[i].shape()));
                     if !gi.all_finite() {
                         return Err(non_finite(format!(
-                            "the gradient of {} is not finite (the first parameter, in model order, with a non-finite gradient)",
+                            "the gradient of {} is not finite (the first parameter, in model \
+                             order, with a non-finite gradient)",
                             self.model.param_info[i].name
                         )));
                     }

@@ -1,10 +1,12 @@
-//! Items 13-16: checkpoints with a corrupt header, a wrong checksum, another layout, or NaN, through `saliency eval`.
+//! Items 13-16, through `saliency eval`: checkpoints with a corrupt header or offsets, a wrong
+//! checksum, another model's layout, or NaN.
 
 use saliency::checkpoint::{self, Checkpoint};
 use sha2::{Digest, Sha256};
 
 use super::*;
 
+/// Splits safetensors bytes into (header JSON, data section).
 fn split_safetensors(bytes: &[u8]) -> (serde_json::Value, Vec<u8>) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header = serde_json::from_slice(&bytes[8..8 + n]).unwrap();

@@ -1,4 +1,5 @@
-//! Items 1-8: IDX files that are short, mislabelled, of the wrong type, rank or size, or hold a bad label.
+//! Items 1-8: IDX files that are short, mislabelled, of the wrong element type, rank or size,
+//! or hold a label beyond the classes.
 
 use super::*;
 

@@ -1,4 +1,5 @@
-//! Items 9-12: image folders with non-images, broken JPEGs, decompression bombs, missing or empty folders.
+//! Items 9-12: image folders with non-images, broken or mislabelled JPEGs, decompression bombs,
+//! and missing or empty folders.
 
 use std::io::Cursor;
 

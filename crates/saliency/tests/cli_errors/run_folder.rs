@@ -1,4 +1,5 @@
-//! Items 17, 18, 23, 25: resuming with other settings, nonsense options, a non-finite loss, an unwritable run folder.
+//! Items 17, 18, 23, 25: resuming with other settings, nonsense options, a non-finite loss, and
+//! a run folder that cannot be written.
 
 use super::*;
 
