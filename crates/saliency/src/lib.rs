@@ -16,6 +16,6 @@ pub mod loss;
 pub mod model_io;
 pub mod models;
 pub mod render;
+pub mod study;
 pub mod task;
 pub mod train;
-pub mod study;

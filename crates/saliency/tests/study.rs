@@ -5,7 +5,9 @@ mod common;
 use saliency::study::{run_study, Profile, StudyConfig};
 
 fn section<'a>(md: &'a str, title: &str) -> &'a str {
-    let start = md.find(&format!("## {title}")).unwrap_or_else(|| panic!("section '{title}' missing"));
+    let start = md
+        .find(&format!("## {title}"))
+        .unwrap_or_else(|| panic!("section '{title}' missing"));
     let rest = &md[start + 3..];
     &rest[..rest.find("\n## ").unwrap_or(rest.len())]
 }
@@ -14,35 +16,76 @@ fn section<'a>(md: &'a str, title: &str) -> &'a str {
 fn tiny_study_writes_a_complete_report_and_resumes() {
     let out = std::env::temp_dir().join(format!("saliency-study-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
-    let cfg = StudyConfig { out: out.clone(), profile: Profile::Tiny, data_dir: Some(common::data_root()), seed: 0, flowers17: false, allow_download: false, command: "test".into() };
+    let cfg = StudyConfig {
+        out: out.clone(),
+        profile: Profile::Tiny,
+        data_dir: Some(common::data_root()),
+        seed: 0,
+        flowers17: false,
+        allow_download: false,
+        command: "test".into(),
+    };
     run_study(&cfg).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    for title in ["Study vs saliency", "Fashion-MNIST: training", "Fashion-MNIST: attribution before and after training", "Fashion-MNIST: adversarial examples", "Flowers", "Run facts"] {
-        assert!(md.contains(&format!("## {title}")), "markdown lacks '{title}'");
-        assert!(html.contains(&format!("<h2>{}</h2>", title.replace('&', "&amp;"))), "html lacks '{title}'");
+    for title in [
+        "Study vs saliency",
+        "Fashion-MNIST: training",
+        "Fashion-MNIST: attribution before and after training",
+        "Fashion-MNIST: adversarial examples",
+        "Flowers",
+        "Run facts",
+    ] {
+        assert!(
+            md.contains(&format!("## {title}")),
+            "markdown lacks '{title}'"
+        );
+        assert!(
+            html.contains(&format!("<h2>{}</h2>", title.replace('&', "&amp;"))),
+            "html lacks '{title}'"
+        );
     }
     // Every src= and href= in the HTML names a file that exists beside it.
     let mut links = 0;
     for attr in ["src=\"", "href=\""] {
         for piece in html.split(attr).skip(1) {
             let target = &piece[..piece.find('"').unwrap()];
-            assert!(out.join(target).is_file(), "report.html links to {target}, which does not exist");
+            assert!(
+                out.join(target).is_file(),
+                "report.html links to {target}, which does not exist"
+            );
             links += 1;
         }
     }
     assert!(links >= 25, "only {links} links");
     // The table's figures are the steps' own JSON values.
-    let steps = |name: &str| -> serde_json::Value { serde_json::from_slice(&std::fs::read(out.join(format!("steps/{name}.json"))).unwrap()).unwrap() };
+    let steps = |name: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(out.join(format!("steps/{name}.json"))).unwrap())
+            .unwrap()
+    };
     let deep_acc = steps("fashion-deep")[0]["test_accuracy"].as_f64().unwrap();
     let table = section(&md, "Study vs saliency");
-    assert!(table.contains(&format!("| > 91 % | {:.1} % |", 100.0 * deep_acc)), "deep accuracy {deep_acc} not in:\n{table}");
+    assert!(
+        table.contains(&format!("| > 91 % | {:.1} % |", 100.0 * deep_acc)),
+        "deep accuracy {deep_acc} not in:\n{table}"
+    );
     let pair_acc = steps("flowers-pair")[0]["test_accuracy"].as_f64().unwrap();
-    assert!(table.contains(&format!("| up to 91 % | {:.1} % |", 100.0 * pair_acc)), "pair accuracy not in the table");
+    assert!(
+        table.contains(&format!("| up to 91 % | {:.1} % |", 100.0 * pair_acc)),
+        "pair accuracy not in the table"
+    );
     let adv = steps("fashion-adversarial");
-    let fgsm = adv["stats"].as_array().unwrap().iter().find(|s| s["method"] == "fgsm" && s["epsilon"].as_f64() == Some(0.01)).unwrap();
+    let fgsm = adv["stats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["method"] == "fgsm" && s["epsilon"].as_f64() == Some(0.01))
+        .unwrap();
     let flipped = fgsm["flipped_fraction"].as_f64().unwrap();
-    assert!(table.contains(&format!("{:.1} % flip", 100.0 * flipped)), "fgsm flip share not in the table");
+    assert!(
+        table.contains(&format!("{:.1} % flip", 100.0 * flipped)),
+        "fgsm flip share not in the table"
+    );
 
     // A second run skips every step and reports the same results.
     run_study(&cfg).unwrap();

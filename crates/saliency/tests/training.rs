@@ -35,10 +35,23 @@ fn deep_learns_fashion_mnist_well_above_chance() {
     // The study's adversarial claim on this trained `deep`: the sign attack at eps 0.1 flips far
     // more predictions than random signs of the same size.
     use saliency::adversarial::{attack_stats, AttackConfig, Method, Sweep};
-    let sweeps = [Sweep::new(Method::Fgsm, vec![0.1]), Sweep::new(Method::RandomSign, vec![0.1])];
-    let stats = attack_stats(&t.model, &test.take(500), &sweeps, &AttackConfig::default(), &mut |_, _| {}).unwrap();
+    let sweeps = [
+        Sweep::new(Method::Fgsm, vec![0.1]),
+        Sweep::new(Method::RandomSign, vec![0.1]),
+    ];
+    let stats = attack_stats(
+        &t.model,
+        &test.take(500),
+        &sweeps,
+        &AttackConfig::default(),
+        &mut |_, _| {},
+    )
+    .unwrap();
     let (attack, control) = (stats[0].flipped_fraction, stats[1].flipped_fraction);
-    assert!(attack > 0.3 && attack > 2.0 * control, "fgsm flips {attack}, its random-sign control {control}");
+    assert!(
+        attack > 0.3 && attack > 2.0 * control,
+        "fgsm flips {attack}, its random-sign control {control}"
+    );
 }
 
 fn final_bits(

@@ -279,7 +279,15 @@ mod tests {
             assert_eq!(report.samples.len(), 1, "{workload}");
             assert!(report.images_per_second > 0.0, "{workload}: {report}");
             let json = serde_json::to_value(&report).unwrap();
-            for key in ["workload", "model", "batch_size", "threads", "images_per_second", "min", "max"] {
+            for key in [
+                "workload",
+                "model",
+                "batch_size",
+                "threads",
+                "images_per_second",
+                "min",
+                "max",
+            ] {
                 assert!(json.get(key).is_some(), "{workload}: no {key} in {json}");
             }
         }

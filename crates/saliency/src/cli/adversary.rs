@@ -7,7 +7,10 @@ use clap::Args;
 
 use super::checkpoint_data::{load_with_test_data, parse_indices};
 use super::common::{set_threads, DataArgs};
-use crate::adversarial::{adversarial_figure, attack_stats, flip_rate_plot, markdown_table, write_summary, AttackConfig, Method, Summary, Sweep};
+use crate::adversarial::{
+    adversarial_figure, attack_stats, flip_rate_plot, markdown_table, write_summary, AttackConfig,
+    Method, Summary, Sweep,
+};
 use crate::atomic_file::write_atomic;
 use crate::render::save_png;
 use tensor::Tensor;
@@ -59,7 +62,11 @@ pub struct AdversaryArgs {
 /// Runs the attacks, the statistics and the pictures.
 pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
     set_threads(args.threads)?;
-    let methods: Vec<Method> = args.method.iter().map(|m| m.parse::<Method>()).collect::<Result<_, _>>()?;
+    let methods: Vec<Method> = args
+        .method
+        .iter()
+        .map(|m| m.parse::<Method>())
+        .collect::<Result<_, _>>()?;
     for &e in args.epsilon.iter().chain(&args.epsilons) {
         if !(e >= 0.0 && e.is_finite()) {
             bail!("--epsilon/--epsilons: expected a non-negative finite step size, found {e}");
@@ -72,7 +79,12 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
         Some(n) => test.take(n),
         None => test.clone(),
     };
-    let config = AttackConfig { steps: args.steps, clip: args.clip, seed: args.seed, ..AttackConfig::default() };
+    let config = AttackConfig {
+        steps: args.steps,
+        clip: args.clip,
+        seed: args.seed,
+        ..AttackConfig::default()
+    };
     config.validate()?;
     let sweeps: Vec<Sweep> = methods
         .iter()
@@ -86,14 +98,25 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    std::fs::create_dir_all(&args.out).with_context(|| format!("--out: cannot create {}", args.out.display()))?;
-    let stats = attack_stats(&model, &data, &sweeps, &config, &mut |done, total| eprint!("\r  attacked {done}/{total}"))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    let stats = attack_stats(&model, &data, &sweeps, &config, &mut |done, total| {
+        eprint!("\r  attacked {done}/{total}")
+    })?;
     eprintln!();
-    let summary = Summary { dataset: data.name.clone(), model: args.checkpoint.display().to_string(), config: config.clone(), results: stats.clone() };
+    let summary = Summary {
+        dataset: data.name.clone(),
+        model: args.checkpoint.display().to_string(),
+        config: config.clone(),
+        results: stats.clone(),
+    };
     write_summary(&args.out, &summary)?;
     let table = markdown_table(&stats);
     write_atomic(&args.out.join("summary.md"), table.as_bytes())?;
-    write_atomic(&args.out.join("flip_rate.svg"), flip_rate_plot(&stats, &format!("{} on {}", meta.model, data.name)).as_bytes())?;
+    write_atomic(
+        &args.out.join("flip_rate.svg"),
+        flip_rate_plot(&stats, &format!("{} on {}", meta.model, data.name)).as_bytes(),
+    )?;
     let subset = test.subset(&idx, "selected");
     let [c, h, w] = model.input;
     let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
@@ -107,6 +130,9 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);
     }
-    eprintln!("wrote {0}/summary.json, summary.md, flip_rate.svg and triptych PNGs", args.out.display());
+    eprintln!(
+        "wrote {0}/summary.json, summary.md, flip_rate.svg and triptych PNGs",
+        args.out.display()
+    );
     Ok(())
 }

@@ -7,7 +7,10 @@ use clap::Args;
 
 use super::checkpoint_data::{load_with_test_data, parse_indices};
 use super::common::{set_threads, DataArgs};
-use crate::attribution::{gradient_x_input, gradient_x_input_signed, integrated_gradients, occlusion, occlusion_x_gradient, Baseline, IgOptions, OcclusionOptions, Score, Target};
+use crate::attribution::{
+    gradient_x_input, gradient_x_input_signed, integrated_gradients, occlusion,
+    occlusion_x_gradient, Baseline, IgOptions, OcclusionOptions, Score, Target,
+};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{argmax_rows, predict_probs};
 use crate::render::save_png;
@@ -93,7 +96,8 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         }
         other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient or integrated-gradients, found '{other}'"),
     };
-    std::fs::create_dir_all(&args.out).with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
     let per_image = maps.numel() / idx.len();
     for (i, m) in maps.data().chunks_exact(per_image).enumerate() {
         if m.iter().all(|&v| v == 0.0) {
@@ -110,24 +114,56 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
             map: &maps.data()[i * per_map..(i + 1) * per_map],
             map_channels,
             label: meta.class_names[labels[i]].clone(),
-            prediction: Some((meta.class_names[preds[i]].clone(), probs[i * model.classes + preds[i]])),
+            prediction: Some((
+                meta.class_names[preds[i]].clone(),
+                probs[i * model.classes + preds[i]],
+            )),
             correct: preds[i] == labels[i],
         })
         .collect();
-    let columns = if idx.len() == 16 { 4 } else { ((idx.len() as f64).sqrt().ceil() as usize).max(1) };
-    let picture = attribution_grid(&items, model.input, columns, &format!("{} (target {})", args.method, args.target));
+    let columns = if idx.len() == 16 {
+        4
+    } else {
+        ((idx.len() as f64).sqrt().ceil() as usize).max(1)
+    };
+    let picture = attribution_grid(
+        &items,
+        model.input,
+        columns,
+        &format!("{} (target {})", args.method, args.target),
+    );
     save_png(&args.out.join("attributions.png"), &picture)?;
     let tensors = vec![
-        NamedTensor { name: "attributions".into(), shape: maps.shape().to_vec(), data: maps.data().to_vec() },
-        NamedTensor { name: "inputs".into(), shape: inputs.shape().to_vec(), data: inputs.data().to_vec() },
-        NamedTensor { name: "targets".into(), shape: vec![classes.len()], data: classes.iter().map(|&k| k as f32).collect() },
+        NamedTensor {
+            name: "attributions".into(),
+            shape: maps.shape().to_vec(),
+            data: maps.data().to_vec(),
+        },
+        NamedTensor {
+            name: "inputs".into(),
+            shape: inputs.shape().to_vec(),
+            data: inputs.data().to_vec(),
+        },
+        NamedTensor {
+            name: "targets".into(),
+            shape: vec![classes.len()],
+            data: classes.iter().map(|&k| k as f32).collect(),
+        },
     ];
     let mut metadata = std::collections::BTreeMap::new();
     metadata.insert("method".into(), args.method.clone());
     metadata.insert("target".into(), args.target.to_string());
     metadata.insert("checkpoint".into(), args.checkpoint.display().to_string());
     metadata.insert("indices".into(), serde_json::to_string(&idx)?);
-    checkpoint::save(&args.out.join("attributions.safetensors"), &Checkpoint { tensors, metadata })?;
-    eprintln!("wrote {0}/attributions.safetensors and {0}/attributions.png ({1} images, {2}{extra})", args.out.display(), idx.len(), args.method);
+    checkpoint::save(
+        &args.out.join("attributions.safetensors"),
+        &Checkpoint { tensors, metadata },
+    )?;
+    eprintln!(
+        "wrote {0}/attributions.safetensors and {0}/attributions.png ({1} images, {2}{extra})",
+        args.out.display(),
+        idx.len(),
+        args.method
+    );
     Ok(())
 }

@@ -10,7 +10,10 @@ use crate::model_io::{load_model, ModelMeta};
 use crate::models::Model;
 
 /// The model, its metadata and its data set's test split (same classes, split and color mode).
-pub fn load_with_test_data(checkpoint: &Path, data: &DataArgs) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
+pub fn load_with_test_data(
+    checkpoint: &Path,
+    data: &DataArgs,
+) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
     let (model, meta) = load_model(checkpoint)?;
     let mut data = data.clone();
     data.data = meta.dataset.clone();
@@ -18,16 +21,28 @@ pub fn load_with_test_data(checkpoint: &Path, data: &DataArgs) -> anyhow::Result
         data.classes = Some(meta.class_names.clone());
     }
     data.gray = meta.input[0] == 1 && meta.dataset != "fashion-mnist";
-    let (_, test) = data.spec(meta.seed)?.load().with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
+    let (_, test) = data
+        .spec(meta.seed)?
+        .load()
+        .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
     if test.shape != meta.input {
-        bail!("{}: the model takes inputs {:?} but the data set gives {:?}", checkpoint.display(), meta.input, test.shape);
+        bail!(
+            "{}: the model takes inputs {:?} but the data set gives {:?}",
+            checkpoint.display(),
+            meta.input,
+            test.shape
+        );
     }
     Ok((model, meta, test))
 }
 
 /// Parses `--indices`: `A..B` (B excluded), or a comma list `3,7,9`; each must be below `len`.
 pub fn parse_indices(spec: &str, len: usize) -> anyhow::Result<Vec<usize>> {
-    let parse = |s: &str| -> anyhow::Result<usize> { s.trim().parse().with_context(|| format!("--indices: '{s}' is not an image index")) };
+    let parse = |s: &str| -> anyhow::Result<usize> {
+        s.trim()
+            .parse()
+            .with_context(|| format!("--indices: '{s}' is not an image index"))
+    };
     let idx: Vec<usize> = if let Some((a, b)) = spec.split_once("..") {
         let (a, b) = (parse(a)?, parse(b)?);
         if a >= b {

@@ -1,8 +1,8 @@
 //! The command line: argument parsing with clap and one module per subcommand.
 
-mod bench;
 mod adversary;
 mod attribute;
+mod bench;
 mod checkpoint_data;
 mod common;
 mod eval;

@@ -37,5 +37,13 @@ pub struct StudyArgs {
 pub fn run(args: StudyArgs) -> anyhow::Result<()> {
     set_threads(args.threads)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    run_study(&StudyConfig { out: args.out, profile: args.profile, data_dir: args.data_dir, seed: args.seed, flowers17: args.flowers17, allow_download: !args.no_download, command })
+    run_study(&StudyConfig {
+        out: args.out,
+        profile: args.profile,
+        data_dir: args.data_dir,
+        seed: args.seed,
+        flowers17: args.flowers17,
+        allow_download: !args.no_download,
+        command,
+    })
 }

@@ -230,13 +230,23 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let mut movie = match &args.movie {
         Some(dir) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("--movie: cannot create {}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("--movie: cannot create {}", dir.display()))?;
             let png_dir = args.movie_png.then(|| dir.join("frames"));
             if let Some(p) = &png_dir {
-                std::fs::create_dir_all(p).with_context(|| format!("--movie: cannot create {}", p.display()))?;
+                std::fs::create_dir_all(p)
+                    .with_context(|| format!("--movie: cannot create {}", p.display()))?;
             }
-            let opts = MovieOptions { every: args.movie_every, png_dir, ..MovieOptions::default() };
-            Some(AttributionMovie::from_dataset(&dir.join("attribution.gif"), &test, opts)?)
+            let opts = MovieOptions {
+                every: args.movie_every,
+                png_dir,
+                ..MovieOptions::default()
+            };
+            Some(AttributionMovie::from_dataset(
+                &dir.join("attribution.gif"),
+                &test,
+                opts,
+            )?)
         }
         None => None,
     };
@@ -246,7 +256,12 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         let [c, h, w] = first.shape;
         let inputs = tensor::Tensor::from_vec(&[n, c, h, w], first.images.clone())?;
         let labels = first.labels.iter().map(|&l| l as usize).collect();
-        Some(TrainingIntegratedGradients::new(inputs, labels, config.loss, Some(args.out.clone()))?)
+        Some(TrainingIntegratedGradients::new(
+            inputs,
+            labels,
+            config.loss,
+            Some(args.out.clone()),
+        )?)
     } else {
         None
     };

@@ -15,11 +15,24 @@ use super::figures::{attribution_grid, AttributedImage};
 pub fn first_images(data: &Dataset, n: usize) -> (Tensor<f32>, Vec<usize>) {
     let sub = data.take(n);
     let [c, h, w] = sub.shape;
-    (Tensor::from_vec(&[sub.len(), c, h, w], sub.images).expect("dataset length"), sub.labels.iter().map(|&l| l as usize).collect())
+    (
+        Tensor::from_vec(&[sub.len(), c, h, w], sub.images).expect("dataset length"),
+        sub.labels.iter().map(|&l| l as usize).collect(),
+    )
 }
 
 /// Draws `maps` over `inputs` as a grid into `out/rel` and returns `rel`.
-pub fn save_grid(out: &Path, rel: &str, model: &Model<f32>, inputs: &Tensor<f32>, labels: &[usize], maps: &Tensor<f32>, names: &[String], columns: usize, title: &str) -> anyhow::Result<String> {
+pub fn save_grid(
+    out: &Path,
+    rel: &str,
+    model: &Model<f32>,
+    inputs: &Tensor<f32>,
+    labels: &[usize],
+    maps: &Tensor<f32>,
+    names: &[String],
+    columns: usize,
+    title: &str,
+) -> anyhow::Result<String> {
     let n = labels.len();
     let [c, h, w] = model.input;
     let probs = predict_probs(model, inputs.data(), 256)?;

@@ -2,7 +2,10 @@
 
 use image::RgbImage;
 
-use crate::render::{grid, input_to_rgb, max_normalize, overlay, sum_channels, title_bar, upscale_nearest, verdict_color, ColorMap, Tile, BLACK, WHITE};
+use crate::render::{
+    grid, input_to_rgb, max_normalize, overlay, sum_channels, title_bar, upscale_nearest,
+    verdict_color, ColorMap, Tile, BLACK, WHITE,
+};
 
 /// One image with its map and its captions' facts.
 pub struct AttributedImage<'a> {
@@ -23,7 +26,12 @@ pub struct AttributedImage<'a> {
 /// A grid of inputs with their max-normalized maps as an inferno overlay (alpha 0.5 for gray,
 /// 0.6 for color, as the study), captioned with the true class and prediction, titled with how
 /// the maps were normalized (each map divided by its own maximum; the scales are listed).
-pub fn attribution_grid(items: &[AttributedImage<'_>], shape: [usize; 3], columns: usize, title: &str) -> RgbImage {
+pub fn attribution_grid(
+    items: &[AttributedImage<'_>],
+    shape: [usize; 3],
+    columns: usize,
+    title: &str,
+) -> RgbImage {
     let [c, h, w] = shape;
     let alpha = if c == 1 { 0.5 } else { 0.6 };
     let upscale = (128 / h.max(1)).max(1) as u32;
@@ -31,18 +39,36 @@ pub fn attribution_grid(items: &[AttributedImage<'_>], shape: [usize; 3], column
     let tiles: Vec<Tile> = items
         .iter()
         .map(|it| {
-            let heat = if it.map_channels == 1 { it.map.to_vec() } else { sum_channels(it.map, it.map_channels, h, w) };
+            let heat = if it.map_channels == 1 {
+                it.map.to_vec()
+            } else {
+                sum_channels(it.map, it.map_channels, h, w)
+            };
             let norm = max_normalize(&heat);
             scales.push(norm.scale);
-            let pic = upscale_nearest(&overlay(&input_to_rgb(it.pixels, c, h, w), &norm.values, ColorMap::Inferno, alpha), upscale);
+            let pic = upscale_nearest(
+                &overlay(
+                    &input_to_rgb(it.pixels, c, h, w),
+                    &norm.values,
+                    ColorMap::Inferno,
+                    alpha,
+                ),
+                upscale,
+            );
             let mut tile = Tile::new(pic).line(format!("true: {}", it.label), WHITE);
             if let Some((p, conf)) = &it.prediction {
-                tile = tile.line(format!("pred: {p} {:.0}%", 100.0 * conf), verdict_color(it.correct));
+                tile = tile.line(
+                    format!("pred: {p} {:.0}%", 100.0 * conf),
+                    verdict_color(it.correct),
+                );
             }
             tile
         })
         .collect();
     let body = grid(&tiles, columns.clamp(1, items.len().max(1)), 4, BLACK);
     let max_scale = scales.iter().copied().fold(0.0f32, f32::max);
-    title_bar(&body, &format!("{title}; each map max-normalized (largest scale {max_scale:.2e})"))
+    title_bar(
+        &body,
+        &format!("{title}; each map max-normalized (largest scale {max_scale:.2e})"),
+    )
 }

@@ -15,7 +15,13 @@ use super::training::{train_model, TrainSummary};
 pub const PAIR: [&str; 2] = ["daisy", "sunflowers"];
 
 /// Loads `flowers` (or `flowers17`) with the given classes and color mode.
-pub fn load(data_dir: Option<&Path>, set: &str, classes: Option<&[&str]>, gray: bool, seed: u64) -> anyhow::Result<(Dataset, Dataset)> {
+pub fn load(
+    data_dir: Option<&Path>,
+    set: &str,
+    classes: Option<&[&str]>,
+    gray: bool,
+    seed: u64,
+) -> anyhow::Result<(Dataset, Dataset)> {
     let spec = DataSpec {
         name: set.into(),
         data_dir: data_dir.map(Path::to_path_buf),
@@ -42,11 +48,28 @@ fn config(model: ModelKind, dataset: &str, epochs: u64, seed: u64) -> TrainConfi
 }
 
 /// Trains `model` on a flower task; with `movie_every`, films the first 6 test images in color.
-pub fn train_flowers(out: &Path, name: &str, model: ModelKind, dataset: &str, epochs: u64, seed: u64, train: &Dataset, test: &Dataset, movie_every: Option<u64>) -> anyhow::Result<(TrainSummary, usize)> {
+pub fn train_flowers(
+    out: &Path,
+    name: &str,
+    model: ModelKind,
+    dataset: &str,
+    epochs: u64,
+    seed: u64,
+    train: &Dataset,
+    test: &Dataset,
+    movie_every: Option<u64>,
+) -> anyhow::Result<(TrainSummary, usize)> {
     let cfg = config(model, dataset, epochs, seed);
     if let Some(every) = movie_every {
         std::fs::create_dir_all(out.join("figures"))?;
-        let mut m = AttributionMovie::from_dataset(&out.join(format!("figures/{name}_movie.gif")), test, MovieOptions { every, ..MovieOptions::default() })?;
+        let mut m = AttributionMovie::from_dataset(
+            &out.join(format!("figures/{name}_movie.gif")),
+            test,
+            MovieOptions {
+                every,
+                ..MovieOptions::default()
+            },
+        )?;
         let s = train_model(out, name, cfg, train, test, &mut [&mut m])?;
         Ok((s, m.frames()))
     } else {

@@ -22,7 +22,9 @@ impl FromStr for Profile {
             "quick" => Ok(Profile::Quick),
             "paper" => Ok(Profile::Paper),
             "tiny" => Ok(Profile::Tiny),
-            other => Err(format!("unknown profile '{other}': expected quick or paper (or tiny, for tests)")),
+            other => Err(format!(
+                "unknown profile '{other}': expected quick or paper (or tiny, for tests)"
+            )),
         }
     }
 }
@@ -70,9 +72,48 @@ impl Plan {
     /// The plan of `profile`.
     pub fn of(profile: Profile) -> Self {
         match profile {
-            Profile::Paper => Plan { deep_train: 60_000, deep_epochs: 10, movie_every: 50, alexnet_train: 60_000, alexnet_epochs: 10, test_images: 10_000, iterative_steps: 200, flower_epochs: 25, flower_deep_epochs: 25, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
-            Profile::Quick => Plan { deep_train: 30_000, deep_epochs: 2, movie_every: 50, alexnet_train: 4_000, alexnet_epochs: 1, test_images: 2_000, iterative_steps: 20, flower_epochs: 5, flower_deep_epochs: 3, ig_steps: 64, flower_test_images: usize::MAX, flower_movie_every: 1 },
-            Profile::Tiny => Plan { deep_train: 320, deep_epochs: 1, movie_every: 10, alexnet_train: 40, alexnet_epochs: 1, test_images: 64, iterative_steps: 2, flower_epochs: 1, flower_deep_epochs: 1, ig_steps: 8, flower_test_images: 8, flower_movie_every: 5 },
+            Profile::Paper => Plan {
+                deep_train: 60_000,
+                deep_epochs: 10,
+                movie_every: 50,
+                alexnet_train: 60_000,
+                alexnet_epochs: 10,
+                test_images: 10_000,
+                iterative_steps: 200,
+                flower_epochs: 25,
+                flower_deep_epochs: 25,
+                ig_steps: 64,
+                flower_test_images: usize::MAX,
+                flower_movie_every: 1,
+            },
+            Profile::Quick => Plan {
+                deep_train: 30_000,
+                deep_epochs: 2,
+                movie_every: 50,
+                alexnet_train: 4_000,
+                alexnet_epochs: 1,
+                test_images: 2_000,
+                iterative_steps: 20,
+                flower_epochs: 5,
+                flower_deep_epochs: 3,
+                ig_steps: 64,
+                flower_test_images: usize::MAX,
+                flower_movie_every: 1,
+            },
+            Profile::Tiny => Plan {
+                deep_train: 320,
+                deep_epochs: 1,
+                movie_every: 10,
+                alexnet_train: 40,
+                alexnet_epochs: 1,
+                test_images: 64,
+                iterative_steps: 2,
+                flower_epochs: 1,
+                flower_deep_epochs: 1,
+                ig_steps: 8,
+                flower_test_images: 8,
+                flower_movie_every: 5,
+            },
         }
     }
 
@@ -81,7 +122,8 @@ impl Plan {
     pub fn expected_minutes(&self) -> f64 {
         let deep = (self.deep_train as f64 * self.deep_epochs as f64) / 1800.0;
         let alex = (self.alexnet_train as f64 * self.alexnet_epochs as f64) / 150.0;
-        let flowers = 160.0 * (3.0 * self.flower_epochs as f64 + self.flower_deep_epochs as f64) / 15.0;
+        let flowers =
+            160.0 * (3.0 * self.flower_epochs as f64 + self.flower_deep_epochs as f64) / 15.0;
         let attacks = self.test_images as f64 * (12.0 + self.iterative_steps as f64) / 3000.0;
         (deep + alex + flowers + attacks) / 60.0 + 1.0
     }

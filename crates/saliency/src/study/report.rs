@@ -11,7 +11,10 @@ pub enum Block {
     /// A paragraph of plain text (Markdown inline syntax is not interpreted in HTML).
     Para(String),
     /// A table with a header row.
-    Table { headers: Vec<String>, rows: Vec<Vec<String>> },
+    Table {
+        headers: Vec<String>,
+        rows: Vec<Vec<String>>,
+    },
     /// A picture beside the report (relative path) with its caption.
     Image { path: String, caption: String },
     /// A link to a file beside the report (JSON, GIF, SVG...).
@@ -39,7 +42,10 @@ pub struct Report {
 impl Section {
     /// An empty section.
     pub fn new(title: &str) -> Self {
-        Self { title: title.into(), blocks: Vec::new() }
+        Self {
+            title: title.into(),
+            blocks: Vec::new(),
+        }
     }
     /// Adds a paragraph.
     pub fn para(&mut self, text: impl Into<String>) -> &mut Self {
@@ -48,17 +54,26 @@ impl Section {
     }
     /// Adds a table.
     pub fn table(&mut self, headers: &[&str], rows: Vec<Vec<String>>) -> &mut Self {
-        self.blocks.push(Block::Table { headers: headers.iter().map(|s| s.to_string()).collect(), rows });
+        self.blocks.push(Block::Table {
+            headers: headers.iter().map(|s| s.to_string()).collect(),
+            rows,
+        });
         self
     }
     /// Adds a picture.
     pub fn image(&mut self, path: impl Into<String>, caption: impl Into<String>) -> &mut Self {
-        self.blocks.push(Block::Image { path: path.into(), caption: caption.into() });
+        self.blocks.push(Block::Image {
+            path: path.into(),
+            caption: caption.into(),
+        });
         self
     }
     /// Adds a link.
     pub fn link(&mut self, path: impl Into<String>, text: impl Into<String>) -> &mut Self {
-        self.blocks.push(Block::Link { path: path.into(), text: text.into() });
+        self.blocks.push(Block::Link {
+            path: path.into(),
+            text: text.into(),
+        });
         self
     }
 }
@@ -76,9 +91,20 @@ impl Report {
                     }
                     Block::Table { headers, rows } => {
                         let _ = writeln!(s, "| {} |", headers.join(" | "));
-                        let _ = writeln!(s, "|{}|", headers.iter().map(|_| "---").collect::<Vec<_>>().join("|"));
+                        let _ = writeln!(
+                            s,
+                            "|{}|",
+                            headers.iter().map(|_| "---").collect::<Vec<_>>().join("|")
+                        );
                         for r in rows {
-                            let _ = writeln!(s, "| {} |", r.iter().map(|c| c.replace('|', "\\|")).collect::<Vec<_>>().join(" | "));
+                            let _ = writeln!(
+                                s,
+                                "| {} |",
+                                r.iter()
+                                    .map(|c| c.replace('|', "\\|"))
+                                    .collect::<Vec<_>>()
+                                    .join(" | ")
+                            );
                         }
                         s.push('\n');
                     }
@@ -159,7 +185,10 @@ impl Report {
 
 /// Escapes text for HTML.
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -169,12 +198,29 @@ mod tests {
     #[test]
     fn markdown_and_html_hold_every_block() {
         let mut sec = Section::new("Results");
-        sec.para("a < b").table(&["what", "value"], vec![vec!["acc".into(), "91 %".into()]]).image("a.png", "cap").link("s.json", "summary");
-        let r = Report { title: "T".into(), sections: vec![sec] };
+        sec.para("a < b")
+            .table(&["what", "value"], vec![vec!["acc".into(), "91 %".into()]])
+            .image("a.png", "cap")
+            .link("s.json", "summary");
+        let r = Report {
+            title: "T".into(),
+            sections: vec![sec],
+        };
         let md = r.to_markdown();
-        assert!(md.contains("| acc | 91 % |") && md.contains("![cap](a.png)") && md.contains("[summary](s.json)"));
+        assert!(
+            md.contains("| acc | 91 % |")
+                && md.contains("![cap](a.png)")
+                && md.contains("[summary](s.json)")
+        );
         let html = r.to_html();
-        assert!(html.contains("a &lt; b") && html.contains("<img src=\"a.png\"") && html.contains("<a href=\"s.json\">"));
-        assert_eq!(r.linked_paths(), vec!["a.png".to_string(), "s.json".to_string()]);
+        assert!(
+            html.contains("a &lt; b")
+                && html.contains("<img src=\"a.png\"")
+                && html.contains("<a href=\"s.json\">")
+        );
+        assert_eq!(
+            r.linked_paths(),
+            vec!["a.png".to_string(), "s.json".to_string()]
+        );
     }
 }

@@ -26,34 +26,107 @@ fn pct(v: f64) -> String {
 }
 
 fn setting(s: &TrainSummary) -> String {
-    format!("{} on {}: {} training images, {} epochs, {} test images (models/{})", s.model, s.dataset, s.train_images, s.epochs, s.test_images, s.name)
+    format!(
+        "{} on {}: {} training images, {} epochs, {} test images (models/{})",
+        s.model, s.dataset, s.train_images, s.epochs, s.test_images, s.name
+    )
 }
 
 fn flip(stats: &[AttackStats], m: Method, eps: f64) -> Option<&AttackStats> {
-    stats.iter().find(|s| s.method == m.name() && (s.epsilon - eps).abs() < 1e-12)
+    stats
+        .iter()
+        .find(|s| s.method == m.name() && (s.epsilon - eps).abs() < 1e-12)
 }
 
 fn flip_cell(stats: &[AttackStats], m: Method, eps: f64) -> String {
-    flip(stats, m, eps).map(|s| format!("{} flip, {} do not (n = {})", pct(s.flipped_fraction), pct(1.0 - s.flipped_fraction), s.n)).unwrap_or_else(|| "not run".into())
+    flip(stats, m, eps)
+        .map(|s| {
+            format!(
+                "{} flip, {} do not (n = {})",
+                pct(s.flipped_fraction),
+                pct(1.0 - s.flipped_fraction),
+                s.n
+            )
+        })
+        .unwrap_or_else(|| "not run".into())
 }
 
 fn training_table(sec: &mut Section, runs: &[&TrainSummary]) {
-    let rows = runs.iter().flat_map(|s| s.metrics.iter().map(move |m| vec![s.name.clone(), m.epoch.to_string(), format!("{:.4}", m.train_loss), pct(m.train_accuracy), format!("{:.4}", m.test_loss), pct(m.test_accuracy), format!("{:.0}", m.images_per_second)])).collect();
-    sec.table(&["run", "epoch", "train loss", "train acc.", "test loss", "test acc.", "images/s"], rows);
+    let rows = runs
+        .iter()
+        .flat_map(|s| {
+            s.metrics.iter().map(move |m| {
+                vec![
+                    s.name.clone(),
+                    m.epoch.to_string(),
+                    format!("{:.4}", m.train_loss),
+                    pct(m.train_accuracy),
+                    format!("{:.4}", m.test_loss),
+                    pct(m.test_accuracy),
+                    format!("{:.0}", m.images_per_second),
+                ]
+            })
+        })
+        .collect();
+    sec.table(
+        &[
+            "run",
+            "epoch",
+            "train loss",
+            "train acc.",
+            "test loss",
+            "test acc.",
+            "images/s",
+        ],
+        rows,
+    );
 }
 
 fn adversarial_section(sec: &mut Section, a: &AdversarialResults) {
     sec.para(format!("Flip statistics over {} test images for every method and control (flipped = the predicted class changes). Raw numbers: {}.", a.stats.first().map(|s| s.n).unwrap_or(0), a.summary));
-    sec.link(a.summary.clone(), "summary.json (every figure in this table)");
+    sec.link(
+        a.summary.clone(),
+        "summary.json (every figure in this table)",
+    );
     let table = markdown_table(&a.stats);
-    let rows: Vec<Vec<String>> = table.lines().skip(2).map(|l| l.trim_matches('|').split('|').map(|c| c.trim().to_string()).collect()).collect();
-    sec.table(&["method", "eps", "n", "flipped", "accuracy before", "accuracy under attack", "conf. before", "conf. after"], rows);
-    sec.image(a.plot.clone(), "flip rate against eps for each method (controls dashed)");
+    let rows: Vec<Vec<String>> = table
+        .lines()
+        .skip(2)
+        .map(|l| {
+            l.trim_matches('|')
+                .split('|')
+                .map(|c| c.trim().to_string())
+                .collect()
+        })
+        .collect();
+    sec.table(
+        &[
+            "method",
+            "eps",
+            "n",
+            "flipped",
+            "accuracy before",
+            "accuracy under attack",
+            "conf. before",
+            "conf. after",
+        ],
+        rows,
+    );
+    sec.image(
+        a.plot.clone(),
+        "flip rate against eps for each method (controls dashed)",
+    );
     for (cap, path) in &a.figures {
         sec.image(path.clone(), cap.clone());
     }
     sec.para("The sign image eps * sign(g) (eps 0.01) classified on its own:");
-    sec.table(&["true class", "sign image classified as", "confidence"], a.sign_image.iter().map(|(t, p, c)| vec![t.clone(), p.clone(), format!("{:.2}", c)]).collect());
+    sec.table(
+        &["true class", "sign image classified as", "confidence"],
+        a.sign_image
+            .iter()
+            .map(|(t, p, c)| vec![t.clone(), p.clone(), format!("{:.2}", c)])
+            .collect(),
+    );
     sec.para(format!(
         "Feature preservation: mean Pearson correlation between |dJ/da| and the image's Sobel edge map is {:.3} for the trained model and {:.3} for the untrained one.",
         a.edge_correlation.0, a.edge_correlation.1
@@ -61,25 +134,111 @@ fn adversarial_section(sec: &mut Section, a: &AdversarialResults) {
 }
 
 /// The report.
-pub fn build(cfg: &StudyConfig, plan: &Plan, r: &Results, timings: &[(String, f64, bool)], wall: f64) -> Report {
-    let mut rep = Report { title: "Input attribution and adversarial examples: a reproduction with saliency".into(), sections: Vec::new() };
+pub fn build(
+    cfg: &StudyConfig,
+    plan: &Plan,
+    r: &Results,
+    timings: &[(String, f64, bool)],
+    wall: f64,
+) -> Report {
+    let mut rep = Report {
+        title: "Input attribution and adversarial examples: a reproduction with saliency".into(),
+        sections: Vec::new(),
+    };
     let (ig_median, ig_max) = ig_error_summary(&r.attribution);
 
     let mut t = Section::new("Study vs saliency");
     t.para(format!("Profile '{}': {}. Every number on the right is read from this run's step results (steps/*.json).", cfg.profile, if cfg.profile == super::Profile::Paper { "the study's epochs and sizes" } else { "fewer epochs and subsets, so accuracies are lower than the study's" }));
     let mut rows = vec![
-        vec!["deep, Fashion-MNIST test accuracy".into(), "> 91 %".into(), pct(r.deep.0.test_accuracy), setting(&r.deep.0)],
-        vec!["alexnet (SGD, decay 0.3/step, L2), Fashion-MNIST".into(), "~72 %".into(), pct(r.alex.test_accuracy), setting(&r.alex)],
-        vec!["flowers, 5 classes".into(), "61 %".into(), format!("medium {}, deep {}", pct(r.medium.0.test_accuracy), pct(r.fdeep.0.test_accuracy)), format!("{}; {}", setting(&r.medium.0), setting(&r.fdeep.0))],
-        vec![format!("flowers, binary pair ({})", super::flowers::PAIR.join(" vs ")), "up to 91 %".into(), pct(r.pair.0.test_accuracy), setting(&r.pair.0)],
-        vec!["flowers, gray vs color (medium)".into(), "color does better".into(), format!("gray {}, color {}", pct(r.gray.0.test_accuracy), pct(r.medium.0.test_accuracy)), setting(&r.gray.0)],
-        vec!["flowers, fast gradient sign at eps 0.01".into(), "about a third do not flip (after 40 epochs)".into(), flip_cell(&r.fadv.stats, Method::Fgsm, 0.01), format!("{} test images, {} trained {} epochs", r.fadv.stats.first().map(|s| s.n).unwrap_or(0), r.medium.0.model, r.medium.0.epochs)],
-        vec!["Fashion-MNIST, fast gradient sign at eps 0.01".into(), "(not reported)".into(), flip_cell(&r.adversarial.stats, Method::Fgsm, 0.01), setting(&r.deep.0)],
-        vec!["random control a + 0.1 n / max(n)".into(), "rarely changes the output".into(), format!("Fashion-MNIST: {}; flowers: {}", flip_cell(&r.adversarial.stats, Method::Random, 0.1), flip_cell(&r.fadv.stats, Method::Random, 0.1)), "same models".into()],
-        vec![format!("integrated gradients completeness, {} steps", r.attribution.ig_steps), "(not reported)".into(), format!("median {} , worst {} of |F(a) - F(0)|", pct(ig_median), pct(ig_max)), "trained deep, first 16 test images, F = top probability".into()],
+        vec![
+            "deep, Fashion-MNIST test accuracy".into(),
+            "> 91 %".into(),
+            pct(r.deep.0.test_accuracy),
+            setting(&r.deep.0),
+        ],
+        vec![
+            "alexnet (SGD, decay 0.3/step, L2), Fashion-MNIST".into(),
+            "~72 %".into(),
+            pct(r.alex.test_accuracy),
+            setting(&r.alex),
+        ],
+        vec![
+            "flowers, 5 classes".into(),
+            "61 %".into(),
+            format!(
+                "medium {}, deep {}",
+                pct(r.medium.0.test_accuracy),
+                pct(r.fdeep.0.test_accuracy)
+            ),
+            format!("{}; {}", setting(&r.medium.0), setting(&r.fdeep.0)),
+        ],
+        vec![
+            format!(
+                "flowers, binary pair ({})",
+                super::flowers::PAIR.join(" vs ")
+            ),
+            "up to 91 %".into(),
+            pct(r.pair.0.test_accuracy),
+            setting(&r.pair.0),
+        ],
+        vec![
+            "flowers, gray vs color (medium)".into(),
+            "color does better".into(),
+            format!(
+                "gray {}, color {}",
+                pct(r.gray.0.test_accuracy),
+                pct(r.medium.0.test_accuracy)
+            ),
+            setting(&r.gray.0),
+        ],
+        vec![
+            "flowers, fast gradient sign at eps 0.01".into(),
+            "about a third do not flip (after 40 epochs)".into(),
+            flip_cell(&r.fadv.stats, Method::Fgsm, 0.01),
+            format!(
+                "{} test images, {} trained {} epochs",
+                r.fadv.stats.first().map(|s| s.n).unwrap_or(0),
+                r.medium.0.model,
+                r.medium.0.epochs
+            ),
+        ],
+        vec![
+            "Fashion-MNIST, fast gradient sign at eps 0.01".into(),
+            "(not reported)".into(),
+            flip_cell(&r.adversarial.stats, Method::Fgsm, 0.01),
+            setting(&r.deep.0),
+        ],
+        vec![
+            "random control a + 0.1 n / max(n)".into(),
+            "rarely changes the output".into(),
+            format!(
+                "Fashion-MNIST: {}; flowers: {}",
+                flip_cell(&r.adversarial.stats, Method::Random, 0.1),
+                flip_cell(&r.fadv.stats, Method::Random, 0.1)
+            ),
+            "same models".into(),
+        ],
+        vec![
+            format!(
+                "integrated gradients completeness, {} steps",
+                r.attribution.ig_steps
+            ),
+            "(not reported)".into(),
+            format!(
+                "median {} , worst {} of |F(a) - F(0)|",
+                pct(ig_median),
+                pct(ig_max)
+            ),
+            "trained deep, first 16 test images, F = top probability".into(),
+        ],
     ];
     if let Some(f) = &r.f17 {
-        rows.push(vec!["flowers17 (17 classes), deep".into(), "(not in the study)".into(), pct(f.0.test_accuracy), setting(&f.0)]);
+        rows.push(vec![
+            "flowers17 (17 classes), deep".into(),
+            "(not in the study)".into(),
+            pct(f.0.test_accuracy),
+            setting(&f.0),
+        ]);
     }
     t.table(&["what", "study", "saliency", "setting"], rows);
     rep.sections.push(t);
@@ -98,8 +257,18 @@ pub fn build(cfg: &StudyConfig, plan: &Plan, r: &Results, timings: &[(String, f6
         r.attribution.ig_steps, pct(ig_median), pct(ig_max)
     ));
     s.para("Randomization sanity check (Adebayo et al. 2018): layers re-drawn from the top down, Spearman rank correlation of |gradient x input| between the trained and the randomized model:");
-    s.table(&["randomized down to", "Spearman"], r.attribution.sanity.iter().map(|(l, v)| vec![l.clone(), format!("{v:.3}")]).collect());
-    s.para(format!("Training-integrated gradients summed {} model states (one after each minibatch).", r.attribution.tig_states));
+    s.table(
+        &["randomized down to", "Spearman"],
+        r.attribution
+            .sanity
+            .iter()
+            .map(|(l, v)| vec![l.clone(), format!("{v:.3}")])
+            .collect(),
+    );
+    s.para(format!(
+        "Training-integrated gradients summed {} model states (one after each minibatch).",
+        r.attribution.tig_states
+    ));
     rep.sections.push(s);
 
     let mut s = Section::new("Fashion-MNIST: adversarial examples");
@@ -118,7 +287,13 @@ pub fn build(cfg: &StudyConfig, plan: &Plan, r: &Results, timings: &[(String, f6
     rep.sections.push(s);
 
     let mut s = Section::new("Run facts");
-    let commit = std::process::Command::new("git").args(["rev-parse", "--short", "HEAD"]).output().ok().filter(|o| o.status.success()).map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string()).unwrap_or_else(|| "unknown".into());
+    let commit = std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|| "unknown".into());
     s.table(
         &["fact", "value"],
         vec![
@@ -131,7 +306,23 @@ pub fn build(cfg: &StudyConfig, plan: &Plan, r: &Results, timings: &[(String, f6
             vec!["wall time (this invocation)".into(), format!("{wall:.0} s")],
         ],
     );
-    s.table(&["step", "seconds", "note"], timings.iter().map(|(n, t, skipped)| vec![n.clone(), format!("{t:.1}"), if *skipped { "done in an earlier run".into() } else { String::new() }]).collect());
+    s.table(
+        &["step", "seconds", "note"],
+        timings
+            .iter()
+            .map(|(n, t, skipped)| {
+                vec![
+                    n.clone(),
+                    format!("{t:.1}"),
+                    if *skipped {
+                        "done in an earlier run".into()
+                    } else {
+                        String::new()
+                    },
+                ]
+            })
+            .collect(),
+    );
     rep.sections.push(s);
     rep
 }

@@ -19,13 +19,21 @@ impl StepRunner {
     /// A runner writing under `out/steps`.
     pub fn new(out: &Path) -> anyhow::Result<Self> {
         let dir = out.join("steps");
-        std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
-        Ok(Self { dir, timings: Vec::new() })
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
+        Ok(Self {
+            dir,
+            timings: Vec::new(),
+        })
     }
 
     /// The result of step `name`: read from its file when a previous run finished it, otherwise
     /// computed by `f` and saved (atomically, so an interrupted step is simply redone).
-    pub fn run<R: Serialize + DeserializeOwned>(&mut self, name: &str, f: impl FnOnce() -> anyhow::Result<R>) -> anyhow::Result<R> {
+    pub fn run<R: Serialize + DeserializeOwned>(
+        &mut self,
+        name: &str,
+        f: impl FnOnce() -> anyhow::Result<R>,
+    ) -> anyhow::Result<R> {
         let path = self.dir.join(format!("{name}.json"));
         if let Ok(bytes) = std::fs::read(&path) {
             if let Ok(r) = serde_json::from_slice::<R>(&bytes) {

@@ -35,13 +35,26 @@ pub struct TrainSummary {
 
 /// Trains `config` on `train`, evaluating on `test`, writing the run into `out/models/name`,
 /// with `hooks` watching; prints one line per epoch.
-pub fn train_model(out: &Path, name: &str, config: TrainConfig, train: &Dataset, test: &Dataset, hooks: &mut [&mut dyn TrainHook]) -> anyhow::Result<TrainSummary> {
+pub fn train_model(
+    out: &Path,
+    name: &str,
+    config: TrainConfig,
+    train: &Dataset,
+    test: &Dataset,
+    hooks: &mut [&mut dyn TrainHook],
+) -> anyhow::Result<TrainSummary> {
     let dir = out.join("models").join(name);
     let started = Instant::now();
     let mut trainer = Trainer::new(config.clone(), train.shape, train.class_names.clone())?;
     let metrics = trainer.run(train, test, Some(&dir), hooks, &mut |e| {
         if let TrainEvent::Epoch(m) = e {
-            eprintln!("  {name} epoch {}: train acc {:.2} %, test acc {:.2} %, {:.0} img/s", m.epoch, 100.0 * m.train_accuracy, 100.0 * m.test_accuracy, m.images_per_second);
+            eprintln!(
+                "  {name} epoch {}: train acc {:.2} %, test acc {:.2} %, {:.0} img/s",
+                m.epoch,
+                100.0 * m.train_accuracy,
+                100.0 * m.test_accuracy,
+                m.images_per_second
+            );
         }
     })?;
     Ok(TrainSummary {
