@@ -3,7 +3,7 @@
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
-use crate::ops::matrix_dims;
+use crate::ops::{matrix_dims, scatter_rows};
 use crate::{Gradients, NodeId, Tape, TapeError};
 
 /// The input id, its shape and the winning column of each row.
@@ -65,12 +65,10 @@ impl MaxRowOp {
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
     ) -> Result<(), TapeError> {
-        let k = self.shape[1];
-        let mut dx = vec![T::ZERO; self.shape[0] * k];
-        for (row, (&j, &gv)) in self.argmax.iter().zip(g.data()).enumerate() {
-            dx[row * k + j] = gv;
-        }
-        grads.accumulate(self.input, Tensor::from_vec(&self.shape, dx)?);
+        grads.accumulate(
+            self.input,
+            scatter_rows(&self.shape, &self.argmax, g.data())?,
+        );
         Ok(())
     }
 }

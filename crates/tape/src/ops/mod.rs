@@ -92,3 +92,18 @@ pub(crate) fn check_labels(
     }
     Ok(())
 }
+
+/// The gradient of picking one column per row of an (N, K) matrix: `g[n]` lands at
+/// `(n, columns[n])`, zeros elsewhere (the backward of `max_row` and `select`).
+pub(crate) fn scatter_rows<T: Float>(
+    shape: &[usize],
+    columns: &[usize],
+    g: &[T],
+) -> Result<tensor::Tensor<T>, TapeError> {
+    let k = shape[1];
+    let mut dx = vec![T::ZERO; shape[0] * k];
+    for (row, (&j, &gv)) in columns.iter().zip(g).enumerate() {
+        dx[row * k + j] = gv;
+    }
+    Ok(tensor::Tensor::from_vec(shape, dx)?)
+}
