@@ -107,6 +107,14 @@ impl<T: Float> Tape<T> {
             .ok_or(TapeError::Released { op, node: id.0 })
     }
 
+    /// Moves a node's value out, leaving the node released. For handing borrowed leaves (a
+    /// model's parameters, moved in with [`Tape::variable`] to avoid copying them every step)
+    /// back to their owner once backward is done; a later op or backward reading the node gets
+    /// a `Released` error, never a stale value.
+    pub fn take_value(&mut self, id: NodeId) -> Option<Tensor<T>> {
+        self.nodes.get_mut(id.0).and_then(|n| n.value.take())
+    }
+
     /// Drops a node's value to free memory. Only in no-record mode, where no backward will
     /// need it; on a recording tape this does nothing.
     pub fn release(&mut self, id: NodeId) {

@@ -8,9 +8,9 @@ use tape::Tape;
 use tensor::Tensor;
 
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
-use crate::loss::{mean_loss, LossKind};
+use crate::loss::LossKind;
 use crate::models::{mix_seed, Mode, Model, ModelKind};
-use crate::train::{Optimizer, OptimizerConfig};
+use crate::train::{forward_backward, Optimizer, OptimizerConfig};
 
 use super::{BenchConfig, BenchError, Workload as Kind};
 
@@ -102,7 +102,8 @@ impl Workload {
         }
     }
 
-    /// The body of `Trainer::run`'s minibatch loop, minus data loading and progress reports.
+    /// The body of `Trainer::run`'s minibatch loop (the same [`forward_backward`], finiteness
+    /// check and update), minus data loading and progress reports.
     fn train_step(&mut self) -> Result<(), BenchError> {
         let Self {
             model,
@@ -114,43 +115,24 @@ impl Workload {
             ..
         } = self;
         let (images, labels) = &batches[(*step as usize) % batches.len()];
-        tape.clear();
-        let params = model.bind(tape, true);
         let [c, h, w] = INPUT;
-        let x = tape.constant(
-            Tensor::from_vec(&[labels.len(), c, h, w], images.clone()).expect("batch length"),
-        );
-        let (logits, updates) = model.forward(
-            tape,
-            x,
-            &params,
-            Mode::Train {
-                seed: mix_seed(0, *step),
-            },
-        )?;
-        let loss = mean_loss(tape, logits, labels, LossKind::CrossEntropy)
-            .map_err(crate::models::ModelError::from)?;
-        let grads = tape
-            .backward(loss)
-            .map_err(crate::models::ModelError::from)?;
-        // As the trainer: gather every gradient (zeros where none), check it is finite.
-        let mut g = Vec::with_capacity(params.len());
-        for (i, &p) in params.iter().enumerate() {
-            let gi = grads
-                .get(p)
-                .cloned()
-                .unwrap_or_else(|| Tensor::zeros(model.params[i].shape()));
-            if !gi.all_finite() {
-                return Err(BenchError::Config(format!(
-                    "the gradient of {} is not finite",
-                    model.param_info[i].name
-                )));
-            }
-            g.push(gi);
+        let x = Tensor::from_vec(&[labels.len(), c, h, w], images.clone()).expect("batch length");
+        let mode = Mode::Train {
+            seed: mix_seed(0, *step),
+        };
+        let out = forward_backward(model, tape, x, labels, mode, LossKind::CrossEntropy)?;
+        let grads = out.grads.ok_or_else(|| {
+            BenchError::Config(format!("the loss is not finite ({})", out.loss))
+        })?;
+        if let Some(i) = grads.iter().position(|g| !g.all_finite()) {
+            return Err(BenchError::Config(format!(
+                "the gradient of {} is not finite",
+                model.param_info[i].name
+            )));
         }
-        std::hint::black_box(argmax_rows(tape.value(logits).data(), model.classes));
-        optimizer.step(&mut model.params, &g, &model.param_info, *l2);
-        model.apply_running_updates(&updates);
+        std::hint::black_box(argmax_rows(&out.logits, model.classes));
+        optimizer.step(&mut model.params, &grads, &model.param_info, *l2);
+        model.apply_running_updates(&out.updates);
         *step += 1;
         Ok(())
     }

@@ -8,10 +8,12 @@ pub mod hook;
 mod metrics_file;
 pub mod optim;
 pub mod state;
+pub mod step;
 pub mod trainer;
 
 pub use config::{Augment, TrainConfig};
 pub use evaluate::{evaluate, Evaluation};
 pub use hook::{TrainHook, TrainState};
 pub use optim::{Optimizer, OptimizerConfig};
+pub use step::{forward_backward, StepOutput};
 pub use trainer::{BatchProgress, EpochMetrics, TrainError, TrainEvent, Trainer};

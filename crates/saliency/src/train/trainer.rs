@@ -10,7 +10,6 @@ use tensor::Tensor;
 use crate::checkpoint;
 use crate::data::Dataset;
 use crate::infer::argmax_rows;
-use crate::loss::mean_loss;
 use crate::model_io::{save_model, ModelMeta};
 use crate::models::{mix_seed, Mode, Model, ModelError};
 
@@ -23,6 +22,7 @@ use super::evaluate::evaluate;
 use super::hook::{TrainHook, TrainState};
 use super::metrics_file::{append_metrics, trim_metrics};
 use super::optim::Optimizer;
+use super::step::forward_backward;
 use super::state::{
     save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
 };
@@ -291,23 +291,15 @@ impl Trainer {
                     &cfg.augment,
                     mix_seed(cfg.seed, 0xA0_0000_0000 + self.step),
                 );
-                tape.clear();
-                let params = self.model.bind(&mut tape, true);
                 let [c, h, w] = train.shape;
-                let x = tape.constant(
-                    Tensor::from_vec(&[idx.len(), c, h, w], images).expect("gathered length"),
-                );
-                let (logits, updates) = self.model.forward(
-                    &mut tape,
-                    x,
-                    &params,
-                    Mode::Train {
-                        seed: mix_seed(cfg.seed, self.step),
-                    },
-                )?;
-                let loss =
-                    mean_loss(&mut tape, logits, &labels, cfg.loss).map_err(ModelError::from)?;
-                let loss_v = tape.value(loss).data()[0];
+                let images =
+                    Tensor::from_vec(&[idx.len(), c, h, w], images).expect("gathered length");
+                let mode = Mode::Train {
+                    seed: mix_seed(cfg.seed, self.step),
+                };
+                let step_out =
+                    forward_backward(&mut self.model, &mut tape, images, &labels, mode, cfg.loss)?;
+                let loss_v = step_out.loss;
                 let non_finite = |what: String| TrainError::NonFinite {
                     step: self.step,
                     epoch: self.epoch,
@@ -315,32 +307,21 @@ impl Trainer {
                     what,
                     kept: kept_checkpoint(out, self.epoch),
                 };
-                if !loss_v.is_finite() {
-                    let mode = Mode::Train {
-                        seed: mix_seed(cfg.seed, self.step),
-                    };
-                    let culprit = first_non_finite_layer(&self.model, tape.value(x), mode);
+                let Some(g) = step_out.grads else {
+                    let culprit = first_non_finite_layer(&self.model, &step_out.images, mode);
                     return Err(non_finite(format!(
                         "the loss is not finite ({loss_v}); {culprit}"
                     )));
+                };
+                if let Some(i) = g.iter().position(|gi| !gi.all_finite()) {
+                    return Err(non_finite(format!(
+                        "the gradient of {} is not finite (the first parameter, in model \
+                         order, with a non-finite gradient)",
+                        self.model.param_info[i].name
+                    )));
                 }
-                let mut grads = tape.backward(loss).map_err(ModelError::from)?;
-                let mut g = Vec::with_capacity(params.len());
-                for (i, &p) in params.iter().enumerate() {
-                    // Taken, not cloned: alexnet's gradients are 40 MB per step.
-                    let gi = grads
-                        .take(p)
-                        .unwrap_or_else(|| Tensor::zeros(self.model.params[i].shape()));
-                    if !gi.all_finite() {
-                        return Err(non_finite(format!(
-                            "the gradient of {} is not finite (the first parameter, in model \
-                             order, with a non-finite gradient)",
-                            self.model.param_info[i].name
-                        )));
-                    }
-                    g.push(gi);
-                }
-                let pred = argmax_rows(tape.value(logits).data(), self.model.classes);
+                let updates = step_out.updates;
+                let pred = argmax_rows(&step_out.logits, self.model.classes);
                 correct += pred.iter().zip(&labels).filter(|(p, y)| p == y).count();
                 seen += labels.len();
                 loss_sum += loss_v as f64 * labels.len() as f64;
