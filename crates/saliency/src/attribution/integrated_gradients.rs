@@ -162,7 +162,7 @@ pub fn integrated_gradients<T: Float>(
 }
 
 /// The baseline of every image as an (N, C, H, W) tensor.
-fn expand_baseline<T: Float>(
+pub(super) fn expand_baseline<T: Float>(
     model: &Model<T>,
     inputs: &Tensor<T>,
     baseline: &Baseline<T>,

@@ -6,6 +6,7 @@
 //! are raw: normalizing for display is the caller's job (see `render::max_normalize`), except where
 //! the method itself is defined on normalized maps.
 
+mod exact_ig;
 mod gradient_x_input;
 mod integrated_gradients;
 mod movie;
@@ -15,6 +16,7 @@ mod sanity;
 mod target;
 mod training_integrated;
 
+pub use exact_ig::{exact_integrated_gradients, ExactIgOptions, ExactIgResult};
 pub use gradient_x_input::{gradient_x_input, gradient_x_input_signed};
 pub use integrated_gradients::{integrated_gradients, Baseline, IgOptions, IgResult};
 pub use movie::{AttributionMovie, MovieOptions};

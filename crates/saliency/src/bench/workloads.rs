@@ -121,9 +121,9 @@ impl Workload {
             seed: mix_seed(0, *step),
         };
         let out = forward_backward(model, tape, x, labels, mode, LossKind::CrossEntropy)?;
-        let grads = out.grads.ok_or_else(|| {
-            BenchError::Config(format!("the loss is not finite ({})", out.loss))
-        })?;
+        let grads = out
+            .grads
+            .ok_or_else(|| BenchError::Config(format!("the loss is not finite ({})", out.loss)))?;
         if let Some(i) = grads.iter().position(|g| !g.all_finite()) {
             return Err(BenchError::Config(format!(
                 "the gradient of {} is not finite",

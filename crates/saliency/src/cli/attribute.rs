@@ -8,8 +8,9 @@ use clap::Args;
 use super::checkpoint_data::{load_with_test_data, parse_indices};
 use super::common::{set_threads, DataArgs};
 use crate::attribution::{
-    gradient_x_input, gradient_x_input_signed, integrated_gradients, occlusion,
-    occlusion_x_gradient, Baseline, IgOptions, OcclusionOptions, Score, Target,
+    exact_integrated_gradients, gradient_x_input, gradient_x_input_signed, integrated_gradients,
+    occlusion, occlusion_x_gradient, Baseline, ExactIgOptions, IgOptions, IgResult,
+    OcclusionOptions, Score, Target,
 };
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{argmax_rows, predict_probs};
@@ -23,7 +24,8 @@ pub struct AttributeArgs {
     /// The checkpoint (model.safetensors of a run).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// gradient-x-input, occlusion, occlusion-x-gradient or integrated-gradients.
+    /// gradient-x-input, occlusion, occlusion-x-gradient, integrated-gradients (midpoint rule,
+    /// --steps) or exact-integrated-gradients (region by region, no steps; piecewise-linear nets).
     #[arg(long, default_value = "gradient-x-input")]
     method: String,
     /// Class to explain: pred (the predicted class), label (the true class) or a class index.
@@ -84,17 +86,20 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         "gradient-x-input" => gradient_x_input(&model, &inputs, &classes)?,
         "occlusion" => occlusion(&model, &inputs, &occ)?,
         "occlusion-x-gradient" => occlusion_x_gradient(&model, &inputs, &occ)?,
-        "integrated-gradients" => {
+        "integrated-gradients" | "exact-integrated-gradients" => {
             let baseline: Baseline<f32> = args.baseline.parse().map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
-            let r = integrated_gradients(&model, &inputs, &classes, &baseline, &IgOptions { steps: args.steps, score: args.score, ..IgOptions::default() })?;
-            for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
-                eprintln!("  image {:>5}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %)", idx[i], 100.0 * (e.abs() / d.abs().max(1e-12)));
-            }
-            let worst = r.completeness_error.iter().zip(&r.delta).map(|(e, d)| (e.abs() / d.abs().max(1e-12)) as f64).fold(0.0, f64::max);
-            extra = format!(", completeness error at most {:.2} % of F(a) - F(baseline)", 100.0 * worst);
+            let (r, regions) = if args.method == "integrated-gradients" {
+                let options = IgOptions { steps: args.steps, score: args.score, ..IgOptions::default() };
+                (integrated_gradients(&model, &inputs, &classes, &baseline, &options)?, None)
+            } else {
+                let options = ExactIgOptions { score: args.score, ..ExactIgOptions::default() };
+                let r = exact_integrated_gradients(&model, &inputs, &classes, &baseline, &options)?;
+                (r.ig, Some(r.regions))
+            };
+            extra = report_completeness(&r, &idx, regions.as_deref());
             r.attributions
         }
-        other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient or integrated-gradients, found '{other}'"),
+        other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient, integrated-gradients or exact-integrated-gradients, found '{other}'"),
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
@@ -166,4 +171,28 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         args.method
     );
     Ok(())
+}
+
+/// Prints each image's completeness error (and the regions its path crossed, for the exact
+/// method) and returns the summary for the final line.
+fn report_completeness(r: &IgResult<f32>, idx: &[usize], regions: Option<&[usize]>) -> String {
+    let relative = |e: f32, d: f32| (e.abs() / d.abs().max(1e-12)) as f64;
+    for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
+        let walked = regions.map_or(String::new(), |r| format!(", {} linear regions", r[i]));
+        eprintln!(
+            "  image {:>5}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %){walked}",
+            idx[i],
+            100.0 * relative(*e, *d)
+        );
+    }
+    let worst = r
+        .completeness_error
+        .iter()
+        .zip(&r.delta)
+        .map(|(e, d)| relative(*e, *d))
+        .fold(0.0, f64::max);
+    format!(
+        ", completeness error at most {:.2e} % of F(a) - F(baseline)",
+        100.0 * worst
+    )
 }

@@ -229,8 +229,12 @@ mod tests {
         // Longer than several CHUNKs, with a ragged end: every element is updated once, with
         // the scalar formula's bits.
         let n = 3 * CHUNK + 1234;
-        let p0: Vec<f32> = (0..n).map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0).collect();
-        let g: Vec<f32> = (0..n).map(|i| ((i * 104729) % 997) as f32 / 300.0 - 1.6).collect();
+        let p0: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 1000) as f32 / 500.0 - 1.0)
+            .collect();
+        let g: Vec<f32> = (0..n)
+            .map(|i| ((i * 104729) % 997) as f32 / 300.0 - 1.6)
+            .collect();
         for config in [OptimizerConfig::study_adam(), OptimizerConfig::study_sgd()] {
             let mut p = vec![Tensor::from_vec(&[n], p0.clone()).unwrap()];
             let grads = vec![Tensor::from_vec(&[n], g.clone()).unwrap()];
@@ -247,7 +251,12 @@ mod tests {
                 for j in 0..n {
                     let gj = g[j] + 1e-3f32 * q[j];
                     match config {
-                        OptimizerConfig::Adam { lr, beta1, beta2, eps } => {
+                        OptimizerConfig::Adam {
+                            lr,
+                            beta1,
+                            beta2,
+                            eps,
+                        } => {
                             let step = (lr / (1.0 - beta1.powi(t as i32))) as f32;
                             let inv = (1.0 / (1.0 - beta2.powi(t as i32)).sqrt()) as f32;
                             let (b1, b2) = (beta1 as f32, beta2 as f32);
@@ -255,7 +264,11 @@ mod tests {
                             v[j] = b2 * v[j] + (1.0 - b2) * gj * gj;
                             q[j] -= step * m[j] / (v[j].sqrt() * inv + eps as f32);
                         }
-                        OptimizerConfig::Sgd { lr, momentum, decay } => {
+                        OptimizerConfig::Sgd {
+                            lr,
+                            momentum,
+                            decay,
+                        } => {
                             let lr_t = (lr / (1.0 + decay * (t - 1) as f64)) as f32;
                             m[j] = momentum as f32 * m[j] - lr_t * gj;
                             q[j] += m[j];

@@ -41,7 +41,9 @@ pub fn forward_backward(
     let result = record_and_differentiate(model, tape, x, &params, labels, mode, loss);
     model.take_back(tape, &params);
     let (loss, logits, grads, updates) = result?;
-    let images = tape.take_value(x).expect("the input is a leaf and is never released");
+    let images = tape
+        .take_value(x)
+        .expect("the input is a leaf and is never released");
     Ok(StepOutput {
         loss,
         logits,

@@ -22,10 +22,10 @@ use super::evaluate::evaluate;
 use super::hook::{TrainHook, TrainState};
 use super::metrics_file::{append_metrics, trim_metrics};
 use super::optim::Optimizer;
-use super::step::forward_backward;
 use super::state::{
     save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
 };
+use super::step::forward_backward;
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
