@@ -5,6 +5,7 @@
 //! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
 
 pub mod adversarial;
+pub mod allocator;
 pub mod atomic_file;
 pub mod attribution;
 pub mod bench;

@@ -33,16 +33,20 @@ pub enum Workload {
     IntegratedGradients,
     /// FGSM: the loss gradient with respect to the input, then `clamp(x + 0.1 sign(g), 0, 1)`.
     Fgsm,
+    /// Occlusion with the study's 4x4 zero patch and stride 4: 49 occluded copies per image,
+    /// batched through the network in evaluation mode (`attribution::occlusion`).
+    Occlusion,
 }
 
 impl Workload {
     /// Every workload, in the order the CLI lists them.
-    pub const ALL: [Workload; 5] = [
+    pub const ALL: [Workload; 6] = [
         Workload::TrainStep,
         Workload::Infer,
         Workload::GradientXInput,
         Workload::IntegratedGradients,
         Workload::Fgsm,
+        Workload::Occlusion,
     ];
 }
 
@@ -54,6 +58,7 @@ impl fmt::Display for Workload {
             Workload::GradientXInput => "gradient-x-input",
             Workload::IntegratedGradients => "integrated-gradients",
             Workload::Fgsm => "fgsm",
+            Workload::Occlusion => "occlusion",
         })
     }
 }
@@ -66,7 +71,7 @@ impl FromStr for Workload {
             .find(|w| w.to_string() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm"
+                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion"
                 )
             })
     }
@@ -169,6 +174,9 @@ pub enum BenchError {
     /// The model failed to build or run.
     #[error(transparent)]
     Model(#[from] ModelError),
+    /// An attribution method failed.
+    #[error(transparent)]
+    Attribution(#[from] crate::attribution::AttributionError),
 }
 
 /// Builds the workload and times it in the current rayon pool.

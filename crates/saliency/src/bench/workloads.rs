@@ -7,6 +7,7 @@
 use tape::Tape;
 use tensor::Tensor;
 
+use crate::attribution::{occlusion, OcclusionOptions};
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
 use crate::loss::LossKind;
 use crate::models::{mix_seed, Mode, Model, ModelKind};
@@ -99,6 +100,15 @@ impl Workload {
             Kind::GradientXInput => self.gradient_x_input(),
             Kind::IntegratedGradients => self.integrated_gradients(),
             Kind::Fgsm => self.fgsm(),
+            Kind::Occlusion => {
+                let maps = occlusion(
+                    &self.model,
+                    &self.input_tensor(0),
+                    &OcclusionOptions::for_input(INPUT),
+                )?;
+                std::hint::black_box(maps);
+                Ok(())
+            }
         }
     }
 

@@ -36,13 +36,14 @@ enum Command {
     Attribute(attribute::AttributeArgs),
     /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
     Adversary(adversary::AdversaryArgs),
-    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm) on
+    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
 }
 
 /// Parses the arguments and runs the subcommand; errors are printed without a backtrace.
 pub fn main() -> ExitCode {
+    crate::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Study(a) => study::run(a),
