@@ -17,6 +17,12 @@ const MMAP_THRESHOLD: i32 = 256 << 20;
 /// Free memory at the top of the heap kept before it is returned to the kernel.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: i32 = 1 << 30;
+/// One arena for all threads. Commands run on a rayon worker (`cli::common::on_pool`), and a
+/// worker's own arena is a 64 MiB heap that cannot hold a batch-1000 activation (50 MB), so those
+/// fell back to `mmap` and page faults again (batched inference ran at half speed); the main
+/// arena's heap grows as needed. Two threads contend little for its lock.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const ARENAS: i32 = 1;
 /// Extra memory requested whenever the heap grows, so growth happens in few large steps.
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TOP_PAD: i32 = 64 << 20;
@@ -33,6 +39,7 @@ pub fn keep_freed_memory() -> bool {
             libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
                 && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
                 && libc::mallopt(libc::M_TOP_PAD, TOP_PAD) == 1
+                && libc::mallopt(libc::M_ARENA_MAX, ARENAS) == 1
         }
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]

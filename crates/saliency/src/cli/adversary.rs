@@ -50,7 +50,7 @@ pub struct AdversaryArgs {
     data: DataArgs,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Output folder for summary.json, summary.md, flip_rate.svg and triptych PNGs.
     #[arg(long)]
     out: PathBuf,

@@ -56,7 +56,7 @@ pub struct AttributeArgs {
     data: DataArgs,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Output folder for attributions.safetensors and attributions.png.
     #[arg(long)]
     out: PathBuf,

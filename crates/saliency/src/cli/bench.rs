@@ -23,7 +23,7 @@ pub struct BenchArgs {
     batch_size: usize,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Timed rounds; the report gives their median, minimum and maximum.
     #[arg(long, default_value_t = 7)]
     rounds: usize,

@@ -25,7 +25,7 @@ pub struct EvalArgs {
     json: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
 }
 
 /// Loads the checkpoint and its data, evaluates, prints.

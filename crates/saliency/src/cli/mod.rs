@@ -46,13 +46,13 @@ pub fn main() -> ExitCode {
     crate::allocator::keep_freed_memory();
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Study(a) => study::run(a),
+        Command::Study(a) => common::on_pool(a.threads, move || study::run(a)),
         Command::Models(a) => models::run(a),
-        Command::Train(a) => train::run(a),
-        Command::Eval(a) => eval::run(a),
-        Command::Attribute(a) => attribute::run(a),
-        Command::Adversary(a) => adversary::run(a),
-        Command::Bench(a) => bench::run(a),
+        Command::Train(a) => common::on_pool(a.threads, move || train::run(a)),
+        Command::Eval(a) => common::on_pool(a.threads, move || eval::run(a)),
+        Command::Attribute(a) => common::on_pool(a.threads, move || attribute::run(a)),
+        Command::Adversary(a) => common::on_pool(a.threads, move || adversary::run(a)),
+        Command::Bench(a) => common::on_pool(a.threads, move || bench::run(a)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,7 +30,7 @@ pub struct StudyArgs {
     no_download: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
 }
 
 /// Runs the study.

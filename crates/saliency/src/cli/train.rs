@@ -68,7 +68,7 @@ pub struct TrainArgs {
     validation: Option<usize>,
     /// Worker threads (default: all cores).
     #[arg(long)]
-    threads: Option<usize>,
+    pub(super) threads: Option<usize>,
     /// Run folder for model.safetensors, state.safetensors, config.json, metrics.jsonl.
     #[arg(long)]
     out: PathBuf,
