@@ -2,6 +2,9 @@
 //! completeness, training-integrated sums, the randomization sanity check, errors, thread-count
 //! independence and the attribution movie.
 
+mod common;
+use common::patterns;
+
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -279,19 +282,6 @@ fn study_gradient_x_input_matches_finite_differences() {
     );
 }
 
-/// Three smooth test patterns in [0, 1] (a blob, a ramp, stripes) of shape (3, 1, 28, 28).
-fn patterns() -> Tensor<f32> {
-    Tensor::from_fn(&[3, 1, 28, 28], |idx| {
-        let (i, y, x) = (idx / 784, (idx % 784) / 28, idx % 28);
-        let (yf, xf) = (y as f32 / 27.0, x as f32 / 27.0);
-        match i {
-            0 => (-((yf - 0.5).powi(2) + (xf - 0.4).powi(2)) * 12.0).exp(),
-            1 => 0.5 * (xf + yf),
-            _ => 0.5 + 0.5 * (6.0 * xf).sin() * (4.0 * yf).cos(),
-        }
-    })
-}
-
 #[test]
 fn integrated_gradients_completeness_on_deep() {
     // Untrained `deep` as built (glorot, zero biases) barely responds: glorot keeps about half the
@@ -305,7 +295,7 @@ fn integrated_gradients_completeness_on_deep() {
             p.data_mut().iter_mut().for_each(|w| *w *= 3.0);
         }
     }
-    let x = patterns();
+    let x = patterns::<f32>();
     let classes = Target::Pred.resolve(&model, &x, None).unwrap();
     let run = |steps: usize, baseline: &Baseline<f32>| {
         let options = IgOptions {
@@ -505,7 +495,7 @@ fn training_integrated_gradients_sum_the_loss_gradients() {
 fn randomization_sanity_check_on_deep() {
     let model: Model<f32> = ModelKind::Deep.build([1, 28, 28], 10, 4).unwrap();
     let donor = fresh_donor(&model, 5).unwrap();
-    let x = patterns();
+    let x = patterns::<f32>();
     let classes = Target::Pred.resolve(&model, &x, None).unwrap();
     let steps =
         randomization_sanity_check(&model, &donor, &x, |m, x| gradient_x_input(m, x, &classes))
@@ -541,7 +531,7 @@ fn randomization_sanity_check_on_deep() {
 #[test]
 fn results_do_not_depend_on_thread_count() {
     let model: Model<f32> = ModelKind::Deep.build([1, 28, 28], 10, 6).unwrap();
-    let x = patterns();
+    let x = patterns::<f32>();
     let run = || {
         let classes = Target::Pred.resolve(&model, &x, None).unwrap();
         let gxi = gradient_x_input(&model, &x, &classes).unwrap();

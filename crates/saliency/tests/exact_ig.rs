@@ -2,6 +2,9 @@
 //! round-off on a kinked `deep` network, agreement with the midpoint rule as its steps grow, and
 //! independence of the thread count.
 
+mod common;
+use common::patterns;
+
 use saliency::attribution::{
     exact_integrated_gradients, integrated_gradients, Baseline, ExactIgOptions, IgOptions, Score,
     Target,
@@ -11,19 +14,6 @@ use saliency::models::builder::ModelBuilder;
 use saliency::models::init::{Init, UniformSource};
 use saliency::models::{Model, ModelKind};
 use tensor::Tensor;
-
-/// Three smooth patterns in [0, 1] (a blob, a ramp, stripes), (3, 1, 28, 28).
-fn patterns() -> Tensor<f64> {
-    Tensor::from_fn(&[3, 1, 28, 28], |idx| {
-        let (i, y, x) = (idx / 784, (idx % 784) / 28, idx % 28);
-        let (yf, xf) = (y as f64 / 27.0, x as f64 / 27.0);
-        match i {
-            0 => (-((yf - 0.5).powi(2) + (xf - 0.4).powi(2)) * 12.0).exp(),
-            1 => 0.5 * (xf + yf),
-            _ => 0.5 + 0.5 * (6.0 * xf).sin() * (4.0 * yf).cos(),
-        }
-    })
-}
 
 /// `deep` with tripled kernels (so F moves a lot along the path) and random biases. With zero
 /// biases and a black baseline the network is positively homogeneous along the path (no kinks
@@ -85,7 +75,7 @@ fn linear_model_is_exact_in_one_region() {
 #[test]
 fn completeness_to_round_off_on_a_kinked_deep_network() {
     let model = kinked_deep();
-    let x = patterns();
+    let x = patterns::<f64>();
     let classes = Target::Pred.resolve(&model, &x, None).unwrap();
     for baseline in [Baseline::Black, Baseline::Gray] {
         let r =
@@ -135,7 +125,7 @@ fn completeness_to_round_off_on_a_kinked_deep_network() {
 #[test]
 fn midpoint_rule_converges_to_the_exact_attributions() {
     let model = kinked_deep();
-    let x = patterns();
+    let x = patterns::<f64>();
     let classes = Target::Pred.resolve(&model, &x, None).unwrap();
     let exact = exact_integrated_gradients(
         &model,
@@ -175,7 +165,7 @@ fn midpoint_rule_converges_to_the_exact_attributions() {
 #[test]
 fn exact_ig_does_not_depend_on_thread_count() {
     let model = kinked_deep();
-    let x = patterns();
+    let x = patterns::<f64>();
     let classes = [1, 4, 7];
     let run = |threads: usize| {
         rayon::ThreadPoolBuilder::new()
@@ -212,7 +202,7 @@ fn exact_ig_does_not_depend_on_thread_count() {
 #[test]
 fn region_limit_is_an_error_naming_the_option() {
     let model = kinked_deep();
-    let x = patterns();
+    let x = patterns::<f64>();
     let options = ExactIgOptions {
         max_regions: 3,
         ..ExactIgOptions::default()

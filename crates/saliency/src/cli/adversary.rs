@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::checkpoint_data::{load_with_test_data, parse_indices};
-use super::common::{set_threads, DataArgs};
+use super::common::DataArgs;
 use crate::adversarial::{
     adversarial_figure, attack_stats, flip_rate_plot, markdown_table, write_summary, AttackConfig,
     Method, Summary, Sweep,
@@ -61,7 +61,6 @@ pub struct AdversaryArgs {
 
 /// Runs the attacks, the statistics and the pictures.
 pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let methods: Vec<Method> = args
         .method
         .iter()

@@ -6,7 +6,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 
 use super::checkpoint_data::{load_with_test_data, parse_indices};
-use super::common::{set_threads, DataArgs};
+use super::common::DataArgs;
 use crate::attribution::{
     exact_integrated_gradients, gradient_x_input, gradient_x_input_signed, integrated_gradients,
     occlusion, occlusion_x_gradient, Baseline, ExactIgOptions, IgOptions, IgResult,
@@ -64,7 +64,6 @@ pub struct AttributeArgs {
 
 /// Computes the maps and writes them.
 pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
     let idx = parse_indices(&args.indices, test.len())?;
     let subset = test.subset(&idx, "selected");

@@ -5,7 +5,6 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::set_threads;
 use crate::bench::{run as measure, BenchConfig, Workload};
 use crate::models::ModelKind;
 
@@ -43,7 +42,6 @@ pub struct BenchArgs {
 
 /// Runs the measurement and prints it.
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     if !(args.round_seconds >= 0.0 && args.round_seconds.is_finite()) {
         anyhow::bail!(
             "--round-seconds: expected a non-negative number, found {}",

@@ -66,21 +66,17 @@ impl DataArgs {
 }
 
 /// Sets the number of worker threads for the whole process (0 is refused).
-pub fn set_threads(threads: Option<usize>) -> anyhow::Result<usize> {
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(t) = threads {
         if t == 0 {
             bail!("--threads: expected at least 1, found 0");
         }
-        // Already running on a pool of this size (see `on_pool`): nothing to build.
-        let on_it = rayon::current_thread_index().is_some() && rayon::current_num_threads() == t;
-        if !on_it {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(t)
-                .build_global()
-                .context("--threads: could not start the thread pool")?;
-        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(t)
+            .build_global()
+            .context("--threads: could not start the thread pool")?;
     }
-    Ok(rayon::current_num_threads())
+    Ok(())
 }
 
 /// Starts the global pool (`--threads`, else one thread per core) and runs `command` on one of

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::common::{set_threads, DataArgs};
+use super::common::DataArgs;
 use crate::model_io::load_model;
 use crate::train::evaluate;
 
@@ -30,7 +30,6 @@ pub struct EvalArgs {
 
 /// Loads the checkpoint and its data, evaluates, prints.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let (model, meta) = load_model(&args.checkpoint)?;
     if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
         anyhow::bail!(

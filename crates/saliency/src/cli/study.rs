@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::common::set_threads;
 use crate::study::{run_study, Profile, StudyConfig};
 
 /// Options of `saliency study`.
@@ -35,7 +34,6 @@ pub struct StudyArgs {
 
 /// Runs the study.
 pub fn run(args: StudyArgs) -> anyhow::Result<()> {
-    set_threads(args.threads)?;
     let command = std::env::args().collect::<Vec<_>>().join(" ");
     run_study(&StudyConfig {
         out: args.out,

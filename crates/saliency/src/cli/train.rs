@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::common::{set_threads, DataArgs};
+use super::common::DataArgs;
 use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradients};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
@@ -168,7 +168,8 @@ impl TrainArgs {
 
 /// Loads the data, trains, and reports each epoch.
 pub fn run(args: TrainArgs) -> anyhow::Result<()> {
-    let threads = set_threads(args.threads)?;
+    // The pool was started by `common::on_pool` with --threads, and this runs on it.
+    let threads = rayon::current_num_threads();
     let config = args.config()?;
     let spec = args.data.spec(config.seed)?;
     let started = Instant::now();
