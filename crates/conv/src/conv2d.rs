@@ -21,7 +21,7 @@
 
 use rayon::prelude::*;
 
-use tensor::{gemm, gemm_par_rows, Float, MatMut, MatRef};
+use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
 use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
@@ -35,10 +35,6 @@ const BLOCK_COLS: usize = 256;
 /// The most partial weight gradients the weight backward keeps; bounds its workspace at this
 /// many weight-sized buffers while leaving enough independent partials to keep the threads busy.
 pub(crate) const MAX_WEIGHT_PARTIALS: usize = 16;
-
-/// Rows (images) per parallel GEMM block on the single-tap path; depends on nothing else, so
-/// the split, and every rounding, is the same for any thread count.
-const SINGLE_TAP_BLOCK_ROWS: usize = 64;
 
 /// The offset `ky * K + kx` of the only kernel tap that reads the input, when the input and the
 /// output are both 1x1: the window at the one output position covers padded rows and columns
@@ -59,19 +55,6 @@ fn tap_weights<'a, T>(g: &Conv2dGeometry, weight: &'a [T], tap: usize) -> MatRef
         g.col_rows(),
         kk,
     )
-}
-
-/// Multiply-adds a row-split GEMM task should carry at least: each task repacks the whole B
-/// operand, so smaller tasks lose more to packing than they gain in parallelism.
-/// (Small in unit tests, so that they exercise the split on small shapes.)
-const SPLIT_MACS: usize = if cfg!(test) { 4096 } else { 8 << 20 };
-
-/// Rows of C per parallel task when one `(m x k) * (k x n)` block GEMM is split over its rows,
-/// a multiple of 16 (whole kernel tiles); `m` or more means no split. Big blocks with few
-/// columns (AlexNet's 2x2 maps give one 64-column block per 16 images) would otherwise run on
-/// one thread. A function of the shape only, so every rounding is the same for any thread count.
-fn split_rows(k: usize, n: usize) -> usize {
-    SPLIT_MACS.div_ceil((k * n).max(1)).next_multiple_of(16)
 }
 
 /// The first `len` elements of `workspace`, growing it if needed. It never shrinks, so a
@@ -110,7 +93,7 @@ pub fn conv2d_forward<T: Float>(
         // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
         let x = MatRef::row_major(input, g.batch, g.in_channels);
         let w_tap = tap_weights(g, weight, tap);
-        gemm_par_rows(T::ONE, x, w_tap.t(), T::ZERO, output, SINGLE_TAP_BLOCK_ROWS);
+        gemm_par(T::ONE, x, w_tap.t(), T::ZERO, output);
         if let Some(b) = bias {
             for row in output.chunks_exact_mut(g.out_channels) {
                 T::vadd_assign(row, b);
@@ -133,7 +116,7 @@ pub fn conv2d_forward<T: Float>(
         .for_each(|(y2_b, cols_b)| {
             let bw = cols_b.len() / rows;
             let cols_b = MatRef::row_major(cols_b, rows, bw);
-            gemm_par_rows(T::ONE, w, cols_b, T::ZERO, y2_b, split_rows(rows, bw));
+            gemm_par(T::ONE, w, cols_b, T::ZERO, y2_b);
         });
     // output: (N, Cout, OH, OW), one (n, o) plane per task, each OW run copied and biased.
     output
@@ -173,14 +156,7 @@ pub fn conv2d_backward_input<T: Float>(
         // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
         let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
         let w_tap = tap_weights(g, weight, tap);
-        gemm_par_rows(
-            T::ONE,
-            dy,
-            w_tap,
-            T::ZERO,
-            grad_input,
-            SINGLE_TAP_BLOCK_ROWS,
-        );
+        gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
         return;
     }
 
@@ -199,7 +175,7 @@ pub fn conv2d_backward_input<T: Float>(
         .for_each(|(dcols_b, dy2_b)| {
             let bw = dy2_b.len() / cout;
             let dy2_b = MatRef::row_major(dy2_b, cout, bw);
-            gemm_par_rows(T::ONE, wt, dy2_b, T::ZERO, dcols_b, split_rows(cout, bw));
+            gemm_par(T::ONE, wt, dy2_b, T::ZERO, dcols_b);
         });
     col2im_blocked(g, dcols, blocks, grad_input);
 }
@@ -262,7 +238,7 @@ pub fn conv2d_backward_weight<T: Float>(
             let beta = if b == first { T::ZERO } else { T::ONE };
             let dy2_b = MatRef::row_major(dy2_b, cout, bw);
             let cols_bt = MatRef::row_major(cols_b, rows, bw).t();
-            gemm_par_rows(T::ONE, dy2_b, cols_bt, beta, acc, split_rows(bw, rows));
+            gemm_par(T::ONE, dy2_b, cols_bt, beta, acc);
         }
     };
     if groups == 1 {
@@ -380,11 +356,25 @@ mod tests {
     }
 
     #[test]
-    fn row_split_gemms_match_naive_and_ignore_the_thread_count() {
-        // AlexNet's conv3 in miniature (2x2 maps, one column block): with the test's small
-        // SPLIT_MACS every pass splits its GEMM over rows, in blocks of 16.
-        let g = Conv2dGeometry::new(3, 8, 2, 2, 40, 3, 1, 1).unwrap();
-        assert!(split_rows(g.col_rows(), g.col_cols()) < g.out_channels);
+    fn split_gemms_match_naive_and_ignore_the_thread_count() {
+        // AlexNet's conv3 shrunk (2x2 maps, one column block), still big enough that every pass
+        // splits its one GEMM: the forward and input gradient over rows, the weight gradient
+        // over columns.
+        let g = Conv2dGeometry::new(16, 64, 2, 2, 160, 3, 1, 1).unwrap();
+        let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
+        use tensor::GemmSplit;
+        assert!(matches!(
+            GemmSplit::for_shape(cout, rows, ncols),
+            GemmSplit::Rows(_)
+        ));
+        assert!(matches!(
+            GemmSplit::for_shape(rows, cout, ncols),
+            GemmSplit::Rows(_)
+        ));
+        assert!(matches!(
+            GemmSplit::for_shape(cout, ncols, rows),
+            GemmSplit::Cols(_)
+        ));
         let x = random_vec(g.input_len(), 5);
         let w = random_vec(g.weight_len(), 6);
         let b = random_vec(g.out_channels, 7);

@@ -96,6 +96,17 @@ impl<'a, T> MatRef<'a, T> {
             self.col_stride,
         )
     }
+    /// Columns `start..start + len` as a view of their own (same strides).
+    pub fn col_block(&self, start: usize, len: usize) -> Self {
+        let transposed = Self {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        };
+        transposed.row_block(start, len).t()
+    }
     /// Number of rows.
     pub fn rows(&self) -> usize {
         self.rows
@@ -160,6 +171,23 @@ pub trait GemmScalar: Sized + Copy + private::Sealed {
         beta: Self,
         c: MatMut<'_, Self>,
     );
+
+    /// `C = alpha * A * B + beta * C` into a raw `a.rows x b.cols` C with strides `(rsc, csc)`.
+    ///
+    /// # Safety
+    /// Every offset `i * rsc + j * csc` (`i < a.rows`, `j < b.cols`) must lie inside one live
+    /// allocation that nothing else reads or writes during the call, distinct `(i, j)` must
+    /// map to distinct offsets, and `a.cols == b.rows`.
+    #[doc(hidden)]
+    unsafe fn gemm_raw(
+        alpha: Self,
+        a: MatRef<'_, Self>,
+        b: MatRef<'_, Self>,
+        beta: Self,
+        c: *mut Self,
+        rsc: usize,
+        csc: usize,
+    );
 }
 
 mod private {
@@ -197,9 +225,37 @@ macro_rules! impl_gemm_scalar {
                 }
                 // SAFETY: every view was checked on construction to lie inside its slice for all
                 // (row, col) pairs it describes, C's strides were checked not to alias, and
-                // `check_dims` checked that the three shapes agree, so matrixmultiply reads and
-                // writes only inside the borrowed slices. C is borrowed mutably, so it cannot
-                // overlap A or B. Strides fit in isize because they index real slices.
+                // `check_dims` checked that the three shapes agree. C is borrowed mutably, so
+                // nothing else touches it during the call.
+                unsafe {
+                    Self::gemm_raw(
+                        alpha,
+                        a,
+                        b,
+                        beta,
+                        c.data.as_mut_ptr(),
+                        c.row_stride,
+                        c.col_stride,
+                    )
+                }
+            }
+
+            unsafe fn gemm_raw(
+                alpha: Self,
+                a: MatRef<'_, Self>,
+                b: MatRef<'_, Self>,
+                beta: Self,
+                c: *mut Self,
+                rsc: usize,
+                csc: usize,
+            ) {
+                assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
+                if a.rows == 0 || b.cols == 0 {
+                    return;
+                }
+                // SAFETY: A and B were checked on construction to lie inside their slices; the
+                // caller guarantees the same, and exclusivity, for C. Strides fit in isize
+                // because they index real allocations.
                 unsafe {
                     $kernel(
                         a.rows,
@@ -213,9 +269,9 @@ macro_rules! impl_gemm_scalar {
                         b.row_stride as isize,
                         b.col_stride as isize,
                         beta,
-                        c.data.as_mut_ptr(),
-                        c.row_stride as isize,
-                        c.col_stride as isize,
+                        c,
+                        rsc as isize,
+                        csc as isize,
                     );
                 }
             }
@@ -276,6 +332,149 @@ pub fn gemm_par_rows<T: GemmScalar + Send + Sync>(
                 MatMut::row_major(c_block, rows, n),
             );
         });
+}
+
+/// How [`gemm_par`] divides one product among rayon tasks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmSplit {
+    /// One call on the current thread.
+    Serial,
+    /// Blocks of this many rows of C; every task packs all of B.
+    Rows(usize),
+    /// Stripes of this many columns of C; every task packs all of A.
+    Cols(usize),
+}
+
+/// Multiply-adds below which [`gemm_par`] runs one call: about 0.1 ms of arithmetic, far more
+/// than a rayon split costs.
+const PAR_MIN_MACS: usize = 2 << 20;
+/// Multiply-adds a task should carry at least.
+const PAR_TASK_MACS: usize = 2 << 20;
+/// Most tasks one product is split into: several per core, so a core slowed by other work
+/// does not hold up the rest, while each task stays large.
+const PAR_MAX_TASKS: usize = 8;
+/// Fewest rows (or columns) of C per task. Each task repacks the whole other operand, which
+/// costs about `1 / extent` of the task's arithmetic in memory traffic; splitting into 16-row
+/// blocks made packing as slow as the multiply itself on AlexNet's layers.
+const PAR_MIN_EXTENT: usize = 128;
+/// Block sizes are whole multiples of the widest micro-kernel tile (16 x 16 with AVX-512), so
+/// only the last block has a partial tile.
+const TILE: usize = 16;
+
+impl GemmSplit {
+    /// The split for an `(m x k) * (k x n)` product: along the longer side of C, in blocks of
+    /// at least [`PAR_MIN_EXTENT`]. A function of the shape only (never of the thread count).
+    pub fn for_shape(m: usize, k: usize, n: usize) -> Self {
+        let macs = m.saturating_mul(k).saturating_mul(n);
+        if macs < PAR_MIN_MACS {
+            return Self::Serial;
+        }
+        let longer = m.max(n);
+        // A big product still gets two tasks when its longer side is short: leaving a core
+        // idle costs more than the extra packing.
+        let tasks = (macs / PAR_TASK_MACS)
+            .min(PAR_MAX_TASKS)
+            .min((longer / PAR_MIN_EXTENT).max(2))
+            .min(longer / TILE);
+        if tasks < 2 {
+            return Self::Serial;
+        }
+        let block = longer.div_ceil(tasks).next_multiple_of(TILE);
+        if m >= n {
+            Self::Rows(block)
+        } else {
+            Self::Cols(block)
+        }
+    }
+}
+
+/// A pointer to C that rayon tasks may share: each task writes its own disjoint column stripe.
+struct SharedC<T>(*mut T);
+// SAFETY: the pointer is only used by `gemm_par`, whose tasks write disjoint elements of a C
+// that is mutably borrowed for the whole parallel call.
+unsafe impl<T: Send> Send for SharedC<T> {}
+unsafe impl<T: Send> Sync for SharedC<T> {}
+impl<T> SharedC<T> {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper, not the field).
+    fn get(&self) -> *mut T {
+        self.0
+    }
+}
+
+/// `C = alpha * A * B + beta * C` for a contiguous row-major C (`c` holds `m x n`), split into
+/// rayon tasks by [`GemmSplit::for_shape`].
+///
+/// With `alpha = 1` and `beta` 0 or 1 (the only values the engine uses), the result is bitwise
+/// the same as one serial call, for any split and any thread count: every element of C is
+/// summed by the same kernel with the same `k` blocking whichever block or stripe it falls in
+/// (matrixmultiply blocks `k` by a constant and never splits it). Other `alpha` or `beta` can
+/// round differently in the last bit where a split moves an element between a full
+/// micro-kernel tile and a partial one (matrixmultiply scales the two in different orders).
+pub fn gemm_par<T: GemmScalar + Send + Sync>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: &mut [T],
+) {
+    gemm_par_split(
+        alpha,
+        a,
+        b,
+        beta,
+        c,
+        GemmSplit::for_shape(a.rows, a.cols, b.cols),
+    )
+}
+
+/// [`gemm_par`] with an explicit split (tests and benches compare splits).
+pub fn gemm_par_split<T: GemmScalar + Send + Sync>(
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: &mut [T],
+    split: GemmSplit,
+) {
+    use rayon::prelude::*;
+    let (m, n) = (a.rows, b.cols);
+    assert_eq!(
+        c.len(),
+        m * n,
+        "gemm_par: C holds {} elements, expected {m}x{n}",
+        c.len()
+    );
+    assert_eq!(
+        a.cols, b.rows,
+        "gemm_par: ({m}x{}) * ({}x{n})",
+        a.cols, b.rows
+    );
+    match split {
+        GemmSplit::Serial => gemm(alpha, a, b, beta, MatMut::row_major(c, m, n)),
+        GemmSplit::Rows(block) => gemm_par_rows(alpha, a, b, beta, c, block),
+        GemmSplit::Cols(block) => {
+            let block = block.max(1);
+            let shared = SharedC(c.as_mut_ptr());
+            (0..n.div_ceil(block)).into_par_iter().for_each(|s| {
+                let first = s * block;
+                let width = block.min(n - first);
+                // SAFETY: stripe `s` is columns first..first + width of the row-major m x n C:
+                // offsets i * n + j with j in that range, all inside `c` (checked above), and
+                // disjoint from every other stripe's; `c` is mutably borrowed for this call.
+                unsafe {
+                    T::gemm_raw(
+                        alpha,
+                        a,
+                        b.col_block(first, width),
+                        beta,
+                        shared.get().add(first),
+                        n,
+                        1,
+                    )
+                }
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -371,6 +570,56 @@ mod tests {
             );
             assert_eq!(par, serial, "block {block}");
         }
+    }
+
+    #[test]
+    fn every_split_matches_serial_bitwise() {
+        for &(m, k, n) in &[(37, 29, 23), (5, 300, 700), (300, 17, 9), (1, 1, 1)] {
+            let a: Vec<f32> = (0..m * k).map(|i| ((i as f32) * 0.731).sin()).collect();
+            let b: Vec<f32> = (0..k * n).map(|i| ((i as f32) * 0.377).cos()).collect();
+            let c0: Vec<f32> = (0..m * n).map(|i| ((i as f32) * 0.1).cos()).collect();
+            let (av, bv) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+            for beta in [0.0, 1.0] {
+                let mut serial = c0.clone();
+                gemm(1.0, av, bv, beta, MatMut::row_major(&mut serial, m, n));
+                let splits = [
+                    GemmSplit::Rows(1),
+                    GemmSplit::Rows(16),
+                    GemmSplit::Cols(1),
+                    GemmSplit::Cols(7),
+                    GemmSplit::Cols(16),
+                    GemmSplit::Cols(n + 5),
+                    GemmSplit::for_shape(m, k, n),
+                ];
+                for split in splits {
+                    for threads in [1, 2, 3] {
+                        let mut par = c0.clone();
+                        rayon::ThreadPoolBuilder::new()
+                            .num_threads(threads)
+                            .build()
+                            .unwrap()
+                            .install(|| gemm_par_split(1.0, av, bv, beta, &mut par, split));
+                        assert_eq!(
+                            par, serial,
+                            "{m}x{k}x{n} beta {beta} {split:?} {threads} threads"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn splits_follow_the_longer_side_in_whole_tiles() {
+        assert_eq!(GemmSplit::for_shape(16, 144, 256), GemmSplit::Serial);
+        // AlexNet conv2's weight gradient at batch 128: 256 x 256 x 2400, split by columns.
+        let split = GemmSplit::for_shape(256, 256, 2400);
+        assert_eq!(split, GemmSplit::Cols(304));
+        assert_eq!(GemmSplit::for_shape(2400, 256, 256), GemmSplit::Rows(304));
+        // thinner than PAR_MIN_EXTENT only to use the second core
+        assert_eq!(GemmSplit::for_shape(200, 10_000, 200), GemmSplit::Rows(112));
+        assert_eq!(GemmSplit::for_shape(2000, 10_000, 20), GemmSplit::Rows(256));
+        assert_eq!(GemmSplit::for_shape(20, 100_000, 20), GemmSplit::Serial);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! linear: `y = x W^T + b` with PyTorch's weight layout (out, in).
 
-use tensor::{gemm_par_rows, Float, MatRef, Tensor};
+use tensor::{gemm_par, Float, MatRef, Tensor};
 
 use crate::op::Op;
 use crate::ops::matrix_dims;
@@ -13,39 +13,13 @@ pub(crate) struct LinearOp {
     bias: Option<NodeId>,
 }
 
-/// Rows per parallel GEMM block: a function of the row count only, so the split (and therefore
-/// every rounding) is the same whatever the thread count.
-fn block_rows(m: usize) -> usize {
-    m.div_ceil(4).max(8)
-}
-
 /// `out (m x n) = a (m x k) * b (k x n)`, in parallel, overwriting `out` (row-major).
 ///
-/// Each parallel task packs all of the GEMM's B operand, so splitting C's rows when `m < n` (a
-/// small batch through a wide layer: AlexNet's 2048-wide fc layers at batch 16) would pack the
-/// whole weight matrix once per task. Then the product is taken transposed, `out^T = b^T a^T`,
-/// split over the rows of `out^T`, so each task packs only its slice of the weights plus the
-/// small `a`, and written back transposed. The split depends only on the shape.
+/// [`gemm_par`] splits along the longer side of `out`, so a small batch through a wide layer
+/// (AlexNet's 2048-wide fc layers at batch 16) is split over the weight's columns and each task
+/// packs only its slice of the weights. The split depends only on the shape.
 fn par_gemm<T: Float>(a: MatRef<'_, T>, b: MatRef<'_, T>, out: &mut [T]) {
-    let (m, n) = (a.rows(), b.cols());
-    if m >= n {
-        gemm_par_rows(T::ONE, a, b, T::ZERO, out, block_rows(m));
-        return;
-    }
-    // out_t: (n, m)
-    let mut out_t = vec![T::ZERO; n * m];
-    gemm_par_rows(T::ONE, b.t(), a.t(), T::ZERO, &mut out_t, block_rows(n));
-    // Transpose in 32x32 tiles so both sides stay in cache.
-    const TILE: usize = 32;
-    for j0 in (0..n).step_by(TILE) {
-        for i0 in (0..m).step_by(TILE) {
-            for j in j0..(j0 + TILE).min(n) {
-                for i in i0..(i0 + TILE).min(m) {
-                    out[i * n + j] = out_t[j * m + i];
-                }
-            }
-        }
-    }
+    gemm_par(T::ONE, a, b, T::ZERO, out);
 }
 
 impl<T: Float> Tape<T> {
