@@ -26,6 +26,7 @@ use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_blocked, im2col_blocked};
+use crate::tapwise;
 use crate::Conv2dGeometry;
 
 /// Columns per GEMM block: wide enough that repacking `W` for every block costs little
@@ -101,6 +102,10 @@ pub fn conv2d_forward<T: Float>(
         }
         return;
     }
+    if tapwise::applies(g) {
+        let workspace = scratch(workspace, tapwise::workspace_len(g));
+        return tapwise::forward(g, input, weight, bias, output, workspace);
+    }
 
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
@@ -159,6 +164,10 @@ pub fn conv2d_backward_input<T: Float>(
         gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
         return;
     }
+    if tapwise::applies(g) {
+        let workspace = scratch(workspace, tapwise::workspace_len(g));
+        return tapwise::backward_input(g, weight, grad_output, grad_input, workspace);
+    }
 
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
@@ -207,6 +216,10 @@ pub fn conv2d_backward_weight<T: Float>(
         let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
         gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
         return;
+    }
+    if tapwise::applies(g) {
+        let workspace = scratch(workspace, tapwise::workspace_len(g));
+        return tapwise::backward_weight(g, input, grad_output, grad_weight, workspace);
     }
 
     let (rows, cout, ncols, wlen) = (g.col_rows(), g.out_channels, g.col_cols(), g.weight_len());
@@ -399,6 +412,49 @@ mod tests {
         let one = [y, dx, dw, db];
         for threads in [2, 3] {
             assert!(run(threads) == one, "1 and {threads} threads differ");
+        }
+    }
+
+    #[test]
+    fn tap_path_matches_naive_and_ignores_the_thread_count() {
+        // (n, c, side, cout, k, p): AlexNet's conv3 and conv2 (5x5 kernel, taps reading only
+        // padding) on 2x2 maps, a 4x4 map, a non-square count of channels, and a 1x1 kernel with
+        // padding 1 (border outputs read only padding).
+        let shapes = [
+            (32, 6, 2, 7, 3, 1),
+            (33, 4, 2, 5, 5, 2),
+            (40, 3, 4, 4, 3, 1),
+            (32, 5, 2, 3, 1, 1),
+        ];
+        for (i, &(n, c, side, cout, k, p)) in shapes.iter().enumerate() {
+            let g = Conv2dGeometry::new(n, c, side, side, cout, k, 1, p).unwrap();
+            assert!(tapwise::applies(&g), "{g:?}");
+            let seed = 40 + 10 * i as u64;
+            let x = random_vec(g.input_len(), seed);
+            let w = random_vec(g.weight_len(), seed + 1);
+            let b = random_vec(cout, seed + 2);
+            let dy = random_vec(g.output_len(), seed + 3);
+            let run = |threads| {
+                rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap()
+                    .install(|| fast(&g, &x, &w, &b, &dy))
+            };
+            let [y, dx, dw, db] = run(1);
+            let mut want_y = vec![0.0; g.output_len()];
+            conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
+            let mut want_dx = vec![0.0; g.input_len()];
+            conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
+            let mut want_dw = vec![0.0; g.weight_len()];
+            conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
+            assert_close(&format!("y {g:?}"), &y, &want_y, 1e-12, 1e-12);
+            assert_close(&format!("dx {g:?}"), &dx, &want_dx, 1e-12, 1e-12);
+            assert_close(&format!("dw {g:?}"), &dw, &want_dw, 1e-12, 1e-12);
+            let one = [y, dx, dw, db];
+            for threads in [2, 3] {
+                assert!(run(threads) == one, "{g:?}: 1 and {threads} threads differ");
+            }
         }
     }
 

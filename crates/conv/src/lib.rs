@@ -11,6 +11,8 @@
 //! - [`conv2d_forward`] and [`conv2d_backward_input`], [`conv2d_backward_weight`],
 //!   [`conv2d_backward_bias`]: im2col + GEMM, parallel with rayon, bitwise reproducible for
 //!   any thread count. They take a caller-owned `workspace` so training need not allocate.
+//! - On tiny maps (AlexNet's 2x2 layers) the passes skip im2col and the padding: a sum of
+//!   per-tap GEMMs (`tapwise`).
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
@@ -20,6 +22,7 @@ pub mod error;
 mod geometry;
 mod im2col;
 pub mod naive;
+mod tapwise;
 #[cfg(test)]
 mod test_util;
 

@@ -1,0 +1,237 @@
+//! Convolution on tiny maps as a sum of per-tap GEMMs, skipping the padding.
+//!
+//! AlexNet's conv2..conv5 on Fashion-MNIST see 2x2 maps: a 3x3 kernel with padding 1 has only 4
+//! of its 9 taps inside the input at each output pixel (conv2's 5x5 kernel, 4 of 25), so im2col
+//! would fill 56-84 % of its matrix with padding zeros and the GEMM would multiply them, and its
+//! copies run over 2-float rows. Here every output pixel `p` is instead a sum over the taps `t`
+//! that read an input pixel `q = p + t - padding`:
+//!
+//! `Y_p (Cout x N) = sum over valid t of W_t (Cout x C) * X_q (C x N)`
+//!
+//! where `W_t = W[:, :, ky, kx]` is a strided view of the weight (no copy) and the activations
+//! are held pixel-major, `X` as `(Q, C, N)` and `Y` as `(P, Cout, N)`, so every `X_q` and `Y_p` is
+//! a contiguous matrix with the batch along its columns. Only the permutes to and from NCHW
+//! copy data. The backward passes are the same sums transposed:
+//!
+//! - `dX_q = sum over (t, p) with q = p + t - padding of W_t^T * dY_p`;
+//! - `dW_t = sum over valid p of dY_p * X_q^T`, the batch reduced inside each GEMM.
+//!
+//! Every output matrix is summed over its taps in the fixed (ky, kx) order and each GEMM is
+//! [`gemm_par`], bitwise the same for any thread count, so the passes are too.
+
+use rayon::prelude::*;
+
+use tensor::{gemm_par, Float, MatRef};
+
+use crate::blocks::{min_items, valid_outputs};
+use crate::Conv2dGeometry;
+
+/// Largest input or output map (pixels) the tap path takes: each (pixel, tap) pair is its own
+/// GEMM, so bigger maps are better served by im2col's few large GEMMs.
+const MAX_MAP_PIXELS: usize = 16;
+
+/// Fewest images for the tap path: every (pixel, tap) GEMM repacks its `Cout x C` weight slice,
+/// which is cheap next to `N` multiply-adds per packed weight only for a large batch.
+const MIN_BATCH: usize = 32;
+
+/// True when the convolution takes the tap path: stride 1, small input and output maps, a big
+/// enough batch, some padding to skip (without padding im2col copies no zeros), and every
+/// buffer size computable without overflow.
+pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+    let small = g.in_h * g.in_w <= MAX_MAP_PIXELS && g.out_h * g.out_w <= MAX_MAP_PIXELS;
+    let fits = g
+        .input_len()
+        .checked_add(g.output_len())
+        .and_then(|len| len.checked_add(g.weight_len()))
+        .is_some();
+    g.stride == 1 && g.padding > 0 && small && g.batch >= MIN_BATCH && fits
+}
+
+/// Workspace elements the tap path needs: both activations pixel-major, plus a tap-major
+/// weight gradient.
+pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
+    g.input_len() + g.output_len() + g.weight_len()
+}
+
+/// The input pixel (iy, ix) tap (ky, kx) reads at output pixel (oy, ox), if it is inside the
+/// input (stride 1).
+fn source(g: &Conv2dGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Option<usize> {
+    let iy = (oy + ky).checked_sub(g.padding).filter(|&iy| iy < g.in_h)?;
+    let ix = (ox + kx).checked_sub(g.padding).filter(|&ix| ix < g.in_w)?;
+    Some(iy * g.in_w + ix)
+}
+
+/// `W_t = W[:, :, ky, kx]` as a `(Cout, C)` view.
+fn tap_weights<'a, T>(g: &Conv2dGeometry, weight: &'a [T], tap: usize) -> MatRef<'a, T> {
+    let kk = g.kernel * g.kernel;
+    MatRef::new(&weight[tap..], g.out_channels, g.in_channels, g.col_rows(), kk)
+}
+
+/// GEMM `beta` for a term of a tap sum: overwrite with the first term, then accumulate.
+fn beta<T: Float>(first: bool) -> T {
+    if first {
+        T::ZERO
+    } else {
+        T::ONE
+    }
+}
+
+/// NCHW `(N, C, P)` to pixel-major `(P, C, N)`.
+fn to_pixel_major<T: Float>(src: &[T], n: usize, c: usize, pixels: usize, dst: &mut [T]) {
+    dst.par_chunks_mut(c * n)
+        .enumerate()
+        .with_min_len(min_items(c * n))
+        .for_each(|(p, plane)| {
+            for (ci, row) in plane.chunks_exact_mut(n).enumerate() {
+                for (ni, d) in row.iter_mut().enumerate() {
+                    *d = src[(ni * c + ci) * pixels + p];
+                }
+            }
+        });
+}
+
+/// Pixel-major `(P, C, N)` to NCHW `(N, C, P)`, adding `bias[c]` if given.
+fn from_pixel_major<T: Float>(
+    src: &[T],
+    n: usize,
+    c: usize,
+    pixels: usize,
+    bias: Option<&[T]>,
+    dst: &mut [T],
+) {
+    dst.par_chunks_mut(c * pixels)
+        .enumerate()
+        .with_min_len(min_items(c * pixels))
+        .for_each(|(ni, image)| {
+            for (ci, plane) in image.chunks_exact_mut(pixels).enumerate() {
+                let b = bias.map_or(T::ZERO, |b| b[ci]);
+                for (p, d) in plane.iter_mut().enumerate() {
+                    *d = src[(p * c + ci) * n + ni] + b;
+                }
+            }
+        });
+}
+
+/// Tap-path forward; see [`crate::conv2d_forward`]. `workspace` holds at least
+/// [`workspace_len`] elements.
+pub(crate) fn forward<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut [T],
+) {
+    let (n, c, cout, k) = (g.batch, g.in_channels, g.out_channels, g.kernel);
+    let (xq, rest) = workspace.split_at_mut(g.input_len());
+    let yp = &mut rest[..g.output_len()];
+    to_pixel_major(input, n, c, g.in_h * g.in_w, xq);
+    let xq: &[T] = xq;
+    yp.par_chunks_mut(cout * n)
+        .enumerate()
+        .for_each(|(p, y)| {
+            let (oy, ox) = (p / g.out_w, p % g.out_w);
+            let mut first = true;
+            for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
+                let Some(q) = source(g, oy, ox, ky, kx) else {
+                    continue;
+                };
+                let x = MatRef::row_major(&xq[q * c * n..][..c * n], c, n);
+                gemm_par(T::ONE, tap_weights(g, weight, ky * k + kx), x, beta(first), y);
+                first = false;
+            }
+            if first {
+                y.fill(T::ZERO); // every tap reads padding
+            }
+        });
+    from_pixel_major(yp, n, cout, g.out_h * g.out_w, bias, output);
+}
+
+/// Tap-path input gradient; see [`crate::conv2d_backward_input`].
+pub(crate) fn backward_input<T: Float>(
+    g: &Conv2dGeometry,
+    weight: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut [T],
+) {
+    let (n, c, cout, k, p0) = (g.batch, g.in_channels, g.out_channels, g.kernel, g.padding);
+    let (dxq, rest) = workspace.split_at_mut(g.input_len());
+    let dyp = &mut rest[..g.output_len()];
+    to_pixel_major(grad_output, n, cout, g.out_h * g.out_w, dyp);
+    let dyp: &[T] = dyp;
+    dxq.par_chunks_mut(c * n).enumerate().for_each(|(q, dx)| {
+        let (iy, ix) = (q / g.in_w, q % g.in_w);
+        let mut first = true;
+        for ky in 0..k {
+            // output row oy reads input row iy through tap row ky when oy + ky - p0 == iy
+            let Some(oy) = (iy + p0).checked_sub(ky).filter(|&oy| oy < g.out_h) else {
+                continue;
+            };
+            for kx in 0..k {
+                let Some(ox) = (ix + p0).checked_sub(kx).filter(|&ox| ox < g.out_w) else {
+                    continue;
+                };
+                let p = oy * g.out_w + ox;
+                let dy = MatRef::row_major(&dyp[p * cout * n..][..cout * n], cout, n);
+                let wt = tap_weights(g, weight, ky * k + kx).t();
+                gemm_par(T::ONE, wt, dy, beta(first), dx);
+                first = false;
+            }
+        }
+        if first {
+            dx.fill(T::ZERO); // no window covers this pixel
+        }
+    });
+    from_pixel_major(dxq, n, c, g.in_h * g.in_w, None, grad_input);
+}
+
+/// Tap-path weight gradient; see [`crate::conv2d_backward_weight`].
+pub(crate) fn backward_weight<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut [T],
+) {
+    let (n, c, cout, k) = (g.batch, g.in_channels, g.out_channels, g.kernel);
+    let (xq, rest) = workspace.split_at_mut(g.input_len());
+    let (dyp, rest) = rest.split_at_mut(g.output_len());
+    let dwt = &mut rest[..g.weight_len()];
+    to_pixel_major(input, n, c, g.in_h * g.in_w, xq);
+    to_pixel_major(grad_output, n, cout, g.out_h * g.out_w, dyp);
+    let (xq, dyp): (&[T], &[T]) = (xq, dyp);
+    // dwt: tap-major (K*K, Cout, C); dW_t = sum over output pixels of dY_p * X_q^T
+    dwt.par_chunks_mut(cout * c)
+        .enumerate()
+        .for_each(|(tap, dw)| {
+            let (ky, kx) = (tap / k, tap % k);
+            let mut first = true;
+            for oy in valid_outputs(g.out_h, g.in_h, ky, 1, g.padding) {
+                for ox in valid_outputs(g.out_w, g.in_w, kx, 1, g.padding) {
+                    let q = source(g, oy, ox, ky, kx).expect("valid_outputs reads inside");
+                    let p = oy * g.out_w + ox;
+                    let dy = MatRef::row_major(&dyp[p * cout * n..][..cout * n], cout, n);
+                    let xt = MatRef::row_major(&xq[q * c * n..][..c * n], c, n).t();
+                    gemm_par(T::ONE, dy, xt, beta(first), dw);
+                    first = false;
+                }
+            }
+            if first {
+                dw.fill(T::ZERO); // this tap reads only padding
+            }
+        });
+    // grad_weight [Cout, C, K, K] from tap-major (K*K, Cout, C)
+    let kk = k * k;
+    let dwt: &[T] = dwt;
+    grad_weight
+        .par_chunks_mut(c * kk)
+        .enumerate()
+        .for_each(|(o, filter)| {
+            for (ci, taps) in filter.chunks_exact_mut(kk).enumerate() {
+                for (tap, d) in taps.iter_mut().enumerate() {
+                    *d = dwt[(tap * cout + o) * c + ci];
+                }
+            }
+        });
+}
