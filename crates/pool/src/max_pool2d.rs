@@ -136,6 +136,41 @@ pub fn max_pool2d_forward_inference<T: Float>(g: &Pool2dGeometry, input: &[T], o
 /// Shared by both forwards so they cannot disagree on ties or NaN.
 #[inline(always)]
 fn window_max<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -> (T, usize) {
+    if g.kernel == 2 && g.stride == 2 {
+        window_max_2x2(g, plane, oh, ow)
+    } else {
+        window_max_any(g, plane, oh, ow)
+    }
+}
+
+/// [`window_max`] for the common 2x2, stride-2 window, unrolled into selects the compiler keeps
+/// branch-free. A window holding a NaN (never in sound training) goes to the general loop, so
+/// the result, ties and NaN included, is exactly [`window_max_any`]'s.
+#[inline(always)]
+fn window_max_2x2<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -> (T, usize) {
+    let first = 2 * oh * g.in_w + 2 * ow;
+    let (top, bottom) = (&plane[first..first + 2], &plane[first + g.in_w..first + g.in_w + 2]);
+    let (a, b, c, d) = (top[0], top[1], bottom[0], bottom[1]);
+    if is_nan(a) || is_nan(b) || is_nan(c) || is_nan(d) {
+        return window_max_any(g, plane, oh, ow);
+    }
+    // scan order (kh, kw) with a strict `>`: the first of equal maxima wins
+    let (mut best, mut index) = (a, first);
+    if b > best {
+        (best, index) = (b, first + 1);
+    }
+    if c > best {
+        (best, index) = (c, first + g.in_w);
+    }
+    if d > best {
+        (best, index) = (d, first + g.in_w + 1);
+    }
+    (best, index)
+}
+
+/// [`window_max`] for any window: the reference scan.
+#[inline(always)]
+fn window_max_any<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -> (T, usize) {
     let top = oh * g.stride;
     let left = ow * g.stride;
     let mut best_index = top * g.in_w + left;
