@@ -4,14 +4,13 @@
 //! prepared batches, the other workloads reuse one batch. Data are uint8-like pixels (k / 255)
 //! and uniform labels from a fixed seed, so every run times the same arithmetic.
 
-use tape::Tape;
 use tensor::Tensor;
 
 use crate::attribution::{occlusion, OcclusionOptions};
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
 use crate::loss::LossKind;
 use crate::models::{mix_seed, Mode, Model, ModelKind};
-use crate::train::{forward_backward, Optimizer, OptimizerConfig};
+use crate::train::{forward_backward, Optimizer, OptimizerConfig, StepTapes};
 
 use super::{BenchConfig, BenchError, Workload as Kind};
 
@@ -44,7 +43,7 @@ pub struct Workload {
     batches: Vec<(Vec<f32>, Vec<usize>)>,
     optimizer: Optimizer,
     l2: f64,
-    tape: Tape<f32>,
+    tapes: StepTapes,
     step: u64,
     ig_steps: usize,
     /// Integrated gradients: the class each image's attribution is for (its top class).
@@ -81,7 +80,7 @@ impl Workload {
             batches,
             optimizer,
             l2,
-            tape: Tape::new(),
+            tapes: StepTapes::new(),
             step: 0,
             ig_steps: config.ig_steps,
             ig_targets,
@@ -119,7 +118,7 @@ impl Workload {
             model,
             batches,
             optimizer,
-            tape,
+            tapes,
             step,
             l2,
             ..
@@ -130,7 +129,7 @@ impl Workload {
         let mode = Mode::Train {
             seed: mix_seed(0, *step),
         };
-        let out = forward_backward(model, tape, x, labels, mode, LossKind::CrossEntropy)?;
+        let out = forward_backward(model, tapes, x, labels, mode, LossKind::CrossEntropy)?;
         let grads = out
             .grads
             .ok_or_else(|| BenchError::Config(format!("the loss is not finite ({})", out.loss)))?;

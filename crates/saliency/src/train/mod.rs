@@ -15,5 +15,5 @@ pub use config::{Augment, TrainConfig};
 pub use evaluate::{evaluate, Evaluation};
 pub use hook::{TrainHook, TrainState};
 pub use optim::{Optimizer, OptimizerConfig};
-pub use step::{forward_backward, StepOutput};
+pub use step::{forward_backward, StepOutput, StepTapes};
 pub use trainer::{BatchProgress, EpochMetrics, TrainError, TrainEvent, Trainer};

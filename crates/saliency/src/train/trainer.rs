@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
 
-use tape::Tape;
 use tensor::Tensor;
 
 use crate::checkpoint;
@@ -25,7 +24,7 @@ use super::optim::Optimizer;
 use super::state::{
     save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
 };
-use super::step::forward_backward;
+use super::step::{forward_backward, StepTapes};
 
 /// One line of `metrics.jsonl`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -276,7 +275,7 @@ impl Trainer {
         let mut all = Vec::new();
         let n = train.len();
         let batches = n.div_ceil(cfg.batch_size);
-        let mut tape = Tape::new();
+        let mut tapes = StepTapes::new();
         while self.epoch < cfg.epochs {
             let started = Instant::now();
             let lr = cfg.lr_for_epoch(self.epoch);
@@ -298,7 +297,7 @@ impl Trainer {
                     seed: mix_seed(cfg.seed, self.step),
                 };
                 let step_out =
-                    forward_backward(&mut self.model, &mut tape, images, &labels, mode, cfg.loss)?;
+                    forward_backward(&mut self.model, &mut tapes, images, &labels, mode, cfg.loss)?;
                 let loss_v = step_out.loss;
                 let non_finite = |what: String| TrainError::NonFinite {
                     step: self.step,
