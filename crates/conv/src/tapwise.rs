@@ -64,7 +64,13 @@ fn source(g: &Conv2dGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Opt
 /// `W_t = W[:, :, ky, kx]` as a `(Cout, C)` view.
 fn tap_weights<'a, T>(g: &Conv2dGeometry, weight: &'a [T], tap: usize) -> MatRef<'a, T> {
     let kk = g.kernel * g.kernel;
-    MatRef::new(&weight[tap..], g.out_channels, g.in_channels, g.col_rows(), kk)
+    MatRef::new(
+        &weight[tap..],
+        g.out_channels,
+        g.in_channels,
+        g.col_rows(),
+        kk,
+    )
 }
 
 /// GEMM `beta` for a term of a tap sum: overwrite with the first term, then accumulate.
@@ -127,23 +133,27 @@ pub(crate) fn forward<T: Float>(
     let yp = &mut rest[..g.output_len()];
     to_pixel_major(input, n, c, g.in_h * g.in_w, xq);
     let xq: &[T] = xq;
-    yp.par_chunks_mut(cout * n)
-        .enumerate()
-        .for_each(|(p, y)| {
-            let (oy, ox) = (p / g.out_w, p % g.out_w);
-            let mut first = true;
-            for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
-                let Some(q) = source(g, oy, ox, ky, kx) else {
-                    continue;
-                };
-                let x = MatRef::row_major(&xq[q * c * n..][..c * n], c, n);
-                gemm_par(T::ONE, tap_weights(g, weight, ky * k + kx), x, beta(first), y);
-                first = false;
-            }
-            if first {
-                y.fill(T::ZERO); // every tap reads padding
-            }
-        });
+    yp.par_chunks_mut(cout * n).enumerate().for_each(|(p, y)| {
+        let (oy, ox) = (p / g.out_w, p % g.out_w);
+        let mut first = true;
+        for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
+            let Some(q) = source(g, oy, ox, ky, kx) else {
+                continue;
+            };
+            let x = MatRef::row_major(&xq[q * c * n..][..c * n], c, n);
+            gemm_par(
+                T::ONE,
+                tap_weights(g, weight, ky * k + kx),
+                x,
+                beta(first),
+                y,
+            );
+            first = false;
+        }
+        if first {
+            y.fill(T::ZERO); // every tap reads padding
+        }
+    });
     from_pixel_major(yp, n, cout, g.out_h * g.out_w, bias, output);
 }
 

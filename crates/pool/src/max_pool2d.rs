@@ -149,7 +149,10 @@ fn window_max<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -
 #[inline(always)]
 fn window_max_2x2<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -> (T, usize) {
     let first = 2 * oh * g.in_w + 2 * ow;
-    let (top, bottom) = (&plane[first..first + 2], &plane[first + g.in_w..first + g.in_w + 2]);
+    let (top, bottom) = (
+        &plane[first..first + 2],
+        &plane[first + g.in_w..first + g.in_w + 2],
+    );
     let (a, b, c, d) = (top[0], top[1], bottom[0], bottom[1]);
     if is_nan(a) || is_nan(b) || is_nan(c) || is_nan(d) {
         return window_max_any(g, plane, oh, ow);

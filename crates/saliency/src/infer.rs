@@ -18,20 +18,56 @@ pub fn predict_probs<T: Float>(
     let mut out = Vec::with_capacity(n * model.classes);
     for start in (0..n).step_by(batch.max(1)) {
         let end = (start + batch.max(1)).min(n);
-        let mut tape = Tape::no_record();
-        let params = model.bind(&mut tape, false);
-        let x = tape.constant(
-            Tensor::from_vec(
-                &[end - start, model.input[0], model.input[1], model.input[2]],
-                inputs[start * per..end * per].to_vec(),
-            )
-            .map_err(tape::TapeError::from)?,
-        );
-        let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
-        let p = tape.softmax(logits)?;
-        out.extend_from_slice(tape.value(p).data());
+        let shards = in_shards(end - start, |range| {
+            let (lo, hi) = (start + range.start, start + range.end);
+            let mut tape = Tape::no_record();
+            let params = model.bind(&mut tape, false);
+            let x = tape.constant(
+                Tensor::from_vec(
+                    &[hi - lo, model.input[0], model.input[1], model.input[2]],
+                    inputs[lo * per..hi * per].to_vec(),
+                )
+                .map_err(tape::TapeError::from)?,
+            );
+            let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
+            let p = tape.softmax(logits)?;
+            Ok(tape.take_value(p).expect("the last node is kept"))
+        })?;
+        for probs in shards {
+            out.extend_from_slice(probs.data());
+        }
     }
     Ok(out)
+}
+
+/// Images per shard below which an evaluation batch is not split.
+const MIN_SHARD_IMAGES: usize = 4;
+
+/// Shards an evaluation batch is split into. A constant, never the thread count, so results
+/// are the same on any number of threads.
+const SHARDS: usize = 2;
+
+/// Runs `f` on [`SHARDS`] contiguous ranges covering `0..n` in parallel (one range if `n` is
+/// small) and returns the results in range order.
+///
+/// In evaluation mode images pass through the network independently (batch norm uses its
+/// running statistics, dropout is off), so a shard computes exactly its images' rows of the
+/// whole batch's result; each shard's layers then run on one core without waiting for the
+/// other's, which is what small batches need.
+fn in_shards<R: Send>(
+    n: usize,
+    f: impl Fn(std::ops::Range<usize>) -> Result<R, ModelError> + Sync,
+) -> Result<Vec<R>, ModelError> {
+    use rayon::prelude::*;
+    let shards = if n >= SHARDS * MIN_SHARD_IMAGES {
+        SHARDS
+    } else {
+        1
+    };
+    (0..shards)
+        .into_par_iter()
+        .map(|s| f(s * n / shards..(s + 1) * n / shards))
+        .collect()
 }
 
 /// Index of the largest probability in each row (first one on ties).
@@ -58,6 +94,55 @@ pub enum Objective {
 /// The gradient of `objective` with respect to each input (same shape as `inputs`), and the
 /// per-example objective values. Evaluation mode; parameters are constants on the tape.
 pub fn input_gradients<T: Float>(
+    model: &Model<T>,
+    inputs: &Tensor<T>,
+    objective: &Objective,
+) -> Result<(Tensor<T>, Vec<T>), ModelError> {
+    let n = inputs.shape().first().copied().unwrap_or(0);
+    // A per-example list of the wrong length is reported by the one-tape pass.
+    let sized = match objective {
+        Objective::TopProbability => true,
+        Objective::Probability(c) | Objective::Logit(c) => c.len() == n,
+        Objective::Loss { labels, .. } => labels.len() == n,
+    };
+    if n < SHARDS * MIN_SHARD_IMAGES || !sized {
+        return shard_input_gradients(model, inputs, objective);
+    }
+    let per = inputs.numel() / n;
+    let shards = in_shards(n, |range| {
+        let mut shape = inputs.shape().to_vec();
+        shape[0] = range.len();
+        let data = inputs.data()[range.start * per..range.end * per].to_vec();
+        let shard = Tensor::from_vec(&shape, data).map_err(tape::TapeError::from)?;
+        shard_input_gradients(model, &shard, &objective.rows(range))
+    })?;
+    let mut grad = Vec::with_capacity(inputs.numel());
+    let mut values = Vec::with_capacity(n);
+    for (g, v) in shards {
+        grad.extend_from_slice(g.data());
+        values.extend(v);
+    }
+    let grad = Tensor::from_vec(inputs.shape(), grad).map_err(tape::TapeError::from)?;
+    Ok((grad, values))
+}
+
+impl Objective {
+    /// The objective of examples `range` only.
+    fn rows(&self, range: std::ops::Range<usize>) -> Self {
+        match self {
+            Self::TopProbability => Self::TopProbability,
+            Self::Probability(c) => Self::Probability(c[range].to_vec()),
+            Self::Logit(c) => Self::Logit(c[range].to_vec()),
+            Self::Loss { labels, kind } => Self::Loss {
+                labels: labels[range].to_vec(),
+                kind: *kind,
+            },
+        }
+    }
+}
+
+/// [`input_gradients`] of one shard, on one tape.
+fn shard_input_gradients<T: Float>(
     model: &Model<T>,
     inputs: &Tensor<T>,
     objective: &Objective,
@@ -116,4 +201,97 @@ fn per_example_loss<T: Float>(row: &[T], y: usize, kind: LossKind) -> T {
         LossKind::DoubleSoftmax => softmax(row),
     };
     -softmax(&input)[y].ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{alexnet, deep};
+
+    fn images(n: usize) -> Tensor<f32> {
+        let data = (0..n * 784)
+            .map(|i| ((i as f32 * 0.377).fract() * 1.2).min(1.0))
+            .collect();
+        Tensor::from_vec(&[n, 1, 28, 28], data).unwrap()
+    }
+
+    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap()
+            .install(f)
+    }
+
+    #[test]
+    fn shards_give_each_image_its_one_pass_result_on_any_thread_count() {
+        // deep (no batch norm) and alexnet (batch norm and dropout, inert in evaluation mode)
+        let models = [
+            deep::<f32>([1, 28, 28], 10, 1).unwrap(),
+            alexnet::<f32>([1, 28, 28], 10, 2).unwrap(),
+        ];
+        let n = 9; // shards of 4 and 5
+        let x = images(n);
+        let classes: Vec<usize> = (0..n).map(|i| (3 * i) % 10).collect();
+        let objectives = [
+            Objective::TopProbability,
+            Objective::Probability(classes.clone()),
+            Objective::Logit(classes.clone()),
+            Objective::Loss {
+                labels: classes.clone(),
+                kind: LossKind::CrossEntropy,
+            },
+        ];
+        for model in &models {
+            for objective in &objectives {
+                let (want_g, want_v) = shard_input_gradients(model, &x, objective).unwrap();
+                let (g, v) = on_threads(1, || input_gradients(model, &x, objective).unwrap());
+                let scale = want_g.data().iter().fold(1e-12f32, |m, v| m.max(v.abs()));
+                let gap = g
+                    .data()
+                    .iter()
+                    .zip(want_g.data())
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                assert!(
+                    gap <= 1e-5 * scale,
+                    "{:?} {objective:?}: gap {gap}",
+                    model.kind
+                );
+                for (a, b) in v.iter().zip(&want_v) {
+                    assert!((a - b).abs() <= 1e-5 * b.abs().max(1e-3), "{a} vs {b}");
+                }
+                for threads in [2, 3] {
+                    let (g2, v2) =
+                        on_threads(threads, || input_gradients(model, &x, objective).unwrap());
+                    assert!(
+                        g2.data() == g.data() && v2 == v,
+                        "1 and {threads} threads differ"
+                    );
+                }
+            }
+            // predict_probs: every row is a distribution, the same on any thread count
+            let probs = on_threads(1, || predict_probs(model, x.data(), 1000).unwrap());
+            assert_eq!(probs.len(), n * 10);
+            for row in probs.chunks_exact(10) {
+                assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+            }
+            let by_one = predict_probs(model, x.data(), 1).unwrap();
+            for (a, b) in probs.iter().zip(&by_one) {
+                assert!(
+                    (a - b).abs() <= 1e-6,
+                    "batch of {n} vs one at a time: {a} vs {b}"
+                );
+            }
+            let probs2 = on_threads(2, || predict_probs(model, x.data(), 1000).unwrap());
+            assert_eq!(probs2, probs);
+        }
+    }
+
+    #[test]
+    fn a_class_list_of_the_wrong_length_is_an_error_not_a_panic() {
+        let model = deep::<f32>([1, 28, 28], 10, 1).unwrap();
+        let x = images(12);
+        let err = input_gradients(&model, &x, &Objective::Probability(vec![1; 5]));
+        assert!(err.is_err());
+    }
 }
