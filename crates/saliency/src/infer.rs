@@ -20,7 +20,7 @@ pub fn predict_probs<T: Float>(
         let end = (start + batch.max(1)).min(n);
         let shards = in_shards(end - start, |range| {
             let (lo, hi) = (start + range.start, start + range.end);
-            let mut tape = Tape::no_record();
+            let mut tape = SpareTape::take(false);
             let params = model.bind(&mut tape, false);
             let x = tape.constant(
                 Tensor::from_vec(
@@ -31,13 +31,63 @@ pub fn predict_probs<T: Float>(
             );
             let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
             let p = tape.softmax(logits)?;
-            Ok(tape.take_value(p).expect("the last node is kept"))
+            let probs = tape.take_value(p).expect("the last node is kept");
+            SpareTape::give_back(tape);
+            Ok(probs)
         })?;
         for probs in shards {
             out.extend_from_slice(probs.data());
         }
     }
     Ok(out)
+}
+
+/// A per-thread spare tape of each kind, so repeated evaluation passes (attribution over many
+/// batches, a benchmark loop) reuse the kernels' scratch space instead of allocating and
+/// zeroing it for every batch. Only scratch and capacity carry over: a taken tape is cleared,
+/// and every kernel writes its scratch before reading it.
+struct SpareTape;
+
+thread_local! {
+    /// Spare tapes by (element type, recording).
+    static SPARE_TAPES: std::cell::RefCell<Vec<(bool, Box<dyn std::any::Any>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+impl SpareTape {
+    /// This thread's spare tape of that kind, cleared, or a new one.
+    fn take<T: Float>(recording: bool) -> Tape<T> {
+        let spare = SPARE_TAPES.with(|spares| {
+            let mut spares = spares.borrow_mut();
+            let at = spares
+                .iter()
+                .position(|(r, t)| *r == recording && t.is::<Tape<T>>())?;
+            spares.swap_remove(at).1.downcast::<Tape<T>>().ok()
+        });
+        match spare {
+            Some(mut tape) => {
+                tape.clear();
+                *tape
+            }
+            None if recording => Tape::new(),
+            None => Tape::no_record(),
+        }
+    }
+
+    /// Keeps `tape` (its values dropped) as this thread's spare of its kind.
+    fn give_back<T: Float>(mut tape: Tape<T>) {
+        tape.clear();
+        let recording = tape.is_recording();
+        SPARE_TAPES.with(|spares| {
+            let mut spares = spares.borrow_mut();
+            if !spares
+                .iter()
+                .any(|(r, t)| *r == recording && t.is::<Tape<T>>())
+            {
+                spares.push((recording, Box::new(tape)));
+            }
+        });
+    }
 }
 
 /// Images per shard below which an evaluation batch is not split.
@@ -147,10 +197,22 @@ fn shard_input_gradients<T: Float>(
     inputs: &Tensor<T>,
     objective: &Objective,
 ) -> Result<(Tensor<T>, Vec<T>), ModelError> {
-    let mut tape = Tape::new();
-    let params = model.bind(&mut tape, false);
+    let mut tape = SpareTape::take(true);
+    let result = record_input_gradients(model, &mut tape, inputs, objective);
+    SpareTape::give_back(tape);
+    result
+}
+
+/// The body of [`shard_input_gradients`], on a cleared recording `tape`.
+fn record_input_gradients<T: Float>(
+    model: &Model<T>,
+    tape: &mut Tape<T>,
+    inputs: &Tensor<T>,
+    objective: &Objective,
+) -> Result<(Tensor<T>, Vec<T>), ModelError> {
+    let params = model.bind(tape, false);
     let x = tape.variable(inputs.clone());
-    let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
+    let (logits, _) = model.forward(tape, x, &params, Mode::Eval)?;
     let per_example: NodeId = match objective {
         Objective::TopProbability => {
             let p = tape.softmax(logits)?;
@@ -163,7 +225,7 @@ fn shard_input_gradients<T: Float>(
         Objective::Logit(classes) => tape.select(logits, classes)?,
         Objective::Loss { labels, kind } => {
             // Summed per-example losses: each input's gradient is its own loss gradient.
-            let total = summed_loss(&mut tape, logits, labels, *kind)?;
+            let total = summed_loss(tape, logits, labels, *kind)?;
             let grads = tape.backward(total)?;
             let g = grads.get_or_zeros(x, inputs.shape());
             // Per-example values for reporting: -log p_y recomputed from the logits.

@@ -62,7 +62,7 @@ pub fn check_gradients(
     atol: f64,
     rtol: f64,
 ) -> Result<(), String> {
-    let (tape, ids, loss) = projected(build, inputs, seed).map_err(|e| e.to_string())?;
+    let (mut tape, ids, loss) = projected(build, inputs, seed).map_err(|e| e.to_string())?;
     let grads = tape.backward(loss).map_err(|e| e.to_string())?;
     for (k, input) in inputs.iter().enumerate() {
         let analytic = grads.get_or_zeros(ids[k], input.shape());
@@ -97,7 +97,7 @@ pub fn directional_derivative(
     seed: u64,
     h: f64,
 ) -> Result<(f64, f64), String> {
-    let (tape, ids, loss) = projected(build, inputs, seed).map_err(|e| e.to_string())?;
+    let (mut tape, ids, loss) = projected(build, inputs, seed).map_err(|e| e.to_string())?;
     let grads = tape.backward(loss).map_err(|e| e.to_string())?;
     let mut dirs: Vec<Vec<f64>> = inputs
         .iter()

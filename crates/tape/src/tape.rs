@@ -143,7 +143,9 @@ impl<T: Float> Tape<T> {
 
     /// Reverse-mode differentiation of the one-element node `output` with respect to every
     /// variable it depends on.
-    pub fn backward(&self, output: NodeId) -> Result<Gradients<T>, TapeError> {
+    ///
+    /// Takes `&mut self` only to reuse the tape's kernel scratch space across calls.
+    pub fn backward(&mut self, output: NodeId) -> Result<Gradients<T>, TapeError> {
         if !self.recording {
             return Err(TapeError::NoRecord);
         }
@@ -157,7 +159,19 @@ impl<T: Float> Tape<T> {
             grads: (0..self.nodes.len()).map(|_| None).collect(),
         };
         grads.grads[output.0] = Some(Tensor::full(out.shape(), T::ONE));
-        let mut workspace = Vec::new();
+        let mut workspace = std::mem::take(&mut self.workspace);
+        let result = self.backward_from(output, grads, &mut workspace);
+        self.workspace = workspace;
+        result
+    }
+
+    /// The reverse sweep of [`Tape::backward`], with `grads` seeded at `output`.
+    fn backward_from(
+        &self,
+        output: NodeId,
+        mut grads: Gradients<T>,
+        workspace: &mut Vec<T>,
+    ) -> Result<Gradients<T>, TapeError> {
         for i in (0..=output.0).rev() {
             let node = &self.nodes[i];
             if matches!(node.op, Op::Leaf) || !node.needs_grad {
@@ -169,7 +183,7 @@ impl<T: Float> Tape<T> {
                 continue;
             };
             node.op
-                .backward(self, NodeId(i), &g, &mut grads, &mut workspace)?;
+                .backward(self, NodeId(i), &g, &mut grads, workspace)?;
         }
         Ok(grads)
     }
