@@ -17,6 +17,7 @@ pub mod gradcheck;
 mod gradients;
 mod op;
 pub mod ops;
+mod scratch;
 mod tape;
 
 pub use error::TapeError;

@@ -4,6 +4,7 @@ use tensor::{Float, Tensor};
 
 use crate::gradients::Gradients;
 use crate::ops::*;
+use crate::scratch::Scratch;
 use crate::{NodeId, Tape, TapeError};
 
 /// How a node was computed; each variant's data is what its backward needs.
@@ -38,14 +39,14 @@ impl<T: Float> Op<T> {
         out: NodeId,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
-        ws: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
     ) -> Result<(), TapeError> {
         match self {
             Op::Leaf => Ok(()),
-            Op::Conv2d(op) => op.backward(tape, g, grads, ws),
-            Op::MaxPool2d(op) => op.backward(tape, g, grads),
-            Op::Linear(op) => op.backward(tape, g, grads),
-            Op::Relu(op) => op.backward(tape, g, grads),
+            Op::Conv2d(op) => op.backward(tape, g, grads, scratch),
+            Op::MaxPool2d(op) => op.backward(tape, g, grads, &mut scratch.buffers),
+            Op::Linear(op) => op.backward(tape, g, grads, &mut scratch.buffers),
+            Op::Relu(op) => op.backward(tape, g, grads, &mut scratch.buffers),
             Op::Reshape(op) => op.backward(tape, g, grads),
             Op::Dropout(op) => op.backward(tape, g, grads),
             Op::BatchNorm(op) => op.backward(tape, g, grads),

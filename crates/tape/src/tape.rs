@@ -4,6 +4,7 @@ use tensor::{Float, Tensor};
 
 use crate::gradients::Gradients;
 use crate::op::Op;
+use crate::scratch::Scratch;
 use crate::TapeError;
 
 /// Index of a node on its tape.
@@ -23,8 +24,9 @@ pub(crate) struct Node<T> {
 pub struct Tape<T: Float> {
     pub(crate) nodes: Vec<Node<T>>,
     recording: bool,
-    /// Scratch space for kernels (im2col columns), kept across ops so steady state does not allocate.
-    pub(crate) workspace: Vec<T>,
+    /// Kernel workspace and retired buffers, kept across ops and steps so the steady state
+    /// neither allocates nor zeroes.
+    pub(crate) scratch: Scratch<T>,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -39,7 +41,7 @@ impl<T: Float> Tape<T> {
         Self {
             nodes: Vec::new(),
             recording: true,
-            workspace: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -48,7 +50,7 @@ impl<T: Float> Tape<T> {
         Self {
             nodes: Vec::new(),
             recording: false,
-            workspace: Vec::new(),
+            scratch: Scratch::default(),
         }
     }
 
@@ -69,7 +71,11 @@ impl<T: Float> Tape<T> {
 
     /// Forgets every node but keeps allocations, ready for the next step.
     pub fn clear(&mut self) {
-        self.nodes.clear();
+        for node in self.nodes.drain(..) {
+            if let Some(value) = node.value {
+                self.scratch.buffers.retire(value.into_vec());
+            }
+        }
     }
 
     /// A leaf whose gradient backward reports (a parameter, or an input being attributed).
@@ -159,9 +165,9 @@ impl<T: Float> Tape<T> {
             grads: (0..self.nodes.len()).map(|_| None).collect(),
         };
         grads.grads[output.0] = Some(Tensor::full(out.shape(), T::ONE));
-        let mut workspace = std::mem::take(&mut self.workspace);
-        let result = self.backward_from(output, grads, &mut workspace);
-        self.workspace = workspace;
+        let mut scratch = std::mem::take(&mut self.scratch);
+        let result = self.backward_from(output, grads, &mut scratch);
+        self.scratch = scratch;
         result
     }
 
@@ -170,7 +176,7 @@ impl<T: Float> Tape<T> {
         &self,
         output: NodeId,
         mut grads: Gradients<T>,
-        workspace: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
     ) -> Result<Gradients<T>, TapeError> {
         for i in (0..=output.0).rev() {
             let node = &self.nodes[i];
@@ -182,8 +188,8 @@ impl<T: Float> Tape<T> {
             let Some(g) = grads.grads[i].take() else {
                 continue;
             };
-            node.op
-                .backward(self, NodeId(i), &g, &mut grads, workspace)?;
+            node.op.backward(self, NodeId(i), &g, &mut grads, scratch)?;
+            scratch.buffers.retire(g.into_vec());
         }
         Ok(grads)
     }

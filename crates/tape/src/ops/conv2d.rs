@@ -4,6 +4,7 @@ use conv::Conv2dGeometry;
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
+use crate::scratch::Scratch;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
 /// What conv2d's backward needs: the inputs by id and the geometry.
@@ -48,15 +49,16 @@ impl<T: Float> Tape<T> {
             }
         }
         let geom = Conv2dGeometry::new(n, c, h, w, cout, k, stride, padding)?;
-        let mut out = vec![T::ZERO; geom.output_len()];
-        let mut ws = std::mem::take(&mut self.workspace);
+        // conv2d_forward overwrites the output
+        let mut out = self.scratch.buffers.output(geom.output_len());
+        let mut ws = std::mem::take(&mut self.scratch.workspace);
         {
             let xv = self.value(x).data();
             let wv = self.value(weight).data();
             let bv = bias.map(|b| self.value(b).data());
             conv::conv2d_forward(&geom, xv, wv, bv, &mut out, &mut ws);
         }
-        self.workspace = ws;
+        self.scratch.workspace = ws;
         let value = Tensor::from_vec(&[n, cout, geom.out_h, geom.out_w], out)?;
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
@@ -79,18 +81,23 @@ impl Conv2dOp {
         tape: &Tape<T>,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
-        ws: &mut Vec<T>,
+        scratch: &mut Scratch<T>,
     ) -> Result<(), TapeError> {
+        let Scratch {
+            workspace: ws,
+            buffers,
+        } = scratch;
         let geom = &self.geom;
         let x = tape.try_value("conv2d backward", self.input)?;
         let w = tape.try_value("conv2d backward", self.weight)?;
         if tape.needs_grad(self.input) {
-            let mut dx = vec![T::ZERO; geom.input_len()];
+            // the backward kernels overwrite their outputs
+            let mut dx = buffers.output(geom.input_len());
             conv::conv2d_backward_input(geom, w.data(), g.data(), &mut dx, ws);
             grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         }
         if tape.needs_grad(self.weight) {
-            let mut dw = vec![T::ZERO; geom.weight_len()];
+            let mut dw = buffers.output(geom.weight_len());
             conv::conv2d_backward_weight(geom, x.data(), g.data(), &mut dw, ws);
             grads.accumulate(self.weight, Tensor::from_vec(w.shape(), dw)?);
         }

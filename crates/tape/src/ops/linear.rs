@@ -4,6 +4,7 @@ use tensor::{gemm_par, Float, MatRef, Tensor};
 
 use crate::op::Op;
 use crate::ops::matrix_dims;
+use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
 /// Input, weight and bias ids.
@@ -52,7 +53,8 @@ impl<T: Float> Tape<T> {
                 });
             }
         }
-        let mut out = vec![T::ZERO; n * fout];
+        // par_gemm overwrites (beta = 0)
+        let mut out = self.scratch.buffers.output(n * fout);
         {
             let xv = self.value(x).data();
             let wv = self.value(weight).data();
@@ -90,6 +92,7 @@ impl LinearOp {
         tape: &Tape<T>,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
+        buffers: &mut BufferPool<T>,
     ) -> Result<(), TapeError> {
         let x = tape.try_value("linear backward", self.input)?;
         let w = tape.try_value("linear backward", self.weight)?;
@@ -98,7 +101,7 @@ impl LinearOp {
         let gv = g.data();
         if tape.needs_grad(self.input) {
             // dx (N, in) = g (N, out) x W (out, in)
-            let mut dx = vec![T::ZERO; n * fin];
+            let mut dx = buffers.output(n * fin); // overwritten: beta = 0
             par_gemm(
                 MatRef::row_major(gv, n, fout),
                 MatRef::row_major(w.data(), fout, fin),
@@ -109,7 +112,7 @@ impl LinearOp {
         if tape.needs_grad(self.weight) {
             // dW (out, in) = g^T (out, N) x x (N, in); split over rows or columns of dW, never
             // over N, so each element's sum over the batch runs inside one GEMM call, in one order.
-            let mut dw = vec![T::ZERO; fout * fin];
+            let mut dw = buffers.output(fout * fin); // overwritten: beta = 0
             par_gemm(
                 MatRef::row_major(gv, n, fout).t(),
                 MatRef::row_major(x.data(), n, fin),

@@ -4,6 +4,7 @@ use pool::Pool2dGeometry;
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
+use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
 /// The input id, geometry and the winning index of every output element.
@@ -24,7 +25,8 @@ impl<T: Float> Tape<T> {
     ) -> Result<NodeId, TapeError> {
         let [n, c, h, w] = self.try_value("max_pool2d", x)?.dims4("max_pool2d input")?;
         let geom = Pool2dGeometry::new(n, c, h, w, kernel, stride)?;
-        let mut out = vec![T::ZERO; geom.output_len()];
+        // both forward kernels write every output
+        let mut out = self.scratch.buffers.output(geom.output_len());
         let recording = self.is_recording() && self.needs_grad(x);
         let mut argmax = Vec::new();
         if recording {
@@ -52,8 +54,10 @@ impl MaxPool2dOp {
         tape: &Tape<T>,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
+        buffers: &mut BufferPool<T>,
     ) -> Result<(), TapeError> {
-        let mut dx = vec![T::ZERO; self.geom.input_len()];
+        // max_pool2d_backward zeroes each plane before scattering into it
+        let mut dx = buffers.output(self.geom.input_len());
         pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
         let shape = tape
             .try_value("max_pool2d backward", self.input)?
