@@ -172,13 +172,28 @@ pub trait GemmScalar: Sized + Copy + private::Sealed {
         c: MatMut<'_, Self>,
     );
 
-    /// `C = alpha * A * B + beta * C` into a raw `a.rows x b.cols` C with strides `(rsc, csc)`.
+    /// Whether the whole product `a * b` into a C with column stride `csc` runs on a narrow
+    /// kernel (`gemm_narrow`) rather than `matrixmultiply`. Decided once per product, so every
+    /// block of a split C is computed the same way.
+    #[doc(hidden)]
+    fn narrow(
+        alpha: Self,
+        a: &MatRef<'_, Self>,
+        b: &MatRef<'_, Self>,
+        beta: Self,
+        csc: usize,
+    ) -> bool;
+
+    /// `C = alpha * A * B + beta * C` into a raw `a.rows x b.cols` C with strides `(rsc, csc)`,
+    /// on the narrow kernel if `narrow`.
     ///
     /// # Safety
     /// Every offset `i * rsc + j * csc` (`i < a.rows`, `j < b.cols`) must lie inside one live
     /// allocation that nothing else reads or writes during the call, distinct `(i, j)` must
-    /// map to distinct offsets, and `a.cols == b.rows`.
+    /// map to distinct offsets, and `a.cols == b.rows`. `narrow` must be what
+    /// [`GemmScalar::narrow`] said for the product this block belongs to.
     #[doc(hidden)]
+    #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_raw(
         alpha: Self,
         a: MatRef<'_, Self>,
@@ -187,6 +202,7 @@ pub trait GemmScalar: Sized + Copy + private::Sealed {
         c: *mut Self,
         rsc: usize,
         csc: usize,
+        narrow: bool,
     );
 }
 
@@ -209,8 +225,67 @@ fn check_dims<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) {
     );
 }
 
+/// Narrow kernels exist only for f32.
+#[allow(clippy::too_many_arguments)]
+fn no_narrow_kernel(
+    _: usize,
+    _: usize,
+    _: usize,
+    _: f64,
+    _: (usize, usize),
+    _: (usize, usize),
+    _: f64,
+    _: usize,
+) -> bool {
+    false
+}
+
+/// Runs a narrow kernel.
+///
+/// # Safety
+/// As for `gemm_narrow::sgemm`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn narrow_f32(
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+) {
+    use crate::gemm_narrow::{sgemm, Strided};
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let av = Strided {
+        ptr: a.data.as_ptr(),
+        rs: a.row_stride,
+        cs: a.col_stride,
+    };
+    let bv = Strided {
+        ptr: b.data.as_ptr(),
+        rs: b.row_stride,
+        cs: b.col_stride,
+    };
+    // SAFETY: forwarded from the caller.
+    unsafe { sgemm(m, k, n, av, bv, beta, c, rsc, csc) }
+}
+
+/// Never called: `no_narrow_kernel` is always false.
+///
+/// # Safety
+/// None needed.
+unsafe fn no_narrow_run(
+    _: MatRef<'_, f64>,
+    _: MatRef<'_, f64>,
+    _: f64,
+    _: *mut f64,
+    _: usize,
+    _: usize,
+) {
+    unreachable!("no narrow f64 kernel")
+}
+
 macro_rules! impl_gemm_scalar {
-    ($t:ty, $kernel:path) => {
+    ($t:ty, $kernel:path, $fits:path, $narrow:path) => {
         impl GemmScalar for $t {
             fn gemm_checked(
                 alpha: Self,
@@ -223,10 +298,11 @@ macro_rules! impl_gemm_scalar {
                 if c.rows == 0 || c.cols == 0 {
                     return;
                 }
+                let narrow = Self::narrow(alpha, &a, &b, beta, c.col_stride);
                 // SAFETY: every view was checked on construction to lie inside its slice for all
                 // (row, col) pairs it describes, C's strides were checked not to alias, and
                 // `check_dims` checked that the three shapes agree. C is borrowed mutably, so
-                // nothing else touches it during the call.
+                // nothing else touches it during the call; `narrow` is this product's.
                 unsafe {
                     Self::gemm_raw(
                         alpha,
@@ -236,8 +312,28 @@ macro_rules! impl_gemm_scalar {
                         c.data.as_mut_ptr(),
                         c.row_stride,
                         c.col_stride,
+                        narrow,
                     )
                 }
+            }
+
+            fn narrow(
+                alpha: Self,
+                a: &MatRef<'_, Self>,
+                b: &MatRef<'_, Self>,
+                beta: Self,
+                csc: usize,
+            ) -> bool {
+                $fits(
+                    a.rows,
+                    a.cols,
+                    b.cols,
+                    alpha,
+                    (a.row_stride, a.col_stride),
+                    (b.row_stride, b.col_stride),
+                    beta,
+                    csc,
+                )
             }
 
             unsafe fn gemm_raw(
@@ -248,10 +344,15 @@ macro_rules! impl_gemm_scalar {
                 c: *mut Self,
                 rsc: usize,
                 csc: usize,
+                narrow: bool,
             ) {
                 assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
                 if a.rows == 0 || b.cols == 0 {
                     return;
+                }
+                if narrow {
+                    // SAFETY: the caller's guarantees, and `narrow` came from `Self::narrow`.
+                    return unsafe { $narrow(a, b, beta, c, rsc, csc) };
                 }
                 // SAFETY: A and B were checked on construction to lie inside their slices; the
                 // caller guarantees the same, and exclusivity, for C. Strides fit in isize
@@ -278,8 +379,13 @@ macro_rules! impl_gemm_scalar {
         }
     };
 }
-impl_gemm_scalar!(f32, matrixmultiply::sgemm);
-impl_gemm_scalar!(f64, matrixmultiply::dgemm);
+impl_gemm_scalar!(
+    f32,
+    matrixmultiply::sgemm,
+    crate::gemm_narrow::fits,
+    narrow_f32
+);
+impl_gemm_scalar!(f64, matrixmultiply::dgemm, no_narrow_kernel, no_narrow_run);
 
 /// `C = alpha * A * B + beta * C`. With `beta == 0`, C's old contents are ignored (even NaN).
 ///
@@ -320,17 +426,27 @@ pub fn gemm_par_rows<T: GemmScalar + Send + Sync>(
     if m <= block_rows || n == 0 {
         return gemm(alpha, a, b, beta, MatMut::row_major(c, m, n));
     }
+    assert_eq!(a.cols, b.rows, "gemm_par_rows: inner dimensions");
+    // One kernel choice for the whole product, so every block computes its elements the same way.
+    let narrow = T::narrow(alpha, &a, &b, beta, 1);
     c.par_chunks_mut(block_rows * n)
         .enumerate()
         .for_each(|(i, c_block)| {
             let rows = c_block.len() / n;
-            gemm(
-                alpha,
-                a.row_block(i * block_rows, rows),
-                b,
-                beta,
-                MatMut::row_major(c_block, rows, n),
-            );
+            // SAFETY: `c_block` is a mutably borrowed, contiguous rows x n block of C; A's row
+            // block and B were checked on construction and agree in shape (asserted above).
+            unsafe {
+                T::gemm_raw(
+                    alpha,
+                    a.row_block(i * block_rows, rows),
+                    b,
+                    beta,
+                    c_block.as_mut_ptr(),
+                    n,
+                    1,
+                    narrow,
+                )
+            }
         });
 }
 
@@ -454,6 +570,7 @@ pub fn gemm_par_split<T: GemmScalar + Send + Sync>(
         GemmSplit::Rows(block) => gemm_par_rows(alpha, a, b, beta, c, block),
         GemmSplit::Cols(block) => {
             let block = block.max(1);
+            let narrow = T::narrow(alpha, &a, &b, beta, 1);
             let shared = SharedC(c.as_mut_ptr());
             (0..n.div_ceil(block)).into_par_iter().for_each(|s| {
                 let first = s * block;
@@ -470,6 +587,7 @@ pub fn gemm_par_split<T: GemmScalar + Send + Sync>(
                         shared.get().add(first),
                         n,
                         1,
+                        narrow,
                     )
                 }
             });

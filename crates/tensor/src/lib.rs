@@ -5,7 +5,8 @@
 //! NCHW (batch, channel, height, width). Element types are `f32` (training) and `f64`
 //! (gradient checks), unified by the small [`Float`] trait.
 //!
-//! - [`gemm`]: the only `unsafe` in the workspace, a checked wrapper over `matrixmultiply`.
+//! - [`gemm`]: the only `unsafe` in the workspace, a checked wrapper over `matrixmultiply`, with
+//!   its own AVX2 kernels for products with a narrow side (`gemm_narrow`).
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
 //!   results are bitwise identical whatever the thread count.
@@ -13,6 +14,7 @@
 pub mod error;
 pub mod float;
 pub mod gemm;
+mod gemm_narrow;
 pub mod parallel;
 pub mod simd;
 mod tensor;

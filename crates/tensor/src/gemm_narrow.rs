@@ -1,0 +1,463 @@
+//! f32 GEMM kernels for products with a narrow side, which read their operands in place.
+//!
+//! The convolutions of the `deep` network multiply a weight matrix of 16-64 rows by an im2col
+//! matrix hundreds of rows deep and wide. `matrixmultiply` copies (packs) both operands into
+//! its own layout first; with so few rows in the result, packing the big operand costs about as
+//! much as the multiply. Two shapes are handled here without packing, with AVX2 and FMA (when
+//! the CPU has them; otherwise `matrixmultiply` runs):
+//!
+//! - *panel*: `C (m x n) = A (m x k) * B (k x n)`, B and C with contiguous rows, `m <= 64`
+//!   (the convolution forward `W * cols`). A tile of up to 6 rows by 16 columns of C sits in 12
+//!   registers while `p` runs over `k`: each step loads 16 values of B's row `p` and broadcasts
+//!   one value of A per row.
+//! - *dot*: `C (m x n) = A (m x k) * B (k x n)` with A's rows and B's columns contiguous,
+//!   `m <= 64` (the convolution weight gradient `dY * cols^T`). Each element of C is a dot
+//!   product of two contiguous vectors; a tile of 4 x 3 of them accumulates in 12 registers,
+//!   8 lanes wide, and each is reduced across lanes at the end in a fixed order.
+//!
+//! Every element of C is summed in an order fixed by `k` alone (whichever tile, block or thread
+//! computes it), so results are bitwise independent of how the caller splits C. Only
+//! `alpha = 1` and `beta` 0 or 1 are supported (all the engine uses).
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+/// Most rows of C the narrow kernels take; wider products are `matrixmultiply`'s.
+const MAX_ROWS: usize = 64;
+
+/// Deepest product the panel kernel takes (AlexNet's fc input gradients, k = 2048, ran at half
+/// `matrixmultiply`'s speed on it).
+const PANEL_MAX_DEPTH: usize = 1024;
+
+/// Fewest multiply-adds worth the narrow kernels' setup.
+const MIN_MACS: usize = 4096;
+
+/// True when this CPU runs the narrow kernels (checked once, then cached by `std`).
+fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// One strided operand: `at(i, j) = ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Strided {
+    pub(crate) ptr: *const f32,
+    pub(crate) rs: usize,
+    pub(crate) cs: usize,
+}
+
+/// True when a narrow kernel takes the whole `m x k x n` product: `alpha = 1`, `beta` 0 or 1,
+/// at most [`MAX_ROWS`] rows, and the strides one of the two kernels needs. Decided once per
+/// product: [`sgemm`] then runs any block of it, so a split C gets the same bits.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn fits(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: (usize, usize),
+    b: (usize, usize),
+    beta: f32,
+    csc: usize,
+) -> bool {
+    let scaling = alpha == 1.0 && (beta == 0.0 || beta == 1.0);
+    let size = m > 0 && m <= MAX_ROWS && m.saturating_mul(k).saturating_mul(n) >= MIN_MACS;
+    // The panel kernel rereads a k x 16 stripe of B for every 6 rows of C; past
+    // PANEL_MAX_DEPTH rows the stripe no longer stays in the core's cache.
+    let panel = b.1 == 1 && csc == 1 && n >= 16 && k <= PANEL_MAX_DEPTH;
+    let dot = a.1 == 1 && b.0 == 1 && k >= 64;
+    scaling && size && (panel || dot) && available()
+}
+
+/// `C = A * B + beta * C` (`beta` 0 or 1) with the panel kernel when B's and C's rows are
+/// contiguous, else the dot kernel (A's rows and B's columns contiguous). Any `m`, `n`; the
+/// result of each element depends only on its row of A, its column of B and `k`.
+///
+/// # Safety
+/// [`fits`] returned true for the product this block belongs to (same strides), so the CPU
+/// has AVX2 and FMA and one kernel's strides hold; every element of the `m x k` A, `k x n` B
+/// and `m x n` C views lies inside live allocations, C's elements are distinct, and nothing
+/// else touches C.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn sgemm(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    beta: f32,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+) {
+    let accumulate = beta != 0.0;
+    #[cfg(target_arch = "x86_64")]
+    {
+        if b.cs == 1 && csc == 1 {
+            // SAFETY: the caller's guarantees.
+            unsafe { panel(m, k, n, a, b, c, rsc, accumulate) }
+        } else {
+            // SAFETY: as above; `fits` checked the dot kernel's strides.
+            unsafe { dot(m, k, n, a, b, c, rsc, csc, accumulate) }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, k, n, a, b, c, rsc, csc, accumulate);
+        unreachable!("fits() is false off x86_64");
+    }
+}
+
+/// Lane mask with the first `count` (0..=8) of 8 lanes on.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn lane_mask(count: usize) -> __m256i {
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(count as i32), lanes)
+}
+
+/// The panel kernel over all of C; see the module docs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: *mut f32,
+    rsc: usize,
+    accumulate: bool,
+) {
+    let mut j = 0;
+    while j < n {
+        let width = (n - j).min(16);
+        let mut i = 0;
+        while i < m {
+            let rows = (m - i).min(6);
+            // SAFETY: rows i..i + rows and columns j..j + width are inside the views.
+            unsafe {
+                let a0 = a.ptr.add(i * a.rs);
+                let b0 = b.ptr.add(j);
+                let c0 = c.add(i * rsc + j);
+                match rows {
+                    6 => panel_tile::<6>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+                    5 => panel_tile::<5>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+                    4 => panel_tile::<4>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+                    3 => panel_tile::<3>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+                    2 => panel_tile::<2>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+                    _ => panel_tile::<1>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+                }
+            }
+            i += rows;
+        }
+        j += width;
+    }
+}
+
+/// One `R x width` tile of the panel kernel (`width <= 16`; masked when below 16).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn panel_tile<const R: usize>(
+    k: usize,
+    a: *const f32,
+    rsa: usize,
+    csa: usize,
+    b: *const f32,
+    rsb: usize,
+    c: *mut f32,
+    rsc: usize,
+    width: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[_mm256_setzero_ps(); 2]; R];
+    // SAFETY (whole body): the tile's rows of A, its k rows of B and its rows of C are inside
+    // the views; masked loads and stores touch only the first `width` columns.
+    unsafe {
+        if width == 16 {
+            for p in 0..k {
+                let bp = b.add(p * rsb);
+                let b0 = _mm256_loadu_ps(bp);
+                let b1 = _mm256_loadu_ps(bp.add(8));
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(r * rsa + p * csa));
+                    acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
+                    acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                let cr = c.add(r * rsc);
+                let (mut lo, mut hi) = (acc_r[0], acc_r[1]);
+                if accumulate {
+                    lo = _mm256_add_ps(_mm256_loadu_ps(cr), lo);
+                    hi = _mm256_add_ps(_mm256_loadu_ps(cr.add(8)), hi);
+                }
+                _mm256_storeu_ps(cr, lo);
+                _mm256_storeu_ps(cr.add(8), hi);
+            }
+        } else {
+            let (m0, m1) = (lane_mask(width.min(8)), lane_mask(width.saturating_sub(8)));
+            for p in 0..k {
+                let bp = b.add(p * rsb);
+                let b0 = _mm256_maskload_ps(bp, m0);
+                let b1 = _mm256_maskload_ps(bp.add(8), m1);
+                for (r, acc_r) in acc.iter_mut().enumerate() {
+                    let av = _mm256_set1_ps(*a.add(r * rsa + p * csa));
+                    acc_r[0] = _mm256_fmadd_ps(av, b0, acc_r[0]);
+                    acc_r[1] = _mm256_fmadd_ps(av, b1, acc_r[1]);
+                }
+            }
+            for (r, acc_r) in acc.iter().enumerate() {
+                let cr = c.add(r * rsc);
+                let (mut lo, mut hi) = (acc_r[0], acc_r[1]);
+                if accumulate {
+                    lo = _mm256_add_ps(_mm256_maskload_ps(cr, m0), lo);
+                    hi = _mm256_add_ps(_mm256_maskload_ps(cr.add(8), m1), hi);
+                }
+                _mm256_maskstore_ps(cr, m0, lo);
+                _mm256_maskstore_ps(cr.add(8), m1, hi);
+            }
+        }
+    }
+}
+
+/// The dot kernel over all of C; see the module docs.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn dot(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+    accumulate: bool,
+) {
+    let mut i = 0;
+    while i < m {
+        let rows = (m - i).min(4);
+        let mut j = 0;
+        while j < n {
+            let cols = (n - j).min(3);
+            // SAFETY: rows i..i + rows of A, columns j..j + cols of B and that tile of C are
+            // inside the views.
+            unsafe {
+                let a0 = a.ptr.add(i * a.rs);
+                let b0 = b.ptr.add(j * b.cs);
+                let c0 = c.add(i * rsc + j * csc);
+                match (rows, cols) {
+                    (4, 3) => dot_tile::<4, 3>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (4, 2) => dot_tile::<4, 2>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (4, _) => dot_tile::<4, 1>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (3, 3) => dot_tile::<3, 3>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (3, 2) => dot_tile::<3, 2>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (3, _) => dot_tile::<3, 1>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (2, 3) => dot_tile::<2, 3>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (2, 2) => dot_tile::<2, 2>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (2, _) => dot_tile::<2, 1>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (_, 3) => dot_tile::<1, 3>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    (_, 2) => dot_tile::<1, 2>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                    _ => dot_tile::<1, 1>(k, a0, a.rs, b0, b.cs, c0, rsc, csc, accumulate),
+                }
+            }
+            j += cols;
+        }
+        i += rows;
+    }
+}
+
+/// One `R x S` tile of the dot kernel: `C[r][s] (+)= sum_p A[r][p] * B[p][s]`, A's rows and
+/// B's columns contiguous in `p`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+#[inline]
+unsafe fn dot_tile<const R: usize, const S: usize>(
+    k: usize,
+    a: *const f32,
+    rsa: usize,
+    b: *const f32,
+    csb: usize,
+    c: *mut f32,
+    rsc: usize,
+    csc: usize,
+    accumulate: bool,
+) {
+    let mut acc = [[_mm256_setzero_ps(); S]; R];
+    let full = k / 8 * 8;
+    // SAFETY (whole body): rows of A and columns of B are `k` long and inside the views; the
+    // tail's masked loads read only indices below `k`.
+    unsafe {
+        let mut p = 0;
+        while p < full {
+            let mut bv = [_mm256_setzero_ps(); S];
+            for (s, v) in bv.iter_mut().enumerate() {
+                *v = _mm256_loadu_ps(b.add(s * csb + p));
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_loadu_ps(a.add(r * rsa + p));
+                for s in 0..S {
+                    acc_r[s] = _mm256_fmadd_ps(av, bv[s], acc_r[s]);
+                }
+            }
+            p += 8;
+        }
+        if full < k {
+            let mask = lane_mask(k - full);
+            let mut bv = [_mm256_setzero_ps(); S];
+            for (s, v) in bv.iter_mut().enumerate() {
+                *v = _mm256_maskload_ps(b.add(s * csb + full), mask);
+            }
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm256_maskload_ps(a.add(r * rsa + full), mask);
+                for s in 0..S {
+                    acc_r[s] = _mm256_fmadd_ps(av, bv[s], acc_r[s]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            for (s, &v) in acc_r.iter().enumerate() {
+                let sum = horizontal_sum(v);
+                let cp = c.add(r * rsc + s * csc);
+                *cp = if accumulate { *cp + sum } else { sum };
+            }
+        }
+    }
+}
+
+/// The sum of 8 lanes in a fixed order: halves, then pairs, then the last two.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[inline]
+fn horizontal_sum(v: __m256) -> f32 {
+    let quad = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    let pair = _mm_add_ps(quad, _mm_movehl_ps(quad, quad));
+    let one = _mm_add_ss(pair, _mm_shuffle_ps(pair, pair, 1));
+    _mm_cvtss_f32(one)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(len: usize, seed: u64) -> Vec<f32> {
+        (0..len)
+            .map(|i| (((i as u64 * 2654435761 + seed * 97) % 1000) as f32) / 500.0 - 1.0)
+            .collect()
+    }
+
+    /// Runs the narrow kernel on (m, k, n) with A row-major and B either row-major (panel) or
+    /// column-major (dot), against a direct f64 sum; returns whether the kernel ran.
+    fn check(m: usize, k: usize, n: usize, b_col_major: bool, beta: f32) -> bool {
+        let a = values(m * k, 1);
+        let b = values(k * n, 2);
+        let c0 = values(m * n, 3);
+        let (rsb, csb) = if b_col_major { (1, k) } else { (n, 1) };
+        let mut c = c0.clone();
+        let av = Strided {
+            ptr: a.as_ptr(),
+            rs: k,
+            cs: 1,
+        };
+        let bv = Strided {
+            ptr: b.as_ptr(),
+            rs: rsb,
+            cs: csb,
+        };
+        if !fits(m, k, n, 1.0, (k, 1), (rsb, csb), beta, 1) {
+            return false;
+        }
+        // SAFETY: fits() held and the views are exactly the three vectors.
+        unsafe { sgemm(m, k, n, av, bv, beta, c.as_mut_ptr(), n, 1) };
+        for i in 0..m {
+            for j in 0..n {
+                let (mut want, mut scale) = (beta as f64 * c0[i * n + j] as f64, 1.0f64);
+                for p in 0..k {
+                    let term = a[i * k + p] as f64 * b[p * rsb + j * csb] as f64;
+                    want += term;
+                    scale += term.abs();
+                }
+                let got = c[i * n + j] as f64;
+                assert!(
+                    (got - want).abs() <= 1e-6 * scale,
+                    "{m}x{k}x{n} col-major B {b_col_major} beta {beta} at ({i},{j}): {got} vs {want}"
+                );
+            }
+        }
+        true
+    }
+
+    #[test]
+    fn narrow_kernels_match_a_direct_sum_on_every_tile_shape() {
+        if !available() {
+            eprintln!("no AVX2/FMA: the narrow kernels never run on this CPU");
+            return;
+        }
+        // rows 1..6 and beyond, column tails 0..15, k tails for the dot kernel
+        let panel = [
+            (16, 144, 252),
+            (6, 48, 16),
+            (7, 64, 17),
+            (64, 300, 33),
+            (1, 70, 100),
+            (5, 40, 31),
+        ];
+        let dot = [
+            (16, 252, 144),
+            (4, 400, 3),
+            (7, 130, 5),
+            (64, 300, 10),
+            (1, 4100, 1),
+            (3, 257, 7),
+        ];
+        for beta in [0.0, 1.0] {
+            for &(m, k, n) in &panel {
+                assert!(check(m, k, n, false, beta), "panel {m}x{k}x{n} did not run");
+            }
+            for &(m, k, n) in &dot {
+                assert!(check(m, k, n, true, beta), "dot {m}x{k}x{n} did not run");
+            }
+        }
+    }
+
+    #[test]
+    fn other_shapes_and_scalings_are_left_to_matrixmultiply() {
+        if !available() {
+            return;
+        }
+        assert!(
+            fits(16, 8, 64, 1.0, (8, 1), (64, 1), 0.0, 1),
+            "a conv forward block"
+        );
+        assert!(
+            !fits(65, 8, 64, 1.0, (8, 1), (64, 1), 0.0, 1),
+            "too many rows"
+        );
+        assert!(!fits(16, 8, 64, 2.0, (8, 1), (64, 1), 0.0, 1), "alpha != 1");
+        assert!(
+            !fits(16, 8, 64, 1.0, (8, 1), (64, 1), 0.5, 1),
+            "beta not 0 or 1"
+        );
+        assert!(
+            !fits(16, 8, 64, 1.0, (8, 1), (1, 8), 0.0, 1),
+            "B column-major with k < 64"
+        );
+        assert!(!fits(2, 2, 2, 1.0, (2, 1), (2, 1), 0.0, 1), "too small");
+        assert!(
+            !fits(16, 2048, 64, 1.0, (2048, 1), (64, 1), 0.0, 1),
+            "too deep for a panel"
+        );
+    }
+}
