@@ -86,6 +86,20 @@ impl ColBlocks {
         b * self.full_width() * rows + r * width + (t - out_rows.start) * self.out_w
     }
 
+    /// Calls `fill(r, out_rows, segment)` on this thread for every matrix row `r` of block `b`,
+    /// stored in `block` (the block's own `(rows, width)` matrix); see
+    /// [`ColBlocks::par_for_each_segment`].
+    pub(crate) fn for_each_segment_of_block<T, F>(&self, b: usize, block: &mut [T], fill: F)
+    where
+        F: Fn(usize, Range<usize>, &mut [T]),
+    {
+        let out_rows = self.out_rows_of(b);
+        let width = out_rows.len() * self.out_w;
+        for (r, segment) in block.chunks_exact_mut(width).enumerate() {
+            fill(r, out_rows.clone(), segment);
+        }
+    }
+
     /// Calls `fill(r, out_rows, segment)` in parallel for every block and matrix row `r` of a
     /// `rows`-row matrix stored in `buf`. `segment` is row `r`'s contiguous stretch inside the
     /// block: `OW` entries for each output row in `out_rows`, in order.

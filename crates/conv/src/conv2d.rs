@@ -25,7 +25,7 @@ use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
 use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
-use crate::im2col::{col2im_blocked, im2col_blocked};
+use crate::im2col::{col2im_blocked, im2col_block};
 use crate::tapwise;
 use crate::Conv2dGeometry;
 
@@ -111,14 +111,15 @@ pub fn conv2d_forward<T: Float>(
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
     let workspace = scratch(workspace, (rows + cout) * ncols);
     let (cols, y2) = workspace.split_at_mut(rows * ncols);
-    // cols: (C*K*K, N*OH*OW), column-blocked
-    im2col_blocked(g, input, cols, blocks);
-    // y2: (Cout, N*OH*OW), column-blocked; block by block, y2_b = W * cols_b
+    // cols: (C*K*K, N*OH*OW) and y2: (Cout, N*OH*OW), column-blocked. Block by block, in one
+    // task each: fill cols_b, then y2_b = W * cols_b while cols_b is still in cache.
     let w = MatRef::row_major(weight, cout, rows);
     let width = blocks.full_width();
     y2.par_chunks_mut(width * cout)
-        .zip(cols.par_chunks(width * rows))
-        .for_each(|(y2_b, cols_b)| {
+        .zip(cols.par_chunks_mut(width * rows))
+        .enumerate()
+        .for_each(|(b, (y2_b, cols_b))| {
+            im2col_block(g, input, cols_b, blocks, b);
             let bw = cols_b.len() / rows;
             let cols_b = MatRef::row_major(cols_b, rows, bw);
             gemm_par(T::ONE, w, cols_b, T::ZERO, y2_b);
@@ -173,15 +174,16 @@ pub fn conv2d_backward_input<T: Float>(
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
     let workspace = scratch(workspace, (cout + rows) * ncols);
     let (dy2, dcols) = workspace.split_at_mut(cout * ncols);
-    // dy2: (Cout, N*OH*OW), column-blocked
-    gather_output_columns(g, blocks, grad_output, dy2);
-    // dcols: (C*K*K, N*OH*OW), column-blocked; dcols_b = W^T * dy2_b
+    // dy2: (Cout, N*OH*OW) and dcols: (C*K*K, N*OH*OW), column-blocked. Block by block, in
+    // one task each: gather dy2_b, then dcols_b = W^T * dy2_b while dy2_b is in cache.
     let wt = MatRef::row_major(weight, cout, rows).t();
     let width = blocks.full_width();
     dcols
         .par_chunks_mut(width * rows)
-        .zip(dy2.par_chunks(width * cout))
-        .for_each(|(dcols_b, dy2_b)| {
+        .zip(dy2.par_chunks_mut(width * cout))
+        .enumerate()
+        .for_each(|(b, (dcols_b, dy2_b))| {
+            gather_block(g, grad_output, dy2_b, blocks, b);
             let bw = dy2_b.len() / cout;
             let dy2_b = MatRef::row_major(dy2_b, cout, bw);
             gemm_par(T::ONE, wt, dy2_b, T::ZERO, dcols_b);
@@ -236,18 +238,21 @@ pub fn conv2d_backward_weight<T: Float>(
     let workspace = scratch(workspace, (rows + cout) * ncols + partials_len);
     let (cols, rest) = workspace.split_at_mut(rows * ncols);
     let (dy2, partials) = rest.split_at_mut(cout * ncols);
-    // cols: (C*K*K, N*OH*OW) and dy2: (Cout, N*OH*OW), both column-blocked
-    im2col_blocked(g, input, cols, blocks);
-    gather_output_columns(g, blocks, grad_output, dy2);
-
+    // cols: (C*K*K, N*OH*OW) and dy2: (Cout, N*OH*OW), both column-blocked; each group's
+    // blocks are filled by the task that multiplies them, right before it does.
     let width = blocks.full_width();
-    // Sums dy2_b * cols_b^T over the blocks of group `group` into `acc` (Cout, C*K*K).
-    let group_sum = |group: usize, acc: &mut [T]| {
+    // Sums dy2_b * cols_b^T over the blocks of group `group` into `acc` (Cout, C*K*K);
+    // `cols_g` and `dy2_g` are the group's stretches of the two matrices.
+    let group_sum = |group: usize, cols_g: &mut [T], dy2_g: &mut [T], acc: &mut [T]| {
         let first = group * per_group;
+        let (mut cols_g, mut dy2_g) = (cols_g, dy2_g);
         for b in first..blocks.count().min(first + per_group) {
             let bw = width.min(ncols - b * width); // only the last block is narrower
-            let cols_b = &cols[b * width * rows..][..rows * bw];
-            let dy2_b = &dy2[b * width * cout..][..cout * bw];
+            let (cols_b, cols_rest) = cols_g.split_at_mut(rows * bw);
+            let (dy2_b, dy2_rest) = dy2_g.split_at_mut(cout * bw);
+            (cols_g, dy2_g) = (cols_rest, dy2_rest);
+            im2col_block(g, input, cols_b, blocks, b);
+            gather_block(g, grad_output, dy2_b, blocks, b);
             let beta = if b == first { T::ZERO } else { T::ONE };
             let dy2_b = MatRef::row_major(dy2_b, cout, bw);
             let cols_bt = MatRef::row_major(cols_b, rows, bw).t();
@@ -255,14 +260,16 @@ pub fn conv2d_backward_weight<T: Float>(
         }
     };
     if groups == 1 {
-        group_sum(0, grad_weight);
+        group_sum(0, cols, dy2, grad_weight);
         return;
     }
     // partials: (groups, Cout, C*K*K)
-    partials
-        .par_chunks_mut(wlen)
+    let group_cols = per_group * width;
+    cols.par_chunks_mut(group_cols * rows)
+        .zip(dy2.par_chunks_mut(group_cols * cout))
+        .zip(partials.par_chunks_mut(wlen))
         .enumerate()
-        .for_each(|(group, acc)| group_sum(group, acc));
+        .for_each(|(group, ((cols_g, dy2_g), acc))| group_sum(group, cols_g, dy2_g, acc));
     let mut parts = partials.chunks_exact(wlen);
     grad_weight.copy_from_slice(parts.next().expect("at least two partials"));
     for part in parts {
@@ -296,16 +303,18 @@ pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], gra
         });
 }
 
-/// Copies NCHW `grad_output` into the column-blocked `(Cout, N*OH*OW)` matrix `dy2`: the
-/// inverse of the forward's final permute.
-fn gather_output_columns<T: Float>(
+/// Copies block `b` of the column-blocked `(Cout, N*OH*OW)` matrix of NCHW `grad_output` into
+/// `block` (that block's `(Cout, width)` matrix), on this thread: the inverse of the forward's
+/// final permute, one block at a time.
+fn gather_block<T: Float>(
     g: &Conv2dGeometry,
-    blocks: ColBlocks,
     grad_output: &[T],
-    dy2: &mut [T],
+    block: &mut [T],
+    blocks: ColBlocks,
+    b: usize,
 ) {
     let (cout, ow) = (g.out_channels, g.out_w);
-    blocks.par_for_each_segment(dy2, cout, |o, out_rows, segment| {
+    blocks.for_each_segment_of_block(b, block, |o, out_rows, segment| {
         for (t, run) in out_rows.zip(segment.chunks_exact_mut(ow)) {
             let (n, oy) = (t / g.out_h, t % g.out_h);
             run.copy_from_slice(&grad_output[((n * cout + o) * g.out_h + oy) * ow..][..ow]);

@@ -43,10 +43,31 @@ pub(crate) fn im2col_blocked<T: Float>(
     cols: &mut [T],
     blocks: ColBlocks,
 ) {
+    // cols: (C*K*K, N*OH*OW) in column blocks; each piece is one tap's run over whole output rows.
+    blocks.par_for_each_segment(cols, g.col_rows(), im2col_segment(g, input));
+}
+
+/// Block `b` of [`im2col_blocked`]'s matrix into `block` (that block's `(C*K*K, width)`
+/// matrix), on this thread: the convolution forward fills each block right before multiplying
+/// it, while it is still in cache.
+pub(crate) fn im2col_block<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    block: &mut [T],
+    blocks: ColBlocks,
+    b: usize,
+) {
+    blocks.for_each_segment_of_block(b, block, im2col_segment(g, input));
+}
+
+/// The im2col fill of one segment: matrix row `r` (tap) over output rows `out_rows`.
+fn im2col_segment<'a, T: Float>(
+    g: &'a Conv2dGeometry,
+    input: &'a [T],
+) -> impl Fn(usize, std::ops::Range<usize>, &mut [T]) + Sync + 'a {
     let (k, s, p) = (g.kernel, g.stride, g.padding);
     let (h, w, ow) = (g.in_h, g.in_w, g.out_w);
-    // cols: (C*K*K, N*OH*OW) in column blocks; each piece is one tap's run over whole output rows.
-    blocks.par_for_each_segment(cols, g.col_rows(), |r, out_rows, segment| {
+    move |r, out_rows, segment: &mut [T]| {
         let (c, ky, kx) = (r / (k * k), (r / k) % k, r % k);
         let oy_valid = valid_outputs(g.out_h, h, ky, s, p);
         let ox_valid = valid_outputs(ow, w, kx, s, p);
@@ -75,7 +96,7 @@ pub(crate) fn im2col_blocked<T: Float>(
                 }
             }
         }
-    });
+    }
 }
 
 /// [`col2im`] from a column-blocked matrix; lengths are the caller's to check.
