@@ -34,13 +34,14 @@ impl<T> Default for BufferPool<T> {
 
 impl<T: Float> BufferPool<T> {
     /// A buffer of exactly `len` elements whose contents are unspecified: the smallest pooled
-    /// buffer at least that long (truncated), else a new one.
+    /// buffer at least that long but at most twice as long (truncated), else a new one. The
+    /// bound keeps a small request from taking a large buffer that a large one will need.
     pub(crate) fn output(&mut self, len: usize) -> Vec<T> {
         let best = self
             .free
             .iter()
             .enumerate()
-            .filter(|(_, b)| b.len() >= len)
+            .filter(|(_, b)| b.len() >= len && b.len() / 2 <= len)
             .min_by_key(|(_, b)| b.len())
             .map(|(i, _)| i);
         let mut buffer = match best {
@@ -57,9 +58,12 @@ impl<T: Float> BufferPool<T> {
         buffer
     }
 
-    /// Keeps `buffer` for a later [`BufferPool::output`].
-    pub(crate) fn retire(&mut self, buffer: Vec<T>) {
-        if !buffer.is_empty() && self.free.len() < MAX_POOLED {
+    /// Keeps `buffer` for a later [`BufferPool::output`], at its full capacity: a buffer
+    /// handed out for a shorter output than it held would otherwise shrink for good, and the
+    /// next step's longer request would allocate (and fault in) a new one.
+    pub(crate) fn retire(&mut self, mut buffer: Vec<T>) {
+        if buffer.capacity() > 0 && self.free.len() < MAX_POOLED {
+            buffer.resize(buffer.capacity(), T::ZERO);
             self.free.push(buffer);
         }
     }
@@ -75,18 +79,23 @@ mod tests {
         pool.retire(vec![1.0; 10]);
         pool.retire(vec![2.0; 4]);
         pool.retire(vec![3.0; 6]);
+        pool.retire(vec![4.0; 100]);
         let b = pool.output(5);
         assert_eq!(b.len(), 5);
         assert_eq!(b.capacity(), 6, "the 6-long buffer is the best fit");
-        let c = pool.output(20); // nothing fits: a new buffer
-        assert_eq!(c.len(), 20);
-        assert_eq!(pool.free.len(), 2);
+        let c = pool.output(20); // the 100-long one is too big to spend on it: a new buffer
+        assert_eq!((c.len(), c.capacity()), (20, 20));
+        assert_eq!(pool.free.len(), 3);
         if cfg!(debug_assertions) {
             assert!(
                 b.iter().all(|v| v.is_nan()),
                 "debug builds poison reused buffers"
             );
         }
+        // a truncated buffer comes back at its full length, so it still fits a 6-long request
+        pool.retire(b);
+        let d = pool.output(6);
+        assert_eq!((d.len(), d.capacity()), (6, 6));
     }
 
     #[test]

@@ -97,7 +97,8 @@ impl Conv2dOp {
             grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         }
         if tape.needs_grad(self.weight) {
-            let mut dw = buffers.output(geom.weight_len());
+            // a parameter's gradient leaves the tape: not from the pool
+            let mut dw = vec![T::ZERO; geom.weight_len()];
             conv::conv2d_backward_weight(geom, x.data(), g.data(), &mut dw, ws);
             grads.accumulate(self.weight, Tensor::from_vec(w.shape(), dw)?);
         }
