@@ -86,6 +86,17 @@ impl ColBlocks {
         b * self.full_width() * rows + r * width + (t - out_rows.start) * self.out_w
     }
 
+    /// Where output row `t`'s runs live in a matrix of `rows` rows: matrix row `r`'s run starts
+    /// at `first + r * row_step`. [`ColBlocks::run`] without its division, for loops that visit
+    /// one output row's runs for many `r`.
+    pub(crate) fn runs_of(&self, rows: usize, t: usize) -> (usize, usize) {
+        let b = t / self.rows_per_block;
+        let out_rows = self.out_rows_of(b);
+        let width = out_rows.len() * self.out_w;
+        let first = b * self.full_width() * rows + (t - out_rows.start) * self.out_w;
+        (first, width)
+    }
+
     /// Calls `fill(r, out_rows, segment)` on this thread for every matrix row `r` of block `b`,
     /// stored in `block` (the block's own `(rows, width)` matrix); see
     /// [`ColBlocks::par_for_each_segment`].
@@ -197,6 +208,16 @@ mod tests {
                 }
             }
             assert!(seen.iter().all(|&s| s == 1), "{blocks:?}: {seen:?}");
+            for r in 0..rows {
+                for t in 0..g.batch * g.out_h {
+                    let (first, step) = blocks.runs_of(rows, t);
+                    assert_eq!(
+                        first + r * step,
+                        blocks.run(rows, r, t),
+                        "{blocks:?} r {r} t {t}"
+                    );
+                }
+            }
             // par_for_each_segment hands out the same runs: record (r, t) at each position.
             let mut tags = vec![(usize::MAX, usize::MAX); seen.len()];
             blocks.par_for_each_segment(&mut tags, rows, |r, out_rows, seg| {

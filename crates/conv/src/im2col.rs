@@ -119,6 +119,10 @@ pub(crate) fn col2im_blocked<T: Float>(
         .for_each(|(plane_index, plane)| {
             let (n, c) = (plane_index / g.in_channels, plane_index % g.in_channels);
             plane.fill(T::ZERO);
+            // (first, step) of each output row of image n, looked up once per plane
+            let runs: Vec<(usize, usize)> = (0..g.out_h)
+                .map(|oy| blocks.runs_of(rows, n * g.out_h + oy))
+                .collect();
             for ky in 0..k {
                 for kx in 0..k {
                     let r = (c * k + ky) * k + kx;
@@ -129,7 +133,8 @@ pub(crate) fn col2im_blocked<T: Float>(
                     let ix0 = ox_valid.start * s + kx - p;
                     for oy in valid_outputs(g.out_h, g.in_h, ky, s, p) {
                         let iy = oy * s + ky - p;
-                        let run = &cols[blocks.run(rows, r, n * g.out_h + oy)..][..ow];
+                        let (first, step) = runs[oy];
+                        let run = &cols[first + r * step..][..ow];
                         let dst = &mut plane[iy * w..][..w];
                         if s == 1 {
                             // Runs are short (28 floats at most for Fashion-MNIST): an inline

@@ -1,6 +1,8 @@
 //! `Scratch`: memory a tape keeps between steps so the steady state neither allocates nor
 //! zeroes: the kernels' workspace, and a pool of retired value buffers for op outputs.
 
+use std::collections::VecDeque;
+
 use tensor::Float;
 
 /// Most buffers the pool holds; a training step of the study's networks retires a few dozen.
@@ -23,12 +25,15 @@ pub(crate) struct Scratch<T> {
 /// therefore fill every handed-out buffer with NaN, so any op that reads before writing turns
 /// the tests' results into NaN.
 pub(crate) struct BufferPool<T> {
-    free: Vec<Vec<T>>,
+    /// Oldest retired first.
+    free: VecDeque<Vec<T>>,
 }
 
 impl<T> Default for BufferPool<T> {
     fn default() -> Self {
-        Self { free: Vec::new() }
+        Self {
+            free: VecDeque::new(),
+        }
     }
 }
 
@@ -46,7 +51,7 @@ impl<T: Float> BufferPool<T> {
             .map(|(i, _)| i);
         let mut buffer = match best {
             Some(i) => {
-                let mut b = self.free.swap_remove(i);
+                let mut b = self.free.remove(i).expect("index from the scan");
                 b.truncate(len);
                 b
             }
@@ -61,10 +66,18 @@ impl<T: Float> BufferPool<T> {
     /// Keeps `buffer` for a later [`BufferPool::output`], at its full capacity: a buffer
     /// handed out for a shorter output than it held would otherwise shrink for good, and the
     /// next step's longer request would allocate (and fault in) a new one.
+    ///
+    /// Past [`MAX_POOLED`] buffers the oldest is dropped. Buffers that fit the requests come
+    /// back every step and stay young; those no request fits (outputs of ops that allocate
+    /// their own, inputs the caller put on the tape) age out instead of filling the pool.
     pub(crate) fn retire(&mut self, mut buffer: Vec<T>) {
-        if buffer.capacity() > 0 && self.free.len() < MAX_POOLED {
-            buffer.resize(buffer.capacity(), T::ZERO);
-            self.free.push(buffer);
+        if buffer.capacity() == 0 {
+            return;
+        }
+        buffer.resize(buffer.capacity(), T::ZERO);
+        self.free.push_back(buffer);
+        if self.free.len() > MAX_POOLED {
+            self.free.pop_front();
         }
     }
 }
@@ -101,10 +114,15 @@ mod tests {
     #[test]
     fn the_pool_is_bounded() {
         let mut pool = BufferPool::<f64>::default();
-        for _ in 0..MAX_POOLED + 10 {
+        pool.retire(vec![0.0; 7]); // the oldest
+        for _ in 0..MAX_POOLED {
             pool.retire(vec![0.0; 3]);
         }
         pool.retire(Vec::new());
         assert_eq!(pool.free.len(), MAX_POOLED);
+        assert!(
+            pool.free.iter().all(|b| b.len() == 3),
+            "the oldest was dropped"
+        );
     }
 }

@@ -99,6 +99,21 @@ impl<T: Float> Tape<T> {
         NodeId(self.nodes.len() - 1)
     }
 
+    /// A copy of `value` as a leaf ([`Tape::variable`] if `trainable`, else
+    /// [`Tape::constant`]), made in a buffer from the tape's pool: binding a model's
+    /// parameters to a reused tape then allocates nothing, and the copies go back to the pool
+    /// when the tape is cleared.
+    pub fn leaf_copy(&mut self, value: &Tensor<T>, trainable: bool) -> NodeId {
+        let mut data = self.scratch.buffers.output(value.numel());
+        data.copy_from_slice(value.data());
+        let copy = Tensor::from_vec(value.shape(), data).expect("same length as the original");
+        if trainable {
+            self.variable(copy)
+        } else {
+            self.constant(copy)
+        }
+    }
+
     /// The value of a node. Panics if `id` is not from this tape or was released: both are
     /// programming errors, not input errors.
     pub fn value(&self, id: NodeId) -> &Tensor<T> {

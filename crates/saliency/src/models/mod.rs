@@ -165,13 +165,7 @@ impl<T: Float> Model<T> {
     pub fn bind(&self, tape: &mut Tape<T>, trainable: bool) -> Vec<NodeId> {
         self.params
             .iter()
-            .map(|p| {
-                if trainable {
-                    tape.variable(p.clone())
-                } else {
-                    tape.constant(p.clone())
-                }
-            })
+            .map(|p| tape.leaf_copy(p, trainable))
             .collect()
     }
 
