@@ -25,7 +25,7 @@ use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
 use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
-use crate::im2col::{col2im_blocked, im2col_block};
+use crate::im2col::{col2im_images, im2col_block};
 use crate::tapwise;
 use crate::Conv2dGeometry;
 
@@ -171,24 +171,29 @@ pub fn conv2d_backward_input<T: Float>(
     }
 
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
-    let blocks = ColBlocks::tiled(g, BLOCK_COLS);
+    // Blocks of whole images (about BLOCK_COLS columns, at least one image), so each block's
+    // columns fold back onto its own images' planes and nothing else.
+    let images_per_block = (BLOCK_COLS / (g.out_h * g.out_w)).max(1);
+    let blocks = ColBlocks::tiled(g, images_per_block * g.out_h * g.out_w);
     let workspace = scratch(workspace, (cout + rows) * ncols);
     let (dy2, dcols) = workspace.split_at_mut(cout * ncols);
     // dy2: (Cout, N*OH*OW) and dcols: (C*K*K, N*OH*OW), column-blocked. Block by block, in
-    // one task each: gather dy2_b, then dcols_b = W^T * dy2_b while dy2_b is in cache.
+    // one task each: gather dy2_b, dcols_b = W^T * dy2_b, and fold dcols_b onto the block's
+    // images (col2im), each step reading what the last one left in cache.
     let wt = MatRef::row_major(weight, cout, rows).t();
     let width = blocks.full_width();
-    dcols
-        .par_chunks_mut(width * rows)
+    grad_input
+        .par_chunks_mut(images_per_block * g.in_channels * g.in_plane())
+        .zip(dcols.par_chunks_mut(width * rows))
         .zip(dy2.par_chunks_mut(width * cout))
         .enumerate()
-        .for_each(|(b, (dcols_b, dy2_b))| {
+        .for_each(|(b, ((dx_b, dcols_b), dy2_b))| {
             gather_block(g, grad_output, dy2_b, blocks, b);
             let bw = dy2_b.len() / cout;
-            let dy2_b = MatRef::row_major(dy2_b, cout, bw);
-            gemm_par(T::ONE, wt, dy2_b, T::ZERO, dcols_b);
+            let dy2_m = MatRef::row_major(dy2_b, cout, bw);
+            gemm_par(T::ONE, wt, dy2_m, T::ZERO, dcols_b);
+            col2im_images(g, dcols_b, bw, dx_b);
         });
-    col2im_blocked(g, dcols, blocks, grad_input);
 }
 
 /// `grad_weight = dL/dW` (`[Cout, C, K, K]`) given the forward `input` and `grad_output`.

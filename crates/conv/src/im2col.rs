@@ -109,8 +109,7 @@ pub(crate) fn col2im_blocked<T: Float>(
     blocks: ColBlocks,
     input_grad: &mut [T],
 ) {
-    let (k, s, p) = (g.kernel, g.stride, g.padding);
-    let (w, ow, rows) = (g.in_w, g.out_w, g.col_rows());
+    let (k, rows) = (g.kernel, g.col_rows());
     // input_grad: (N, C, H, W), one (H, W) plane per task.
     input_grad
         .par_chunks_mut(g.in_plane())
@@ -118,42 +117,74 @@ pub(crate) fn col2im_blocked<T: Float>(
         .with_min_len(min_items(g.in_plane() * k * k))
         .for_each(|(plane_index, plane)| {
             let (n, c) = (plane_index / g.in_channels, plane_index % g.in_channels);
-            plane.fill(T::ZERO);
             // (first, step) of each output row of image n, looked up once per plane
             let runs: Vec<(usize, usize)> = (0..g.out_h)
                 .map(|oy| blocks.runs_of(rows, n * g.out_h + oy))
                 .collect();
-            for ky in 0..k {
-                for kx in 0..k {
-                    let r = (c * k + ky) * k + kx;
-                    let ox_valid = valid_outputs(ow, w, kx, s, p);
-                    if ox_valid.is_empty() {
-                        continue;
+            fold_plane(g, c, plane, |r, oy| {
+                let (first, step) = runs[oy];
+                &cols[first + r * step..][..g.out_w]
+            });
+        });
+}
+
+/// [`col2im`] of the images a column block holds, on this thread: `block` is that block's own
+/// `(C*K*K, width)` matrix for whole images `first_image..`, and `input_grad` their NCHW
+/// planes. The input gradient folds each block right after its GEMM, while it is in cache.
+pub(crate) fn col2im_images<T: Float>(
+    g: &Conv2dGeometry,
+    block: &[T],
+    width: usize,
+    input_grad: &mut [T],
+) {
+    let per_image = g.out_h * g.out_w;
+    for (plane_index, plane) in input_grad.chunks_exact_mut(g.in_plane()).enumerate() {
+        let (n, c) = (plane_index / g.in_channels, plane_index % g.in_channels);
+        fold_plane(g, c, plane, |r, oy| {
+            &block[r * width + n * per_image + oy * g.out_w..][..g.out_w]
+        });
+    }
+}
+
+/// Overwrites one input-channel `c` plane with the sum of its column entries: `run(r, oy)` is
+/// matrix row `r`'s `OW`-long run at output row `oy` of the plane's image. Taps in (ky, kx)
+/// order, output rows in order, so every layout sums in the same order.
+fn fold_plane<'a, T: Float + 'a>(
+    g: &Conv2dGeometry,
+    c: usize,
+    plane: &mut [T],
+    run: impl Fn(usize, usize) -> &'a [T],
+) {
+    let (k, s, p) = (g.kernel, g.stride, g.padding);
+    let (w, ow) = (g.in_w, g.out_w);
+    plane.fill(T::ZERO);
+    for ky in 0..k {
+        for kx in 0..k {
+            let r = (c * k + ky) * k + kx;
+            let ox_valid = valid_outputs(ow, w, kx, s, p);
+            if ox_valid.is_empty() {
+                continue;
+            }
+            let ix0 = ox_valid.start * s + kx - p;
+            for oy in valid_outputs(g.out_h, g.in_h, ky, s, p) {
+                let iy = oy * s + ky - p;
+                let run = run(r, oy);
+                let dst = &mut plane[iy * w..][..w];
+                if s == 1 {
+                    // Runs are short (28 floats at most for Fashion-MNIST): an inline
+                    // loop the compiler vectorizes beats a call into the SIMD kernel.
+                    let dst = &mut dst[ix0..ix0 + ox_valid.len()];
+                    for (d, &v) in dst.iter_mut().zip(&run[ox_valid.clone()]) {
+                        *d += v;
                     }
-                    let ix0 = ox_valid.start * s + kx - p;
-                    for oy in valid_outputs(g.out_h, g.in_h, ky, s, p) {
-                        let iy = oy * s + ky - p;
-                        let (first, step) = runs[oy];
-                        let run = &cols[first + r * step..][..ow];
-                        let dst = &mut plane[iy * w..][..w];
-                        if s == 1 {
-                            // Runs are short (28 floats at most for Fashion-MNIST): an inline
-                            // loop the compiler vectorizes beats a call into the SIMD kernel.
-                            let dst = &mut dst[ix0..ix0 + ox_valid.len()];
-                            for (d, &v) in dst.iter_mut().zip(&run[ox_valid.clone()]) {
-                                *d += v;
-                            }
-                        } else {
-                            for (d, &v) in
-                                dst[ix0..].iter_mut().step_by(s).zip(&run[ox_valid.clone()])
-                            {
-                                *d += v;
-                            }
-                        }
+                } else {
+                    for (d, &v) in dst[ix0..].iter_mut().step_by(s).zip(&run[ox_valid.clone()]) {
+                        *d += v;
                     }
                 }
             }
-        });
+        }
+    }
 }
 
 #[cfg(test)]
