@@ -8,10 +8,9 @@
 //!
 //! `Y_p (Cout x N) = sum over valid t of W_t (Cout x C) * X_q (C x N)`
 //!
-//! where `W_t = W[:, :, ky, kx]` is a strided view of the weight (no copy) and the activations
-//! are held pixel-major, `X` as `(Q, C, N)` and `Y` as `(P, Cout, N)`, so every `X_q` and `Y_p` is
-//! a contiguous matrix with the batch along its columns. Only the permutes to and from NCHW
-//! copy data. The backward passes are the same sums transposed:
+//! where `W_t = W[:, :, ky, kx]`, and every operand is a contiguous matrix: the weight is copied
+//! tap-major, `(K*K, Cout, C)`, and the activations are held pixel-major, `X` as `(Q, C, N)` and
+//! `Y` as `(P, Cout, N)`, with the batch along the columns. Only these permutes copy data. The backward passes are the same sums transposed:
 //!
 //! - `dX_q = sum over (t, p) with q = p + t - padding of W_t^T * dY_p`;
 //! - `dW_t = sum over valid p of dY_p * X_q^T`, the batch reduced inside each GEMM.
@@ -61,15 +60,29 @@ fn source(g: &Conv2dGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Opt
     Some(iy * g.in_w + ix)
 }
 
-/// `W_t = W[:, :, ky, kx]` as a `(Cout, C)` view.
-fn tap_weights<'a, T>(g: &Conv2dGeometry, weight: &'a [T], tap: usize) -> MatRef<'a, T> {
-    let kk = g.kernel * g.kernel;
-    MatRef::new(
-        &weight[tap..],
+/// The weight tap-major, `(K*K, Cout, C)`: every `W_t` becomes a contiguous matrix, so each
+/// GEMM packs it with sequential reads. Read in place, `W_t` has a column stride of `K*K`, and
+/// packing it once per (pixel, tap) pair was a quarter of an AlexNet batch-128 step.
+fn to_tap_major<T: Float>(g: &Conv2dGeometry, weight: &[T], out: &mut [T]) {
+    let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
+    out.par_chunks_mut(cout * c)
+        .enumerate()
+        .for_each(|(tap, wt)| {
+            for (o, row) in wt.chunks_exact_mut(c).enumerate() {
+                for (ci, v) in row.iter_mut().enumerate() {
+                    *v = weight[(o * c + ci) * kk + tap];
+                }
+            }
+        });
+}
+
+/// `W_t` of a tap-major weight (see [`to_tap_major`]) as a `(Cout, C)` matrix.
+fn tap_matrix<'a, T>(g: &Conv2dGeometry, tap_major: &'a [T], tap: usize) -> MatRef<'a, T> {
+    let len = g.out_channels * g.in_channels;
+    MatRef::row_major(
+        &tap_major[tap * len..][..len],
         g.out_channels,
         g.in_channels,
-        g.col_rows(),
-        kk,
     )
 }
 
@@ -130,9 +143,11 @@ pub(crate) fn forward<T: Float>(
 ) {
     let (n, c, cout, k) = (g.batch, g.in_channels, g.out_channels, g.kernel);
     let (xq, rest) = workspace.split_at_mut(g.input_len());
-    let yp = &mut rest[..g.output_len()];
+    let (yp, rest) = rest.split_at_mut(g.output_len());
+    let wt = &mut rest[..g.weight_len()];
     to_pixel_major(input, n, c, g.in_h * g.in_w, xq);
-    let xq: &[T] = xq;
+    to_tap_major(g, weight, wt);
+    let (xq, wt): (&[T], &[T]) = (xq, wt);
     yp.par_chunks_mut(cout * n).enumerate().for_each(|(p, y)| {
         let (oy, ox) = (p / g.out_w, p % g.out_w);
         let mut first = true;
@@ -141,13 +156,7 @@ pub(crate) fn forward<T: Float>(
                 continue;
             };
             let x = MatRef::row_major(&xq[q * c * n..][..c * n], c, n);
-            gemm_par(
-                T::ONE,
-                tap_weights(g, weight, ky * k + kx),
-                x,
-                beta(first),
-                y,
-            );
+            gemm_par(T::ONE, tap_matrix(g, wt, ky * k + kx), x, beta(first), y);
             first = false;
         }
         if first {
@@ -167,9 +176,11 @@ pub(crate) fn backward_input<T: Float>(
 ) {
     let (n, c, cout, k, p0) = (g.batch, g.in_channels, g.out_channels, g.kernel, g.padding);
     let (dxq, rest) = workspace.split_at_mut(g.input_len());
-    let dyp = &mut rest[..g.output_len()];
+    let (dyp, rest) = rest.split_at_mut(g.output_len());
+    let w_taps = &mut rest[..g.weight_len()];
     to_pixel_major(grad_output, n, cout, g.out_h * g.out_w, dyp);
-    let dyp: &[T] = dyp;
+    to_tap_major(g, weight, w_taps);
+    let (dyp, w_taps): (&[T], &[T]) = (dyp, w_taps);
     dxq.par_chunks_mut(c * n).enumerate().for_each(|(q, dx)| {
         let (iy, ix) = (q / g.in_w, q % g.in_w);
         let mut first = true;
@@ -184,7 +195,7 @@ pub(crate) fn backward_input<T: Float>(
                 };
                 let p = oy * g.out_w + ox;
                 let dy = MatRef::row_major(&dyp[p * cout * n..][..cout * n], cout, n);
-                let wt = tap_weights(g, weight, ky * k + kx).t();
+                let wt = tap_matrix(g, w_taps, ky * k + kx).t();
                 gemm_par(T::ONE, wt, dy, beta(first), dx);
                 first = false;
             }
