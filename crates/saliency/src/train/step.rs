@@ -90,7 +90,13 @@ pub fn forward_backward(
     loss: LossKind,
 ) -> Result<StepOutput, ModelError> {
     let n = labels.len();
-    let shards = shard_count(model, n);
+    // A batch whose shape disagrees with the labels goes to the one-tape pass, which reports it.
+    let well_formed = images.shape().len() == 4 && images.shape()[0] == n;
+    let shards = if well_formed {
+        shard_count(model, n)
+    } else {
+        1
+    };
     let tapes = tapes.take(shards);
     if shards == 1 {
         let tape = &mut tapes[0];
@@ -260,6 +266,35 @@ mod tests {
             .zip(b)
             .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
             / scale
+    }
+
+    #[test]
+    fn a_batch_that_disagrees_with_its_labels_is_an_error_not_a_panic() {
+        let mut model = deep::<f32>([1, 28, 28], 10, 5).unwrap();
+        let (images, labels) = batch(8);
+        let mut tapes = StepTapes::new();
+        let mode = Mode::Train { seed: 3 };
+        let too_many = [labels.clone(), labels.clone()].concat();
+        let result = forward_backward(
+            &mut model,
+            &mut tapes,
+            images,
+            &too_many,
+            mode,
+            LossKind::CrossEntropy,
+        );
+        assert!(result.is_err());
+        let flat = Tensor::from_vec(&[8 * 784], vec![0.5; 8 * 784]).unwrap();
+        let result = forward_backward(
+            &mut model,
+            &mut tapes,
+            flat,
+            &labels,
+            mode,
+            LossKind::CrossEntropy,
+        );
+        assert!(result.is_err());
+        assert!(model.param_count() > 100_000, "the parameters came back");
     }
 
     #[test]
