@@ -22,7 +22,7 @@ use rayon::prelude::*;
 
 use tensor::{gemm_par, Float, MatRef};
 
-use crate::blocks::{min_items, valid_outputs};
+use crate::blocks::min_items;
 use crate::Conv2dGeometry;
 
 /// Largest input or output map (pixels) the tap path takes: each (pixel, tap) pair is its own
@@ -46,8 +46,8 @@ pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
     g.stride == 1 && g.padding > 0 && small && g.batch >= MIN_BATCH && fits
 }
 
-/// Workspace elements the tap path needs: both activations pixel-major, plus a tap-major
-/// weight gradient.
+/// Workspace elements the tap path needs: both activations pixel-major, plus the weight (or its
+/// gradient) tap-major.
 pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
     g.input_len() + g.output_len() + g.weight_len()
 }
@@ -58,6 +58,44 @@ fn source(g: &Conv2dGeometry, oy: usize, ox: usize, ky: usize, kx: usize) -> Opt
     let iy = (oy + ky).checked_sub(g.padding).filter(|&iy| iy < g.in_h)?;
     let ix = (ox + kx).checked_sub(g.padding).filter(|&ix| ix < g.in_w)?;
     Some(iy * g.in_w + ix)
+}
+
+/// The output pixel whose tap (ky, kx) reads input pixel (iy, ix), if any: [`source`] inverted.
+fn target(g: &Conv2dGeometry, iy: usize, ix: usize, ky: usize, kx: usize) -> Option<usize> {
+    let oy = (iy + g.padding)
+        .checked_sub(ky)
+        .filter(|&oy| oy < g.out_h)?;
+    let ox = (ix + g.padding)
+        .checked_sub(kx)
+        .filter(|&ox| ox < g.out_w)?;
+    Some(oy * g.out_w + ox)
+}
+
+/// Every tap (ky, kx) in the fixed order the sums use.
+fn taps(k: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..k).flat_map(move |ky| (0..k).map(move |kx| (ky, kx)))
+}
+
+/// Matrix `index` of a buffer of contiguous `rows x cols` matrices (a pixel of a pixel-major
+/// activation, a tap of a tap-major weight).
+fn matrix<T>(buf: &[T], index: usize, rows: usize, cols: usize) -> MatRef<'_, T> {
+    MatRef::row_major(&buf[index * rows * cols..][..rows * cols], rows, cols)
+}
+
+/// `out = sum of a * b` over `terms`, in their order (zero if there are none): the first
+/// product overwrites, the rest accumulate.
+fn gemm_sum<'a, T: Float + 'a>(
+    out: &mut [T],
+    terms: impl Iterator<Item = (MatRef<'a, T>, MatRef<'a, T>)>,
+) {
+    let mut beta = T::ZERO;
+    for (a, b) in terms {
+        gemm_par(T::ONE, a, b, beta, out);
+        beta = T::ONE;
+    }
+    if beta == T::ZERO {
+        out.fill(T::ZERO);
+    }
 }
 
 /// The weight tap-major, `(K*K, Cout, C)`: every `W_t` becomes a contiguous matrix, so each
@@ -76,23 +114,19 @@ fn to_tap_major<T: Float>(g: &Conv2dGeometry, weight: &[T], out: &mut [T]) {
         });
 }
 
-/// `W_t` of a tap-major weight (see [`to_tap_major`]) as a `(Cout, C)` matrix.
-fn tap_matrix<'a, T>(g: &Conv2dGeometry, tap_major: &'a [T], tap: usize) -> MatRef<'a, T> {
-    let len = g.out_channels * g.in_channels;
-    MatRef::row_major(
-        &tap_major[tap * len..][..len],
-        g.out_channels,
-        g.in_channels,
-    )
-}
-
-/// GEMM `beta` for a term of a tap sum: overwrite with the first term, then accumulate.
-fn beta<T: Float>(first: bool) -> T {
-    if first {
-        T::ZERO
-    } else {
-        T::ONE
-    }
+/// [`to_tap_major`] inverted: `[Cout, C, K, K]` from `(K*K, Cout, C)`.
+fn from_tap_major<T: Float>(g: &Conv2dGeometry, tap_major: &[T], weight: &mut [T]) {
+    let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
+    weight
+        .par_chunks_mut(c * kk)
+        .enumerate()
+        .for_each(|(o, filter)| {
+            for (ci, taps) in filter.chunks_exact_mut(kk).enumerate() {
+                for (tap, d) in taps.iter_mut().enumerate() {
+                    *d = tap_major[(tap * cout + o) * c + ci];
+                }
+            }
+        });
 }
 
 /// NCHW `(N, C, P)` to pixel-major `(P, C, N)`.
@@ -148,20 +182,14 @@ pub(crate) fn forward<T: Float>(
     to_pixel_major(input, n, c, g.in_h * g.in_w, xq);
     to_tap_major(g, weight, wt);
     let (xq, wt): (&[T], &[T]) = (xq, wt);
+    // Y_p = sum over the taps that read the input of W_t * X_q
     yp.par_chunks_mut(cout * n).enumerate().for_each(|(p, y)| {
         let (oy, ox) = (p / g.out_w, p % g.out_w);
-        let mut first = true;
-        for (ky, kx) in (0..k).flat_map(|ky| (0..k).map(move |kx| (ky, kx))) {
-            let Some(q) = source(g, oy, ox, ky, kx) else {
-                continue;
-            };
-            let x = MatRef::row_major(&xq[q * c * n..][..c * n], c, n);
-            gemm_par(T::ONE, tap_matrix(g, wt, ky * k + kx), x, beta(first), y);
-            first = false;
-        }
-        if first {
-            y.fill(T::ZERO); // every tap reads padding
-        }
+        let terms = taps(k).filter_map(|(ky, kx)| {
+            let q = source(g, oy, ox, ky, kx)?;
+            Some((matrix(wt, ky * k + kx, cout, c), matrix(xq, q, c, n)))
+        });
+        gemm_sum(y, terms);
     });
     from_pixel_major(yp, n, cout, g.out_h * g.out_w, bias, output);
 }
@@ -174,35 +202,24 @@ pub(crate) fn backward_input<T: Float>(
     grad_input: &mut [T],
     workspace: &mut [T],
 ) {
-    let (n, c, cout, k, p0) = (g.batch, g.in_channels, g.out_channels, g.kernel, g.padding);
+    let (n, c, cout, k) = (g.batch, g.in_channels, g.out_channels, g.kernel);
     let (dxq, rest) = workspace.split_at_mut(g.input_len());
     let (dyp, rest) = rest.split_at_mut(g.output_len());
-    let w_taps = &mut rest[..g.weight_len()];
+    let wt = &mut rest[..g.weight_len()];
     to_pixel_major(grad_output, n, cout, g.out_h * g.out_w, dyp);
-    to_tap_major(g, weight, w_taps);
-    let (dyp, w_taps): (&[T], &[T]) = (dyp, w_taps);
+    to_tap_major(g, weight, wt);
+    let (dyp, wt): (&[T], &[T]) = (dyp, wt);
+    // dX_q = sum over the (tap, output pixel) pairs that read input pixel q of W_t^T * dY_p
     dxq.par_chunks_mut(c * n).enumerate().for_each(|(q, dx)| {
         let (iy, ix) = (q / g.in_w, q % g.in_w);
-        let mut first = true;
-        for ky in 0..k {
-            // output row oy reads input row iy through tap row ky when oy + ky - p0 == iy
-            let Some(oy) = (iy + p0).checked_sub(ky).filter(|&oy| oy < g.out_h) else {
-                continue;
-            };
-            for kx in 0..k {
-                let Some(ox) = (ix + p0).checked_sub(kx).filter(|&ox| ox < g.out_w) else {
-                    continue;
-                };
-                let p = oy * g.out_w + ox;
-                let dy = MatRef::row_major(&dyp[p * cout * n..][..cout * n], cout, n);
-                let wt = tap_matrix(g, w_taps, ky * k + kx).t();
-                gemm_par(T::ONE, wt, dy, beta(first), dx);
-                first = false;
-            }
-        }
-        if first {
-            dx.fill(T::ZERO); // no window covers this pixel
-        }
+        let terms = taps(k).filter_map(|(ky, kx)| {
+            let p = target(g, iy, ix, ky, kx)?;
+            Some((
+                matrix(wt, ky * k + kx, cout, c).t(),
+                matrix(dyp, p, cout, n),
+            ))
+        });
+        gemm_sum(dx, terms);
     });
     from_pixel_major(dxq, n, c, g.in_h * g.in_w, None, grad_input);
 }
@@ -222,37 +239,18 @@ pub(crate) fn backward_weight<T: Float>(
     to_pixel_major(input, n, c, g.in_h * g.in_w, xq);
     to_pixel_major(grad_output, n, cout, g.out_h * g.out_w, dyp);
     let (xq, dyp): (&[T], &[T]) = (xq, dyp);
-    // dwt: tap-major (K*K, Cout, C); dW_t = sum over output pixels of dY_p * X_q^T
+    // dW_t = sum over the output pixels where tap t reads the input of dY_p * X_q^T
     dwt.par_chunks_mut(cout * c)
         .enumerate()
         .for_each(|(tap, dw)| {
             let (ky, kx) = (tap / k, tap % k);
-            let mut first = true;
-            for oy in valid_outputs(g.out_h, g.in_h, ky, 1, g.padding) {
-                for ox in valid_outputs(g.out_w, g.in_w, kx, 1, g.padding) {
-                    let q = source(g, oy, ox, ky, kx).expect("valid_outputs reads inside");
-                    let p = oy * g.out_w + ox;
-                    let dy = MatRef::row_major(&dyp[p * cout * n..][..cout * n], cout, n);
-                    let xt = MatRef::row_major(&xq[q * c * n..][..c * n], c, n).t();
-                    gemm_par(T::ONE, dy, xt, beta(first), dw);
-                    first = false;
-                }
-            }
-            if first {
-                dw.fill(T::ZERO); // this tap reads only padding
-            }
+            let pixels = (0..g.out_h).flat_map(|oy| (0..g.out_w).map(move |ox| (oy, ox)));
+            let terms = pixels.filter_map(|(oy, ox)| {
+                let q = source(g, oy, ox, ky, kx)?;
+                let p = oy * g.out_w + ox;
+                Some((matrix(dyp, p, cout, n), matrix(xq, q, c, n).t()))
+            });
+            gemm_sum(dw, terms);
         });
-    // grad_weight [Cout, C, K, K] from tap-major (K*K, Cout, C)
-    let kk = k * k;
-    let dwt: &[T] = dwt;
-    grad_weight
-        .par_chunks_mut(c * kk)
-        .enumerate()
-        .for_each(|(o, filter)| {
-            for (ci, taps) in filter.chunks_exact_mut(kk).enumerate() {
-                for (tap, d) in taps.iter_mut().enumerate() {
-                    *d = dwt[(tap * cout + o) * c + ci];
-                }
-            }
-        });
+    from_tap_major(g, dwt, grad_weight);
 }
