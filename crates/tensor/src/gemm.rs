@@ -400,56 +400,6 @@ pub fn gemm<T: GemmScalar>(
     T::gemm_checked(alpha, a, b, beta, c)
 }
 
-/// `C = alpha * A * B + beta * C` for a contiguous row-major C (`c` holds `m x n`), with C's rows
-/// split into blocks of `block_rows` computed in parallel.
-///
-/// Each element of C is computed by the same kernel over the same `k` loop whichever block it
-/// falls in, and the blocks depend only on `block_rows`, so the result is bitwise the same for
-/// any number of threads.
-pub fn gemm_par_rows<T: GemmScalar + Send + Sync>(
-    alpha: T,
-    a: MatRef<'_, T>,
-    b: MatRef<'_, T>,
-    beta: T,
-    c: &mut [T],
-    block_rows: usize,
-) {
-    use rayon::prelude::*;
-    let (m, n) = (a.rows, b.cols);
-    assert_eq!(
-        c.len(),
-        m * n,
-        "gemm_par_rows: C holds {} elements, expected {m}x{n}",
-        c.len()
-    );
-    let block_rows = block_rows.max(1);
-    if m <= block_rows || n == 0 {
-        return gemm(alpha, a, b, beta, MatMut::row_major(c, m, n));
-    }
-    assert_eq!(a.cols, b.rows, "gemm_par_rows: inner dimensions");
-    // One kernel choice for the whole product, so every block computes its elements the same way.
-    let narrow = T::narrow(alpha, &a, &b, beta, 1);
-    c.par_chunks_mut(block_rows * n)
-        .enumerate()
-        .for_each(|(i, c_block)| {
-            let rows = c_block.len() / n;
-            // SAFETY: `c_block` is a mutably borrowed, contiguous rows x n block of C; A's row
-            // block and B were checked on construction and agree in shape (asserted above).
-            unsafe {
-                T::gemm_raw(
-                    alpha,
-                    a.row_block(i * block_rows, rows),
-                    b,
-                    beta,
-                    c_block.as_mut_ptr(),
-                    n,
-                    1,
-                    narrow,
-                )
-            }
-        });
-}
-
 /// How [`gemm_par`] divides one product among rayon tasks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum GemmSplit {
@@ -565,34 +515,41 @@ pub fn gemm_par_split<T: GemmScalar + Send + Sync>(
         "gemm_par: ({m}x{}) * ({}x{n})",
         a.cols, b.rows
     );
-    match split {
-        GemmSplit::Serial => gemm(alpha, a, b, beta, MatMut::row_major(c, m, n)),
-        GemmSplit::Rows(block) => gemm_par_rows(alpha, a, b, beta, c, block),
-        GemmSplit::Cols(block) => {
-            let block = block.max(1);
-            let narrow = T::narrow(alpha, &a, &b, beta, 1);
-            let shared = SharedC(c.as_mut_ptr());
-            (0..n.div_ceil(block)).into_par_iter().for_each(|s| {
-                let first = s * block;
-                let width = block.min(n - first);
-                // SAFETY: stripe `s` is columns first..first + width of the row-major m x n C:
-                // offsets i * n + j with j in that range, all inside `c` (checked above), and
-                // disjoint from every other stripe's; `c` is mutably borrowed for this call.
-                unsafe {
-                    T::gemm_raw(
-                        alpha,
-                        a,
-                        b.col_block(first, width),
-                        beta,
-                        shared.get().add(first),
-                        n,
-                        1,
-                        narrow,
-                    )
-                }
-            });
+    let (block, by_rows) = match split {
+        GemmSplit::Serial => return gemm(alpha, a, b, beta, MatMut::row_major(c, m, n)),
+        GemmSplit::Rows(block) => (block.max(1), true),
+        GemmSplit::Cols(block) => (block.max(1), false),
+    };
+    // One kernel choice for the whole product, so every block computes its elements the same way.
+    let narrow = T::narrow(alpha, &a, &b, beta, 1);
+    let extent = if by_rows { m } else { n };
+    let shared = SharedC(c.as_mut_ptr());
+    (0..extent.div_ceil(block)).into_par_iter().for_each(|s| {
+        let first = s * block;
+        let len = block.min(extent - first);
+        // Block `s`: rows first..first + len of C (with those rows of A), or columns
+        // first..first + len (with those columns of B).
+        let (a_s, b_s, offset) = if by_rows {
+            (a.row_block(first, len), b, first * n)
+        } else {
+            (a, b.col_block(first, len), first)
+        };
+        // SAFETY: block `s` covers offsets i * n + j of the row-major m x n C for its rows (or
+        // columns) only: all inside `c` (checked above) and disjoint from every other block's;
+        // `c` is mutably borrowed for this call. A's and B's blocks were checked on construction.
+        unsafe {
+            T::gemm_raw(
+                alpha,
+                a_s,
+                b_s,
+                beta,
+                shared.get().add(offset),
+                n,
+                1,
+                narrow,
+            )
         }
-    }
+    });
 }
 
 #[cfg(test)]
@@ -678,13 +635,13 @@ mod tests {
         );
         for block in [1, 4, 8, 36, 100] {
             let mut par = vec![0.0f32; m * n];
-            gemm_par_rows(
+            gemm_par_split(
                 1.0,
                 MatRef::row_major(&a, m, k),
                 MatRef::row_major(&b, k, n),
                 0.0,
                 &mut par,
-                block,
+                GemmSplit::Rows(block),
             );
             assert_eq!(par, serial, "block {block}");
         }

@@ -22,5 +22,5 @@ pub mod testing;
 
 pub use error::TensorError;
 pub use float::Float;
-pub use gemm::{gemm, gemm_par, gemm_par_rows, gemm_par_split, GemmSplit, MatMut, MatRef};
+pub use gemm::{gemm, gemm_par, gemm_par_split, GemmSplit, MatMut, MatRef};
 pub use tensor::Tensor;
