@@ -332,7 +332,7 @@ mod tests {
     use super::*;
     use crate::naive::*;
     use crate::test_util::random_vec;
-    use tensor::testing::assert_close;
+    use tensor::testing::{assert_close, in_pool};
 
     /// (y, dx, dw, db) from the fast kernels, outputs and workspace pre-filled with NaN.
     fn fast(g: &Conv2dGeometry, x: &[f64], w: &[f64], b: &[f64], dy: &[f64]) -> [Vec<f64>; 4] {
@@ -347,8 +347,35 @@ mod tests {
         [y, dx, dw, db]
     }
 
+    /// Random inputs for `g` from `seed`: the fast passes on 1 thread match the naive oracle
+    /// (all four), and 2 and 3 threads give the same bits.
+    fn check_against_naive_on_any_pool(g: &Conv2dGeometry, seed: u64) {
+        let x = random_vec(g.input_len(), seed);
+        let w = random_vec(g.weight_len(), seed + 1);
+        let b = random_vec(g.out_channels, seed + 2);
+        let dy = random_vec(g.output_len(), seed + 3);
+        let run = |threads| in_pool(threads, || fast(g, &x, &w, &b, &dy));
+        let one = run(1);
+        let mut want_y = vec![0.0; g.output_len()];
+        conv2d_naive_forward(g, &x, &w, Some(&b), &mut want_y);
+        let mut want_dx = vec![0.0; g.input_len()];
+        conv2d_naive_backward_input(g, &w, &dy, &mut want_dx);
+        let mut want_dw = vec![0.0; g.weight_len()];
+        conv2d_naive_backward_weight(g, &x, &dy, &mut want_dw);
+        let mut want_db = vec![0.0; g.out_channels];
+        conv2d_naive_backward_bias(g, &dy, &mut want_db);
+        let [y, dx, dw, db] = &one;
+        assert_close(&format!("y {g:?}"), y, &want_y, 1e-12, 1e-12);
+        assert_close(&format!("dx {g:?}"), dx, &want_dx, 1e-12, 1e-12);
+        assert_close(&format!("dw {g:?}"), dw, &want_dw, 1e-12, 1e-12);
+        assert_close(&format!("db {g:?}"), db, &want_db, 1e-12, 1e-12);
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{g:?}: 1 and {threads} threads differ");
+        }
+    }
+
     #[test]
-    fn single_tap_layers_match_naive() {
+    fn single_tap_layers_match_naive_on_any_pool() {
         // 1x1 maps: deep's conv5 shape (3/1/1), a 5x5 kernel with padding 2, padding 0 with a
         // 1x1 kernel, and 200 images (several parallel row blocks). Padding >= kernel has no
         // tap on the input and takes the im2col path; it must agree all the same.
@@ -361,35 +388,19 @@ mod tests {
         ];
         for (i, &(n, c, side, cout, k, s, p)) in shapes.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, side, side, cout, k, s, p).unwrap();
-            let seed = 10 * i as u64;
-            let x = random_vec(g.input_len(), seed);
-            let w = random_vec(g.weight_len(), seed + 1);
-            let b = random_vec(cout, seed + 2);
-            let dy = random_vec(g.output_len(), seed + 3);
-            let [y, dx, dw, db] = fast(&g, &x, &w, &b, &dy);
-            let mut want_y = vec![0.0; g.output_len()];
-            conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
-            let mut want_dx = vec![0.0; g.input_len()];
-            conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
-            let mut want_dw = vec![0.0; g.weight_len()];
-            conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
-            let mut want_db = vec![0.0; cout];
-            conv2d_naive_backward_bias(&g, &dy, &mut want_db);
-            assert_close(&format!("y {g:?}"), &y, &want_y, 1e-12, 1e-12);
-            assert_close(&format!("dx {g:?}"), &dx, &want_dx, 1e-12, 1e-12);
-            assert_close(&format!("dw {g:?}"), &dw, &want_dw, 1e-12, 1e-12);
-            assert_close(&format!("db {g:?}"), &db, &want_db, 1e-12, 1e-12);
+            check_against_naive_on_any_pool(&g, 10 * i as u64);
         }
     }
 
     #[test]
-    fn split_gemms_match_naive_and_ignore_the_thread_count() {
-        // AlexNet's conv3 shrunk (2x2 maps, one column block), still big enough that every pass
-        // splits its one GEMM: the forward and input gradient over rows, the weight gradient
-        // over columns.
+    fn split_gemms_match_naive_on_any_pool() {
+        // AlexNet's conv3 shrunk (2x2 maps, one column block, fewer than 32 images so not the
+        // tap path), still big enough that every pass splits its one GEMM: the forward and
+        // input gradient over rows, the weight gradient over columns.
         let g = Conv2dGeometry::new(16, 64, 2, 2, 160, 3, 1, 1).unwrap();
         let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
         use tensor::GemmSplit;
+        assert!(!tapwise::applies(&g));
         assert!(matches!(
             GemmSplit::for_shape(cout, rows, ncols),
             GemmSplit::Rows(_)
@@ -402,35 +413,11 @@ mod tests {
             GemmSplit::for_shape(cout, ncols, rows),
             GemmSplit::Cols(_)
         ));
-        let x = random_vec(g.input_len(), 5);
-        let w = random_vec(g.weight_len(), 6);
-        let b = random_vec(g.out_channels, 7);
-        let dy = random_vec(g.output_len(), 8);
-        let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| fast(&g, &x, &w, &b, &dy))
-        };
-        let [y, dx, dw, db] = run(1);
-        let mut want_y = vec![0.0; g.output_len()];
-        conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
-        let mut want_dx = vec![0.0; g.input_len()];
-        conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
-        let mut want_dw = vec![0.0; g.weight_len()];
-        conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
-        assert_close("y", &y, &want_y, 1e-12, 1e-12);
-        assert_close("dx", &dx, &want_dx, 1e-12, 1e-12);
-        assert_close("dw", &dw, &want_dw, 1e-12, 1e-12);
-        let one = [y, dx, dw, db];
-        for threads in [2, 3] {
-            assert!(run(threads) == one, "1 and {threads} threads differ");
-        }
+        check_against_naive_on_any_pool(&g, 5);
     }
 
     #[test]
-    fn tap_path_matches_naive_and_ignores_the_thread_count() {
+    fn tap_path_matches_naive_on_any_pool() {
         // (n, c, side, cout, k, p): AlexNet's conv3 and conv2 (5x5 kernel, taps reading only
         // padding) on 2x2 maps, a 4x4 map, a non-square count of channels, and a 1x1 kernel with
         // padding 1 (border outputs read only padding).
@@ -443,52 +430,7 @@ mod tests {
         for (i, &(n, c, side, cout, k, p)) in shapes.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, side, side, cout, k, 1, p).unwrap();
             assert!(tapwise::applies(&g), "{g:?}");
-            let seed = 40 + 10 * i as u64;
-            let x = random_vec(g.input_len(), seed);
-            let w = random_vec(g.weight_len(), seed + 1);
-            let b = random_vec(cout, seed + 2);
-            let dy = random_vec(g.output_len(), seed + 3);
-            let run = |threads| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| fast(&g, &x, &w, &b, &dy))
-            };
-            let [y, dx, dw, db] = run(1);
-            let mut want_y = vec![0.0; g.output_len()];
-            conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
-            let mut want_dx = vec![0.0; g.input_len()];
-            conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
-            let mut want_dw = vec![0.0; g.weight_len()];
-            conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
-            assert_close(&format!("y {g:?}"), &y, &want_y, 1e-12, 1e-12);
-            assert_close(&format!("dx {g:?}"), &dx, &want_dx, 1e-12, 1e-12);
-            assert_close(&format!("dw {g:?}"), &dw, &want_dw, 1e-12, 1e-12);
-            let one = [y, dx, dw, db];
-            for threads in [2, 3] {
-                assert!(run(threads) == one, "{g:?}: 1 and {threads} threads differ");
-            }
-        }
-    }
-
-    #[test]
-    fn single_tap_layers_are_bitwise_identical_for_any_thread_count() {
-        let g = Conv2dGeometry::new(200, 6, 1, 1, 7, 3, 1, 1).unwrap();
-        let x = random_vec(g.input_len(), 1);
-        let w = random_vec(g.weight_len(), 2);
-        let b = random_vec(7, 3);
-        let dy = random_vec(g.output_len(), 4);
-        let run = |threads| {
-            rayon::ThreadPoolBuilder::new()
-                .num_threads(threads)
-                .build()
-                .unwrap()
-                .install(|| fast(&g, &x, &w, &b, &dy))
-        };
-        let one = run(1);
-        for threads in [2, 3] {
-            assert!(run(threads) == one, "1 and {threads} threads differ");
+            check_against_naive_on_any_pool(&g, 40 + 10 * i as u64);
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use conv::*;
 use proptest::prelude::*;
-use tensor::testing::{assert_close, check_close};
+use tensor::testing::{assert_close, check_close, in_pool};
 use tensor::Float;
 
 /// `len` values uniform in [-1, 1), from a splitmix64 stream seeded with `seed`.
@@ -148,14 +148,6 @@ proptest! {
         let got = problem.fast(bias, &mut workspace);
         check_all(&g, &got, &problem.naive(bias), F64_TOL, F64_TOL).map_err(TestCaseError::fail)?;
     }
-}
-
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use pool::{max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference, Pool2dGeometry};
 use proptest::prelude::*;
-use tensor::testing::check_close;
+use tensor::testing::{check_close, in_pool};
 
 /// A small deterministic generator (splitmix64), so a proptest seed fixes every value.
 struct Rng(u64);
@@ -120,14 +120,6 @@ proptest! {
         let rhs = dot(&dx, &backward(&g, &x, &dy));
         check_close("<J dx, dy> vs <dx, J^T dy>", &[lhs], &[rhs], 1e-7, 1e-7).map_err(TestCaseError::fail)?;
     }
-}
-
-fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .build()
-        .unwrap()
-        .install(f)
 }
 
 /// Runs forward, inference and backward, returning every result as bits.

@@ -269,20 +269,13 @@ fn per_example_loss<T: Float>(row: &[T], y: usize, kind: LossKind) -> T {
 mod tests {
     use super::*;
     use crate::models::{alexnet, deep};
+    use tensor::testing::in_pool;
 
     fn images(n: usize) -> Tensor<f32> {
         let data = (0..n * 784)
             .map(|i| ((i as f32 * 0.377).fract() * 1.2).min(1.0))
             .collect();
         Tensor::from_vec(&[n, 1, 28, 28], data).unwrap()
-    }
-
-    fn on_threads<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(f)
     }
 
     #[test]
@@ -307,7 +300,7 @@ mod tests {
         for model in &models {
             for objective in &objectives {
                 let (want_g, want_v) = shard_input_gradients(model, &x, objective).unwrap();
-                let (g, v) = on_threads(1, || input_gradients(model, &x, objective).unwrap());
+                let (g, v) = in_pool(1, || input_gradients(model, &x, objective).unwrap());
                 let scale = want_g.data().iter().fold(1e-12f32, |m, v| m.max(v.abs()));
                 let gap = g
                     .data()
@@ -324,7 +317,7 @@ mod tests {
                 }
                 for threads in [2, 3] {
                     let (g2, v2) =
-                        on_threads(threads, || input_gradients(model, &x, objective).unwrap());
+                        in_pool(threads, || input_gradients(model, &x, objective).unwrap());
                     assert!(
                         g2.data() == g.data() && v2 == v,
                         "1 and {threads} threads differ"
@@ -332,7 +325,7 @@ mod tests {
                 }
             }
             // predict_probs: every row is a distribution, the same on any thread count
-            let probs = on_threads(1, || predict_probs(model, x.data(), 1000).unwrap());
+            let probs = in_pool(1, || predict_probs(model, x.data(), 1000).unwrap());
             assert_eq!(probs.len(), n * 10);
             for row in probs.chunks_exact(10) {
                 assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-5);
@@ -344,7 +337,7 @@ mod tests {
                     "batch of {n} vs one at a time: {a} vs {b}"
                 );
             }
-            let probs2 = on_threads(2, || predict_probs(model, x.data(), 1000).unwrap());
+            let probs2 = in_pool(2, || predict_probs(model, x.data(), 1000).unwrap());
             assert_eq!(probs2, probs);
         }
     }

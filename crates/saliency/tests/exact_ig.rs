@@ -168,20 +168,16 @@ fn exact_ig_does_not_depend_on_thread_count() {
     let x = patterns::<f64>();
     let classes = [1, 4, 7];
     let run = |threads: usize| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
+        tensor::testing::in_pool(threads, || {
+            exact_integrated_gradients(
+                &model,
+                &x,
+                &classes,
+                &Baseline::Gray,
+                &ExactIgOptions::default(),
+            )
             .unwrap()
-            .install(|| {
-                exact_integrated_gradients(
-                    &model,
-                    &x,
-                    &classes,
-                    &Baseline::Gray,
-                    &ExactIgOptions::default(),
-                )
-                .unwrap()
-            })
+        })
     };
     let one = run(1);
     for threads in [2, 3] {

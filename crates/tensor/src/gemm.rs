@@ -669,11 +669,9 @@ mod tests {
                 for split in splits {
                     for threads in [1, 2, 3] {
                         let mut par = c0.clone();
-                        rayon::ThreadPoolBuilder::new()
-                            .num_threads(threads)
-                            .build()
-                            .unwrap()
-                            .install(|| gemm_par_split(1.0, av, bv, beta, &mut par, split));
+                        crate::testing::in_pool(threads, || {
+                            gemm_par_split(1.0, av, bv, beta, &mut par, split)
+                        });
                         assert_eq!(
                             par, serial,
                             "{m}x{k}x{n} beta {beta} {split:?} {threads} threads"

@@ -56,14 +56,7 @@ pub fn ordered_sum<T: Float>(x: &[T]) -> T {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-            .install(f)
-    }
+    use crate::testing::in_pool;
 
     #[test]
     fn chunk_sum_is_thread_count_independent() {

@@ -1,4 +1,5 @@
-//! Helpers for numeric tests: closeness checks that name the worst element.
+//! Helpers for numeric tests: closeness checks that name the worst element, and running code on
+//! a pool of a given size (for the thread-count independence tests).
 
 use crate::Float;
 
@@ -52,4 +53,13 @@ pub fn check_close<T: Float>(
             got.len()
         )),
     }
+}
+
+/// Runs `f` on a fresh rayon pool of `threads` threads and returns its result.
+pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("a test thread pool")
+        .install(f)
 }

@@ -227,6 +227,7 @@ fn record_and_differentiate(
 mod tests {
     use super::*;
     use crate::models::deep;
+    use tensor::testing::in_pool;
 
     /// The one-tape pass, without sharding.
     fn unsharded(
@@ -306,23 +307,19 @@ mod tests {
             assert_eq!(shard_count(&model, n), SHARDS);
             let (want_loss, want_logits, want_grads) = unsharded(&mut model, &images, &labels);
             let run = |threads: usize, model: &mut Model<f32>| {
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
+                in_pool(threads, || {
+                    let mut tapes = StepTapes::new();
+                    let mode = Mode::Train { seed: 3 };
+                    forward_backward(
+                        model,
+                        &mut tapes,
+                        images.clone(),
+                        &labels,
+                        mode,
+                        LossKind::CrossEntropy,
+                    )
                     .unwrap()
-                    .install(|| {
-                        let mut tapes = StepTapes::new();
-                        let mode = Mode::Train { seed: 3 };
-                        forward_backward(
-                            model,
-                            &mut tapes,
-                            images.clone(),
-                            &labels,
-                            mode,
-                            LossKind::CrossEntropy,
-                        )
-                        .unwrap()
-                    })
+                })
             };
             let one = run(1, &mut model);
             assert!(

@@ -138,23 +138,19 @@ mod tests {
 
     #[test]
     fn par_gemm_matches_a_direct_sum_in_both_orientations_and_any_pool() {
-        // (m, k, n): more rows than columns (row split) and fewer (transposed, tiles cut at 32).
+        // (m, k, n): more rows than columns and fewer.
         for (m, k, n) in [(70, 9, 5), (5, 9, 70), (3, 4, 33)] {
             let a: Vec<f64> = (0..m * k).map(|i| ((i * 7 % 11) as f64) - 5.0).collect();
             let b: Vec<f64> = (0..k * n).map(|i| ((i * 5 % 13) as f64) * 0.5).collect();
             let run = |threads| {
                 let mut out = vec![f64::NAN; m * n];
-                rayon::ThreadPoolBuilder::new()
-                    .num_threads(threads)
-                    .build()
-                    .unwrap()
-                    .install(|| {
-                        par_gemm(
-                            MatRef::row_major(&a, m, k),
-                            MatRef::row_major(&b, k, n),
-                            &mut out,
-                        )
-                    });
+                tensor::testing::in_pool(threads, || {
+                    par_gemm(
+                        MatRef::row_major(&a, m, k),
+                        MatRef::row_major(&b, k, n),
+                        &mut out,
+                    )
+                });
                 out
             };
             let got = run(1);
