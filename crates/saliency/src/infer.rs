@@ -5,6 +5,7 @@ use tensor::{Float, Tensor};
 
 use crate::loss::{summed_loss, LossKind};
 use crate::models::{Mode, Model, ModelError};
+use crate::shards;
 
 /// Softmax probabilities (N, classes) of `inputs` (N, C, H, W), in evaluation mode on a
 /// no-record tape, `batch` images at a time (memory stays bounded for any N).
@@ -55,7 +56,7 @@ thread_local! {
 }
 
 impl SpareTape {
-    /// This thread's spare tape of that kind, cleared, or a new one.
+    /// This thread's spare tape of that kind (cleared by [`SpareTape::give_back`]), or a new one.
     fn take<T: Float>(recording: bool) -> Tape<T> {
         let spare = SPARE_TAPES.with(|spares| {
             let mut spares = spares.borrow_mut();
@@ -65,10 +66,7 @@ impl SpareTape {
             spares.swap_remove(at).1.downcast::<Tape<T>>().ok()
         });
         match spare {
-            Some(mut tape) => {
-                tape.clear();
-                *tape
-            }
+            Some(tape) => *tape, // cleared when given back
             None if recording => Tape::new(),
             None => Tape::no_record(),
         }
@@ -90,15 +88,8 @@ impl SpareTape {
     }
 }
 
-/// Images per shard below which an evaluation batch is not split.
-const MIN_SHARD_IMAGES: usize = 4;
-
-/// Shards an evaluation batch is split into. A constant, never the thread count, so results
-/// are the same on any number of threads.
-const SHARDS: usize = 2;
-
-/// Runs `f` on [`SHARDS`] contiguous ranges covering `0..n` in parallel (one range if `n` is
-/// small) and returns the results in range order.
+/// Runs `f` on the shards of a batch of `n` images ([`shards::ranges`]) in parallel and returns
+/// the results in range order.
 ///
 /// In evaluation mode images pass through the network independently (batch norm uses its
 /// running statistics, dropout is off), so a shard computes exactly its images' rows of the
@@ -109,15 +100,7 @@ fn in_shards<R: Send>(
     f: impl Fn(std::ops::Range<usize>) -> Result<R, ModelError> + Sync,
 ) -> Result<Vec<R>, ModelError> {
     use rayon::prelude::*;
-    let shards = if n >= SHARDS * MIN_SHARD_IMAGES {
-        SHARDS
-    } else {
-        1
-    };
-    (0..shards)
-        .into_par_iter()
-        .map(|s| f(s * n / shards..(s + 1) * n / shards))
-        .collect()
+    shards::ranges(n).into_par_iter().map(&f).collect()
 }
 
 /// Index of the largest probability in each row (first one on ties).
@@ -155,20 +138,16 @@ pub fn input_gradients<T: Float>(
         Objective::Probability(c) | Objective::Logit(c) => c.len() == n,
         Objective::Loss { labels, .. } => labels.len() == n,
     };
-    if n < SHARDS * MIN_SHARD_IMAGES || !sized {
+    if shards::ranges(n).len() < 2 || !sized {
         return shard_input_gradients(model, inputs, objective);
     }
-    let per = inputs.numel() / n;
-    let shards = in_shards(n, |range| {
-        let mut shape = inputs.shape().to_vec();
-        shape[0] = range.len();
-        let data = inputs.data()[range.start * per..range.end * per].to_vec();
-        let shard = Tensor::from_vec(&shape, data).map_err(tape::TapeError::from)?;
+    let parts = in_shards(n, |range| {
+        let shard = shards::slice_images(inputs, range.clone());
         shard_input_gradients(model, &shard, &objective.rows(range))
     })?;
     let mut grad = Vec::with_capacity(inputs.numel());
     let mut values = Vec::with_capacity(n);
-    for (g, v) in shards {
+    for (g, v) in parts {
         grad.extend_from_slice(g.data());
         values.extend(v);
     }

@@ -17,6 +17,7 @@ pub mod loss;
 pub mod model_io;
 pub mod models;
 pub mod render;
+mod shards;
 pub mod study;
 pub mod task;
 pub mod train;

@@ -3,9 +3,10 @@
 use tensor::{Float, Tensor};
 
 use super::target::Score;
-use super::{check_classes, check_inputs, default_batch, slice_batch, AttributionError};
+use super::{check_classes, check_inputs, default_batch, AttributionError};
 use crate::infer::input_gradients;
 use crate::models::Model;
+use crate::shards::slice_images;
 
 /// The study's gradient x input, A = |ds/da| * a element-wise, with s the softmax probability of
 /// `classes[n]` for image n.
@@ -59,7 +60,7 @@ pub(crate) fn score_gradients<T: Float>(
     let mut values = Vec::with_capacity(n);
     for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);
-        let chunk = slice_batch(inputs, start, end);
+        let chunk = slice_images(inputs, start..end);
         let objective = score.objective(classes[start..end].to_vec());
         let (g, v) = input_gradients(model, &chunk, &objective)?;
         grad.extend_from_slice(g.data());

@@ -203,14 +203,6 @@ fn check_classes(classes: &[usize], n: usize, k: usize) -> Result<(), Attributio
     }
 }
 
-/// Images `start..end` of a batch as their own tensor.
-fn slice_batch<T: Float>(x: &Tensor<T>, start: usize, end: usize) -> Tensor<T> {
-    let per: usize = x.shape()[1..].iter().product();
-    let mut shape = x.shape().to_vec();
-    shape[0] = end - start;
-    Tensor::from_vec(&shape, x.data()[start * per..end * per].to_vec()).expect("length from shape")
-}
-
 /// Divides a non-negative map by its largest magnitude when that is positive (the study's
 /// `A / max(A)`); an all-zero map stays zero.
 fn max_normalize_f64(map: &mut [f64]) {

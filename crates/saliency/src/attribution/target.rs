@@ -6,9 +6,10 @@ use std::str::FromStr;
 use tape::Tape;
 use tensor::{Float, Tensor};
 
-use super::{check_classes, check_inputs, default_batch, slice_batch, AttributionError};
+use super::{check_classes, check_inputs, default_batch, AttributionError};
 use crate::infer::{argmax_rows, predict_probs};
 use crate::models::{Mode, Model};
+use crate::shards::slice_images;
 
 /// Which class each image's attribution explains.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -149,7 +150,7 @@ pub(crate) fn scores<T: Float>(
         let end = (start + batch).min(n);
         let mut tape = Tape::no_record();
         let params = model.bind(&mut tape, false);
-        let xs = tape.constant(slice_batch(x, start, end));
+        let xs = tape.constant(slice_images(x, start..end));
         let (logits, _) = model.forward(&mut tape, xs, &params, Mode::Eval)?;
         let outputs = match score {
             Score::Probability => tape.softmax(logits)?,

@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 
 use tensor::Tensor;
 
-use super::{check_classes, check_inputs, default_batch, slice_batch, AttributionError};
+use super::{check_classes, check_inputs, default_batch, AttributionError};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{input_gradients, Objective};
 use crate::loss::LossKind;
 use crate::models::Model;
+use crate::shards::slice_images;
 use crate::train::{TrainHook, TrainState};
 
 /// The file [`TrainingIntegratedGradients::finish`](TrainHook::finish) writes into its folder.
@@ -78,7 +79,7 @@ impl TrainingIntegratedGradients {
                 labels: self.labels[start..end].to_vec(),
                 kind: self.loss,
             };
-            let chunk = slice_batch(&self.inputs, start, end);
+            let chunk = slice_images(&self.inputs, start..end);
             let (grad, _) = input_gradients(model, &chunk, &objective)?;
             for (s, &g) in self.sum[start * per..end * per].iter_mut().zip(grad.data()) {
                 *s += g as f64;

@@ -5,9 +5,12 @@ use tape::Tape;
 use tensor::Tensor;
 
 use crate::loss::{mean_loss, LossKind};
+use std::ops::Range;
+
 use rayon::prelude::*;
 
 use crate::models::{Layer, Mode, Model, ModelError, RunningUpdate};
+use crate::shards;
 
 /// What one forward and backward pass produced.
 pub struct StepOutput {
@@ -23,14 +26,6 @@ pub struct StepOutput {
     /// The input batch, handed back (the trainer diagnoses a non-finite loss from it).
     pub images: Tensor<f32>,
 }
-
-/// Images per shard below which a batch is not split: smaller shards leave too little work
-/// per layer to pay for a second tape.
-const MIN_SHARD_IMAGES: usize = 4;
-
-/// Shards a batch is split into when the model allows it. A constant, never the thread count,
-/// so the gradient sums (and every rounding) are the same on any number of threads.
-const SHARDS: usize = 2;
 
 /// The tapes one training step records on, kept between steps so their allocations are reused:
 /// one per shard of the batch.
@@ -54,18 +49,19 @@ impl StepTapes {
     }
 }
 
-/// How many shards `model` can split a batch of `n` images into with the same result as one
-/// pass up to rounding: images pass through the network independently unless a layer mixes
-/// them (batch norm's statistics) or draws per-position randomness (dropout masks).
-fn shard_count(model: &Model<f32>, n: usize) -> usize {
+/// The shards (image ranges, [`shards::ranges`]) `model` can split a batch of `n` images into
+/// with the same result as one pass up to rounding: images pass through the network
+/// independently unless a layer mixes them (batch norm's statistics) or draws per-position
+/// randomness (dropout masks).
+fn shard_ranges(model: &Model<f32>, n: usize) -> Vec<Range<usize>> {
     let independent = model
         .layers
         .iter()
         .all(|l| !matches!(l, Layer::BatchNorm { .. } | Layer::Dropout { .. }));
-    if independent && n >= SHARDS * MIN_SHARD_IMAGES {
-        SHARDS
+    if independent {
+        shards::ranges(n)
     } else {
-        1
+        vec![0..n]
     }
 }
 
@@ -73,7 +69,7 @@ fn shard_count(model: &Model<f32>, n: usize) -> usize {
 /// mean `loss` with respect to every parameter.
 ///
 /// For a network whose images pass through independently (`deep`), the batch is split into
-/// [`SHARDS`] contiguous shards recorded on their own tapes in parallel: each shard's layers
+/// contiguous shards ([`shards::ranges`]) recorded on their own tapes in parallel: each shard's layers
 /// then run on one core without waiting for the other, which matters most for small batches.
 /// The mean loss and the gradients are the shards' own, weighted by their share of the batch
 /// and added in shard order.
@@ -92,13 +88,13 @@ pub fn forward_backward(
     let n = labels.len();
     // A batch whose shape disagrees with the labels goes to the one-tape pass, which reports it.
     let well_formed = images.shape().len() == 4 && images.shape()[0] == n;
-    let shards = if well_formed {
-        shard_count(model, n)
+    let ranges = if well_formed {
+        shard_ranges(model, n)
     } else {
-        1
+        vec![0..n]
     };
-    let tapes = tapes.take(shards);
-    if shards == 1 {
+    let tapes = tapes.take(ranges.len());
+    if ranges.len() == 1 {
         let tape = &mut tapes[0];
         tape.clear();
         let params = model.lend(tape);
@@ -118,24 +114,18 @@ pub fn forward_backward(
         });
     }
 
-    // Shard s holds images bounds[s]..bounds[s + 1].
-    let bounds: Vec<usize> = (0..=shards).map(|s| s * n / shards).collect();
-    let shape = images.shape().to_vec();
-    let per_image: usize = shape[1..].iter().product();
-    let mut ids = Vec::with_capacity(shards);
-    for (s, tape) in tapes.iter_mut().enumerate() {
+    let mut ids = Vec::with_capacity(ranges.len());
+    for (s, (tape, range)) in tapes.iter_mut().zip(&ranges).enumerate() {
         tape.clear();
         let params = if s == 0 {
             Vec::new() // lent below, once the copies are made
         } else {
             model.bind(tape, true)
         };
-        let (lo, hi) = (bounds[s], bounds[s + 1]);
-        let mut shard_shape = shape.clone();
-        shard_shape[0] = hi - lo;
-        let data = images.data()[lo * per_image..hi * per_image].to_vec();
-        let shard = Tensor::from_vec(&shard_shape, data).expect("shard of a checked batch");
-        ids.push((params, tape.constant(shard)));
+        ids.push((
+            params,
+            tape.constant(shards::slice_images(&images, range.clone())),
+        ));
     }
     ids[0].0 = model.lend(&mut tapes[0]);
     let shared: &Model<f32> = model;
@@ -144,7 +134,7 @@ pub fn forward_backward(
         .zip(&ids)
         .enumerate()
         .map(|(s, (tape, (params, x)))| {
-            let shard_labels = &labels[bounds[s]..bounds[s + 1]];
+            let shard_labels = &labels[ranges[s].clone()];
             record_and_differentiate(shared, tape, *x, params, shard_labels, mode, loss)
         })
         .collect();
@@ -155,7 +145,7 @@ pub fn forward_backward(
     let mut all_finite = true;
     for (s, result) in results.into_iter().enumerate() {
         let (shard_loss, shard_logits, shard_grads, shard_updates) = result?;
-        let weight = (bounds[s + 1] - bounds[s]) as f32 / n as f32;
+        let weight = ranges[s].len() as f32 / n as f32;
         total_loss += weight * shard_loss;
         logits.extend(shard_logits);
         updates.extend(shard_updates);
@@ -304,7 +294,7 @@ mod tests {
         // 9 images: unequal shards (4 and 5), so the weights are not exact halves
         for n in [8, 9] {
             let (images, labels) = batch(n);
-            assert_eq!(shard_count(&model, n), SHARDS);
+            assert_eq!(shard_ranges(&model, n).len(), 2);
             let (want_loss, want_logits, want_grads) = unsharded(&mut model, &images, &labels);
             let run = |threads: usize, model: &mut Model<f32>| {
                 in_pool(threads, || {
