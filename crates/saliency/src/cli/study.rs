@@ -9,7 +9,7 @@ use crate::study::{run_study, Profile, StudyConfig};
 /// Options of `saliency study`.
 #[derive(Args, Debug)]
 pub struct StudyArgs {
-    /// quick (every section, about 10 minutes on 2 cores) or paper (the study's epochs and sizes).
+    /// quick (every section, about 2 minutes on 2 cores) or paper (the study's epochs and sizes).
     #[arg(long, default_value = "quick")]
     profile: Profile,
     /// Output folder: report.md, report.html, figures/, models/, steps/ (rerun to resume).

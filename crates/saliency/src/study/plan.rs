@@ -7,7 +7,7 @@ use std::str::FromStr;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
-    /// Every section, on subsets and few epochs: about 10 minutes on 2 cores.
+    /// Every section, on subsets and few epochs: about 2 minutes on 2 cores.
     Quick,
     /// The study's epochs and sizes.
     Paper,
@@ -117,14 +117,16 @@ impl Plan {
         }
     }
 
-    /// Rough wall time on this project's 2-core machine, from throughputs measured here
-    /// (deep ~1,800 img/s, alexnet ~150 img/s training; flowers ~15 img/s).
+    /// Rough wall time on this project's 2-core machine, from throughputs measured here in the
+    /// study's own sections (2026-11-29, quick profile: deep ~2,500 img/s, alexnet ~350 img/s
+    /// training; flowers ~40 img/s; attacks ~5,000 image-steps/s). A little pessimistic: the
+    /// quick profile estimates 3 minutes and took 105 s.
     pub fn expected_minutes(&self) -> f64 {
-        let deep = (self.deep_train as f64 * self.deep_epochs as f64) / 1800.0;
-        let alex = (self.alexnet_train as f64 * self.alexnet_epochs as f64) / 150.0;
+        let deep = (self.deep_train as f64 * self.deep_epochs as f64) / 2500.0;
+        let alex = (self.alexnet_train as f64 * self.alexnet_epochs as f64) / 350.0;
         let flowers =
-            160.0 * (3.0 * self.flower_epochs as f64 + self.flower_deep_epochs as f64) / 15.0;
-        let attacks = self.test_images as f64 * (12.0 + self.iterative_steps as f64) / 3000.0;
+            160.0 * (3.0 * self.flower_epochs as f64 + self.flower_deep_epochs as f64) / 40.0;
+        let attacks = self.test_images as f64 * (12.0 + self.iterative_steps as f64) / 5000.0;
         (deep + alex + flowers + attacks) / 60.0 + 1.0
     }
 }
