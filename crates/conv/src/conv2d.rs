@@ -27,6 +27,7 @@ use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_images, im2col_block};
 use crate::tapwise;
+use crate::unrolled;
 use crate::Conv2dGeometry;
 
 /// Columns per GEMM block: wide enough that repacking `W` for every block costs little
@@ -102,6 +103,10 @@ pub fn conv2d_forward<T: Float>(
         }
         return;
     }
+    if unrolled::applies(g) {
+        let workspace = scratch(workspace, unrolled::workspace_len(g));
+        return unrolled::forward(g, input, weight, bias, output, workspace);
+    }
     if tapwise::applies(g) {
         let workspace = scratch(workspace, tapwise::workspace_len(g));
         return tapwise::forward(g, input, weight, bias, output, workspace);
@@ -165,6 +170,10 @@ pub fn conv2d_backward_input<T: Float>(
         gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
         return;
     }
+    if unrolled::applies(g) {
+        let workspace = scratch(workspace, unrolled::workspace_len(g));
+        return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
+    }
     if tapwise::applies(g) {
         let workspace = scratch(workspace, tapwise::workspace_len(g));
         return tapwise::backward_input(g, weight, grad_output, grad_input, workspace);
@@ -223,6 +232,10 @@ pub fn conv2d_backward_weight<T: Float>(
         let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
         gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
         return;
+    }
+    if unrolled::applies(g) {
+        let workspace = scratch(workspace, unrolled::workspace_len(g));
+        return unrolled::backward_weight(g, input, grad_output, grad_weight, workspace);
     }
     if tapwise::applies(g) {
         let workspace = scratch(workspace, tapwise::workspace_len(g));
@@ -394,13 +407,14 @@ mod tests {
 
     #[test]
     fn split_gemms_match_naive_on_any_pool() {
-        // AlexNet's conv3 shrunk (2x2 maps, one column block, fewer than 32 images so not the
-        // tap path), still big enough that every pass splits its one GEMM: the forward and
-        // input gradient over rows, the weight gradient over columns.
-        let g = Conv2dGeometry::new(16, 64, 2, 2, 160, 3, 1, 1).unwrap();
+        // A 4x4 map (one column block of 256, fewer than 32 images so not the tap path, more
+        // input pixels than taps so not the unrolled path), big enough that every pass splits
+        // its one GEMM: the forward and input gradient over rows, the weight gradient over
+        // columns.
+        let g = Conv2dGeometry::new(16, 64, 4, 4, 320, 3, 1, 1).unwrap();
         let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
         use tensor::GemmSplit;
-        assert!(!tapwise::applies(&g));
+        assert!(!tapwise::applies(&g) && !unrolled::applies(&g));
         assert!(matches!(
             GemmSplit::for_shape(cout, rows, ncols),
             GemmSplit::Rows(_)
@@ -417,19 +431,43 @@ mod tests {
     }
 
     #[test]
-    fn tap_path_matches_naive_on_any_pool() {
-        // (n, c, side, cout, k, p): AlexNet's conv3 and conv2 (5x5 kernel, taps reading only
-        // padding) on 2x2 maps, a 4x4 map, a non-square count of channels, and a 1x1 kernel with
-        // padding 1 (border outputs read only padding).
+    fn unrolled_path_matches_naive_on_any_pool() {
+        // (n, c, side, cout, k, s, p): AlexNet's conv3 and conv2 (5x5 kernel, taps reading only
+        // padding) on 2x2 maps at batch 16 and 40, deep's conv4 on its 3x3 map (corner pairs
+        // with no tap), stride 2 from 3x3 to 2x2, no padding (3x3 to 1x1), and one image.
         let shapes = [
-            (32, 6, 2, 7, 3, 1),
-            (33, 4, 2, 5, 5, 2),
+            (16, 6, 2, 7, 3, 1, 1),
+            (40, 6, 2, 7, 3, 1, 1),
+            (16, 4, 2, 5, 5, 1, 2),
+            (9, 5, 3, 8, 3, 1, 1),
+            (3, 3, 3, 4, 3, 2, 1),
+            (2, 4, 3, 6, 3, 1, 0),
+            (1, 70, 2, 3, 3, 1, 1),
+        ];
+        for (i, &(n, c, side, cout, k, s, p)) in shapes.iter().enumerate() {
+            let g = Conv2dGeometry::new(n, c, side, side, cout, k, s, p).unwrap();
+            assert!(unrolled::applies(&g), "{g:?}");
+            check_against_naive_on_any_pool(&g, 70 + 10 * i as u64);
+        }
+        // 4x4 maps with a 3x3 kernel: U would multiply more than im2col (16 > 9 input pixels)
+        let g = Conv2dGeometry::new(4, 3, 4, 4, 4, 3, 1, 1).unwrap();
+        assert!(!unrolled::applies(&g));
+    }
+
+    #[test]
+    fn tap_path_matches_naive_on_any_pool() {
+        // (n, c, side, cout, k, p): maps with more input pixels than kernel taps, which the
+        // unrolled path leaves to this one: a 3x3 kernel on 4x4 maps (a non-square count of
+        // channels, 33 images), and a 1x1 kernel with padding 1 on a 2x2 map (border outputs
+        // read only padding).
+        let shapes = [
             (40, 3, 4, 4, 3, 1),
+            (33, 4, 4, 6, 3, 1),
             (32, 5, 2, 3, 1, 1),
         ];
         for (i, &(n, c, side, cout, k, p)) in shapes.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, side, side, cout, k, 1, p).unwrap();
-            assert!(tapwise::applies(&g), "{g:?}");
+            assert!(tapwise::applies(&g) && !unrolled::applies(&g), "{g:?}");
             check_against_naive_on_any_pool(&g, 40 + 10 * i as u64);
         }
     }

@@ -12,7 +12,7 @@
 //!   [`conv2d_backward_bias`]: im2col + GEMM, parallel with rayon, bitwise reproducible for
 //!   any thread count. They take a caller-owned `workspace` so training need not allocate.
 //! - On tiny maps (AlexNet's 2x2 layers) the passes skip im2col and the padding: a sum of
-//!   per-tap GEMMs (`tapwise`).
+//!   per-tap GEMMs (`tapwise`), or one GEMM on an unrolled dense weight (`unrolled`).
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
@@ -25,6 +25,7 @@ pub mod naive;
 mod tapwise;
 #[cfg(test)]
 mod test_util;
+mod unrolled;
 
 pub use conv2d::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,

@@ -1,10 +1,11 @@
 //! Convolution on tiny maps as a sum of per-tap GEMMs, skipping the padding.
 //!
-//! AlexNet's conv2..conv5 on Fashion-MNIST see 2x2 maps: a 3x3 kernel with padding 1 has only 4
-//! of its 9 taps inside the input at each output pixel (conv2's 5x5 kernel, 4 of 25), so im2col
-//! would fill 56-84 % of its matrix with padding zeros and the GEMM would multiply them, and its
-//! copies run over 2-float rows. Here every output pixel `p` is instead a sum over the taps `t`
-//! that read an input pixel `q = p + t - padding`:
+//! On a small map many of a kernel's taps read padding (a 3x3 kernel with padding 1 on a 4x4
+//! map: 7 of 16 output pixels' windows stick out), so im2col would fill its matrix with zeros
+//! and the GEMM would multiply them. Maps with no more pixels than the kernel has taps (AlexNet's
+//! 2x2 layers) take [`crate::unrolled`] instead, which needs one GEMM per pass; this path serves
+//! the slightly larger maps (up to 16 pixels) at batches of 32 or more. Every output pixel `p`
+//! is a sum over the taps `t` that read an input pixel `q = p + t - padding`:
 //!
 //! `Y_p (Cout x N) = sum over valid t of W_t (Cout x C) * X_q (C x N)`
 //!

@@ -1,0 +1,202 @@
+//! Convolution on tiny maps as a dense layer on an unrolled weight: no im2col, no permutes.
+//!
+//! With `Q = H*W` input pixels and `P = OH*OW` output pixels, an NCHW image is a vector of
+//! `C*Q` values and its output one of `Cout*P`, and the convolution is the linear map between
+//! them whose `(Cout*P) x (C*Q)` matrix `U` has
+//!
+//! `U[(o, p), (c, q)] = W[o, c, ky, kx]` where tap `(ky, kx)` of output pixel `p` reads input
+//! pixel `q`, and 0 where no tap does.
+//!
+//! So for a batch, with the images as rows, every pass is one GEMM on contiguous operands:
+//!
+//! - forward: `Y (N x Cout*P) = X (N x C*Q) * U^T`;
+//! - input gradient: `dX (N x C*Q) = dY (N x Cout*P) * U`;
+//! - weight gradient: `dU = dY^T * X`, then `dW[o, c, t]` = the sum of `dU` over the pixel
+//!   pairs `(p, q)` that tap `t` joins ([`fold`]).
+//!
+//! `U` holds `P*Q` multiply-adds per channel pair where im2col's GEMM holds `P*K*K`, so this path
+//! is taken only when `Q <= K*K`: AlexNet's conv2..conv5 on 2x2 Fashion-MNIST maps (16 against
+//! im2col's 36 or 100, which are mostly padding) and `deep`'s conv4 on its 3x3 map (81 and 81, but
+//! no im2col copies). With a batch of at most 64 images the GEMMs run on the narrow kernels, which
+//! read `U` in place.
+//!
+//! Each GEMM is [`gemm_par`] and [`unroll`] and [`fold`] sum in an order fixed by the geometry,
+//! so every pass is bitwise the same for any number of threads.
+
+use rayon::prelude::*;
+
+use tensor::{gemm_par, Float, MatRef};
+
+use crate::blocks::min_items;
+use crate::Conv2dGeometry;
+
+/// Largest `P*Q` (output pixels times input pixels) the path takes: `U` is `P*Q/(K*K)` times
+/// the size of the weight, which must stay small next to the activations.
+const MAX_PIXEL_PAIRS: usize = 81;
+
+/// True when the convolution takes the unrolled path: the dense matrix multiplies no more than
+/// im2col would (`Q <= K*K`), the maps are tiny, and every buffer size is computable.
+pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+    let (p, q) = (g.out_h * g.out_w, g.in_h * g.in_w);
+    let fits = unrolled_len_checked(g).is_some()
+        && g.input_len().checked_add(g.output_len()).is_some();
+    q <= g.kernel * g.kernel && p * q <= MAX_PIXEL_PAIRS && fits
+}
+
+/// `(Cout*P) * (C*Q)`, the length of `U`, if it does not overflow.
+fn unrolled_len_checked(g: &Conv2dGeometry) -> Option<usize> {
+    (g.out_channels * g.out_h * g.out_w)
+        .checked_mul(g.in_channels)?
+        .checked_mul(g.in_h * g.in_w)
+}
+
+/// Values per input image, `C*Q`: the columns of `X`.
+fn in_len(g: &Conv2dGeometry) -> usize {
+    g.in_channels * g.in_h * g.in_w
+}
+
+/// Values per output image, `Cout*P`: the columns of `Y`.
+fn out_len(g: &Conv2dGeometry) -> usize {
+    g.out_channels * g.out_h * g.out_w
+}
+
+/// Workspace elements the path needs: `U` or `dU`.
+pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
+    unrolled_len_checked(g).expect("applies() checked the length")
+}
+
+/// For every pixel pair `(p, q)`, in row-major `P x Q` order, the tap `ky * K + kx` that joins
+/// them, if any.
+fn pair_taps(g: &Conv2dGeometry) -> Vec<Option<usize>> {
+    let tap_1d = |out: usize, input: usize| {
+        (input + g.padding)
+            .checked_sub(out * g.stride)
+            .filter(|&k| k < g.kernel)
+    };
+    let mut taps = Vec::with_capacity(g.out_h * g.out_w * g.in_h * g.in_w);
+    for (oy, ox) in (0..g.out_h).flat_map(|oy| (0..g.out_w).map(move |ox| (oy, ox))) {
+        for (iy, ix) in (0..g.in_h).flat_map(|iy| (0..g.in_w).map(move |ix| (iy, ix))) {
+            let tap = tap_1d(oy, iy).zip(tap_1d(ox, ix));
+            taps.push(tap.map(|(ky, kx)| ky * g.kernel + kx));
+        }
+    }
+    taps
+}
+
+/// Writes `U` (row-major `(Cout*P) x (C*Q)`) from the `[Cout, C, K, K]` weight, one output
+/// channel's `P` rows per task. Each row is written in order, `Q` values per input channel
+/// gathered from that channel's `K*K` taps; a row whose pixel pairs all have a tap (every row of
+/// a 2x2 map) takes a loop without a branch per value.
+fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
+    let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
+    let taps = pair_taps(g);
+    let block = g.out_h * g.out_w * c * q;
+    u.par_chunks_mut(block)
+        .zip(weight.par_chunks(c * kk))
+        .with_min_len(min_items(block))
+        .for_each(|(rows, filter)| {
+            for (row, row_taps) in rows.chunks_exact_mut(c * q).zip(taps.chunks_exact(q)) {
+                let dense: Option<Vec<usize>> = row_taps.iter().copied().collect();
+                let pairs = row.chunks_exact_mut(q).zip(filter.chunks_exact(kk));
+                match dense {
+                    Some(idx) => pairs.for_each(|(dst, w)| {
+                        dst.iter_mut().zip(&idx).for_each(|(d, &t)| *d = w[t]);
+                    }),
+                    None => pairs.for_each(|(dst, w)| {
+                        for (d, tap) in dst.iter_mut().zip(row_taps) {
+                            *d = tap.map_or(T::ZERO, |t| w[t]);
+                        }
+                    }),
+                }
+            }
+        });
+}
+
+/// `dW[o, c, t]` = the sum of `dU[(o, p), (c, q)]` over the pixel pairs `(p, q)` tap `t` joins,
+/// in row-major `(p, q)` order; taps that join none get zero. Reads `dU` in order, as
+/// [`unroll`] writes `U`.
+fn fold<T: Float>(g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
+    let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
+    let taps = pair_taps(g);
+    let block = g.out_h * g.out_w * c * q;
+    grad_weight
+        .par_chunks_mut(c * kk)
+        .zip(du.par_chunks(block))
+        .with_min_len(min_items(block))
+        .for_each(|(filter, rows)| {
+            filter.fill(T::ZERO);
+            for (row, row_taps) in rows.chunks_exact(c * q).zip(taps.chunks_exact(q)) {
+                // (column within a channel's q values, tap) for the pairs that have a tap
+                let idx: Vec<(usize, usize)> = row_taps
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(qi, tap)| tap.map(|t| (qi, t)))
+                    .collect();
+                for (src, dw) in row.chunks_exact(q).zip(filter.chunks_exact_mut(kk)) {
+                    idx.iter().for_each(|&(qi, t)| dw[t] += src[qi]);
+                }
+            }
+        });
+}
+
+/// Unrolled forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`]
+/// elements.
+pub(crate) fn forward<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut [T],
+) {
+    let (cq, coutp, pixels) = (in_len(g), out_len(g), g.out_h * g.out_w);
+    unroll(g, weight, workspace);
+    let u = MatRef::row_major(&*workspace, coutp, cq);
+    // The bias goes in first and the GEMM adds to it, so the output is written in one pass.
+    let beta = match bias {
+        Some(b) => {
+            output
+                .par_chunks_mut(coutp)
+                .with_min_len(min_items(coutp))
+                .for_each(|image| {
+                    for (plane, &bo) in image.chunks_exact_mut(pixels).zip(b) {
+                        plane.fill(bo);
+                    }
+                });
+            T::ONE
+        }
+        None => T::ZERO,
+    };
+    let x = MatRef::row_major(input, g.batch, cq);
+    gemm_par(T::ONE, x, u.t(), beta, output);
+}
+
+/// Unrolled input gradient; see [`crate::conv2d_backward_input`].
+pub(crate) fn backward_input<T: Float>(
+    g: &Conv2dGeometry,
+    weight: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut [T],
+) {
+    let (cq, coutp) = (in_len(g), out_len(g));
+    unroll(g, weight, workspace);
+    let u = MatRef::row_major(&*workspace, coutp, cq);
+    let dy = MatRef::row_major(grad_output, g.batch, coutp);
+    gemm_par(T::ONE, dy, u, T::ZERO, grad_input);
+}
+
+/// Unrolled weight gradient; see [`crate::conv2d_backward_weight`].
+pub(crate) fn backward_weight<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut [T],
+) {
+    let (cq, coutp) = (in_len(g), out_len(g));
+    let dy_t = MatRef::row_major(grad_output, g.batch, coutp).t();
+    let x = MatRef::row_major(input, g.batch, cq);
+    gemm_par(T::ONE, dy_t, x, T::ZERO, workspace);
+    fold(g, workspace, grad_weight);
+}
