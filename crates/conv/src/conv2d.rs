@@ -26,6 +26,7 @@ use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_images, im2col_block};
+use crate::direct2x2;
 use crate::tapwise;
 use crate::unrolled;
 use crate::Conv2dGeometry;
@@ -103,6 +104,10 @@ pub fn conv2d_forward<T: Float>(
         }
         return;
     }
+    if direct2x2::applies(g) {
+        let workspace = scratch(workspace, direct2x2::workspace_len(g));
+        return direct2x2::forward(g, input, weight, bias, output, workspace);
+    }
     if unrolled::applies(g) {
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::forward(g, input, weight, bias, output, workspace);
@@ -170,6 +175,10 @@ pub fn conv2d_backward_input<T: Float>(
         gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
         return;
     }
+    if direct2x2::applies(g) {
+        let workspace = scratch(workspace, direct2x2::workspace_len(g));
+        return direct2x2::backward_input(g, weight, grad_output, grad_input, workspace);
+    }
     if unrolled::applies(g) {
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
@@ -232,6 +241,10 @@ pub fn conv2d_backward_weight<T: Float>(
         let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
         gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
         return;
+    }
+    if direct2x2::applies(g) {
+        let workspace = scratch(workspace, direct2x2::workspace_len(g));
+        return direct2x2::backward_weight(g, input, grad_output, grad_weight, workspace);
     }
     if unrolled::applies(g) {
         let workspace = scratch(workspace, unrolled::workspace_len(g));
@@ -433,25 +446,86 @@ mod tests {
     #[test]
     fn unrolled_path_matches_naive_on_any_pool() {
         // (n, c, side, cout, k, s, p): AlexNet's conv3 and conv2 (5x5 kernel, taps reading only
-        // padding) on 2x2 maps at batch 16 and 40, deep's conv4 on its 3x3 map (corner pairs
-        // with no tap), stride 2 from 3x3 to 2x2, no padding (3x3 to 1x1), and one image.
+        // padding) on 2x2 maps at batches above the direct kernels', deep's conv4 on its 3x3 map
+        // (corner pairs with no tap), stride 2 from 3x3 to 2x2, no padding (3x3 to 1x1), and one
+        // image with a 2x2 kernel (2x2 to 3x3).
         let shapes = [
-            (16, 6, 2, 7, 3, 1, 1),
-            (40, 6, 2, 7, 3, 1, 1),
-            (16, 4, 2, 5, 5, 1, 2),
+            (66, 6, 2, 7, 3, 1, 1),
+            (70, 4, 2, 5, 5, 1, 2),
             (9, 5, 3, 8, 3, 1, 1),
             (3, 3, 3, 4, 3, 2, 1),
             (2, 4, 3, 6, 3, 1, 0),
-            (1, 70, 2, 3, 3, 1, 1),
+            (1, 70, 2, 3, 2, 1, 1),
         ];
         for (i, &(n, c, side, cout, k, s, p)) in shapes.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, side, side, cout, k, s, p).unwrap();
-            assert!(unrolled::applies(&g), "{g:?}");
+            assert!(unrolled::applies(&g) && !direct2x2::applies(&g), "{g:?}");
             check_against_naive_on_any_pool(&g, 70 + 10 * i as u64);
         }
         // 4x4 maps with a 3x3 kernel: U would multiply more than im2col (16 > 9 input pixels)
         let g = Conv2dGeometry::new(4, 3, 4, 4, 4, 3, 1, 1).unwrap();
         assert!(!unrolled::applies(&g));
+    }
+
+    #[test]
+    fn direct_2x2_kernels_match_naive_on_any_pool() {
+        // (n, c, cout, k, p) on 2x2 maps: AlexNet's conv3 and conv2 shapes shrunk, one image
+        // (15 padded lanes), 17 channels (a partial channel vector in the weight gradient) over
+        // 40 images (3 image vectors, the last partial), and the largest batch the path takes.
+        let shapes = [
+            (16, 6, 7, 3, 1),
+            (16, 4, 5, 5, 2),
+            (1, 20, 3, 3, 1),
+            (40, 17, 9, 3, 1),
+            (64, 3, 2, 3, 1),
+        ];
+        for (i, &(n, c, cout, k, p)) in shapes.iter().enumerate() {
+            let g = Conv2dGeometry::new(n, c, 2, 2, cout, k, 1, p).unwrap();
+            if !direct2x2::applies(&g) {
+                // Without AVX-512 these layers take the unrolled GEMMs, checked all the same.
+                eprintln!("{g:?}: no AVX-512 here, the direct kernels are not exercised");
+            }
+            check_against_naive_on_any_pool(&g, 130 + 10 * i as u64);
+        }
+        let over = Conv2dGeometry::new(65, 3, 2, 2, 2, 3, 1, 1).unwrap();
+        assert!(!direct2x2::applies(&over), "65 images take the unrolled GEMMs");
+    }
+
+    #[test]
+    fn direct_2x2_kernels_in_f32_match_the_f64_oracle() {
+        // The f64 tests run the same generic code; this checks the f32 instantiation (AlexNet's
+        // conv4 shape, 16 images) against the naive f64 passes.
+        let g = Conv2dGeometry::new(16, 48, 2, 2, 40, 3, 1, 1).unwrap();
+        let (x, w, b, dy) = (
+            random_vec(g.input_len(), 1),
+            random_vec(g.weight_len(), 2),
+            random_vec(g.out_channels, 3),
+            random_vec(g.output_len(), 4),
+        );
+        let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+        let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
+        let (xf, wf, bf, dyf) = (f32s(&x), f32s(&w), f32s(&b), f32s(&dy));
+        let mut ws = Vec::new();
+        let (mut y, mut dx, mut dw) = (
+            vec![0f32; g.output_len()],
+            vec![0f32; g.input_len()],
+            vec![0f32; g.weight_len()],
+        );
+        conv2d_forward(&g, &xf, &wf, Some(&bf), &mut y, &mut ws);
+        conv2d_backward_input(&g, &wf, &dyf, &mut dx, &mut ws);
+        conv2d_backward_weight(&g, &xf, &dyf, &mut dw, &mut ws);
+        // the oracle on the f32-rounded inputs, so only the kernels' rounding differs
+        let (x, w, b, dy) = (f64s(&xf), f64s(&wf), f64s(&bf), f64s(&dyf));
+        let mut want_y = vec![0.0; g.output_len()];
+        conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
+        let mut want_dx = vec![0.0; g.input_len()];
+        conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
+        let mut want_dw = vec![0.0; g.weight_len()];
+        conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
+        // sums of 48 * 9 (forward), 40 * 9 and 16 * 4 terms of size up to 1
+        assert_close("y", &f64s(&y), &want_y, 1e-4, 1e-4);
+        assert_close("dx", &f64s(&dx), &want_dx, 1e-4, 1e-4);
+        assert_close("dw", &f64s(&dw), &want_dw, 1e-4, 1e-4);
     }
 
     #[test]

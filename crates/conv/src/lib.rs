@@ -12,12 +12,14 @@
 //!   [`conv2d_backward_bias`]: im2col + GEMM, parallel with rayon, bitwise reproducible for
 //!   any thread count. They take a caller-owned `workspace` so training need not allocate.
 //! - On tiny maps (AlexNet's 2x2 layers) the passes skip im2col and the padding: a sum of
-//!   per-tap GEMMs (`tapwise`), or one GEMM on an unrolled dense weight (`unrolled`).
+//!   per-tap GEMMs (`tapwise`), or one GEMM on an unrolled dense weight (`unrolled`); 2x2 maps
+//!   at small batches take direct SIMD kernels that read the weight in place (`direct2x2`).
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
 mod blocks;
 mod conv2d;
+mod direct2x2;
 pub mod error;
 mod geometry;
 mod im2col;

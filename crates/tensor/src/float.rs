@@ -54,6 +54,9 @@ pub trait Float:
     fn abs(self) -> Self;
     /// True unless NaN or infinite.
     fn is_finite(self) -> bool;
+    /// `self * a + b` with one rounding (a hardware FMA where the caller's code is compiled
+    /// for one; a slow library call otherwise).
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// The larger of two values (NaN-propagating is not promised).
     fn max(self, other: Self) -> Self {
         if other > self {
@@ -97,6 +100,9 @@ impl Float for f32 {
     fn is_finite(self) -> bool {
         f32::is_finite(self)
     }
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f32::mul_add(self, a, b)
+    }
 }
 
 impl Float for f64 {
@@ -123,5 +129,8 @@ impl Float for f64 {
     }
     fn is_finite(self) -> bool {
         f64::is_finite(self)
+    }
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        f64::mul_add(self, a, b)
     }
 }
