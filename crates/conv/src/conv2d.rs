@@ -27,6 +27,7 @@ use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_images, im2col_block};
 use crate::direct2x2;
+use crate::direct3x3;
 use crate::tapwise;
 use crate::unrolled;
 use crate::Conv2dGeometry;
@@ -112,6 +113,10 @@ pub fn conv2d_forward<T: Float>(
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::forward(g, input, weight, bias, output, workspace);
     }
+    if direct3x3::applies(g) {
+        let workspace = scratch(workspace, direct3x3::workspace_len(g));
+        return direct3x3::forward(g, input, weight, bias, output, workspace);
+    }
     if tapwise::applies(g) {
         let workspace = scratch(workspace, tapwise::workspace_len(g));
         return tapwise::forward(g, input, weight, bias, output, workspace);
@@ -183,6 +188,10 @@ pub fn conv2d_backward_input<T: Float>(
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
     }
+    if direct3x3::applies_to_input_gradient(g) {
+        let workspace = scratch(workspace, direct3x3::workspace_len(g));
+        return direct3x3::backward_input(g, weight, grad_output, grad_input, workspace);
+    }
     if tapwise::applies(g) {
         let workspace = scratch(workspace, tapwise::workspace_len(g));
         return tapwise::backward_input(g, weight, grad_output, grad_input, workspace);
@@ -249,6 +258,10 @@ pub fn conv2d_backward_weight<T: Float>(
     if unrolled::applies(g) {
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::backward_weight(g, input, grad_output, grad_weight, workspace);
+    }
+    if direct3x3::applies_to_weight_gradient(g) {
+        let workspace = scratch(workspace, direct3x3::workspace_len(g));
+        return direct3x3::backward_weight(g, input, grad_output, grad_weight, workspace);
     }
     if tapwise::applies(g) {
         let workspace = scratch(workspace, tapwise::workspace_len(g));
@@ -420,14 +433,15 @@ mod tests {
 
     #[test]
     fn split_gemms_match_naive_on_any_pool() {
-        // A 4x4 map (one column block of 256, fewer than 32 images so not the tap path, more
-        // input pixels than taps so not the unrolled path), big enough that every pass splits
-        // its one GEMM: the forward and input gradient over rows, the weight gradient over
-        // columns.
-        let g = Conv2dGeometry::new(16, 64, 4, 4, 320, 3, 1, 1).unwrap();
+        // A 4x4 map without padding (one column block of 64; more input pixels than taps so
+        // not the unrolled path, no padding so neither the tap path nor a same convolution),
+        // big enough that every pass splits its one GEMM: the forward and input gradient over
+        // rows, the weight gradient over columns.
+        let g = Conv2dGeometry::new(16, 64, 4, 4, 320, 3, 1, 0).unwrap();
         let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
         use tensor::GemmSplit;
         assert!(!tapwise::applies(&g) && !unrolled::applies(&g));
+        assert!(!direct3x3::applies_to_weight_gradient(&g));
         assert!(matches!(
             GemmSplit::for_shape(cout, rows, ncols),
             GemmSplit::Rows(_)
@@ -492,40 +506,71 @@ mod tests {
     }
 
     #[test]
-    fn direct_2x2_kernels_in_f32_match_the_f64_oracle() {
-        // The f64 tests run the same generic code; this checks the f32 instantiation (AlexNet's
-        // conv4 shape, 16 images) against the naive f64 passes.
-        let g = Conv2dGeometry::new(16, 48, 2, 2, 40, 3, 1, 1).unwrap();
-        let (x, w, b, dy) = (
-            random_vec(g.input_len(), 1),
-            random_vec(g.weight_len(), 2),
-            random_vec(g.out_channels, 3),
-            random_vec(g.output_len(), 4),
-        );
-        let f32s = |v: &[f64]| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
+    fn direct_3x3_kernels_match_naive_on_any_pool() {
+        // (n, c, h, w, cout): deep's conv1 (one input channel: the input gradient takes im2col),
+        // conv2 and conv3 (16 input channels: all three passes direct), 17 columns (two vectors
+        // per row, the second with one column) and 5 channels, and a non-square map.
+        let shapes = [
+            (2, 1, 28, 28, 16),
+            (3, 16, 14, 14, 16),
+            (2, 16, 7, 7, 32),
+            (1, 5, 17, 17, 16),
+            (2, 32, 4, 5, 16),
+        ];
+        for (i, &(n, c, h, w, cout)) in shapes.iter().enumerate() {
+            let g = Conv2dGeometry::new(n, c, h, w, cout, 3, 1, 1).unwrap();
+            if !direct3x3::applies(&g) {
+                eprintln!("{g:?}: no AVX-512 here, the direct kernels are not exercised");
+            }
+            check_against_naive_on_any_pool(&g, 200 + 10 * i as u64);
+        }
+        // 20 output channels are not a whole block: the forward and the weight gradient take
+        // im2col, the input gradient (16 input channels) stays direct
+        let g = Conv2dGeometry::new(2, 16, 6, 6, 20, 3, 1, 1).unwrap();
+        assert!(!direct3x3::applies(&g) && !direct3x3::applies_to_weight_gradient(&g));
+        check_against_naive_on_any_pool(&g, 260);
+    }
+
+    /// The f32 passes on `g` against the naive f64 ones on the same (f32-rounded) inputs: the
+    /// f64 tests run the same generic kernels, this checks their f32 instantiation.
+    fn check_f32_against_f64_oracle(g: &Conv2dGeometry) {
+        let f32s = |v: Vec<f64>| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-        let (xf, wf, bf, dyf) = (f32s(&x), f32s(&w), f32s(&b), f32s(&dy));
+        let (xf, wf) = (f32s(random_vec(g.input_len(), 1)), f32s(random_vec(g.weight_len(), 2)));
+        let (bf, dyf) = (f32s(random_vec(g.out_channels, 3)), f32s(random_vec(g.output_len(), 4)));
         let mut ws = Vec::new();
         let (mut y, mut dx, mut dw) = (
             vec![0f32; g.output_len()],
             vec![0f32; g.input_len()],
             vec![0f32; g.weight_len()],
         );
-        conv2d_forward(&g, &xf, &wf, Some(&bf), &mut y, &mut ws);
-        conv2d_backward_input(&g, &wf, &dyf, &mut dx, &mut ws);
-        conv2d_backward_weight(&g, &xf, &dyf, &mut dw, &mut ws);
-        // the oracle on the f32-rounded inputs, so only the kernels' rounding differs
+        conv2d_forward(g, &xf, &wf, Some(&bf), &mut y, &mut ws);
+        conv2d_backward_input(g, &wf, &dyf, &mut dx, &mut ws);
+        conv2d_backward_weight(g, &xf, &dyf, &mut dw, &mut ws);
         let (x, w, b, dy) = (f64s(&xf), f64s(&wf), f64s(&bf), f64s(&dyf));
         let mut want_y = vec![0.0; g.output_len()];
-        conv2d_naive_forward(&g, &x, &w, Some(&b), &mut want_y);
+        conv2d_naive_forward(g, &x, &w, Some(&b), &mut want_y);
         let mut want_dx = vec![0.0; g.input_len()];
-        conv2d_naive_backward_input(&g, &w, &dy, &mut want_dx);
+        conv2d_naive_backward_input(g, &w, &dy, &mut want_dx);
         let mut want_dw = vec![0.0; g.weight_len()];
-        conv2d_naive_backward_weight(&g, &x, &dy, &mut want_dw);
-        // sums of 48 * 9 (forward), 40 * 9 and 16 * 4 terms of size up to 1
-        assert_close("y", &f64s(&y), &want_y, 1e-4, 1e-4);
-        assert_close("dx", &f64s(&dx), &want_dx, 1e-4, 1e-4);
-        assert_close("dw", &f64s(&dw), &want_dw, 1e-4, 1e-4);
+        conv2d_naive_backward_weight(g, &x, &dy, &mut want_dw);
+        // sums of at most a few thousand terms of size up to 1, rounded in f32
+        assert_close(&format!("y {g:?}"), &f64s(&y), &want_y, 1e-4, 1e-4);
+        assert_close(&format!("dx {g:?}"), &f64s(&dx), &want_dx, 1e-4, 1e-4);
+        assert_close(&format!("dw {g:?}"), &f64s(&dw), &want_dw, 5e-4, 1e-4);
+    }
+
+    #[test]
+    fn direct_kernels_in_f32_match_the_f64_oracle() {
+        // AlexNet's conv4 shape shrunk (2x2, 16 images), deep's conv2 (14x14, 16 channels in
+        // and out) and a 17-column map (two vectors per row)
+        for g in [
+            Conv2dGeometry::new(16, 48, 2, 2, 40, 3, 1, 1).unwrap(),
+            Conv2dGeometry::new(4, 16, 14, 14, 16, 3, 1, 1).unwrap(),
+            Conv2dGeometry::new(2, 16, 9, 17, 32, 3, 1, 1).unwrap(),
+        ] {
+            check_f32_against_f64_oracle(&g);
+        }
     }
 
     #[test]

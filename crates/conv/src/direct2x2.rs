@@ -27,13 +27,8 @@ use rayon::prelude::*;
 
 use tensor::Float;
 
+use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
 use crate::Conv2dGeometry;
-
-/// Images per vector: the 16 f32 lanes of an AVX-512 register.
-const LANES: usize = 16;
-
-/// One vector: a value for each of 16 images (or 16 channels in the weight gradient).
-type Lanes<T> = [T; LANES];
 
 /// Largest batch the direct kernels take. Above it, the unrolled GEMMs' one copy of the weight
 /// is spread over enough images, and their register-blocked kernels win.
@@ -74,20 +69,6 @@ const fn pixel_pairs() -> [(usize, usize, usize); 16] {
         i += 1;
     }
     out
-}
-
-/// True when the CPU runs the kernels' AVX-512 code (checked once, then cached by `std`).
-fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
 }
 
 /// True when the direct kernels take the convolution: 2x2 in and out, stride 1, every offset
@@ -159,15 +140,6 @@ fn from_channel_rows<T: Float>(src: &[T], c: usize, npad: usize, dst: &mut [T]) 
     });
 }
 
-/// The vector at `start` (one load: a fixed-size copy, not a gather of bounds-checked lanes).
-#[inline(always)]
-fn lanes_at<T: Float>(values: &[T], start: usize) -> Lanes<T> {
-    let lanes: &Lanes<T> = values[start..start + LANES]
-        .try_into()
-        .expect("a range of LANES values");
-    *lanes
-}
-
 /// Stores a tile's 4 pixel vectors for image block `block` into one channel's `(4, Npad)` rows.
 fn store_pixels<T: Float>(acc: &[Lanes<T>; 4], block: usize, npad: usize, out: &mut [T]) {
     for (pixel, lanes) in acc.iter().enumerate() {
@@ -180,14 +152,6 @@ fn store_pixels<T: Float>(acc: &[Lanes<T>; 4], block: usize, npad: usize, out: &
 #[inline(always)]
 fn pixel_vectors<T: Float>(lanes: &[T]) -> [Lanes<T>; 4] {
     std::array::from_fn(|q| lanes_at(lanes, q * LANES))
-}
-
-/// `acc[l] += x[l] * w` over the lanes.
-#[inline(always)]
-fn fma_lanes<T: Float>(acc: &mut Lanes<T>, x: &Lanes<T>, w: T) {
-    for (a, &xv) in acc.iter_mut().zip(x) {
-        *a = xv.mul_add(w, *a);
-    }
 }
 
 /// One forward tile: output channel `filter` (its `C*K*K` weights) and `bias` for 16 images

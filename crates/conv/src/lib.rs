@@ -14,15 +14,19 @@
 //! - On tiny maps (AlexNet's 2x2 layers) the passes skip im2col and the padding: a sum of
 //!   per-tap GEMMs (`tapwise`), or one GEMM on an unrolled dense weight (`unrolled`); 2x2 maps
 //!   at small batches take direct SIMD kernels that read the weight in place (`direct2x2`).
+//! - Same 3x3 convolutions on larger maps (the `deep` network's) skip im2col: direct SIMD
+//!   kernels read the 9 taps from a zero-bordered copy of the input (`direct3x3`).
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
 mod blocks;
 mod conv2d;
 mod direct2x2;
+mod direct3x3;
 pub mod error;
 mod geometry;
 mod im2col;
+mod lanes;
 pub mod naive;
 mod tapwise;
 #[cfg(test)]

@@ -1,0 +1,392 @@
+//! Direct 3x3 "same" convolutions (stride 1, padding 1) without im2col, on AVX-512.
+//!
+//! The `deep` network's conv1..conv3 (28x28, 14x14 and 7x7 maps, 16 output channels) spent a
+//! quarter of a training step writing and reading im2col matrices, which hold every input value
+//! 9 times. Here the input is copied once into a zero-bordered buffer (each row padded to whole
+//! vectors), and the kernels read their 9 taps from it directly, with 16 output columns of one
+//! row in each vector:
+//!
+//! - forward: a tile is one image, 16 output channels, one row and 16 columns: 16 accumulators
+//!   (one per channel) each add, for every input channel and tap, the shifted input vector
+//!   times that channel's weight (a broadcast from a transposed copy of the weight, which is
+//!   small);
+//! - input gradient: the forward applied to the zero-bordered output gradient with the weight
+//!   flipped and its channel axes swapped (the adjoint of a same convolution is one);
+//! - weight gradient: with the output gradient copied channels-last, for one input channel and
+//!   16 output channels (the lanes), 9 accumulators (one per tap) add, over every image and
+//!   pixel, the output-gradient vector times the input value the tap reads there.
+//!
+//! Every output element is summed by one task in an order fixed by the geometry, so the passes
+//! are bitwise the same for any thread count. As in [`crate::direct2x2`], the loops are plain
+//! Rust over [`Lanes`], compiled for AVX-512 with the taps spelled out by a macro.
+
+use rayon::prelude::*;
+
+use tensor::Float;
+
+use crate::blocks::min_items;
+use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use crate::Conv2dGeometry;
+
+/// Output channels per forward tile: one accumulator vector each.
+const CHANNEL_BLOCK: usize = 16;
+
+/// Runs `$body` for the 9 taps with `$dy`, `$dx` and `$t = 3 * $dy + $dx` bound to literals, so
+/// the loads' offsets are constants.
+macro_rules! for_each_tap {
+    (|$dy:ident, $dx:ident, $t:ident| $body:block) => {
+        for_each_tap!(@expand $dy $dx $t $body;
+            (0, 0, 0) (0, 1, 1) (0, 2, 2) (1, 0, 3) (1, 1, 4) (1, 2, 5) (2, 0, 6) (2, 1, 7) (2, 2, 8))
+    };
+    (@expand $dy:ident $dx:ident $t:ident $body:block; $(($dyv:literal, $dxv:literal, $tv:literal))*) => {
+        $({
+            let ($dy, $dx, $t): (usize, usize, usize) = ($dyv, $dxv, $tv);
+            $body
+        })*
+    };
+}
+
+/// Runs `$body` for the 16 channels of a block with `$o` bound to a literal: as a loop, the
+/// compiler vectorized across the channels (with gathers and scatters) instead of the lanes.
+macro_rules! for_each_channel {
+    (|$o:ident| $body:block) => {
+        for_each_channel!(@expand $o $body; 0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15)
+    };
+    (@expand $o:ident $body:block; $($ov:literal)*) => {
+        $({
+            let $o: usize = $ov;
+            $body
+        })*
+    };
+}
+
+/// The shape of a same convolution's operands on this path.
+#[derive(Clone, Copy)]
+struct Same {
+    n: usize,
+    h: usize,
+    w: usize,
+    /// Vectors per row, `ceil(W / 16)`.
+    vectors: usize,
+}
+
+impl Same {
+    fn of(g: &Conv2dGeometry) -> Self {
+        Self {
+            n: g.batch,
+            h: g.in_h,
+            w: g.in_w,
+            vectors: g.in_w.div_ceil(LANES),
+        }
+    }
+
+    /// Row length of the zero-bordered buffer: a border column, whole vectors, and the border
+    /// column after them (the shifted loads of the last vector reach it).
+    fn padded_w(&self) -> usize {
+        self.vectors * LANES + 2
+    }
+
+    /// One channel's zero-bordered plane: `(H + 2) x padded_w`.
+    fn padded_plane(&self) -> usize {
+        (self.h + 2) * self.padded_w()
+    }
+
+}
+
+/// True when the shape is a same 3x3 convolution this path takes, with a map larger than 3x3
+/// (smaller ones take [`crate::unrolled`]) and a CPU with AVX-512F, AVX2 and FMA.
+fn same_3x3(g: &Conv2dGeometry) -> bool {
+    let same = g.kernel == 3 && g.stride == 1 && g.padding == 1;
+    let fits = g
+        .input_len()
+        .checked_add(g.output_len())
+        .and_then(|l| l.checked_mul(4))
+        .is_some();
+    same && g.in_h * g.in_w > 9 && fits && simd_available()
+}
+
+/// True when the forward takes this path: also whole blocks of 16 output channels.
+pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+    same_3x3(g) && g.out_channels % CHANNEL_BLOCK == 0
+}
+
+/// True when the weight gradient takes this path: as the forward, its lanes are 16 output
+/// channels.
+pub(crate) fn applies_to_weight_gradient(g: &Conv2dGeometry) -> bool {
+    applies(g)
+}
+
+/// True when the input gradient takes this path: a forward with the channel axes swapped, so
+/// the input channels come in whole blocks of 16.
+pub(crate) fn applies_to_input_gradient(g: &Conv2dGeometry) -> bool {
+    same_3x3(g) && g.in_channels % CHANNEL_BLOCK == 0
+}
+
+/// Workspace elements any pass needs: a zero-bordered activation and a weight-sized copy, or
+/// the weight gradient's zero-bordered input and channels-last output gradient.
+pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
+    let s = Same::of(g);
+    let (c, cout) = (g.in_channels, g.out_channels);
+    let bordered = s.n * c.max(cout) * s.padded_plane() + g.weight_len();
+    let weight_pass = s.n * c * s.padded_plane() + g.output_len();
+    bordered.max(weight_pass)
+}
+
+/// NCHW `src` (`channels` planes of `H x W` per image) into `dst` with a zero border and rows
+/// of [`Same::padded_w`].
+fn to_bordered<T: Float>(s: &Same, src: &[T], dst: &mut [T]) {
+    let (pw, plane) = (s.padded_w(), s.h * s.w);
+    dst.par_chunks_mut(s.padded_plane())
+        .zip(src.par_chunks(plane))
+        .with_min_len(min_items(s.padded_plane()))
+        .for_each(|(out, input)| {
+            out[..pw].fill(T::ZERO);
+            out[(s.h + 1) * pw..].fill(T::ZERO);
+            for (row, src_row) in out[pw..].chunks_exact_mut(pw).zip(input.chunks_exact(s.w)) {
+                row[0] = T::ZERO;
+                row[1..=s.w].copy_from_slice(src_row);
+                row[s.w + 1..].fill(T::ZERO);
+            }
+        });
+}
+
+/// One forward tile: 16 channels' accumulators for the 16 columns from `x0` of row `y` of one
+/// image (`image`: its zero-bordered planes), `weights` the block's `(C, 9, 16)` weights.
+#[inline(always)]
+fn forward_tile<T: Float>(
+    s: &Same,
+    image: &[T],
+    weights: &[T],
+    bias: &Lanes<T>,
+    y: usize,
+    x0: usize,
+) -> [Lanes<T>; CHANNEL_BLOCK] {
+    let (pw, plane) = (s.padded_w(), s.padded_plane());
+    let mut acc: [Lanes<T>; CHANNEL_BLOCK] = std::array::from_fn(|o| [bias[o]; LANES]);
+    for (ci, w) in weights.chunks_exact(9 * CHANNEL_BLOCK).enumerate() {
+        let base = ci * plane + y * pw + x0;
+        for_each_tap!(|dy, dx, t| {
+            let x = lanes_at(image, base + dy * pw + dx);
+            let wt: &[T; CHANNEL_BLOCK] = w[t * CHANNEL_BLOCK..][..CHANNEL_BLOCK]
+                .try_into()
+                .expect("a block of weights");
+            for_each_channel!(|o| {
+                fma_lanes(&mut acc[o], &x, wt[o]);
+            });
+        });
+    }
+    acc
+}
+
+/// One weight-gradient tile: for input channel `ci` and the 16 output channels of block
+/// `block` (the lanes), the 9 taps' sums over every image and pixel of the output gradient
+/// (`dyh`, channels last: `(N, H, W, Cout)`) times the input pixel the tap reads (`xb`, the
+/// zero-bordered input).
+#[inline(always)]
+fn weight_tile<T: Float>(
+    s: &Same,
+    dyh: &[T],
+    xb: &[T],
+    (ci, block): (usize, usize),
+    (cout, c): (usize, usize),
+) -> [Lanes<T>; 9] {
+    let (pw, plane) = (s.padded_w(), s.padded_plane());
+    let mut acc = [[T::ZERO; LANES]; 9];
+    for ni in 0..s.n {
+        let x_plane = &xb[(ni * c + ci) * plane..][..plane];
+        let dy_image = &dyh[ni * s.h * s.w * cout..][..s.h * s.w * cout];
+        for y in 0..s.h {
+            for x in 0..s.w {
+                let d = lanes_at(dy_image, (y * s.w + x) * cout + block * LANES);
+                let window = &x_plane[y * pw + x..][..2 * pw + 3];
+                for_each_tap!(|dyo, dxo, t| {
+                    fma_lanes(&mut acc[t], &d, window[dyo * pw + dxo]);
+                });
+            }
+        }
+    }
+    acc
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_tile_simd<T: Float>(
+    s: &Same,
+    image: &[T],
+    weights: &[T],
+    bias: &Lanes<T>,
+    y: usize,
+    x0: usize,
+) -> [Lanes<T>; CHANNEL_BLOCK] {
+    forward_tile(s, image, weights, bias, y, x0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn weight_tile_simd<T: Float>(
+    s: &Same,
+    dyh: &[T],
+    xb: &[T],
+    channels: (usize, usize),
+    counts: (usize, usize),
+) -> [Lanes<T>; 9] {
+    weight_tile(s, dyh, xb, channels, counts)
+}
+
+/// `out` (NCHW, `cout` channels) = the same 3x3 convolution of the zero-bordered `xb` (`c`
+/// channels) with `weights` in blocks `(Cout/16, C, 9, 16)`, plus `bias`.
+fn same_conv<T: Float>(
+    s: &Same,
+    (c, cout): (usize, usize),
+    xb: &[T],
+    weights: &[T],
+    bias: Option<&[T]>,
+    out: &mut [T],
+) {
+    let plane = s.h * s.w;
+    let blocks = cout / CHANNEL_BLOCK;
+    out.par_chunks_mut(CHANNEL_BLOCK * plane)
+        .enumerate()
+        .for_each(|(task, out_block)| {
+            let (ni, block) = (task / blocks, task % blocks);
+            let image = &xb[ni * c * s.padded_plane()..][..c * s.padded_plane()];
+            let w = &weights[block * c * 9 * CHANNEL_BLOCK..][..c * 9 * CHANNEL_BLOCK];
+            let bias: Lanes<T> = std::array::from_fn(|o| {
+                bias.map_or(T::ZERO, |b| b[block * CHANNEL_BLOCK + o])
+            });
+            for y in 0..s.h {
+                for v in 0..s.vectors {
+                    let x0 = v * LANES;
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                        let acc = unsafe { forward_tile_simd(s, image, w, &bias, y, x0) };
+                        let valid = LANES.min(s.w - x0);
+                        for (o, lanes) in acc.iter().enumerate() {
+                            let at = o * plane + y * s.w + x0;
+                            out_block[at..at + valid].copy_from_slice(&lanes[..valid]);
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// Forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`] elements.
+pub(crate) fn forward<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut [T],
+) {
+    let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
+    let (xb, rest) = workspace.split_at_mut(s.n * c * s.padded_plane());
+    let wt = &mut rest[..g.weight_len()];
+    to_bordered(&s, input, xb);
+    // wt: (Cout/16, C, 9, 16), wt[block][ci][t][o] = W[block * 16 + o][ci][t]
+    wt.par_chunks_mut(c * 9 * CHANNEL_BLOCK)
+        .enumerate()
+        .for_each(|(block, dst)| {
+            for (j, d) in dst.iter_mut().enumerate() {
+                let (ci, t, o) = (j / (9 * CHANNEL_BLOCK), j / CHANNEL_BLOCK % 9, j % CHANNEL_BLOCK);
+                *d = weight[((block * CHANNEL_BLOCK + o) * c + ci) * 9 + t];
+            }
+        });
+    same_conv(&s, (c, cout), xb, wt, bias, output);
+}
+
+/// Input gradient; see [`crate::conv2d_backward_input`]: the forward of the output gradient
+/// with `W'[c][o][t] = W[o][c][8 - t]`.
+pub(crate) fn backward_input<T: Float>(
+    g: &Conv2dGeometry,
+    weight: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut [T],
+) {
+    let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
+    let (dyb, rest) = workspace.split_at_mut(s.n * cout * s.padded_plane());
+    let wt = &mut rest[..g.weight_len()];
+    to_bordered(&s, grad_output, dyb);
+    // wt: (C/16, Cout, 9, 16), wt[block][o][t][i] = W[o][block * 16 + i][8 - t]
+    wt.par_chunks_mut(cout * 9 * CHANNEL_BLOCK)
+        .enumerate()
+        .for_each(|(block, dst)| {
+            for (j, d) in dst.iter_mut().enumerate() {
+                let (o, t, i) = (j / (9 * CHANNEL_BLOCK), j / CHANNEL_BLOCK % 9, j % CHANNEL_BLOCK);
+                *d = weight[(o * c + block * CHANNEL_BLOCK + i) * 9 + (8 - t)];
+            }
+        });
+    same_conv(&s, (cout, c), dyb, wt, None, grad_input);
+}
+
+/// Weight gradient; see [`crate::conv2d_backward_weight`].
+pub(crate) fn backward_weight<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut [T],
+) {
+    let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
+    let (xb, rest) = workspace.split_at_mut(s.n * c * s.padded_plane());
+    let dyh = &mut rest[..g.output_len()];
+    to_bordered(&s, input, xb);
+    // dyh: the output gradient channels last, (N, H, W, Cout)
+    let pixels = s.h * s.w;
+    dyh.par_chunks_mut(pixels * cout)
+        .zip(grad_output.par_chunks(cout * pixels))
+        .for_each(|(dst, src)| {
+            for (p, d) in dst.chunks_exact_mut(cout).enumerate() {
+                for (o, v) in d.iter_mut().enumerate() {
+                    *v = src[o * pixels + p];
+                }
+            }
+        });
+    let (xb, dyh) = (&*xb, &*dyh);
+    // one task per (input channel, block of 16 output channels); dW[o][ci][t] for its 16 o
+    let blocks = cout / LANES;
+    let sums: Vec<[Lanes<T>; 9]> = (0..c * blocks)
+        .into_par_iter()
+        .map(|task| {
+            let channels = (task / blocks, task % blocks);
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                unsafe { weight_tile_simd(&s, dyh, xb, channels, (cout, c)) }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            {
+                let _ = channels;
+                unreachable!("applies() is false off x86_64")
+            }
+        })
+        .collect();
+    grad_weight
+        .par_chunks_mut(c * 9)
+        .enumerate()
+        .for_each(|(o, filter)| {
+            let (block, lane) = (o / LANES, o % LANES);
+            for (ci, taps) in filter.chunks_exact_mut(9).enumerate() {
+                let acc = &sums[ci * blocks + block];
+                for (t, d) in taps.iter_mut().enumerate() {
+                    *d = acc[t][lane];
+                }
+            }
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_tap_macro_lists_the_9_taps_in_order() {
+        let mut listed = Vec::new();
+        for_each_tap!(|dy, dx, t| {
+            listed.push((dy, dx, t));
+        });
+        let want: Vec<_> = (0..9).map(|t| (t / 3, t % 3, t)).collect();
+        assert_eq!(listed, want);
+    }
+}
