@@ -188,7 +188,7 @@ pub fn conv2d_backward_input<T: Float>(
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
     }
-    if direct3x3::applies_to_input_gradient(g) {
+    if direct3x3::applies(g) {
         let workspace = scratch(workspace, direct3x3::workspace_len(g));
         return direct3x3::backward_input(g, weight, grad_output, grad_input, workspace);
     }
@@ -259,7 +259,7 @@ pub fn conv2d_backward_weight<T: Float>(
         let workspace = scratch(workspace, unrolled::workspace_len(g));
         return unrolled::backward_weight(g, input, grad_output, grad_weight, workspace);
     }
-    if direct3x3::applies_to_weight_gradient(g) {
+    if direct3x3::applies(g) {
         let workspace = scratch(workspace, direct3x3::workspace_len(g));
         return direct3x3::backward_weight(g, input, grad_output, grad_weight, workspace);
     }
@@ -441,7 +441,7 @@ mod tests {
         let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
         use tensor::GemmSplit;
         assert!(!tapwise::applies(&g) && !unrolled::applies(&g));
-        assert!(!direct3x3::applies_to_weight_gradient(&g));
+        assert!(!direct3x3::applies(&g));
         assert!(matches!(
             GemmSplit::for_shape(cout, rows, ncols),
             GemmSplit::Rows(_)
@@ -507,9 +507,9 @@ mod tests {
 
     #[test]
     fn direct_3x3_kernels_match_naive_on_any_pool() {
-        // (n, c, h, w, cout): deep's conv1 (one input channel: the input gradient takes im2col),
-        // conv2 and conv3 (16 input channels: all three passes direct), 17 columns (two vectors
-        // per row, the second with one column) and 5 channels, and a non-square map.
+        // (n, c, h, w, cout): deep's conv1 (one input channel: the input gradient is a forward
+        // with one output channel), conv2 and conv3, 17 columns (two vectors per row, the second
+        // with one column) and 5 channels, and a non-square map.
         let shapes = [
             (2, 1, 28, 28, 16),
             (3, 16, 14, 14, 16),
@@ -524,11 +524,11 @@ mod tests {
             }
             check_against_naive_on_any_pool(&g, 200 + 10 * i as u64);
         }
-        // 20 output channels are not a whole block: the forward and the weight gradient take
-        // im2col, the input gradient (16 input channels) stays direct
-        let g = Conv2dGeometry::new(2, 16, 6, 6, 20, 3, 1, 1).unwrap();
-        assert!(!direct3x3::applies(&g) && !direct3x3::applies_to_weight_gradient(&g));
-        check_against_naive_on_any_pool(&g, 260);
+        // channel counts that are not whole blocks of 16: the last block's channels one by one
+        for (i, &(c, cout)) in [(16, 20), (3, 1), (33, 7)].iter().enumerate() {
+            let g = Conv2dGeometry::new(2, c, 6, 5, cout, 3, 1, 1).unwrap();
+            check_against_naive_on_any_pool(&g, 260 + 10 * i as u64);
+        }
     }
 
     /// The f32 passes on `g` against the naive f64 ones on the same (f32-rounded) inputs: the

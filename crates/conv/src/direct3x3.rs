@@ -93,9 +93,10 @@ impl Same {
 
 }
 
-/// True when the shape is a same 3x3 convolution this path takes, with a map larger than 3x3
-/// (smaller ones take [`crate::unrolled`]) and a CPU with AVX-512F, AVX2 and FMA.
-fn same_3x3(g: &Conv2dGeometry) -> bool {
+/// True when the convolution takes this path: a same 3x3 convolution on a map larger than 3x3
+/// (smaller ones take [`crate::unrolled`]), and a CPU with AVX-512F, AVX2 and FMA. Any channel
+/// counts: a last block of fewer than 16 channels is computed one channel at a time.
+pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
     let same = g.kernel == 3 && g.stride == 1 && g.padding == 1;
     let fits = g
         .input_len()
@@ -105,21 +106,9 @@ fn same_3x3(g: &Conv2dGeometry) -> bool {
     same && g.in_h * g.in_w > 9 && fits && simd_available()
 }
 
-/// True when the forward takes this path: also whole blocks of 16 output channels.
-pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
-    same_3x3(g) && g.out_channels % CHANNEL_BLOCK == 0
-}
-
-/// True when the weight gradient takes this path: as the forward, its lanes are 16 output
-/// channels.
-pub(crate) fn applies_to_weight_gradient(g: &Conv2dGeometry) -> bool {
-    applies(g)
-}
-
-/// True when the input gradient takes this path: a forward with the channel axes swapped, so
-/// the input channels come in whole blocks of 16.
-pub(crate) fn applies_to_input_gradient(g: &Conv2dGeometry) -> bool {
-    same_3x3(g) && g.in_channels % CHANNEL_BLOCK == 0
+/// `channels` rounded up to whole blocks of 16.
+fn padded_channels(channels: usize) -> usize {
+    channels.next_multiple_of(CHANNEL_BLOCK)
 }
 
 /// Workspace elements any pass needs: a zero-bordered activation and a weight-sized copy, or
@@ -127,8 +116,9 @@ pub(crate) fn applies_to_input_gradient(g: &Conv2dGeometry) -> bool {
 pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
     let s = Same::of(g);
     let (c, cout) = (g.in_channels, g.out_channels);
-    let bordered = s.n * c.max(cout) * s.padded_plane() + g.weight_len();
-    let weight_pass = s.n * c * s.padded_plane() + g.output_len();
+    let blocked_weight = padded_channels(c.max(cout)) * c.max(cout) * 9;
+    let bordered = s.n * c.max(cout) * s.padded_plane() + blocked_weight;
+    let weight_pass = s.n * (c * s.padded_plane() + s.h * s.w * padded_channels(cout));
     bordered.max(weight_pass)
 }
 
@@ -173,6 +163,28 @@ fn forward_tile<T: Float>(
             for_each_channel!(|o| {
                 fma_lanes(&mut acc[o], &x, wt[o]);
             });
+        });
+    }
+    acc
+}
+
+/// [`forward_tile`] for channel `o` of the block alone (a last block of fewer than 16).
+#[inline(always)]
+fn forward_tile_one<T: Float>(
+    s: &Same,
+    image: &[T],
+    weights: &[T],
+    (o, bias): (usize, T),
+    y: usize,
+    x0: usize,
+) -> Lanes<T> {
+    let (pw, plane) = (s.padded_w(), s.padded_plane());
+    let mut acc = [bias; LANES];
+    for (ci, w) in weights.chunks_exact(9 * CHANNEL_BLOCK).enumerate() {
+        let base = ci * plane + y * pw + x0;
+        for_each_tap!(|dy, dx, t| {
+            let x = lanes_at(image, base + dy * pw + dx);
+            fma_lanes(&mut acc, &x, w[t * CHANNEL_BLOCK + o]);
         });
     }
     acc
@@ -223,6 +235,19 @@ fn forward_tile_simd<T: Float>(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
+fn forward_tile_one_simd<T: Float>(
+    s: &Same,
+    image: &[T],
+    weights: &[T],
+    channel: (usize, T),
+    y: usize,
+    x0: usize,
+) -> Lanes<T> {
+    forward_tile_one(s, image, weights, channel, y, x0)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
 fn weight_tile_simd<T: Float>(
     s: &Same,
     dyh: &[T],
@@ -234,7 +259,8 @@ fn weight_tile_simd<T: Float>(
 }
 
 /// `out` (NCHW, `cout` channels) = the same 3x3 convolution of the zero-bordered `xb` (`c`
-/// channels) with `weights` in blocks `(Cout/16, C, 9, 16)`, plus `bias`.
+/// channels) with `weights` in blocks `(ceil(Cout/16), C, 9, 16)` (zero past `cout`), plus
+/// `bias`. One task per image and block of 16 output channels.
 fn same_conv<T: Float>(
     s: &Same,
     (c, cout): (usize, usize),
@@ -244,31 +270,51 @@ fn same_conv<T: Float>(
     out: &mut [T],
 ) {
     let plane = s.h * s.w;
-    let blocks = cout / CHANNEL_BLOCK;
-    out.par_chunks_mut(CHANNEL_BLOCK * plane)
+    let bias_of = |o: usize| bias.map_or(T::ZERO, |b| b[o]);
+    out.par_chunks_mut(cout * plane)
         .enumerate()
-        .for_each(|(task, out_block)| {
-            let (ni, block) = (task / blocks, task % blocks);
+        .for_each(|(ni, image_out)| {
             let image = &xb[ni * c * s.padded_plane()..][..c * s.padded_plane()];
-            let w = &weights[block * c * 9 * CHANNEL_BLOCK..][..c * 9 * CHANNEL_BLOCK];
-            let bias: Lanes<T> = std::array::from_fn(|o| {
-                bias.map_or(T::ZERO, |b| b[block * CHANNEL_BLOCK + o])
-            });
-            for y in 0..s.h {
-                for v in 0..s.vectors {
-                    let x0 = v * LANES;
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                        let acc = unsafe { forward_tile_simd(s, image, w, &bias, y, x0) };
-                        let valid = LANES.min(s.w - x0);
-                        for (o, lanes) in acc.iter().enumerate() {
-                            let at = o * plane + y * s.w + x0;
-                            out_block[at..at + valid].copy_from_slice(&lanes[..valid]);
+            image_out
+                .par_chunks_mut(CHANNEL_BLOCK * plane)
+                .enumerate()
+                .for_each(|(block, out_block)| {
+                    let w = &weights[block * c * 9 * CHANNEL_BLOCK..][..c * 9 * CHANNEL_BLOCK];
+                    let first = block * CHANNEL_BLOCK;
+                    let channels = out_block.len() / plane;
+                    let bias: Lanes<T> = std::array::from_fn(|o| {
+                        if o < channels {
+                            bias_of(first + o)
+                        } else {
+                            T::ZERO
+                        }
+                    });
+                    for y in 0..s.h {
+                        for v in 0..s.vectors {
+                            let x0 = v * LANES;
+                            let valid = LANES.min(s.w - x0);
+                            let mut store = |o: usize, lanes: &Lanes<T>| {
+                                let at = o * plane + y * s.w + x0;
+                                out_block[at..at + valid].copy_from_slice(&lanes[..valid]);
+                            };
+                            #[cfg(target_arch = "x86_64")]
+                            if channels == CHANNEL_BLOCK {
+                                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2
+                                // and FMA.
+                                let acc = unsafe { forward_tile_simd(s, image, w, &bias, y, x0) };
+                                acc.iter().enumerate().for_each(|(o, l)| store(o, l));
+                            } else {
+                                for (o, &b) in bias.iter().enumerate().take(channels) {
+                                    // SAFETY: as above.
+                                    let acc = unsafe {
+                                        forward_tile_one_simd(s, image, w, (o, b), y, x0)
+                                    };
+                                    store(o, &acc);
+                                }
+                            }
                         }
                     }
-                }
-            }
+                });
         });
 }
 
@@ -283,15 +329,20 @@ pub(crate) fn forward<T: Float>(
 ) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
     let (xb, rest) = workspace.split_at_mut(s.n * c * s.padded_plane());
-    let wt = &mut rest[..g.weight_len()];
+    let wt = &mut rest[..padded_channels(cout) * c * 9];
     to_bordered(&s, input, xb);
-    // wt: (Cout/16, C, 9, 16), wt[block][ci][t][o] = W[block * 16 + o][ci][t]
+    // wt: (ceil(Cout/16), C, 9, 16), wt[block][ci][t][o] = W[block * 16 + o][ci][t], zero past Cout
     wt.par_chunks_mut(c * 9 * CHANNEL_BLOCK)
         .enumerate()
         .for_each(|(block, dst)| {
             for (j, d) in dst.iter_mut().enumerate() {
                 let (ci, t, o) = (j / (9 * CHANNEL_BLOCK), j / CHANNEL_BLOCK % 9, j % CHANNEL_BLOCK);
-                *d = weight[((block * CHANNEL_BLOCK + o) * c + ci) * 9 + t];
+                let o = block * CHANNEL_BLOCK + o;
+                *d = if o < cout {
+                    weight[(o * c + ci) * 9 + t]
+                } else {
+                    T::ZERO
+                };
             }
         });
     same_conv(&s, (c, cout), xb, wt, bias, output);
@@ -308,15 +359,20 @@ pub(crate) fn backward_input<T: Float>(
 ) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
     let (dyb, rest) = workspace.split_at_mut(s.n * cout * s.padded_plane());
-    let wt = &mut rest[..g.weight_len()];
+    let wt = &mut rest[..padded_channels(c) * cout * 9];
     to_bordered(&s, grad_output, dyb);
-    // wt: (C/16, Cout, 9, 16), wt[block][o][t][i] = W[o][block * 16 + i][8 - t]
+    // wt: (ceil(C/16), Cout, 9, 16), wt[block][o][t][i] = W[o][block * 16 + i][8 - t], zero past C
     wt.par_chunks_mut(cout * 9 * CHANNEL_BLOCK)
         .enumerate()
         .for_each(|(block, dst)| {
             for (j, d) in dst.iter_mut().enumerate() {
                 let (o, t, i) = (j / (9 * CHANNEL_BLOCK), j / CHANNEL_BLOCK % 9, j % CHANNEL_BLOCK);
-                *d = weight[(o * c + block * CHANNEL_BLOCK + i) * 9 + (8 - t)];
+                let i = block * CHANNEL_BLOCK + i;
+                *d = if i < c {
+                    weight[(o * c + i) * 9 + (8 - t)]
+                } else {
+                    T::ZERO
+                };
             }
         });
     same_conv(&s, (cout, c), dyb, wt, None, grad_input);
@@ -332,22 +388,23 @@ pub(crate) fn backward_weight<T: Float>(
 ) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
     let (xb, rest) = workspace.split_at_mut(s.n * c * s.padded_plane());
-    let dyh = &mut rest[..g.output_len()];
-    to_bordered(&s, input, xb);
-    // dyh: the output gradient channels last, (N, H, W, Cout)
+    let cpad = padded_channels(cout);
     let pixels = s.h * s.w;
-    dyh.par_chunks_mut(pixels * cout)
+    let dyh = &mut rest[..s.n * pixels * cpad];
+    to_bordered(&s, input, xb);
+    // dyh: the output gradient channels last, (N, H, W, ceil(Cout/16) * 16), zero past Cout
+    dyh.par_chunks_mut(pixels * cpad)
         .zip(grad_output.par_chunks(cout * pixels))
         .for_each(|(dst, src)| {
-            for (p, d) in dst.chunks_exact_mut(cout).enumerate() {
+            for (p, d) in dst.chunks_exact_mut(cpad).enumerate() {
                 for (o, v) in d.iter_mut().enumerate() {
-                    *v = src[o * pixels + p];
+                    *v = if o < cout { src[o * pixels + p] } else { T::ZERO };
                 }
             }
         });
     let (xb, dyh) = (&*xb, &*dyh);
     // one task per (input channel, block of 16 output channels); dW[o][ci][t] for its 16 o
-    let blocks = cout / LANES;
+    let blocks = cpad / LANES;
     let sums: Vec<[Lanes<T>; 9]> = (0..c * blocks)
         .into_par_iter()
         .map(|task| {
@@ -355,7 +412,7 @@ pub(crate) fn backward_weight<T: Float>(
             #[cfg(target_arch = "x86_64")]
             {
                 // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                unsafe { weight_tile_simd(&s, dyh, xb, channels, (cout, c)) }
+                unsafe { weight_tile_simd(&s, dyh, xb, channels, (cpad, c)) }
             }
             #[cfg(not(target_arch = "x86_64"))]
             {
