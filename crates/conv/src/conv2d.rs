@@ -26,6 +26,7 @@ use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 use crate::blocks::{min_items, ColBlocks};
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_images, im2col_block};
+use crate::lanes::LANES;
 use crate::direct2x2;
 use crate::direct3x3;
 use crate::tapwise;
@@ -323,8 +324,9 @@ pub fn conv2d_backward_weight<T: Float>(
 
 /// `grad_bias[o] = sum of grad_output over n, oy, ox`. Overwrites `grad_bias`.
 ///
-/// Parallel over output channels; each channel sums its planes in order n = 0, 1, ..., so the
-/// result does not depend on the thread count.
+/// Parallel over output channels; each channel sums its planes in order n = 0, 1, ... into 16
+/// lane sums and a tail sum, added up in a fixed order, so the result does not depend on the
+/// thread count.
 ///
 /// Panics if a buffer length does not match the geometry.
 pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], grad_bias: &mut [T]) {
@@ -338,12 +340,22 @@ pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], gra
         .enumerate()
         .with_min_len(min_items(g.batch * plane))
         .for_each(|(o, db)| {
-            let mut sum = T::ZERO;
+            // 16 running sums, one per lane, added up at the end: a single running sum is a
+            // chain of dependent adds the compiler may not vectorize (it would reorder them)
+            let mut lanes = [T::ZERO; LANES];
+            let mut tail = T::ZERO;
             for n in 0..g.batch {
                 let start = (n * g.out_channels + o) * plane;
-                sum += grad_output[start..start + plane].iter().copied().sum::<T>();
+                let values = &grad_output[start..start + plane];
+                let mut chunks = values.chunks_exact(LANES);
+                for chunk in &mut chunks {
+                    for (l, &v) in lanes.iter_mut().zip(chunk) {
+                        *l += v;
+                    }
+                }
+                tail += chunks.remainder().iter().copied().sum::<T>();
             }
-            *db = sum;
+            *db = lanes.iter().fold(T::ZERO, |sum, &l| sum + l) + tail;
         });
 }
 

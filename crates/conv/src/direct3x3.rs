@@ -396,9 +396,13 @@ pub(crate) fn backward_weight<T: Float>(
     dyh.par_chunks_mut(pixels * cpad)
         .zip(grad_output.par_chunks(cout * pixels))
         .for_each(|(dst, src)| {
-            for (p, d) in dst.chunks_exact_mut(cpad).enumerate() {
-                for (o, v) in d.iter_mut().enumerate() {
-                    *v = if o < cout { src[o * pixels + p] } else { T::ZERO };
+            if cpad > cout {
+                dst.fill(T::ZERO);
+            }
+            // plane by plane: contiguous reads, writes 16 apart within a buffer that stays in cache
+            for (o, plane) in src.chunks_exact(pixels).enumerate() {
+                for (d, &v) in dst[o..].iter_mut().step_by(cpad).zip(plane) {
+                    *d = v;
                 }
             }
         });
