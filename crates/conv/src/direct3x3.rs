@@ -133,9 +133,14 @@ fn to_bordered<T: Float>(s: &Same, src: &[T], dst: &mut [T]) {
             out[..pw].fill(T::ZERO);
             out[(s.h + 1) * pw..].fill(T::ZERO);
             for (row, src_row) in out[pw..].chunks_exact_mut(pw).zip(input.chunks_exact(s.w)) {
+                // element by element, as in `same_conv`'s stores: rows are short
                 row[0] = T::ZERO;
-                row[1..=s.w].copy_from_slice(src_row);
-                row[s.w + 1..].fill(T::ZERO);
+                for (d, &v) in row[1..=s.w].iter_mut().zip(src_row) {
+                    *d = v;
+                }
+                for d in &mut row[s.w + 1..] {
+                    *d = T::ZERO;
+                }
             }
         });
 }
@@ -293,9 +298,13 @@ fn same_conv<T: Float>(
                         for v in 0..s.vectors {
                             let x0 = v * LANES;
                             let valid = LANES.min(s.w - x0);
+                            // element by element: a `copy_from_slice` of a row's 7 or 14
+                            // values is a `memmove` call each (4 % of an attribution pass)
                             let mut store = |o: usize, lanes: &Lanes<T>| {
                                 let at = o * plane + y * s.w + x0;
-                                out_block[at..at + valid].copy_from_slice(&lanes[..valid]);
+                                for (d, &v) in out_block[at..at + valid].iter_mut().zip(lanes) {
+                                    *d = v;
+                                }
                             };
                             #[cfg(target_arch = "x86_64")]
                             if channels == CHANNEL_BLOCK {
