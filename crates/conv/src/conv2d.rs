@@ -537,7 +537,8 @@ mod tests {
             check_against_naive_on_any_pool(&g, 200 + 10 * i as u64);
         }
         // channel counts that are not whole blocks of 16: the last block's channels one by one
-        for (i, &(c, cout)) in [(16, 20), (3, 1), (33, 7)].iter().enumerate() {
+        // (and one input channel with 5 outputs: the input gradient's own one-channel path)
+        for (i, &(c, cout)) in [(16, 20), (3, 1), (33, 7), (1, 5)].iter().enumerate() {
             let g = Conv2dGeometry::new(2, c, 6, 5, cout, 3, 1, 1).unwrap();
             check_against_naive_on_any_pool(&g, 260 + 10 * i as u64);
         }
@@ -575,11 +576,14 @@ mod tests {
     #[test]
     fn direct_kernels_in_f32_match_the_f64_oracle() {
         // AlexNet's conv4 shape shrunk (2x2, 16 images), deep's conv2 (14x14, 16 channels in
-        // and out) and a 17-column map (two vectors per row)
+        // and out), a 17-column map (two vectors per row), and deep's conv1 and a 17-column
+        // map with one input channel (the one-channel input gradient)
         for g in [
             Conv2dGeometry::new(16, 48, 2, 2, 40, 3, 1, 1).unwrap(),
             Conv2dGeometry::new(4, 16, 14, 14, 16, 3, 1, 1).unwrap(),
             Conv2dGeometry::new(2, 16, 9, 17, 32, 3, 1, 1).unwrap(),
+            Conv2dGeometry::new(3, 1, 28, 28, 16, 3, 1, 1).unwrap(),
+            Conv2dGeometry::new(2, 1, 5, 17, 3, 3, 1, 1).unwrap(),
         ] {
             check_f32_against_f64_oracle(&g);
         }

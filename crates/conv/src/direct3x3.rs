@@ -119,7 +119,8 @@ pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
     let blocked_weight = padded_channels(c.max(cout)) * c.max(cout) * 9;
     let bordered = s.n * c.max(cout) * s.padded_plane() + blocked_weight;
     let weight_pass = s.n * (c * s.padded_plane() + s.h * s.w * padded_channels(cout));
-    bordered.max(weight_pass)
+    let one_channel_input = s.n * 9 * s.padded_plane();
+    bordered.max(weight_pass).max(one_channel_input)
 }
 
 /// NCHW `src` (`channels` planes of `H x W` per image) into `dst` with a zero border and rows
@@ -367,6 +368,9 @@ pub(crate) fn backward_input<T: Float>(
     workspace: &mut [T],
 ) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
+    if c == 1 {
+        return backward_input_one_channel(&s, cout, weight, grad_output, grad_input, workspace);
+    }
     let (dyb, rest) = workspace.split_at_mut(s.n * cout * s.padded_plane());
     let wt = &mut rest[..padded_channels(c) * cout * 9];
     to_bordered(&s, grad_output, dyb);
@@ -385,6 +389,106 @@ pub(crate) fn backward_input<T: Float>(
             }
         });
     same_conv(&s, (cout, c), dyb, wt, None, grad_input);
+}
+
+/// The input gradient of a convolution with one input channel (`deep`'s conv1, for attribution):
+/// the generic path would border all `Cout` planes of the output gradient to produce one plane.
+/// Instead, per image, the output gradient is first mixed into one plane per tap,
+/// `Z_t = sum over o of W[o][0][t] * dY_o` (read once, in place, 9 accumulators per vector),
+/// and then `dX[y][x] = sum over t = (dy, dx) of Z_t[y + 1 - dy][x + 1 - dx]` from the
+/// zero-bordered `Z` planes. One task per image; each value is summed in a fixed order.
+fn backward_input_one_channel<T: Float>(
+    s: &Same,
+    cout: usize,
+    weight: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut [T],
+) {
+    let (plane, zplanes) = (s.h * s.w, 9 * s.padded_plane());
+    let z = &mut workspace[..s.n * zplanes];
+    z.par_chunks_mut(zplanes)
+        .zip(grad_output.par_chunks(cout * plane))
+        .zip(grad_input.par_chunks_mut(plane))
+        .for_each(|((zb, dy), dx)| {
+            #[cfg(target_arch = "x86_64")]
+            {
+                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                unsafe { one_channel_image_simd(s, cout, weight, dy, zb, dx) };
+            }
+        });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn one_channel_image_simd<T: Float>(
+    s: &Same,
+    cout: usize,
+    weight: &[T],
+    dy: &[T],
+    zb: &mut [T],
+    dx: &mut [T],
+) {
+    one_channel_image(s, cout, weight, dy, zb, dx)
+}
+
+/// [`backward_input_one_channel`] for one image: `dy` its `Cout` planes, `zb` the 9 bordered
+/// `Z` planes (scratch), `dx` its input-gradient plane.
+#[inline(always)]
+fn one_channel_image<T: Float>(
+    s: &Same,
+    cout: usize,
+    weight: &[T],
+    dy: &[T],
+    zb: &mut [T],
+    dx: &mut [T],
+) {
+    let (pw, pplane, plane) = (s.padded_w(), s.padded_plane(), s.h * s.w);
+    zb.fill(T::ZERO);
+    for y in 0..s.h {
+        for v in 0..s.vectors {
+            let x0 = v * LANES;
+            let valid = LANES.min(s.w - x0);
+            let mut acc = [[T::ZERO; LANES]; 9];
+            for (o, filter) in weight.chunks_exact(9).enumerate().take(cout) {
+                // lanes past `valid` (the next row's values) only reach lanes never stored
+                let at = o * plane + y * s.w + x0;
+                let d = if at + LANES <= dy.len() {
+                    lanes_at(dy, at)
+                } else {
+                    let mut d = [T::ZERO; LANES];
+                    d[..valid].copy_from_slice(&dy[at..at + valid]);
+                    d
+                };
+                for_each_tap!(|ty, tx, t| {
+                    let _ = (ty, tx);
+                    fma_lanes(&mut acc[t], &d, filter[t]);
+                });
+            }
+            for (t, lanes) in acc.iter().enumerate() {
+                let at = t * pplane + (y + 1) * pw + 1 + x0;
+                for (d, &v) in zb[at..at + valid].iter_mut().zip(lanes) {
+                    *d = v;
+                }
+            }
+        }
+    }
+    for y in 0..s.h {
+        for v in 0..s.vectors {
+            let x0 = v * LANES;
+            let mut acc = [T::ZERO; LANES];
+            for_each_tap!(|ty, tx, t| {
+                let z = lanes_at(zb, t * pplane + (y + 2 - ty) * pw + x0 + 2 - tx);
+                for (a, &zv) in acc.iter_mut().zip(&z) {
+                    *a += zv;
+                }
+            });
+            let valid = LANES.min(s.w - x0);
+            for (d, &v) in dx[y * s.w + x0..][..valid].iter_mut().zip(&acc) {
+                *d = v;
+            }
+        }
+    }
 }
 
 /// Weight gradient; see [`crate::conv2d_backward_weight`].
