@@ -8,10 +8,12 @@
 //!
 //! - forward: a tile is one image, 16 output channels, one row and 16 columns: 16 accumulators
 //!   (one per channel) each add, for every input channel and tap, the shifted input vector
-//!   times that channel's weight (a broadcast from a transposed copy of the weight, which is
-//!   small);
+//!   times that channel's weight (a broadcast from a copy of the weight in blocks of 16 output
+//!   channels, which is small); a last block of fewer than 16 channels is done one at a time;
 //! - input gradient: the forward applied to the zero-bordered output gradient with the weight
-//!   flipped and its channel axes swapped (the adjoint of a same convolution is one);
+//!   flipped and its channel axes swapped (the adjoint of a same convolution is one); with one
+//!   input channel (`deep`'s conv1, for attribution), the output gradient is instead mixed into 9
+//!   tap planes and those summed shifted;
 //! - weight gradient: with the output gradient copied channels-last, for one input channel and
 //!   16 output channels (the lanes), 9 accumulators (one per tap) add, over every image and
 //!   pixel, the output-gradient vector times the input value the tap reads there.
