@@ -24,11 +24,11 @@ use rayon::prelude::*;
 use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
 use crate::blocks::{min_items, ColBlocks};
+use crate::direct2x2;
+use crate::direct3x3;
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_images, im2col_block};
 use crate::lanes::LANES;
-use crate::direct2x2;
-use crate::direct3x3;
 use crate::tapwise;
 use crate::unrolled;
 use crate::Conv2dGeometry;
@@ -514,7 +514,10 @@ mod tests {
             check_against_naive_on_any_pool(&g, 130 + 10 * i as u64);
         }
         let over = Conv2dGeometry::new(65, 3, 2, 2, 2, 3, 1, 1).unwrap();
-        assert!(!direct2x2::applies(&over), "65 images take the unrolled GEMMs");
+        assert!(
+            !direct2x2::applies(&over),
+            "65 images take the unrolled GEMMs"
+        );
     }
 
     #[test]
@@ -549,8 +552,14 @@ mod tests {
     fn check_f32_against_f64_oracle(g: &Conv2dGeometry) {
         let f32s = |v: Vec<f64>| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
-        let (xf, wf) = (f32s(random_vec(g.input_len(), 1)), f32s(random_vec(g.weight_len(), 2)));
-        let (bf, dyf) = (f32s(random_vec(g.out_channels, 3)), f32s(random_vec(g.output_len(), 4)));
+        let (xf, wf) = (
+            f32s(random_vec(g.input_len(), 1)),
+            f32s(random_vec(g.weight_len(), 2)),
+        );
+        let (bf, dyf) = (
+            f32s(random_vec(g.out_channels, 3)),
+            f32s(random_vec(g.output_len(), 4)),
+        );
         let mut ws = Vec::new();
         let (mut y, mut dx, mut dw) = (
             vec![0f32; g.output_len()],

@@ -133,11 +133,13 @@ fn to_image_lanes<T: Float>(src: &[T], n: usize, c: usize, dst: &mut [T]) {
 /// Channel-major `(C, 4, Npad)` back to NCHW `(N, C, 4)` (`dst` holds the N real images;
 /// the padded ones are dropped).
 fn from_channel_rows<T: Float>(src: &[T], c: usize, npad: usize, dst: &mut [T]) {
-    dst.par_chunks_mut(c * 4).enumerate().for_each(|(ni, image)| {
-        for (j, d) in image.iter_mut().enumerate() {
-            *d = src[j * npad + ni];
-        }
-    });
+    dst.par_chunks_mut(c * 4)
+        .enumerate()
+        .for_each(|(ni, image)| {
+            for (j, d) in image.iter_mut().enumerate() {
+                *d = src[j * npad + ni];
+            }
+        });
 }
 
 /// Stores a tile's 4 pixel vectors for image block `block` into one channel's `(4, Npad)` rows.
@@ -286,18 +288,20 @@ fn forward_k<T: Float, const K: usize>(
     to_image_lanes(input, n, c, xt);
     let (xt, first) = (&*xt, first_tap(K, g.padding));
     // yt: (Cout, 4, Npad), one output channel per task
-    yt.par_chunks_mut(4 * npad).enumerate().for_each(|(co, out)| {
-        let filter = &weight[co * c * K * K..][..c * K * K];
-        let bias = bias.map_or(T::ZERO, |b| b[co]);
-        for (block, xt_block) in xt.chunks_exact(c * 4 * LANES).enumerate() {
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                let acc = unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
-                store_pixels(&acc, block, npad, out);
+    yt.par_chunks_mut(4 * npad)
+        .enumerate()
+        .for_each(|(co, out)| {
+            let filter = &weight[co * c * K * K..][..c * K * K];
+            let bias = bias.map_or(T::ZERO, |b| b[co]);
+            for (block, xt_block) in xt.chunks_exact(c * 4 * LANES).enumerate() {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                    let acc = unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
+                    store_pixels(&acc, block, npad, out);
+                }
             }
-        }
-    });
+        });
     from_channel_rows(yt, cout, npad, output);
 }
 
@@ -328,16 +332,18 @@ fn backward_input_k<T: Float, const K: usize>(
     to_image_lanes(grad_output, n, cout, dyt);
     let (dyt, first) = (&*dyt, first_tap(K, g.padding));
     // dxt: (C, 4, Npad), one input channel per task
-    dxt.par_chunks_mut(4 * npad).enumerate().for_each(|(ci, out)| {
-        for (block, dyt_block) in dyt.chunks_exact(cout * 4 * LANES).enumerate() {
-            #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                let acc = unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
-                store_pixels(&acc, block, npad, out);
+    dxt.par_chunks_mut(4 * npad)
+        .enumerate()
+        .for_each(|(ci, out)| {
+            for (block, dyt_block) in dyt.chunks_exact(cout * 4 * LANES).enumerate() {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                    let acc = unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
+                    store_pixels(&acc, block, npad, out);
+                }
             }
-        }
-    });
+        });
     from_channel_rows(dxt, c, npad, grad_input);
 }
 

@@ -92,7 +92,6 @@ impl Same {
     fn padded_plane(&self) -> usize {
         (self.h + 2) * self.padded_w()
     }
-
 }
 
 /// True when the convolution takes this path: a same 3x3 convolution on a map larger than 3x3
@@ -348,7 +347,11 @@ pub(crate) fn forward<T: Float>(
         .enumerate()
         .for_each(|(block, dst)| {
             for (j, d) in dst.iter_mut().enumerate() {
-                let (ci, t, o) = (j / (9 * CHANNEL_BLOCK), j / CHANNEL_BLOCK % 9, j % CHANNEL_BLOCK);
+                let (ci, t, o) = (
+                    j / (9 * CHANNEL_BLOCK),
+                    j / CHANNEL_BLOCK % 9,
+                    j % CHANNEL_BLOCK,
+                );
                 let o = block * CHANNEL_BLOCK + o;
                 *d = if o < cout {
                     weight[(o * c + ci) * 9 + t]
@@ -381,7 +384,11 @@ pub(crate) fn backward_input<T: Float>(
         .enumerate()
         .for_each(|(block, dst)| {
             for (j, d) in dst.iter_mut().enumerate() {
-                let (o, t, i) = (j / (9 * CHANNEL_BLOCK), j / CHANNEL_BLOCK % 9, j % CHANNEL_BLOCK);
+                let (o, t, i) = (
+                    j / (9 * CHANNEL_BLOCK),
+                    j / CHANNEL_BLOCK % 9,
+                    j % CHANNEL_BLOCK,
+                );
                 let i = block * CHANNEL_BLOCK + i;
                 *d = if i < c {
                     weight[(o * c + i) * 9 + (8 - t)]

@@ -41,4 +41,3 @@ pub(crate) fn fma_lanes<T: Float>(acc: &mut Lanes<T>, x: &Lanes<T>, w: T) {
         *a = xv.mul_add(w, *a);
     }
 }
-

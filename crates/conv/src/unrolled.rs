@@ -38,8 +38,8 @@ const MAX_PIXEL_PAIRS: usize = 81;
 /// im2col would (`Q <= K*K`), the maps are tiny, and every buffer size is computable.
 pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
     let (p, q) = (g.out_h * g.out_w, g.in_h * g.in_w);
-    let fits = unrolled_len_checked(g).is_some()
-        && g.input_len().checked_add(g.output_len()).is_some();
+    let fits =
+        unrolled_len_checked(g).is_some() && g.input_len().checked_add(g.output_len()).is_some();
     q <= g.kernel * g.kernel && p * q <= MAX_PIXEL_PAIRS && fits
 }
 
