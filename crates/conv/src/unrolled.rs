@@ -90,17 +90,22 @@ fn pair_taps(g: &Conv2dGeometry) -> Vec<Option<usize>> {
 fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
     let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
     let taps = pair_taps(g);
+    // per output pixel, its taps if every pair has one; computed once, not per channel and row
+    let dense: Vec<Option<Vec<usize>>> = taps
+        .chunks_exact(q)
+        .map(|row_taps| row_taps.iter().copied().collect())
+        .collect();
     let block = g.out_h * g.out_w * c * q;
     u.par_chunks_mut(block)
         .zip(weight.par_chunks(c * kk))
         .with_min_len(min_items(block))
         .for_each(|(rows, filter)| {
-            for (row, row_taps) in rows.chunks_exact_mut(c * q).zip(taps.chunks_exact(q)) {
-                let dense: Option<Vec<usize>> = row_taps.iter().copied().collect();
+            let per_pixel = taps.chunks_exact(q).zip(&dense);
+            for (row, (row_taps, dense)) in rows.chunks_exact_mut(c * q).zip(per_pixel) {
                 let pairs = row.chunks_exact_mut(q).zip(filter.chunks_exact(kk));
                 match dense {
                     Some(idx) => pairs.for_each(|(dst, w)| {
-                        dst.iter_mut().zip(&idx).for_each(|(d, &t)| *d = w[t]);
+                        dst.iter_mut().zip(idx).for_each(|(d, &t)| *d = w[t]);
                     }),
                     None => pairs.for_each(|(dst, w)| {
                         for (d, tap) in dst.iter_mut().zip(row_taps) {
