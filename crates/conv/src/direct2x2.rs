@@ -259,6 +259,26 @@ fn weight_tile_simd<T: Float>(
     weight_tile(xc, cpad, c0, grad_output, out_channels, co)
 }
 
+/// The forward's and the input gradient's shared driver: `out` is `(channels, 4, Npad)` and
+/// `lanes` the rearranged source, `(Npad / LANES, source_channels, 4, LANES)`; one task per
+/// channel of `out` stores, for every image block, the 4 pixel vectors `tile(block, channel)`.
+fn per_channel<T: Float>(
+    lanes: &[T],
+    source_channels: usize,
+    npad: usize,
+    out: &mut [T],
+    tile: impl Fn(&[T], usize) -> [Lanes<T>; 4] + Sync,
+) {
+    out.par_chunks_mut(4 * npad)
+        .enumerate()
+        .for_each(|(channel, out)| {
+            let blocks = lanes.chunks_exact(source_channels * 4 * LANES);
+            for (block, source) in blocks.enumerate() {
+                store_pixels(&tile(source, channel), block, npad, out);
+            }
+        });
+}
+
 /// Direct forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`] elements.
 pub(crate) fn forward<T: Float>(
     g: &Conv2dGeometry,
@@ -288,20 +308,15 @@ fn forward_k<T: Float, const K: usize>(
     to_image_lanes(input, n, c, xt);
     let (xt, first) = (&*xt, first_tap(K, g.padding));
     // yt: (Cout, 4, Npad), one output channel per task
-    yt.par_chunks_mut(4 * npad)
-        .enumerate()
-        .for_each(|(co, out)| {
-            let filter = &weight[co * c * K * K..][..c * K * K];
-            let bias = bias.map_or(T::ZERO, |b| b[co]);
-            for (block, xt_block) in xt.chunks_exact(c * 4 * LANES).enumerate() {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                    let acc = unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
-                    store_pixels(&acc, block, npad, out);
-                }
-            }
-        });
+    per_channel(xt, c, npad, yt, |xt_block, co| {
+        let filter = &weight[co * c * K * K..][..c * K * K];
+        let bias = bias.map_or(T::ZERO, |b| b[co]);
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+        return unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("applies() is false off x86_64 ({filter:p}, {bias:?})")
+    });
     from_channel_rows(yt, cout, npad, output);
 }
 
@@ -332,18 +347,13 @@ fn backward_input_k<T: Float, const K: usize>(
     to_image_lanes(grad_output, n, cout, dyt);
     let (dyt, first) = (&*dyt, first_tap(K, g.padding));
     // dxt: (C, 4, Npad), one input channel per task
-    dxt.par_chunks_mut(4 * npad)
-        .enumerate()
-        .for_each(|(ci, out)| {
-            for (block, dyt_block) in dyt.chunks_exact(cout * 4 * LANES).enumerate() {
-                #[cfg(target_arch = "x86_64")]
-                {
-                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                    let acc = unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
-                    store_pixels(&acc, block, npad, out);
-                }
-            }
-        });
+    per_channel(dyt, cout, npad, dxt, |dyt_block, ci| {
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+        return unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
+        #[cfg(not(target_arch = "x86_64"))]
+        unreachable!("applies() is false off x86_64 ({dyt_block:p}, {ci})")
+    });
     from_channel_rows(dxt, c, npad, grad_input);
 }
 
