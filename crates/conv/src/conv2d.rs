@@ -398,6 +398,19 @@ mod tests {
         [y, dx, dw, db]
     }
 
+    /// (y, dx, dw, db) from the naive oracle.
+    fn naive(g: &Conv2dGeometry, x: &[f64], w: &[f64], b: &[f64], dy: &[f64]) -> [Vec<f64>; 4] {
+        let mut y = vec![0.0; g.output_len()];
+        conv2d_naive_forward(g, x, w, Some(b), &mut y);
+        let mut dx = vec![0.0; g.input_len()];
+        conv2d_naive_backward_input(g, w, dy, &mut dx);
+        let mut dw = vec![0.0; g.weight_len()];
+        conv2d_naive_backward_weight(g, x, dy, &mut dw);
+        let mut db = vec![0.0; g.out_channels];
+        conv2d_naive_backward_bias(g, dy, &mut db);
+        [y, dx, dw, db]
+    }
+
     /// Random inputs for `g` from `seed`: the fast passes on 1 thread match the naive oracle
     /// (all four), and 2 and 3 threads give the same bits.
     fn check_against_naive_on_any_pool(g: &Conv2dGeometry, seed: u64) {
@@ -407,14 +420,7 @@ mod tests {
         let dy = random_vec(g.output_len(), seed + 3);
         let run = |threads| in_pool(threads, || fast(g, &x, &w, &b, &dy));
         let one = run(1);
-        let mut want_y = vec![0.0; g.output_len()];
-        conv2d_naive_forward(g, &x, &w, Some(&b), &mut want_y);
-        let mut want_dx = vec![0.0; g.input_len()];
-        conv2d_naive_backward_input(g, &w, &dy, &mut want_dx);
-        let mut want_dw = vec![0.0; g.weight_len()];
-        conv2d_naive_backward_weight(g, &x, &dy, &mut want_dw);
-        let mut want_db = vec![0.0; g.out_channels];
-        conv2d_naive_backward_bias(g, &dy, &mut want_db);
+        let [want_y, want_dx, want_dw, want_db] = naive(g, &x, &w, &b, &dy);
         let [y, dx, dw, db] = &one;
         assert_close(&format!("y {g:?}"), y, &want_y, 1e-12, 1e-12);
         assert_close(&format!("dx {g:?}"), dx, &want_dx, 1e-12, 1e-12);
@@ -570,12 +576,7 @@ mod tests {
         conv2d_backward_input(g, &wf, &dyf, &mut dx, &mut ws);
         conv2d_backward_weight(g, &xf, &dyf, &mut dw, &mut ws);
         let (x, w, b, dy) = (f64s(&xf), f64s(&wf), f64s(&bf), f64s(&dyf));
-        let mut want_y = vec![0.0; g.output_len()];
-        conv2d_naive_forward(g, &x, &w, Some(&b), &mut want_y);
-        let mut want_dx = vec![0.0; g.input_len()];
-        conv2d_naive_backward_input(g, &w, &dy, &mut want_dx);
-        let mut want_dw = vec![0.0; g.weight_len()];
-        conv2d_naive_backward_weight(g, &x, &dy, &mut want_dw);
+        let [want_y, want_dx, want_dw, _] = naive(g, &x, &w, &b, &dy);
         // sums of at most a few thousand terms of size up to 1, rounded in f32
         assert_close(&format!("y {g:?}"), &f64s(&y), &want_y, 1e-4, 1e-4);
         assert_close(&format!("dx {g:?}"), &f64s(&dx), &want_dx, 1e-4, 1e-4);
