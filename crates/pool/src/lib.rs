@@ -16,11 +16,15 @@
 //! - [`Pool2dGeometry`]: validated sizes; the only place pooling returns an error.
 //! - [`max_pool2d_forward`] / [`max_pool2d_backward`]: the training pair.
 //! - [`max_pool2d_forward_inference`]: the same values without argmax, for no-record mode.
+//! - [`relu_max_pool2d_forward`] / [`relu_max_pool2d_forward_inference`]: `max_pool2d(relu(x))`
+//!   in one pass, bit for bit the two ops in sequence; its argmax feeds the same backward.
 
 pub mod error;
 pub mod geometry;
 pub mod max_pool2d;
+pub mod relu_max_pool2d;
 
 pub use error::PoolError;
 pub use geometry::Pool2dGeometry;
 pub use max_pool2d::{max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference};
+pub use relu_max_pool2d::{relu_max_pool2d_forward, relu_max_pool2d_forward_inference, NO_WINNER};

@@ -11,6 +11,7 @@
 use rayon::prelude::*;
 use tensor::Float;
 
+use crate::relu_max_pool2d::NO_WINNER;
 use crate::Pool2dGeometry;
 
 /// Fewest input elements a rayon task should cover: smaller tasks cost more to schedule than
@@ -18,7 +19,7 @@ use crate::Pool2dGeometry;
 const TASK_GRAIN: usize = 8 * 1024;
 
 /// Planes per rayon task (for `with_min_len`).
-fn planes_per_task(g: &Pool2dGeometry) -> usize {
+pub(crate) fn planes_per_task(g: &Pool2dGeometry) -> usize {
     TASK_GRAIN.div_ceil(g.in_plane().max(1))
 }
 
@@ -68,7 +69,9 @@ pub fn max_pool2d_forward<T: Float>(
 /// Max pooling backward: overwrites `grad_input` with the gradient of the pooling.
 ///
 /// `grad_input` is first zeroed, then each `grad_output` element is added to the input
-/// position its `argmax` names; overlapping windows that share a winner accumulate.
+/// position its `argmax` names; overlapping windows that share a winner accumulate. An argmax
+/// of [`NO_WINNER`] (a window [`crate::relu_max_pool2d_forward`] found without a positive
+/// element) passes nothing.
 ///
 /// - `grad_output`, `argmax`: `(N, C, H_out, W_out)`, `g.output_len()` elements; `argmax` as
 ///   written by [`max_pool2d_forward`] for the same geometry.
@@ -98,6 +101,9 @@ pub fn max_pool2d_backward<T: Float>(
             // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
             grad_plane.fill(T::ZERO);
             for (&dy, &a) in grad_out.iter().zip(arg) {
+                if a == NO_WINNER {
+                    continue;
+                }
                 let a = a as usize;
                 assert!(
                     a < in_plane,
@@ -208,7 +214,7 @@ fn is_nan<T: Float>(v: T) -> bool {
 }
 
 /// Panics with the op, the buffer name and both lengths when a buffer does not fit the geometry.
-fn assert_len(op: &str, buffer: &str, found: usize, expected: usize) {
+pub(crate) fn assert_len(op: &str, buffer: &str, found: usize, expected: usize) {
     assert!(
         found == expected,
         "{op}: {buffer} has {found} elements, geometry expects {expected}"

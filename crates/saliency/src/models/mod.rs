@@ -210,7 +210,11 @@ impl<T: Float> Model<T> {
         }
         let mut h = x;
         let mut updates = Vec::new();
+        let mut pool_done_by_relu = false;
         for (i, layer) in self.layers.iter().enumerate() {
+            if std::mem::take(&mut pool_done_by_relu) {
+                continue;
+            }
             let next = match layer {
                 Layer::Conv {
                     weight,
@@ -219,7 +223,15 @@ impl<T: Float> Model<T> {
                     padding,
                     ..
                 } => tape.conv2d(h, params[*weight], Some(params[*bias]), *stride, *padding)?,
-                Layer::Relu => tape.relu(h)?,
+                // A ReLU straight into a max-pool runs as one op: the same values and
+                // gradients bit for bit, without the ReLU's full-size activation.
+                Layer::Relu => match self.layers.get(i + 1) {
+                    Some(Layer::MaxPool { kernel, stride }) => {
+                        pool_done_by_relu = true;
+                        tape.relu_max_pool2d(h, *kernel, *stride)?
+                    }
+                    _ => tape.relu(h)?,
+                },
                 Layer::MaxPool { kernel, stride } => tape.max_pool2d(h, *kernel, *stride)?,
                 Layer::Flatten => tape.flatten(h)?,
                 Layer::Linear { weight, bias, .. } => {
