@@ -1,8 +1,12 @@
-//! Criterion: max-pool forward (with argmax), inference forward and backward at the study's
-//! Fashion-MNIST pool shapes; throughput in images per second.
+//! Criterion: max-pool forward (with argmax), inference forward and backward, and the fused
+//! ReLU + max-pool forwards, at the study's Fashion-MNIST pool shapes; throughput in images per
+//! second.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use pool::{max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference, Pool2dGeometry};
+use pool::{
+    max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference, relu_max_pool2d_forward,
+    relu_max_pool2d_forward_inference, Pool2dGeometry,
+};
 
 #[path = "shapes.rs"]
 mod shapes;
@@ -25,7 +29,14 @@ fn pools(c: &mut Criterion) {
             group.bench_function(BenchmarkId::new("forward_inference", batch), |b| {
                 b.iter(|| max_pool2d_forward_inference(&g, &x, &mut y))
             });
-            max_pool2d_forward(&g, &x, &mut y, &mut arg);
+            group.bench_function(BenchmarkId::new("relu_forward", batch), |b| {
+                b.iter(|| relu_max_pool2d_forward(&g, &x, &mut y, &mut arg))
+            });
+            group.bench_function(BenchmarkId::new("relu_forward_inference", batch), |b| {
+                b.iter(|| relu_max_pool2d_forward_inference(&g, &x, &mut y))
+            });
+            // the fused forward's argmax, with its windows that pass no gradient
+            relu_max_pool2d_forward(&g, &x, &mut y, &mut arg);
             group.bench_function(BenchmarkId::new("backward", batch), |b| {
                 b.iter(|| max_pool2d_backward(&g, &dy, &arg, &mut dx))
             });

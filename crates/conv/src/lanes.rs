@@ -11,18 +11,9 @@ pub(crate) const LANES: usize = 16;
 /// One vector.
 pub(crate) type Lanes<T> = [T; LANES];
 
-/// True when the CPU runs the direct kernels' AVX-512 code (checked once, then cached by `std`).
+/// True when the CPU runs the direct kernels' AVX-512 code.
 pub(crate) fn simd_available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx512f")
-            && is_x86_feature_detected!("avx2")
-            && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    tensor::cpu::avx512_available()
 }
 
 /// The vector at `start` (one load: a fixed-size copy, not a gather of bounds-checked lanes).

@@ -23,6 +23,7 @@ pub mod error;
 pub mod geometry;
 pub mod max_pool2d;
 pub mod relu_max_pool2d;
+mod window2x2;
 
 pub use error::PoolError;
 pub use geometry::Pool2dGeometry;

@@ -18,7 +18,7 @@ use crate::Pool2dGeometry;
 /// the pooling they carry. It groups whole planes into tasks and changes no arithmetic.
 const TASK_GRAIN: usize = 8 * 1024;
 
-/// Planes per rayon task (for `with_min_len`).
+/// Planes per rayon task: the run a task pools, or the `with_min_len` of a per-plane split.
 pub(crate) fn planes_per_task(g: &Pool2dGeometry) -> usize {
     TASK_GRAIN.div_ceil(g.in_plane().max(1))
 }

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use tensor::Float;
 
 use crate::max_pool2d::{assert_len, planes_per_task};
-use crate::Pool2dGeometry;
+use crate::{window2x2, Pool2dGeometry};
 
 /// The argmax of a window with no positive element: its output is `+0` and it passes no
 /// gradient. Never a real index: the geometry caps a plane below `u32::MAX` elements.
@@ -44,12 +44,12 @@ pub fn relu_max_pool2d_forward<T: Float>(
     assert_len(op, "input", input.len(), g.input_len());
     assert_len(op, "output", output.len(), g.output_len());
     assert_len(op, "argmax", argmax.len(), g.output_len());
+    let planes = planes_per_task(g);
     output
-        .par_chunks_mut(g.out_plane())
-        .zip(argmax.par_chunks_mut(g.out_plane()))
-        .zip(input.par_chunks(g.in_plane()))
-        .with_min_len(planes_per_task(g))
-        .for_each(|((out, arg), plane)| pool_plane(g, plane, out, arg));
+        .par_chunks_mut(planes * g.out_plane())
+        .zip(argmax.par_chunks_mut(planes * g.out_plane()))
+        .zip(input.par_chunks(planes * g.in_plane()))
+        .for_each(|((out, arg), run)| pool_planes(g, run, out, arg));
 }
 
 /// [`relu_max_pool2d_forward`] without the argmax, for inference: the same output bit for bit.
@@ -62,68 +62,35 @@ pub fn relu_max_pool2d_forward_inference<T: Float>(
     g.assert_consistent(op);
     assert_len(op, "input", input.len(), g.input_len());
     assert_len(op, "output", output.len(), g.output_len());
+    let planes = planes_per_task(g);
     output
-        .par_chunks_mut(g.out_plane())
-        .zip(input.par_chunks(g.in_plane()))
-        .with_min_len(planes_per_task(g))
-        // One scan to trust: the argmax goes to a per-task scratch plane, reused across planes.
-        .for_each_init(Vec::new, |arg, (out, plane)| {
+        .par_chunks_mut(planes * g.out_plane())
+        .zip(input.par_chunks(planes * g.in_plane()))
+        // One scan to trust: the argmax goes to a per-task scratch run, reused across tasks.
+        .for_each_init(Vec::new, |arg, (out, run)| {
             arg.resize(out.len(), 0u32);
-            pool_plane(g, plane, out, arg);
+            pool_planes(g, run, out, arg);
         });
 }
 
-/// Pools one `(H, W)` plane into its `(H_out, W_out)` output and argmax.
+/// Pools a run of whole consecutive `(H, W)` planes into their outputs and argmax.
 #[inline(always)]
-fn pool_plane<T: Float>(g: &Pool2dGeometry, plane: &[T], out: &mut [T], arg: &mut [u32]) {
-    if g.kernel == 2 && g.stride == 2 {
-        pool_plane_2x2(g, plane, out, arg);
+fn pool_planes<T: Float>(g: &Pool2dGeometry, run: &[T], out: &mut [T], arg: &mut [u32]) {
+    if window2x2::applies(g) {
+        window2x2::relu_pool_planes(g, run, out, arg);
         return;
     }
-    for oh in 0..g.out_h {
-        for ow in 0..g.out_w {
-            let (value, index) = window(g, plane, oh, ow);
-            out[oh * g.out_w + ow] = value;
-            arg[oh * g.out_w + ow] = index;
-        }
-    }
-}
-
-/// [`pool_plane`] for 2x2 windows at stride 2, one output row at a time: each window is a pair
-/// of the top row and a pair of the bottom row, compared in scan order without branches.
-#[inline(always)]
-fn pool_plane_2x2<T: Float>(g: &Pool2dGeometry, plane: &[T], out: &mut [T], arg: &mut [u32]) {
-    let w = g.in_w;
-    for (oh, (out_row, arg_row)) in out
-        .chunks_exact_mut(g.out_w)
-        .zip(arg.chunks_exact_mut(g.out_w))
-        .enumerate()
+    for ((plane, out), arg) in run
+        .chunks_exact(g.in_plane())
+        .zip(out.chunks_exact_mut(g.out_plane()))
+        .zip(arg.chunks_exact_mut(g.out_plane()))
     {
-        let top_start = 2 * oh * w;
-        let top = &plane[top_start..top_start + 2 * g.out_w];
-        let bottom = &plane[top_start + w..top_start + w + 2 * g.out_w];
-        for (ow, (((t, b), o), a)) in top
-            .chunks_exact(2)
-            .zip(bottom.chunks_exact(2))
-            .zip(out_row.iter_mut())
-            .zip(arg_row.iter_mut())
-            .enumerate()
-        {
-            // Fits: the geometry caps a plane at u32::MAX elements.
-            let first = (top_start + 2 * ow) as u32;
-            let (mut best, mut index) = (T::ZERO, NO_WINNER);
-            for (v, at) in [
-                (t[0], first),
-                (t[1], first + 1),
-                (b[0], first + w as u32),
-                (b[1], first + w as u32 + 1),
-            ] {
-                let better = v > best;
-                best = if better { v } else { best };
-                index = if better { at } else { index };
+        for oh in 0..g.out_h {
+            for ow in 0..g.out_w {
+                let (value, index) = window(g, plane, oh, ow);
+                out[oh * g.out_w + ow] = value;
+                arg[oh * g.out_w + ow] = index;
             }
-            *o = best;
-            *a = index;
         }
     }
 }
@@ -136,12 +103,17 @@ fn window<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usize) -> (T
     for kh in 0..g.kernel {
         let row_start = (top + kh) * g.in_w + left;
         for (kw, &v) in plane[row_start..row_start + g.kernel].iter().enumerate() {
-            // A NaN compares false, as it does in ReLU, which maps it to +0.
-            if v > best {
-                best = v;
-                // Fits: the geometry caps a plane at u32::MAX elements.
-                index = (row_start + kw) as u32;
-            }
+            // A NaN compares false, as it does in ReLU, which maps it to +0. Selects, not a
+            // branch: which element wins is data, and a mispredicted branch per element cost
+            // more than the comparison.
+            let better = v > best;
+            best = if better { v } else { best };
+            // Fits: the geometry caps a plane at u32::MAX elements.
+            index = if better {
+                (row_start + kw) as u32
+            } else {
+                index
+            };
         }
     }
     (best, index)

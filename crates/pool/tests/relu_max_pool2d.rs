@@ -39,14 +39,26 @@ fn in_sequence<T: Float>(g: &Pool2dGeometry, x: &[T], dy: &[T]) -> (Vec<T>, Vec<
     let mut y = vec![T::ZERO; g.output_len()];
     let mut arg = vec![0u32; g.output_len()];
     max_pool2d_forward(g, &r, &mut y, &mut arg);
-    let mut dr = vec![T::ZERO; g.input_len()];
-    max_pool2d_backward(g, dy, &arg, &mut dr);
+    let dr = scatter_reference(g, dy, &arg);
     let dx = x
         .iter()
         .zip(&dr)
         .map(|(&v, &d)| if v > T::ZERO { d } else { T::ZERO })
         .collect();
     (y, dx)
+}
+
+/// The pool's backward written out: zero every plane, then add each `dy` at its winner (skipping
+/// `NO_WINNER`), independent of the kernels' own 2x2 path.
+fn scatter_reference<T: Float>(g: &Pool2dGeometry, dy: &[T], arg: &[u32]) -> Vec<T> {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    let mut dx = vec![T::ZERO; g.input_len()];
+    for (i, (&d, &a)) in dy.iter().zip(arg).enumerate() {
+        if a != NO_WINNER {
+            dx[i / out_plane * in_plane + a as usize] += d;
+        }
+    }
+    dx
 }
 
 /// The fused forward (both variants) and the shared backward.
@@ -84,7 +96,8 @@ fn check<T: Float>(g: &Pool2dGeometry, seed: u64, specials: bool) {
     }
 }
 
-/// Shapes from the common 2x2 stride 2 (even and odd sides) to overlapping and 1x1 windows.
+/// Shapes from the common 2x2 stride 2 (even and odd sides) to overlapping and 1x1 windows;
+/// sides up to 40 give 2x2 rows of more than one chunk of 16 windows.
 fn geometry() -> impl Strategy<Value = Pool2dGeometry> {
     (
         1..=3usize,
@@ -113,7 +126,7 @@ proptest! {
     }
 
     #[test]
-    fn fused_2x2_equals_relu_then_pool(n in 1..=3usize, c in 1..=3usize, h in 2..=16usize, w in 2..=16usize, seed in any::<u64>()) {
+    fn fused_2x2_equals_relu_then_pool(n in 1..=3usize, c in 1..=3usize, h in 2..=16usize, w in 2..=70usize, seed in any::<u64>()) {
         let g = Pool2dGeometry::new(n, c, h, w, 2, 2).unwrap();
         check::<f32>(&g, seed, true);
     }
@@ -133,6 +146,28 @@ fn a_window_of_non_positive_values_gives_plus_zero_and_no_winner() {
     let mut dx = [f32::NAN; 8];
     max_pool2d_backward(&g, &[10.0, 20.0], &arg, &mut dx);
     assert_eq!(dx, [0.0, 0.0, 20.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn an_argmax_outside_its_window_is_routed_as_the_general_scatter_routes_it() {
+    // Not what a forward writes, but the backward's contract is the scatter: a 2x2 plane whose
+    // second window names an element of the first window.
+    let g = Pool2dGeometry::new(1, 1, 2, 4, 2, 2).unwrap();
+    let (dy, arg) = ([1.0f32, 2.0], [4u32, 1]);
+    let mut dx = [f32::NAN; 8];
+    max_pool2d_backward(&g, &dy, &arg, &mut dx);
+    assert_eq!(dx.to_vec(), scatter_reference(&g, &dy, &arg));
+    assert_eq!(dx, [0.0, 2.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0]);
+}
+
+#[test]
+fn the_backward_of_a_negative_zero_gradient_is_plus_zero_everywhere() {
+    let g = Pool2dGeometry::new(1, 1, 3, 5, 2, 2).unwrap();
+    let (dy, arg) = ([-0.0f32, -0.0], [0u32, 8]);
+    let mut dx = [f32::NAN; 15];
+    max_pool2d_backward(&g, &dy, &arg, &mut dx);
+    // every element written (odd edges included), and +0.0 everywhere, as 0 + (-0) is +0
+    assert!(dx.iter().all(|v| v.to_bits() == 0.0f32.to_bits()), "{dx:?}");
 }
 
 #[test]

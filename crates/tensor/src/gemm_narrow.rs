@@ -32,16 +32,9 @@ const PANEL_MAX_DEPTH: usize = 1024;
 /// Fewest multiply-adds worth the narrow kernels' setup.
 const MIN_MACS: usize = 4096;
 
-/// True when this CPU runs the narrow kernels (checked once, then cached by `std`).
+/// True when this CPU runs the narrow kernels.
 fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::cpu::avx2_fma_available()
 }
 
 /// One strided operand: `at(i, j) = ptr + i * rs + j * cs`.

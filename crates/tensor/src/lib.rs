@@ -7,10 +7,12 @@
 //!
 //! - [`gemm`]: the only `unsafe` in the workspace, a checked wrapper over `matrixmultiply`, with
 //!   its own AVX2 kernels for products with a narrow side (`gemm_narrow`).
+//! - [`cpu`]: run-time checks for the instruction sets of the `#[target_feature]` kernels.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
 //!   results are bitwise identical whatever the thread count.
 
+pub mod cpu;
 pub mod error;
 pub mod float;
 pub mod gemm;

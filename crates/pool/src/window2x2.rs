@@ -1,0 +1,205 @@
+//! The fused ReLU + max-pool forward for 2x2 windows at stride 2 (every pool of the study's
+//! `deep` network), 16 windows at a time.
+//!
+//! One output row of a plane reads two input rows; a chunk of 16 windows is 32 values of each.
+//! The 16 windows go through the four scan steps (top-left, top-right, bottom-left,
+//! bottom-right) as plain loops over `[T; 16]` arrays, which the compiler turns into single
+//! vector compares and selects inside functions compiled with `#[target_feature(enable =
+//! "avx512f,avx2,fma")]` (entered only when the CPU has them; the same code runs unvectorized
+//! otherwise). Each lane does exactly the scalar scan's compares in the scalar order, so results
+//! are those of the general kernels bit for bit.
+//!
+//! The backward stays the general scatter: zeroing a plane and adding each window's gradient at
+//! its winner measured as fast as, or faster than, a vector version (`benches/pool.rs`).
+
+use tensor::Float;
+
+use crate::relu_max_pool2d::NO_WINNER;
+use crate::Pool2dGeometry;
+
+/// Windows per chunk: the 16 f32 lanes of an AVX-512 register.
+const WINDOWS: usize = 16;
+
+/// Input values of one row under a chunk of windows.
+const SPAN: usize = 2 * WINDOWS;
+
+/// True when `g` is a 2x2 pooling at stride 2, the windows this module takes.
+pub(crate) fn applies(g: &Pool2dGeometry) -> bool {
+    g.kernel == 2 && g.stride == 2
+}
+
+/// `max_pool2d(relu(x))` of a run of whole consecutive `(H, W)` planes into their outputs and
+/// argmax (see [`crate::relu_max_pool2d_forward`]).
+pub(crate) fn relu_pool_planes<T: Float>(
+    g: &Pool2dGeometry,
+    planes: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if tensor::cpu::avx512_available() {
+        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+        unsafe { relu_pool_planes_simd(g, planes, out, arg) };
+        return;
+    }
+    relu_pool_planes_body(g, planes, out, arg);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+fn relu_pool_planes_simd<T: Float>(
+    g: &Pool2dGeometry,
+    planes: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    relu_pool_planes_body(g, planes, out, arg);
+}
+
+/// The planes of a run in order, each given the rest of the run (see [`relu_pool_plane_body`]).
+#[inline(always)]
+fn relu_pool_planes_body<T: Float>(
+    g: &Pool2dGeometry,
+    planes: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    for p in 0..planes.len() / in_plane {
+        let (i, o) = (p * in_plane, p * out_plane);
+        relu_pool_plane_body(g, &planes[i..], &mut out[o..], &mut arg[o..]);
+    }
+}
+
+/// One plane, whose slices start at the plane and run on to the end of the run. Chunks read and
+/// write whole vectors wherever the slices allow, beyond the chunk's own windows too: the extra
+/// lanes compute garbage that lands only on outputs a later chunk of the plane, or a later plane
+/// of the run, overwrites (row-major order), and a whole vector moves without the store-to-load
+/// stalls of a vector assembled from single values. Only a run's last chunks pad.
+#[inline(always)]
+fn relu_pool_plane_body<T: Float>(g: &Pool2dGeometry, plane: &[T], out: &mut [T], arg: &mut [u32]) {
+    let w = g.in_w;
+    for oh in 0..g.out_h {
+        // Plain loops only: an iterator adapter here can be compiled as a separate function
+        // outside the target features (it happened with `all`), losing the vector code.
+        let mut first_window = 0;
+        while first_window < g.out_w {
+            let n = WINDOWS.min(g.out_w - first_window);
+            let start = 2 * oh * w + 2 * first_window;
+            let top = read(plane, start, 2 * n, T::ZERO);
+            let bottom = read(plane, start + w, 2 * n, T::ZERO);
+            // Fits: the geometry caps a plane at u32::MAX elements.
+            let (best, index) = relu_max_of_windows(&top, &bottom, start as u32, w as u32);
+            let at = oh * g.out_w + first_window;
+            write(out, at, n, &best);
+            write(arg, at, n, &index);
+            first_window += WINDOWS;
+        }
+    }
+}
+
+/// The maximum after ReLU of each of 16 windows and its in-plane index (`NO_WINNER` when no
+/// element is positive). `top`/`bottom`: the windows' two rows; `first`: the in-plane index of
+/// `top[0]`; `w`: the plane's width.
+#[inline(always)]
+fn relu_max_of_windows<T: Float>(
+    top: &[T; SPAN],
+    bottom: &[T; SPAN],
+    first: u32,
+    w: u32,
+) -> ([T; WINDOWS], [u32; WINDOWS]) {
+    let mut best = [T::ZERO; WINDOWS];
+    let mut index = [NO_WINNER; WINDOWS];
+    // the scalar scan's order: strictly greater, so the first of equal maxima stays
+    scan_step(&mut best, &mut index, top, 0, first);
+    scan_step(&mut best, &mut index, top, 1, first + 1);
+    scan_step(&mut best, &mut index, bottom, 0, first + w);
+    scan_step(&mut best, &mut index, bottom, 1, first + w + 1);
+    (best, index)
+}
+
+/// One scan step: element `column` (0 or 1) of each window's pair in `row`, whose first window
+/// starts at in-plane index `at`, replaces the running best when strictly greater.
+#[inline(always)]
+fn scan_step<T: Float>(
+    best: &mut [T; WINDOWS],
+    index: &mut [u32; WINDOWS],
+    row: &[T; SPAN],
+    column: usize,
+    at: u32,
+) {
+    for j in 0..WINDOWS {
+        let v = row[2 * j + column];
+        let better = v > best[j];
+        best[j] = if better { v } else { best[j] };
+        index[j] = if better { at + 2 * j as u32 } else { index[j] };
+    }
+}
+
+/// The `N` values of `values` from `start`, or, where fewer remain, the `count` there and
+/// `fill` after them.
+#[inline(always)]
+fn read<V: Copy, const N: usize>(values: &[V], start: usize, count: usize, fill: V) -> [V; N] {
+    match values.get(start..start + N) {
+        Some(whole) => *<&[V; N]>::try_from(whole).expect("a range of N values"),
+        None => padded(&values[start..start + count], fill),
+    }
+}
+
+/// Writes all of `src` at `start` of `values` or, where fewer than `N` remain, its first `count`.
+#[inline(always)]
+fn write<V: Copy, const N: usize>(values: &mut [V], start: usize, count: usize, src: &[V; N]) {
+    match values.get_mut(start..start + N) {
+        Some(whole) => *<&mut [V; N]>::try_from(whole).expect("a range of N values") = *src,
+        None => copy_prefix(&mut values[start..start + count], src),
+    }
+}
+
+/// `values` (at most `N` of them) at the start of an array of `N`, `fill` after them: a whole
+/// chunk is one fixed-size copy, a short last chunk a short loop.
+#[inline(always)]
+fn padded<V: Copy, const N: usize>(values: &[V], fill: V) -> [V; N] {
+    if let Ok(whole) = <&[V; N]>::try_from(values) {
+        return *whole;
+    }
+    let mut padded = [fill; N];
+    for (d, &s) in padded.iter_mut().zip(values) {
+        *d = s;
+    }
+    padded
+}
+
+/// Copies the first `dst.len()` values of `src` into `dst`, without a `memcpy` call for the
+/// short rows here.
+#[inline(always)]
+fn copy_prefix<V: Copy, const N: usize>(dst: &mut [V], src: &[V; N]) {
+    if let Ok(whole) = <&mut [V; N]>::try_from(&mut *dst) {
+        *whole = *src;
+        return;
+    }
+    for (d, &s) in dst.iter_mut().zip(src) {
+        *d = s;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The portable body (what a CPU without AVX-512 runs) against the dispatched kernels,
+    /// which take the AVX-512 functions on a CPU that has them.
+    #[test]
+    fn portable_and_dispatched_kernels_agree_bit_for_bit() {
+        for (h, w) in [(28, 28), (7, 7), (5, 40), (2, 2)] {
+            let g = Pool2dGeometry::new(2, 2, h, w, 2, 2).unwrap();
+            let x: Vec<f32> = (0..g.input_len())
+                .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 4.0)
+                .collect();
+            let (mut out, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+            let (mut out_p, mut arg_p) = (out.clone(), arg.clone());
+            relu_pool_planes(&g, &x, &mut out, &mut arg);
+            relu_pool_planes_body(&g, &x, &mut out_p, &mut arg_p);
+            assert_eq!((&out, &arg), (&out_p, &arg_p), "{h}x{w}");
+        }
+    }
+}
