@@ -92,55 +92,83 @@ impl Optimizer {
     ) {
         self.t += 1;
         let t = self.t;
-        for (i, (p, g)) in params.iter_mut().zip(grads).enumerate() {
-            let decay = if info[i].l2 && l2 > 0.0 {
+        let decay = |i: usize| {
+            if info[i].l2 && l2 > 0.0 {
                 (2.0 * l2) as f32
             } else {
                 0.0
-            };
-            let pv = p.data_mut();
-            let gv = g.data();
-            match self.config {
-                OptimizerConfig::Adam {
-                    lr,
-                    beta1,
-                    beta2,
-                    eps,
-                } => {
-                    // Bias corrections folded into the step size, computed in f64 once.
-                    let c1 = 1.0 - beta1.powi(t as i32);
-                    let c2 = 1.0 - beta2.powi(t as i32);
-                    let k = AdamStep {
-                        b1: beta1 as f32,
-                        b2: beta2 as f32,
-                        step: (lr / c1) as f32,
-                        inv_sqrt_c2: (1.0 / c2.sqrt()) as f32,
-                        eps: eps as f32,
-                        decay,
-                    };
-                    let (m, v) = (&mut self.m[i], &mut self.v[i]);
-                    pv.par_chunks_mut(CHUNK)
-                        .zip(gv.par_chunks(CHUNK))
-                        .zip(m.par_chunks_mut(CHUNK))
-                        .zip(v.par_chunks_mut(CHUNK))
-                        .for_each(|(((p, g), m), v)| k.apply(p, g, m, v));
+            }
+        };
+        // Every tensor's chunks form one list of tasks, so that a network of many small tensors
+        // (deep's are all below one chunk) is updated on all threads, not one tensor at a time.
+        match self.config {
+            OptimizerConfig::Adam {
+                lr,
+                beta1,
+                beta2,
+                eps,
+            } => {
+                // Bias corrections folded into the step size, computed in f64 once.
+                let c1 = 1.0 - beta1.powi(t as i32);
+                let c2 = 1.0 - beta2.powi(t as i32);
+                let kernel = |i| AdamStep {
+                    b1: beta1 as f32,
+                    b2: beta2 as f32,
+                    step: (lr / c1) as f32,
+                    inv_sqrt_c2: (1.0 / c2.sqrt()) as f32,
+                    eps: eps as f32,
+                    decay: decay(i),
+                };
+                let mut tasks = Vec::new();
+                for (i, (((p, g), m), v)) in params
+                    .iter_mut()
+                    .zip(grads)
+                    .zip(&mut self.m)
+                    .zip(&mut self.v)
+                    .enumerate()
+                {
+                    let k = kernel(i);
+                    for (((p, g), m), v) in p
+                        .data_mut()
+                        .chunks_mut(CHUNK)
+                        .zip(g.data().chunks(CHUNK))
+                        .zip(m.chunks_mut(CHUNK))
+                        .zip(v.chunks_mut(CHUNK))
+                    {
+                        tasks.push((k, p, g, m, v));
+                    }
                 }
-                OptimizerConfig::Sgd {
-                    lr,
-                    momentum,
-                    decay: lr_decay,
-                } => {
-                    // Keras: lr_t = lr / (1 + decay * iterations), iterations counted before this step.
-                    let k = SgdStep {
-                        lr_t: (lr / (1.0 + lr_decay * (t - 1) as f64)) as f32,
-                        mu: momentum as f32,
-                        decay,
-                    };
-                    pv.par_chunks_mut(CHUNK)
-                        .zip(gv.par_chunks(CHUNK))
-                        .zip(self.m[i].par_chunks_mut(CHUNK))
-                        .for_each(|((p, g), vel)| k.apply(p, g, vel));
+                tasks
+                    .into_par_iter()
+                    .for_each(|(k, p, g, m, v)| k.apply(p, g, m, v));
+            }
+            OptimizerConfig::Sgd {
+                lr,
+                momentum,
+                decay: lr_decay,
+            } => {
+                // Keras: lr_t = lr / (1 + decay * iterations), iterations counted before this step.
+                let kernel = |i| SgdStep {
+                    lr_t: (lr / (1.0 + lr_decay * (t - 1) as f64)) as f32,
+                    mu: momentum as f32,
+                    decay: decay(i),
+                };
+                let mut tasks = Vec::new();
+                for (i, ((p, g), vel)) in params.iter_mut().zip(grads).zip(&mut self.m).enumerate()
+                {
+                    let k = kernel(i);
+                    for ((p, g), vel) in p
+                        .data_mut()
+                        .chunks_mut(CHUNK)
+                        .zip(g.data().chunks(CHUNK))
+                        .zip(vel.chunks_mut(CHUNK))
+                    {
+                        tasks.push((k, p, g, vel));
+                    }
                 }
+                tasks
+                    .into_par_iter()
+                    .for_each(|(k, p, g, vel)| k.apply(p, g, vel));
             }
         }
     }
@@ -152,6 +180,7 @@ impl Optimizer {
 const CHUNK: usize = 1 << 16;
 
 /// One Adam update with its per-step constants.
+#[derive(Clone, Copy)]
 struct AdamStep {
     b1: f32,
     b2: f32,
@@ -166,6 +195,25 @@ impl AdamStep {
     /// bounds checks and vectorizes (sqrt and division are correctly rounded, so the vector
     /// form gives the scalar form's bits).
     fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        #[cfg(target_arch = "x86_64")]
+        if tensor::cpu::avx512_available() {
+            // SAFETY: the CPU has the features the function is compiled for (checked above).
+            unsafe { self.apply_simd(p, g, m, v) };
+            return;
+        }
+        self.apply_body(p, g, m, v);
+    }
+
+    /// [`AdamStep::apply`] in AVX-512's 16 lanes: the same operations in the same order, so
+    /// the same bits (no multiply-add is fused; Rust never contracts them).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    fn apply_simd(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        self.apply_body(p, g, m, v);
+    }
+
+    #[inline(always)]
+    fn apply_body(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let gj = g + self.decay * *p;
             *m = self.b1 * *m + (1.0 - self.b1) * gj;
@@ -176,6 +224,7 @@ impl AdamStep {
 }
 
 /// One SGD-with-momentum update with its per-step constants.
+#[derive(Clone, Copy)]
 struct SgdStep {
     lr_t: f32,
     mu: f32,
@@ -308,5 +357,27 @@ mod tests {
         // d(5e-4 w^2)/dw = 1e-3 w.
         assert!((with[0].data()[1] - (2.0 - 2e-3)).abs() < 1e-7);
         assert_eq!(without[0].data(), &[1.0, 2.0]);
+    }
+
+    #[test]
+    fn the_dispatched_adam_update_is_the_portable_one_bit_for_bit() {
+        // On a CPU with AVX-512 `apply` runs the 16-lane function; its bits must not differ.
+        let k = AdamStep {
+            b1: 0.9,
+            b2: 0.999,
+            step: 1e-3 / 0.19,
+            inv_sqrt_c2: 1.0 / 0.0199f32.sqrt(),
+            eps: 1e-7,
+            decay: 2e-4,
+        };
+        let n = 1000 + 13;
+        let wave = |a: f32| (0..n).map(|i| ((i as f32) * a).sin()).collect::<Vec<f32>>();
+        let (g, p0, m0) = (wave(0.37), wave(1.1), wave(0.05));
+        let v0: Vec<f32> = wave(0.7).iter().map(|x| x * x).collect();
+        let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
+        let (mut p2, mut m2, mut v2) = (p0, m0, v0);
+        k.apply(&mut p1, &g, &mut m1, &mut v1);
+        k.apply_body(&mut p2, &g, &mut m2, &mut v2);
+        assert_eq!((p1, m1, v1), (p2, m2, v2));
     }
 }

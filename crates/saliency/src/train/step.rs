@@ -140,39 +140,59 @@ pub fn forward_backward(
         .collect();
     model.take_back(&mut tapes[0], &ids[0].0);
 
-    let (mut total_loss, mut logits, mut grads, mut updates) =
-        (0.0f32, Vec::new(), None, Vec::new());
-    let mut all_finite = true;
+    let (mut total_loss, mut logits, mut shard_grads, mut updates) =
+        (0.0f32, Vec::new(), Vec::new(), Vec::new());
+    let mut weights = Vec::with_capacity(ranges.len());
     for (s, result) in results.into_iter().enumerate() {
-        let (shard_loss, shard_logits, shard_grads, shard_updates) = result?;
+        let (shard_loss, shard_logits, grads, shard_updates) = result?;
         let weight = ranges[s].len() as f32 / n as f32;
         total_loss += weight * shard_loss;
         logits.extend(shard_logits);
         updates.extend(shard_updates);
-        match (shard_grads, &mut grads) {
-            (None, _) => all_finite = false,
-            (Some(mut g), None) => {
-                g.iter_mut()
-                    .for_each(|t| t.data_mut().iter_mut().for_each(|v| *v *= weight));
-                grads = Some(g);
-            }
-            (Some(g), Some(total)) => {
-                for (t, part) in total.iter_mut().zip(&g) {
-                    for (v, &p) in t.data_mut().iter_mut().zip(part.data()) {
-                        *v += weight * p;
-                    }
-                }
-            }
-        }
+        shard_grads.push(grads);
+        weights.push(weight);
     }
+    // Any shard with a non-finite loss skipped its backward, and so does the batch.
+    let grads = shard_grads
+        .into_iter()
+        .collect::<Option<Vec<_>>>()
+        .map(|shards| weighted_sum(shards, &weights));
     Ok(StepOutput {
         loss: total_loss,
         logits,
-        grads: grads.filter(|_| all_finite),
+        grads,
         updates,
         images,
     })
 }
+
+/// `sum over s of weights[s] * shards[s]`, per parameter, written into the first shard's
+/// tensors. Each element is `w0 * g0`, then `+ w1 * g1` and so on in shard order, whatever the
+/// thread count: the threads split the elements, never a sum.
+fn weighted_sum(mut shards: Vec<Vec<Tensor<f32>>>, weights: &[f32]) -> Vec<Tensor<f32>> {
+    let rest = shards.split_off(1);
+    let mut total = shards.pop().expect("at least one shard");
+    let mut tasks = Vec::new();
+    for (i, t) in total.iter_mut().enumerate() {
+        for (c, chunk) in t.data_mut().chunks_mut(SUM_CHUNK).enumerate() {
+            tasks.push((i, c * SUM_CHUNK, chunk));
+        }
+    }
+    tasks.into_par_iter().for_each(|(i, start, chunk)| {
+        chunk.iter_mut().for_each(|v| *v *= weights[0]);
+        for (part, &w) in rest.iter().zip(&weights[1..]) {
+            let part = &part[i].data()[start..start + chunk.len()];
+            for (v, &p) in chunk.iter_mut().zip(part) {
+                *v += w * p;
+            }
+        }
+    });
+    total
+}
+
+/// Elements per parallel task of [`weighted_sum`]: deep's gradients are a few dozen tensors
+/// of at most 37k values, so they split by tensor, and alexnet's large ones by chunk.
+const SUM_CHUNK: usize = 1 << 16;
 
 /// The part of [`forward_backward`] that may fail while the parameters sit on the tape.
 #[allow(clippy::type_complexity)]
@@ -336,6 +356,45 @@ mod tests {
                     .zip(grads)
                     .all(|(a, b)| a.data() == b.data());
                 assert!(same, "n {n}: 1 and {threads} threads differ");
+            }
+        }
+    }
+
+    #[test]
+    fn weighted_sum_adds_the_shards_in_order_bit_for_bit_on_any_thread_count() {
+        // Three shards of two tensors, one longer than a task, with weights that round.
+        let lens = [5, SUM_CHUNK + 3];
+        let shard = |seed: u32| -> Vec<Tensor<f32>> {
+            lens.iter()
+                .map(|&len| {
+                    let v = (0..len as u32)
+                        .map(|i| ((i.wrapping_mul(2654435761) ^ seed) % 1000) as f32 / 7.0 - 70.0)
+                        .collect();
+                    Tensor::from_vec(&[len], v).unwrap()
+                })
+                .collect()
+        };
+        let weights = [1.0f32 / 3.0, 0.5, 1.0 / 6.0];
+        let expected: Vec<Vec<f32>> = (0..lens.len())
+            .map(|i| {
+                let parts: Vec<Vec<Tensor<f32>>> = (0..3).map(shard).collect();
+                (0..lens[i])
+                    .map(|j| {
+                        let mut v = parts[0][i].data()[j] * weights[0];
+                        for s in 1..3 {
+                            v += weights[s] * parts[s][i].data()[j];
+                        }
+                        v
+                    })
+                    .collect()
+            })
+            .collect();
+        for threads in [1, 2, 3] {
+            let total = in_pool(threads, || {
+                weighted_sum((0..3).map(shard).collect(), &weights)
+            });
+            for (t, e) in total.iter().zip(&expected) {
+                assert_eq!(t.data(), &e[..], "{threads} threads");
             }
         }
     }
