@@ -227,30 +227,64 @@ fn weight_tile<T: Float>(
     acc
 }
 
+/// One task of [`same_conv`]: every row of one image's block of output channels (`out_block`,
+/// whole `H x W` planes), tiles and stores both in AVX-512 code. Returned by value to a caller
+/// outside it, a tile's 256 values went through the stack and were copied one by one, which cost
+/// more than the arithmetic for a one-input-channel layer (`deep`'s conv1).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_tile_simd<T: Float>(
+fn forward_block_simd<T: Float>(
     s: &Same,
     image: &[T],
     weights: &[T],
     bias: &Lanes<T>,
-    y: usize,
-    x0: usize,
-) -> [Lanes<T>; CHANNEL_BLOCK] {
-    forward_tile(s, image, weights, bias, y, x0)
+    out_block: &mut [T],
+) {
+    let plane = s.h * s.w;
+    let channels = out_block.len() / plane;
+    for y in 0..s.h {
+        for v in 0..s.vectors {
+            let x0 = v * LANES;
+            let at = y * s.w + x0;
+            if channels == CHANNEL_BLOCK {
+                let acc = forward_tile(s, image, weights, bias, y, x0);
+                for (o, lanes) in acc.iter().enumerate() {
+                    store_row(
+                        &mut out_block[o * plane..(o + 1) * plane],
+                        at,
+                        s.w - x0,
+                        lanes,
+                    );
+                }
+            } else {
+                for (o, &b) in bias.iter().enumerate().take(channels) {
+                    let lanes = forward_tile_one(s, image, weights, (o, b), y, x0);
+                    store_row(
+                        &mut out_block[o * plane..(o + 1) * plane],
+                        at,
+                        s.w - x0,
+                        &lanes,
+                    );
+                }
+            }
+        }
+    }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_tile_one_simd<T: Float>(
-    s: &Same,
-    image: &[T],
-    weights: &[T],
-    channel: (usize, T),
-    y: usize,
-    x0: usize,
-) -> Lanes<T> {
-    forward_tile_one(s, image, weights, channel, y, x0)
+/// Writes a tile row's values for columns `at..` of one output `plane` (`rest`: the columns
+/// left in the row, the first `min(rest, 16)` lanes being valid). Where the plane has room, all
+/// 16 lanes go in one store: the extra ones land on the next rows' first columns, which their
+/// own tiles write later (rows go in order within a task); the plane's last row stores only its
+/// valid values, one by one (a `copy_from_slice` of 7 or 14 values is a `memmove` call).
+#[inline(always)]
+fn store_row<T: Float>(plane: &mut [T], at: usize, rest: usize, lanes: &Lanes<T>) {
+    if let Some(whole) = plane.get_mut(at..at + LANES) {
+        *<&mut Lanes<T>>::try_from(whole).expect("a range of LANES values") = *lanes;
+    } else {
+        for (d, &v) in plane[at..at + rest.min(LANES)].iter_mut().zip(lanes) {
+            *d = v;
+        }
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -296,35 +330,8 @@ fn same_conv<T: Float>(
                             T::ZERO
                         }
                     });
-                    for y in 0..s.h {
-                        for v in 0..s.vectors {
-                            let x0 = v * LANES;
-                            let valid = LANES.min(s.w - x0);
-                            // element by element: a `copy_from_slice` of a row's 7 or 14
-                            // values is a `memmove` call each (4 % of an attribution pass)
-                            let mut store = |o: usize, lanes: &Lanes<T>| {
-                                let at = o * plane + y * s.w + x0;
-                                for (d, &v) in out_block[at..at + valid].iter_mut().zip(lanes) {
-                                    *d = v;
-                                }
-                            };
-                            #[cfg(target_arch = "x86_64")]
-                            if channels == CHANNEL_BLOCK {
-                                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2
-                                // and FMA.
-                                let acc = unsafe { forward_tile_simd(s, image, w, &bias, y, x0) };
-                                acc.iter().enumerate().for_each(|(o, l)| store(o, l));
-                            } else {
-                                for (o, &b) in bias.iter().enumerate().take(channels) {
-                                    // SAFETY: as above.
-                                    let acc = unsafe {
-                                        forward_tile_one_simd(s, image, w, (o, b), y, x0)
-                                    };
-                                    store(o, &acc);
-                                }
-                            }
-                        }
-                    }
+                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                    unsafe { forward_block_simd(s, image, w, &bias, out_block) };
                 });
         });
 }

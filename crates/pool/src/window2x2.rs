@@ -132,7 +132,13 @@ fn scan_step<T: Float>(
         let v = row[2 * j + column];
         let better = v > best[j];
         best[j] = if better { v } else { best[j] };
-        index[j] = if better { at + 2 * j as u32 } else { index[j] };
+        // wrapping: a lane past the chunk's windows may name a position past the plane (its
+        // result is overwritten later); a real window's index is below the plane's size
+        index[j] = if better {
+            at.wrapping_add(2 * j as u32)
+        } else {
+            index[j]
+        };
     }
 }
 
