@@ -1,4 +1,11 @@
 //! max_pool2d: the maximum of each window; backward scatters through the stored argmax.
+//! relu_max_pool2d: the same pooling of `relu(x)` in one pass, for a ReLU straight into a pool.
+//!
+//! The fused op's values and gradients are bit for bit those of [`Tape::relu`] then
+//! [`Tape::max_pool2d`] (the argument is in `pool::relu_max_pool2d`); it skips the ReLU's
+//! full-size output and its backward pass. Both record a [`MaxPool2dOp`]: the backward is the
+//! same scatter, and a window the fused forward found without a positive value
+//! (`pool::NO_WINNER`) passes no gradient.
 
 use pool::Pool2dGeometry;
 use tensor::{Float, Tensor};
@@ -23,17 +30,51 @@ impl<T: Float> Tape<T> {
         kernel: usize,
         stride: usize,
     ) -> Result<NodeId, TapeError> {
-        let [n, c, h, w] = self.try_value("max_pool2d", x)?.dims4("max_pool2d input")?;
+        self.record_pool(x, kernel, stride, false)
+    }
+
+    /// ReLU, then max-pool over `kernel x kernel` windows every `stride` pixels (no padding,
+    /// floor mode), as one op. Ties go to the first maximum in row-major window order.
+    pub fn relu_max_pool2d(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+    ) -> Result<NodeId, TapeError> {
+        self.record_pool(x, kernel, stride, true)
+    }
+
+    /// Records `max_pool2d(x)`, or `max_pool2d(relu(x))` when `relu`.
+    fn record_pool(
+        &mut self,
+        x: NodeId,
+        kernel: usize,
+        stride: usize,
+        relu: bool,
+    ) -> Result<NodeId, TapeError> {
+        let (op, what) = if relu {
+            ("relu_max_pool2d", "relu_max_pool2d input")
+        } else {
+            ("max_pool2d", "max_pool2d input")
+        };
+        let [n, c, h, w] = self.try_value(op, x)?.dims4(what)?;
         let geom = Pool2dGeometry::new(n, c, h, w, kernel, stride)?;
-        // both forward kernels write every output
+        // every forward kernel writes every output
         let mut out = self.scratch.buffers.output(geom.output_len());
         let recording = self.is_recording() && self.needs_grad(x);
+        let input = self.value(x).data();
         let mut argmax = Vec::new();
-        if recording {
-            argmax = vec![0u32; geom.output_len()];
-            pool::max_pool2d_forward(&geom, self.value(x).data(), &mut out, &mut argmax);
-        } else {
-            pool::max_pool2d_forward_inference(&geom, self.value(x).data(), &mut out);
+        match (recording, relu) {
+            (true, false) => {
+                argmax = vec![0u32; geom.output_len()];
+                pool::max_pool2d_forward(&geom, input, &mut out, &mut argmax);
+            }
+            (true, true) => {
+                argmax = vec![0u32; geom.output_len()];
+                pool::relu_max_pool2d_forward(&geom, input, &mut out, &mut argmax);
+            }
+            (false, false) => pool::max_pool2d_forward_inference(&geom, input, &mut out),
+            (false, true) => pool::relu_max_pool2d_forward_inference(&geom, input, &mut out),
         }
         let value = Tensor::from_vec(&[n, c, geom.out_h, geom.out_w], out)?;
         Ok(self.push(

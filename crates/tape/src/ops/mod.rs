@@ -13,7 +13,6 @@ pub mod mean;
 pub mod mul;
 pub mod nll;
 pub mod relu;
-pub mod relu_max_pool2d;
 pub mod reshape;
 pub mod scale;
 pub mod select;
