@@ -45,7 +45,7 @@ pub(crate) const MAX_WEIGHT_PARTIALS: usize = 16;
 /// output are both 1x1: the window at the one output position covers padded rows and columns
 /// `0..K`, where the input pixel sits at `padding` (so it is inside iff `padding < K`). `None`
 /// for every other geometry, which takes the im2col path.
-fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
+pub(crate) fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
     let one_by_one = g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1;
     (one_by_one && g.padding < g.kernel).then(|| g.padding * g.kernel + g.padding)
 }
@@ -65,7 +65,7 @@ fn tap_weights<'a, T>(g: &Conv2dGeometry, weight: &'a [T], tap: usize) -> MatRef
 /// The first `len` elements of `workspace`, growing it if needed. It never shrinks, so a
 /// training step that goes from a large layer to a small one and back neither reallocates nor
 /// re-zeroes: every pass writes its scratch before reading it.
-fn scratch<T: Float>(workspace: &mut Vec<T>, len: usize) -> &mut [T] {
+pub(crate) fn scratch<T: Float>(workspace: &mut Vec<T>, len: usize) -> &mut [T] {
     if workspace.len() < len {
         workspace.resize(len, T::ZERO);
     }

@@ -27,7 +27,8 @@ use rayon::prelude::*;
 use tensor::Float;
 
 use crate::blocks::min_items;
-use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use crate::lanes::{as_f32, as_f32_mut, fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use crate::tile3x3_f32::{forward_block, BorderedShape};
 use crate::Conv2dGeometry;
 
 /// Output channels per forward tile: one accumulator vector each.
@@ -91,6 +92,17 @@ impl Same {
     /// One channel's zero-bordered plane: `(H + 2) x padded_w`.
     fn padded_plane(&self) -> usize {
         (self.h + 2) * self.padded_w()
+    }
+
+    /// The shape in the f32 kernels' terms.
+    fn bordered(&self) -> BorderedShape {
+        BorderedShape {
+            h: self.h,
+            w: self.w,
+            vectors: self.vectors,
+            pw: self.padded_w(),
+            pplane: self.padded_plane(),
+        }
     }
 }
 
@@ -330,10 +342,24 @@ fn same_conv<T: Float>(
                             T::ZERO
                         }
                     });
-                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                    unsafe { forward_block_simd(s, image, w, &bias, out_block) };
+                    let f32_operands = (as_f32(image), as_f32(w), as_f32(&bias));
+                    match (f32_operands, as_f32_mut(out_block)) {
+                        ((Some(image), Some(w), Some(bias)), Some(out_block)) => {
+                            let bias = bias.try_into().expect("16 biases");
+                            // SAFETY: `applies` checked that the CPU has AVX-512F.
+                            unsafe { forward_block(s.bordered(), c, image, w, bias, out_block) };
+                        }
+                        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                        _ => unsafe { forward_block_simd(s, image, w, &bias, out_block) },
+                    }
                 });
         });
+}
+
+/// Elements of the zero-bordered input: what [`forward_bordering`] leaves for
+/// [`backward_weight_bordered`].
+pub(crate) fn bordered_input_len(g: &Conv2dGeometry) -> usize {
+    g.batch * g.in_channels * Same::of(g).padded_plane()
 }
 
 /// Forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`] elements.
@@ -345,9 +371,23 @@ pub(crate) fn forward<T: Float>(
     output: &mut [T],
     workspace: &mut [T],
 ) {
+    let (xb, rest) = workspace.split_at_mut(bordered_input_len(g));
+    forward_bordering(g, input, weight, bias, output, xb, rest);
+}
+
+/// Forward that writes the zero-bordered input into `xb` ([`bordered_input_len`] elements),
+/// where the weight gradient can read it again; `workspace` holds the blocked weights.
+pub(crate) fn forward_bordering<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    xb: &mut [T],
+    workspace: &mut [T],
+) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
-    let (xb, rest) = workspace.split_at_mut(s.n * c * s.padded_plane());
-    let wt = &mut rest[..padded_channels(cout) * c * 9];
+    let wt = &mut workspace[..padded_channels(cout) * c * 9];
     to_bordered(&s, input, xb);
     // wt: (ceil(Cout/16), C, 9, 16), wt[block][ci][t][o] = W[block * 16 + o][ci][t], zero past Cout
     wt.par_chunks_mut(c * 9 * CHANNEL_BLOCK)
@@ -515,12 +555,24 @@ pub(crate) fn backward_weight<T: Float>(
     grad_weight: &mut [T],
     workspace: &mut [T],
 ) {
+    let (xb, rest) = workspace.split_at_mut(bordered_input_len(g));
+    to_bordered(&Same::of(g), input, xb);
+    backward_weight_bordered(g, xb, grad_output, grad_weight, rest);
+}
+
+/// Weight gradient from the zero-bordered input `xb` that [`forward_bordering`] wrote;
+/// `workspace` holds the channels-last output gradient.
+pub(crate) fn backward_weight_bordered<T: Float>(
+    g: &Conv2dGeometry,
+    xb: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut [T],
+) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
-    let (xb, rest) = workspace.split_at_mut(s.n * c * s.padded_plane());
     let cpad = padded_channels(cout);
     let pixels = s.h * s.w;
-    let dyh = &mut rest[..s.n * pixels * cpad];
-    to_bordered(&s, input, xb);
+    let dyh = &mut workspace[..s.n * pixels * cpad];
     // dyh: the output gradient channels last, (N, H, W, ceil(Cout/16) * 16), zero past Cout
     dyh.par_chunks_mut(pixels * cpad)
         .zip(grad_output.par_chunks(cout * pixels))
@@ -535,7 +587,7 @@ pub(crate) fn backward_weight<T: Float>(
                 }
             }
         });
-    let (xb, dyh) = (&*xb, &*dyh);
+    let dyh = &*dyh;
     // one task per (input channel, block of 16 output channels); dW[o][ci][t] for its 16 o
     let blocks = cpad / LANES;
     let sums: Vec<[Lanes<T>; 9]> = (0..c * blocks)
@@ -570,6 +622,56 @@ pub(crate) fn backward_weight<T: Float>(
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::test_util::random_vec;
+
+    /// The f32 intrinsics tile against the generic tile on f32, bit for bit: full and partial
+    /// channel blocks, rows of one, two and three vectors (full and partial), one and several
+    /// input channels.
+    #[test]
+    fn the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit() {
+        if !simd_available() {
+            return;
+        }
+        for (n, c, side, channels) in [
+            (1, 1, 28, 16),
+            (2, 16, 14, 16),
+            (1, 16, 7, 9),
+            (1, 3, 33, 16),
+            (1, 2, 16, 1),
+        ] {
+            let g = Conv2dGeometry::new(n, c, side, side, channels, 3, 1, 1).expect("geometry");
+            let s = Same::of(&g);
+            let f = |len, seed| -> Vec<f32> {
+                random_vec(len, seed)
+                    .into_iter()
+                    .map(|v| v as f32)
+                    .collect()
+            };
+            let image = f(c * s.padded_plane(), 1);
+            let weights = f(c * 9 * CHANNEL_BLOCK, 2);
+            let bias: [f32; CHANNEL_BLOCK] = f(CHANNEL_BLOCK, 3).try_into().expect("16 values");
+            let plane = side * side;
+            let mut generic = vec![f32::NAN; channels * plane];
+            let mut intrinsics = vec![f32::NAN; channels * plane];
+            // SAFETY: simd_available() is true.
+            unsafe {
+                forward_block_simd(&s, &image, &weights, &bias, &mut generic);
+                forward_block(s.bordered(), c, &image, &weights, &bias, &mut intrinsics);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(
+                bits(&generic),
+                bits(&intrinsics),
+                "c {c}, side {side}, channels {channels}"
+            );
+            assert!(
+                intrinsics.iter().all(|v| v.is_finite()),
+                "every output written"
+            );
+        }
+    }
+
     #[test]
     fn the_tap_macro_lists_the_9_taps_in_order() {
         let mut listed = Vec::new();

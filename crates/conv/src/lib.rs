@@ -16,6 +16,9 @@
 //!   at small batches take direct SIMD kernels that read the weight in place (`direct2x2`).
 //! - Same 3x3 convolutions on larger maps (the `deep` network's) skip im2col: direct SIMD
 //!   kernels read the 9 taps from a zero-bordered copy of the input (`direct3x3`).
+//! - [`conv2d_forward_keeping`] also hands the caller what the backward passes of the same step
+//!   would rebuild (the unrolled weight, the bordered input), for [`conv2d_backward_input_kept`]
+//!   and [`conv2d_backward_weight_kept`]: same bits, less work.
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
@@ -26,11 +29,13 @@ mod direct3x3;
 pub mod error;
 mod geometry;
 mod im2col;
+mod kept;
 mod lanes;
 pub mod naive;
 mod tapwise;
 #[cfg(test)]
 mod test_util;
+mod tile3x3_f32;
 mod unrolled;
 
 pub use conv2d::{
@@ -39,6 +44,10 @@ pub use conv2d::{
 pub use error::ConvError;
 pub use geometry::Conv2dGeometry;
 pub use im2col::{col2im, im2col};
+pub use kept::{
+    conv2d_backward_input_kept, conv2d_backward_weight_kept, conv2d_forward_keeping,
+    conv2d_kept_len,
+};
 pub use naive::{
     conv2d_naive_backward_bias, conv2d_naive_backward_input, conv2d_naive_backward_weight,
     conv2d_naive_forward,

@@ -87,7 +87,7 @@ fn pair_taps(g: &Conv2dGeometry) -> Vec<Option<usize>> {
 /// channel's `P` rows per task. Each row is written in order, `Q` values per input channel
 /// gathered from that channel's `K*K` taps; a row whose pixel pairs all have a tap (every row of
 /// a 2x2 map) takes a loop without a branch per value.
-fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
+pub(crate) fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
     let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
     let taps = pair_taps(g);
     // per output pixel, its taps if every pair has one; computed once, not per channel and row
@@ -123,6 +123,18 @@ fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
 fn fold<T: Float>(g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
     let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
     let taps = pair_taps(g);
+    // per output pixel, (column within a channel's q values, tap) for the pairs that have a
+    // tap; computed once, not allocated again for every output channel
+    let pixel_pairs: Vec<Vec<(usize, usize)>> = taps
+        .chunks_exact(q)
+        .map(|row_taps| {
+            row_taps
+                .iter()
+                .enumerate()
+                .filter_map(|(qi, tap)| tap.map(|t| (qi, t)))
+                .collect()
+        })
+        .collect();
     let block = g.out_h * g.out_w * c * q;
     grad_weight
         .par_chunks_mut(c * kk)
@@ -130,13 +142,7 @@ fn fold<T: Float>(g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
         .with_min_len(min_items(block))
         .for_each(|(filter, rows)| {
             filter.fill(T::ZERO);
-            for (row, row_taps) in rows.chunks_exact(c * q).zip(taps.chunks_exact(q)) {
-                // (column within a channel's q values, tap) for the pairs that have a tap
-                let idx: Vec<(usize, usize)> = row_taps
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(qi, tap)| tap.map(|t| (qi, t)))
-                    .collect();
+            for (row, idx) in rows.chunks_exact(c * q).zip(&pixel_pairs) {
                 for (src, dw) in row.chunks_exact(q).zip(filter.chunks_exact_mut(kk)) {
                     idx.iter().for_each(|&(qi, t)| dw[t] += src[qi]);
                 }
@@ -154,9 +160,20 @@ pub(crate) fn forward<T: Float>(
     output: &mut [T],
     workspace: &mut [T],
 ) {
-    let (cq, coutp, pixels) = (in_len(g), out_len(g), g.out_h * g.out_w);
     unroll(g, weight, workspace);
-    let u = MatRef::row_major(&*workspace, coutp, cq);
+    forward_unrolled(g, input, workspace, bias, output);
+}
+
+/// Forward from `U` as [`unroll`] wrote it (`u`, [`workspace_len`] elements).
+pub(crate) fn forward_unrolled<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    u: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+) {
+    let (cq, coutp, pixels) = (in_len(g), out_len(g), g.out_h * g.out_w);
+    let u = MatRef::row_major(u, coutp, cq);
     // The bias goes in first and the GEMM adds to it, so the output is written in one pass.
     let beta = match bias {
         Some(b) => {
@@ -184,9 +201,19 @@ pub(crate) fn backward_input<T: Float>(
     grad_input: &mut [T],
     workspace: &mut [T],
 ) {
-    let (cq, coutp) = (in_len(g), out_len(g));
     unroll(g, weight, workspace);
-    let u = MatRef::row_major(&*workspace, coutp, cq);
+    backward_input_unrolled(g, workspace, grad_output, grad_input);
+}
+
+/// Input gradient from `U` as [`unroll`] wrote it (`u`, [`workspace_len`] elements).
+pub(crate) fn backward_input_unrolled<T: Float>(
+    g: &Conv2dGeometry,
+    u: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+) {
+    let (cq, coutp) = (in_len(g), out_len(g));
+    let u = MatRef::row_major(u, coutp, cq);
     let dy = MatRef::row_major(grad_output, g.batch, coutp);
     gemm_par(T::ONE, dy, u, T::ZERO, grad_input);
 }

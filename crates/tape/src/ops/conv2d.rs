@@ -1,4 +1,5 @@
-//! conv2d: `y = conv(x, w) + b` via im2col + GEMM (kernels in the `conv` crate).
+//! conv2d: `y = conv(x, w) + b` (kernels in the `conv` crate). The forward keeps what its
+//! backward would rebuild (the unrolled weight or the bordered input) on the tape.
 
 use conv::Conv2dGeometry;
 use tensor::{Float, Tensor};
@@ -7,12 +8,14 @@ use crate::op::Op;
 use crate::scratch::Scratch;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// What conv2d's backward needs: the inputs by id and the geometry.
+/// What conv2d's backward needs: the inputs by id, the geometry, and what the forward kept for
+/// the backward (`conv::conv2d_forward_keeping`), as a node of its own.
 pub(crate) struct Conv2dOp {
     input: NodeId,
     weight: NodeId,
     bias: Option<NodeId>,
     geom: Conv2dGeometry,
+    kept: Option<NodeId>,
 }
 
 impl<T: Float> Tape<T> {
@@ -49,19 +52,32 @@ impl<T: Float> Tape<T> {
             }
         }
         let geom = Conv2dGeometry::new(n, c, h, w, cout, k, stride, padding)?;
-        // conv2d_forward overwrites the output
+        let mut inputs = vec![x, weight];
+        inputs.extend(bias);
+        // Only a forward whose backward will run keeps anything (no-record mode, or no input
+        // that needs a gradient, records nothing).
+        let kept_len = conv::conv2d_kept_len(&geom);
+        let keep =
+            kept_len > 0 && self.is_recording() && inputs.iter().any(|&i| self.needs_grad(i));
+        // conv2d_forward overwrites the output, and the keeping forward all of `kept`
         let mut out = self.scratch.buffers.output(geom.output_len());
+        let mut kept = keep.then(|| self.scratch.buffers.output(kept_len));
         let mut ws = std::mem::take(&mut self.scratch.workspace);
         {
             let xv = self.value(x).data();
             let wv = self.value(weight).data();
             let bv = bias.map(|b| self.value(b).data());
-            conv::conv2d_forward(&geom, xv, wv, bv, &mut out, &mut ws);
+            match kept.as_deref_mut() {
+                Some(k) => conv::conv2d_forward_keeping(&geom, xv, wv, bv, &mut out, &mut ws, k),
+                None => conv::conv2d_forward(&geom, xv, wv, bv, &mut out, &mut ws),
+            }
         }
         self.scratch.workspace = ws;
         let value = Tensor::from_vec(&[n, cout, geom.out_h, geom.out_w], out)?;
-        let mut inputs = vec![x, weight];
-        inputs.extend(bias);
+        let kept = match kept {
+            Some(k) => Some(self.constant(Tensor::from_vec(&[kept_len], k)?)),
+            None => None,
+        };
         Ok(self.push(
             value,
             Op::Conv2d(Conv2dOp {
@@ -69,6 +85,7 @@ impl<T: Float> Tape<T> {
                 weight,
                 bias,
                 geom,
+                kept,
             }),
             &inputs,
         ))
@@ -90,16 +107,30 @@ impl Conv2dOp {
         let geom = &self.geom;
         let x = tape.try_value("conv2d backward", self.input)?;
         let w = tape.try_value("conv2d backward", self.weight)?;
+        let kept = match self.kept {
+            Some(k) => Some(tape.try_value("conv2d backward", k)?.data()),
+            None => None,
+        };
         if tape.needs_grad(self.input) {
             // the backward kernels overwrite their outputs
             let mut dx = buffers.output(geom.input_len());
-            conv::conv2d_backward_input(geom, w.data(), g.data(), &mut dx, ws);
+            match kept {
+                Some(k) => {
+                    conv::conv2d_backward_input_kept(geom, w.data(), k, g.data(), &mut dx, ws)
+                }
+                None => conv::conv2d_backward_input(geom, w.data(), g.data(), &mut dx, ws),
+            }
             grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         }
         if tape.needs_grad(self.weight) {
             // a parameter's gradient leaves the tape: not from the pool
             let mut dw = vec![T::ZERO; geom.weight_len()];
-            conv::conv2d_backward_weight(geom, x.data(), g.data(), &mut dw, ws);
+            match kept {
+                Some(k) => {
+                    conv::conv2d_backward_weight_kept(geom, x.data(), k, g.data(), &mut dw, ws)
+                }
+                None => conv::conv2d_backward_weight(geom, x.data(), g.data(), &mut dw, ws),
+            }
             grads.accumulate(self.weight, Tensor::from_vec(w.shape(), dw)?);
         }
         if let Some(b) = self.bias.filter(|&b| tape.needs_grad(b)) {

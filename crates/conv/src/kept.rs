@@ -1,0 +1,246 @@
+//! What a forward pass leaves for the backward passes of the same training step.
+//!
+//! Two paths compute something in the forward that a backward pass would compute again from
+//! the same operands:
+//!
+//! - [`crate::unrolled`] expands the weight into the dense matrix `U`; the input gradient
+//!   multiplies by the same `U`.
+//! - [`crate::direct3x3`] copies the input into a zero-bordered buffer; the weight gradient
+//!   reads the same bordered input.
+//!
+//! [`conv2d_forward_keeping`] writes that buffer into caller-owned memory (a tape keeps it until
+//! the backward), and [`conv2d_backward_input_kept`] / [`conv2d_backward_weight_kept`] read it
+//! instead of rebuilding it. The values are the same copies and products as without it, so
+//! every result is bit for bit that of [`conv2d_forward`], [`conv2d_backward_input`] and
+//! [`conv2d_backward_weight`]. Other paths keep nothing ([`conv2d_kept_len`] is 0).
+
+use tensor::Float;
+
+use crate::conv2d::{scratch, single_tap};
+use crate::geometry::assert_len;
+use crate::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+use crate::{direct2x2, direct3x3, unrolled, Conv2dGeometry};
+
+/// Which buffer the path `g` takes keeps, mirroring the dispatch order of [`conv2d_forward`].
+enum Kept {
+    /// `U`, the unrolled weight.
+    UnrolledWeight,
+    /// The zero-bordered input.
+    BorderedInput,
+    Nothing,
+}
+
+impl Kept {
+    fn of(g: &Conv2dGeometry) -> Self {
+        if single_tap(g).is_some() || direct2x2::applies(g) {
+            Kept::Nothing
+        } else if unrolled::applies(g) {
+            Kept::UnrolledWeight
+        } else if direct3x3::applies(g) {
+            Kept::BorderedInput
+        } else {
+            Kept::Nothing
+        }
+    }
+}
+
+/// Elements the forward of `g` keeps for its backward passes; 0 when its path keeps nothing.
+pub fn conv2d_kept_len(g: &Conv2dGeometry) -> usize {
+    match Kept::of(g) {
+        Kept::UnrolledWeight => unrolled::workspace_len(g),
+        Kept::BorderedInput => direct3x3::bordered_input_len(g),
+        Kept::Nothing => 0,
+    }
+}
+
+/// [`conv2d_forward`], also writing into `kept` ([`conv2d_kept_len`] elements) what the
+/// backward passes of the same input and weight can reuse.
+///
+/// Panics if a buffer length does not match the geometry.
+pub fn conv2d_forward_keeping<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut Vec<T>,
+    kept: &mut [T],
+) {
+    const OP: &str = "conv2d_forward_keeping";
+    g.assert_consistent(OP);
+    assert_len(OP, "kept", conv2d_kept_len(g), kept.len());
+    match Kept::of(g) {
+        Kept::Nothing => conv2d_forward(g, input, weight, bias, output, workspace),
+        Kept::UnrolledWeight => {
+            assert_forward_lens(OP, g, input, weight, bias, output);
+            unrolled::unroll(g, weight, kept);
+            unrolled::forward_unrolled(g, input, kept, bias, output);
+        }
+        Kept::BorderedInput => {
+            assert_forward_lens(OP, g, input, weight, bias, output);
+            let workspace = scratch(workspace, direct3x3::workspace_len(g));
+            direct3x3::forward_bordering(g, input, weight, bias, output, kept, workspace);
+        }
+    }
+}
+
+/// [`conv2d_backward_input`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
+/// same geometry and weight.
+///
+/// Panics if a buffer length does not match the geometry.
+pub fn conv2d_backward_input_kept<T: Float>(
+    g: &Conv2dGeometry,
+    weight: &[T],
+    kept: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut Vec<T>,
+) {
+    const OP: &str = "conv2d_backward_input_kept";
+    g.assert_consistent(OP);
+    assert_len(OP, "kept", conv2d_kept_len(g), kept.len());
+    match Kept::of(g) {
+        Kept::UnrolledWeight => {
+            assert_len(OP, "weight", g.weight_len(), weight.len());
+            assert_len(OP, "grad_output", g.output_len(), grad_output.len());
+            assert_len(OP, "grad_input", g.input_len(), grad_input.len());
+            unrolled::backward_input_unrolled(g, kept, grad_output, grad_input);
+        }
+        Kept::BorderedInput | Kept::Nothing => {
+            conv2d_backward_input(g, weight, grad_output, grad_input, workspace)
+        }
+    }
+}
+
+/// [`conv2d_backward_weight`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
+/// same geometry and input.
+///
+/// Panics if a buffer length does not match the geometry.
+pub fn conv2d_backward_weight_kept<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    kept: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut Vec<T>,
+) {
+    const OP: &str = "conv2d_backward_weight_kept";
+    g.assert_consistent(OP);
+    assert_len(OP, "kept", conv2d_kept_len(g), kept.len());
+    match Kept::of(g) {
+        Kept::BorderedInput => {
+            assert_len(OP, "input", g.input_len(), input.len());
+            assert_len(OP, "grad_output", g.output_len(), grad_output.len());
+            assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
+            let workspace = scratch(workspace, direct3x3::workspace_len(g));
+            direct3x3::backward_weight_bordered(g, kept, grad_output, grad_weight, workspace);
+        }
+        Kept::UnrolledWeight | Kept::Nothing => {
+            conv2d_backward_weight(g, input, grad_output, grad_weight, workspace)
+        }
+    }
+}
+
+/// The forward's length checks, as [`conv2d_forward`] makes them.
+fn assert_forward_lens<T>(
+    op: &str,
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &[T],
+) {
+    assert_len(op, "input", g.input_len(), input.len());
+    assert_len(op, "weight", g.weight_len(), weight.len());
+    if let Some(b) = bias {
+        assert_len(op, "bias", g.out_channels, b.len());
+    }
+    assert_len(op, "output", g.output_len(), output.len());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_util::random_vec;
+    use crate::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+
+    /// Every pass with a kept buffer against the same pass without one, bit for bit.
+    fn same_bits<T: Float + std::fmt::Debug>(g: &Conv2dGeometry, to_t: fn(f64) -> T) {
+        let v = |len, seed| -> Vec<T> { random_vec(len, seed).into_iter().map(to_t).collect() };
+        let (x, w, b, dy) = (
+            v(g.input_len(), 1),
+            v(g.weight_len(), 2),
+            v(g.out_channels, 3),
+            v(g.output_len(), 4),
+        );
+        let mut ws = Vec::new();
+        let mut y = vec![T::ZERO; g.output_len()];
+        conv2d_forward(g, &x, &w, Some(&b), &mut y, &mut ws);
+        let mut kept = vec![T::ZERO; conv2d_kept_len(g)];
+        let mut y_kept = vec![T::ZERO; g.output_len()];
+        conv2d_forward_keeping(g, &x, &w, Some(&b), &mut y_kept, &mut ws, &mut kept);
+        assert_eq!(y, y_kept, "forward");
+
+        let mut dx = vec![T::ZERO; g.input_len()];
+        conv2d_backward_input(g, &w, &dy, &mut dx, &mut ws);
+        let mut dx_kept = vec![T::ZERO; g.input_len()];
+        conv2d_backward_input_kept(g, &w, &kept, &dy, &mut dx_kept, &mut ws);
+        assert_eq!(dx, dx_kept, "input gradient");
+
+        let mut dw = vec![T::ZERO; g.weight_len()];
+        conv2d_backward_weight(g, &x, &dy, &mut dw, &mut ws);
+        let mut dw_kept = vec![T::ZERO; g.weight_len()];
+        conv2d_backward_weight_kept(g, &x, &kept, &dy, &mut dw_kept, &mut ws);
+        assert_eq!(dw, dw_kept, "weight gradient");
+    }
+
+    /// `deep`'s conv1 (28x28, one input channel), conv3 (7x7), conv4 (3x3: unrolled), a 1x1
+    /// map, a 2x2 map, a strided and a 5x5 convolution (nothing kept).
+    const GEOMETRIES: [[usize; 8]; 7] = [
+        [3, 1, 28, 28, 16, 3, 1, 1],
+        [2, 16, 7, 7, 16, 3, 1, 1],
+        [4, 16, 3, 3, 32, 3, 1, 1],
+        [3, 32, 1, 1, 64, 3, 1, 1],
+        [5, 8, 2, 2, 12, 3, 1, 1],
+        [2, 3, 9, 9, 5, 3, 2, 1],
+        [2, 3, 8, 8, 4, 5, 1, 2],
+    ];
+
+    fn geometry([n, c, h, w, co, k, s, p]: [usize; 8]) -> Conv2dGeometry {
+        Conv2dGeometry::new(n, c, h, w, co, k, s, p).expect("valid geometry")
+    }
+
+    #[test]
+    fn kept_passes_give_the_same_bits_f32() {
+        for dims in GEOMETRIES {
+            same_bits::<f32>(&geometry(dims), |v| v as f32);
+        }
+    }
+
+    #[test]
+    fn kept_passes_give_the_same_bits_f64() {
+        for dims in GEOMETRIES {
+            same_bits::<f64>(&geometry(dims), |v| v);
+        }
+    }
+
+    #[test]
+    fn the_unrolled_and_bordered_paths_keep_something_and_others_nothing() {
+        assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[2])), 16 * 9 * 32 * 9);
+        if crate::lanes::simd_available() {
+            assert!(conv2d_kept_len(&geometry(GEOMETRIES[0])) > 3 * 28 * 28);
+        }
+        assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[3])), 0);
+        assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[6])), 0);
+    }
+
+    #[test]
+    #[should_panic(expected = "kept has length")]
+    fn a_kept_buffer_of_the_wrong_length_panics_with_its_name() {
+        let g = geometry(GEOMETRIES[2]);
+        let (x, w) = (vec![0.0f32; g.input_len()], vec![0.0f32; g.weight_len()]);
+        let mut y = vec![0.0f32; g.output_len()];
+        let mut kept = vec![0.0f32; conv2d_kept_len(&g) - 1];
+        conv2d_forward_keeping(&g, &x, &w, None, &mut y, &mut Vec::new(), &mut kept);
+    }
+}
