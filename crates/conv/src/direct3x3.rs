@@ -28,6 +28,7 @@ use tensor::Float;
 
 use crate::blocks::min_items;
 use crate::lanes::{as_f32, as_f32_mut, fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use crate::layout_f32::{bordered_plane, channels_last_image};
 use crate::tile3x3_f32::{forward_block, BorderedShape};
 use crate::Conv2dGeometry;
 
@@ -144,6 +145,10 @@ fn to_bordered<T: Float>(s: &Same, src: &[T], dst: &mut [T]) {
         .zip(src.par_chunks(plane))
         .with_min_len(min_items(s.padded_plane()))
         .for_each(|(out, input)| {
+            if let (Some(input), Some(out)) = (as_f32(input), as_f32_mut(out)) {
+                // SAFETY: the direct kernels run only where the CPU has AVX-512F (`applies`).
+                return unsafe { bordered_plane(input, out, s.w, s.vectors) };
+            }
             out[..pw].fill(T::ZERO);
             out[(s.h + 1) * pw..].fill(T::ZERO);
             for (row, src_row) in out[pw..].chunks_exact_mut(pw).zip(input.chunks_exact(s.w)) {
@@ -577,6 +582,10 @@ pub(crate) fn backward_weight_bordered<T: Float>(
     dyh.par_chunks_mut(pixels * cpad)
         .zip(grad_output.par_chunks(cout * pixels))
         .for_each(|(dst, src)| {
+            if let (Some(src), Some(dst)) = (as_f32(src), as_f32_mut(dst)) {
+                // SAFETY: the direct kernels run only where the CPU has AVX-512F (`applies`).
+                return unsafe { channels_last_image(src, dst, cout, pixels, cpad) };
+            }
             if cpad > cout {
                 dst.fill(T::ZERO);
             }

@@ -31,6 +31,7 @@ mod geometry;
 mod im2col;
 mod kept;
 mod lanes;
+mod layout_f32;
 pub mod naive;
 mod tapwise;
 #[cfg(test)]
