@@ -24,10 +24,11 @@
 
 use rayon::prelude::*;
 
+use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
 use crate::blocks::min_items;
-use crate::lanes::{as_f32, as_f32_mut, fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
 use crate::layout_f32::{bordered_plane, channels_last_image};
 use crate::tile3x3_f32::{forward_block, BorderedShape};
 use crate::Conv2dGeometry;

@@ -32,23 +32,3 @@ pub(crate) fn fma_lanes<T: Float>(acc: &mut Lanes<T>, x: &Lanes<T>, w: T) {
         *a = xv.mul_add(w, *a);
     }
 }
-
-/// `values` as f32, when `T` is f32: the kernels written in f32 intrinsics take this path and
-/// the generic code keeps the rest (f64, for gradient checks).
-#[inline(always)]
-pub(crate) fn as_f32<T: Float>(values: &[T]) -> Option<&[f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32, so the slice's pointer and length describe f32 values.
-        unsafe { std::slice::from_raw_parts(values.as_ptr().cast::<f32>(), values.len()) }
-    })
-}
-
-/// [`as_f32`] for a mutable slice.
-#[inline(always)]
-pub(crate) fn as_f32_mut<T: Float>(values: &mut [T]) -> Option<&mut [f32]> {
-    (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>()).then(|| {
-        // SAFETY: T is f32, so the slice's pointer and length describe f32 values, borrowed
-        // mutably once.
-        unsafe { std::slice::from_raw_parts_mut(values.as_mut_ptr().cast::<f32>(), values.len()) }
-    })
-}

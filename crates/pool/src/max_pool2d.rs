@@ -9,7 +9,11 @@
 //! maximum (the one the forward chose) is a valid subgradient choice.
 
 use rayon::prelude::*;
+use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
+
+use crate::backward2x2_f32;
+use crate::window2x2;
 
 use crate::relu_max_pool2d::NO_WINNER;
 use crate::Pool2dGeometry;
@@ -92,6 +96,10 @@ pub fn max_pool2d_backward<T: Float>(
     assert_len(op, "argmax", argmax.len(), g.output_len());
     assert_len(op, "grad_input", grad_input.len(), g.input_len());
     let in_plane = g.in_plane();
+    // Non-overlapping 2x2 windows of f32 take the vector kernel, which writes each value once
+    // (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
+    // 1x1 pool outputs) the vector setup costs more than the scatter (`benches/pool.rs`).
+    let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tensor::cpu::avx512_available();
     grad_input
         .par_chunks_mut(in_plane)
         .zip(grad_output.par_chunks(g.out_plane()))
@@ -99,6 +107,14 @@ pub fn max_pool2d_backward<T: Float>(
         .with_min_len(planes_per_task(g))
         .for_each(|((grad_plane, grad_out), arg)| {
             // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
+            #[cfg(target_arch = "x86_64")]
+            if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane))
+            {
+                // SAFETY: `fast_2x2` includes the check that the CPU has AVX-512F.
+                if unsafe { backward2x2_f32::backward_plane(g, dy, arg, dx) } {
+                    return;
+                }
+            }
             grad_plane.fill(T::ZERO);
             for (&dy, &a) in grad_out.iter().zip(arg) {
                 if a == NO_WINNER {

@@ -14,6 +14,7 @@
 
 pub mod cpu;
 pub mod error;
+pub mod f32_view;
 pub mod float;
 pub mod gemm;
 mod gemm_narrow;
