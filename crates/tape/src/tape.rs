@@ -78,6 +78,13 @@ impl<T: Float> Tape<T> {
         }
     }
 
+    /// Gives `value`'s buffer to the tape's pool, for later op outputs: a training step's
+    /// gradients, once applied, so the next step's backward writes into them instead of
+    /// allocating and zeroing new ones.
+    pub fn recycle(&mut self, value: Tensor<T>) {
+        self.scratch.buffers.retire(value.into_vec());
+    }
+
     /// A leaf whose gradient backward reports (a parameter, or an input being attributed).
     pub fn variable(&mut self, value: Tensor<T>) -> NodeId {
         let needs_grad = self.recording;

@@ -141,6 +141,7 @@ impl Workload {
         }
         std::hint::black_box(argmax_rows(&out.logits, model.classes));
         optimizer.step(&mut model.params, &grads, &model.param_info, *l2);
+        tapes.recycle(grads);
         model.apply_running_updates(&out.updates);
         *step += 1;
         Ok(())

@@ -2,6 +2,7 @@
 //! benchmark times exactly what training runs.
 
 use tape::Tape;
+use tensor::simd::SimdScalar;
 use tensor::Tensor;
 
 use crate::loss::{mean_loss, LossKind};
@@ -38,6 +39,14 @@ impl StepTapes {
     /// No tapes yet; they are created on first use.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Hands a step's gradients back once they are applied: their buffers go to the first
+    /// tape's pool, where the next step's backward writes the same gradients again.
+    pub fn recycle(&mut self, grads: Vec<Tensor<f32>>) {
+        if let Some(tape) = self.tapes.first_mut() {
+            grads.into_iter().for_each(|g| tape.recycle(g));
+        }
     }
 
     /// The first `n` tapes, creating any that are missing.
@@ -156,7 +165,14 @@ pub fn forward_backward(
     let grads = shard_grads
         .into_iter()
         .collect::<Option<Vec<_>>>()
-        .map(|shards| weighted_sum(shards, &weights));
+        .map(|shards| {
+            let (total, spent) = weighted_sum(shards, &weights);
+            // the other shards' gradients, added in, go back to their own tapes' pools
+            for (tape, grads) in tapes[1..].iter_mut().zip(spent) {
+                grads.into_iter().for_each(|g| tape.recycle(g));
+            }
+            total
+        });
     Ok(StepOutput {
         loss: total_loss,
         logits,
@@ -167,9 +183,15 @@ pub fn forward_backward(
 }
 
 /// `sum over s of weights[s] * shards[s]`, per parameter, written into the first shard's
-/// tensors. Each element is `w0 * g0`, then `+ w1 * g1` and so on in shard order, whatever the
-/// thread count: the threads split the elements, never a sum.
-fn weighted_sum(mut shards: Vec<Vec<Tensor<f32>>>, weights: &[f32]) -> Vec<Tensor<f32>> {
+/// tensors, returned with the other shards' (spent) tensors. Each element is `w0 * g0`, then
+/// `+ w1 * g1` and so on in shard order, whatever the thread count: the threads split the
+/// elements, never a sum. The SIMD kernels round each product and each sum as these scalar
+/// expressions do.
+#[allow(clippy::type_complexity)]
+fn weighted_sum(
+    mut shards: Vec<Vec<Tensor<f32>>>,
+    weights: &[f32],
+) -> (Vec<Tensor<f32>>, Vec<Vec<Tensor<f32>>>) {
     let rest = shards.split_off(1);
     let mut total = shards.pop().expect("at least one shard");
     let mut tasks = Vec::new();
@@ -179,15 +201,12 @@ fn weighted_sum(mut shards: Vec<Vec<Tensor<f32>>>, weights: &[f32]) -> Vec<Tenso
         }
     }
     tasks.into_par_iter().for_each(|(i, start, chunk)| {
-        chunk.iter_mut().for_each(|v| *v *= weights[0]);
+        f32::vscale(weights[0], chunk);
         for (part, &w) in rest.iter().zip(&weights[1..]) {
-            let part = &part[i].data()[start..start + chunk.len()];
-            for (v, &p) in chunk.iter_mut().zip(part) {
-                *v += w * p;
-            }
+            f32::vaxpy(w, &part[i].data()[start..start + chunk.len()], chunk);
         }
     });
-    total
+    (total, rest)
 }
 
 /// Elements per parallel task of [`weighted_sum`]: deep's gradients are a few dozen tensors
@@ -390,12 +409,14 @@ mod tests {
             })
             .collect();
         for threads in [1, 2, 3] {
-            let total = in_pool(threads, || {
+            let (total, spent) = in_pool(threads, || {
                 weighted_sum((0..3).map(shard).collect(), &weights)
             });
             for (t, e) in total.iter().zip(&expected) {
-                assert_eq!(t.data(), &e[..], "{threads} threads");
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(t.data()), bits(e), "{threads} threads");
             }
+            assert_eq!(spent.len(), 2, "the other shards' tensors come back");
         }
     }
 }

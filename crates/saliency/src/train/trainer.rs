@@ -326,6 +326,7 @@ impl Trainer {
                 loss_sum += loss_v as f64 * labels.len() as f64;
                 self.optimizer
                     .step(&mut self.model.params, &g, &self.model.param_info, cfg.l2);
+                tapes.recycle(g);
                 self.model.apply_running_updates(&updates);
                 if let Some((i, _)) = self
                     .model

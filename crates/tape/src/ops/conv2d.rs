@@ -123,8 +123,9 @@ impl Conv2dOp {
             grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         }
         if tape.needs_grad(self.weight) {
-            // a parameter's gradient leaves the tape: not from the pool
-            let mut dw = vec![T::ZERO; geom.weight_len()];
+            // overwritten by the kernel; a step's gradients come back to the pool once
+            // applied (`Tape::recycle`)
+            let mut dw = buffers.output(geom.weight_len());
             match kept {
                 Some(k) => {
                     conv::conv2d_backward_weight_kept(geom, x.data(), k, g.data(), &mut dw, ws)
@@ -134,7 +135,7 @@ impl Conv2dOp {
             grads.accumulate(self.weight, Tensor::from_vec(w.shape(), dw)?);
         }
         if let Some(b) = self.bias.filter(|&b| tape.needs_grad(b)) {
-            let mut db = vec![T::ZERO; geom.out_channels];
+            let mut db = buffers.output(geom.out_channels); // overwritten
             conv::conv2d_backward_bias(geom, g.data(), &mut db);
             grads.accumulate(b, Tensor::from_vec(&[geom.out_channels], db)?);
         }

@@ -112,8 +112,9 @@ impl LinearOp {
         if tape.needs_grad(self.weight) {
             // dW (out, in) = g^T (out, N) x x (N, in); split over rows or columns of dW, never
             // over N, so each element's sum over the batch runs inside one GEMM call, in one order.
-            // a parameter's gradient leaves the tape: not from the pool
-            let mut dw = vec![T::ZERO; fout * fin];
+            // overwritten (beta = 0); a step's gradients come back to the pool once applied
+            // (`Tape::recycle`)
+            let mut dw = buffers.output(fout * fin);
             par_gemm(
                 MatRef::row_major(gv, n, fout).t(),
                 MatRef::row_major(x.data(), n, fin),
