@@ -399,21 +399,30 @@ pub(crate) fn forward_bordering<T: Float>(
     wt.par_chunks_mut(c * 9 * CHANNEL_BLOCK)
         .enumerate()
         .for_each(|(block, dst)| {
-            for (j, d) in dst.iter_mut().enumerate() {
-                let (ci, t, o) = (
-                    j / (9 * CHANNEL_BLOCK),
-                    j / CHANNEL_BLOCK % 9,
-                    j % CHANNEL_BLOCK,
-                );
+            let block_weights = |ci: usize, t: usize, o: usize| {
                 let o = block * CHANNEL_BLOCK + o;
-                *d = if o < cout {
+                if o < cout {
                     weight[(o * c + ci) * 9 + t]
                 } else {
                     T::ZERO
-                };
-            }
+                }
+            };
+            fill_blocked(dst, block_weights);
         });
     same_conv(&s, (c, cout), xb, wt, bias, output);
+}
+
+/// Fills one block of blocked weights, `(rows, 9, 16)`, with `value(row, tap, lane)` in
+/// order: nested loops, where an index split by division and remainder per element cost
+/// more than the copy (1.4 % of a `deep` batch-16 step).
+fn fill_blocked<T: Float>(dst: &mut [T], value: impl Fn(usize, usize, usize) -> T) {
+    for (row, taps) in dst.chunks_exact_mut(9 * CHANNEL_BLOCK).enumerate() {
+        for (t, lanes) in taps.chunks_exact_mut(CHANNEL_BLOCK).enumerate() {
+            for (lane, d) in lanes.iter_mut().enumerate() {
+                *d = value(row, t, lane);
+            }
+        }
+    }
 }
 
 /// Input gradient; see [`crate::conv2d_backward_input`]: the forward of the output gradient
@@ -436,19 +445,15 @@ pub(crate) fn backward_input<T: Float>(
     wt.par_chunks_mut(cout * 9 * CHANNEL_BLOCK)
         .enumerate()
         .for_each(|(block, dst)| {
-            for (j, d) in dst.iter_mut().enumerate() {
-                let (o, t, i) = (
-                    j / (9 * CHANNEL_BLOCK),
-                    j / CHANNEL_BLOCK % 9,
-                    j % CHANNEL_BLOCK,
-                );
+            let block_weights = |o: usize, t: usize, i: usize| {
                 let i = block * CHANNEL_BLOCK + i;
-                *d = if i < c {
+                if i < c {
                     weight[(o * c + i) * 9 + (8 - t)]
                 } else {
                     T::ZERO
-                };
-            }
+                }
+            };
+            fill_blocked(dst, block_weights);
         });
     same_conv(&s, (cout, c), dyb, wt, None, grad_input);
 }

@@ -85,33 +85,30 @@ fn pair_taps(g: &Conv2dGeometry) -> Vec<Option<usize>> {
 
 /// Writes `U` (row-major `(Cout*P) x (C*Q)`) from the `[Cout, C, K, K]` weight, one output
 /// channel's `P` rows per task. Each row is written in order, `Q` values per input channel
-/// gathered from that channel's `K*K` taps; a row whose pixel pairs all have a tap (every row of
-/// a 2x2 map) takes a loop without a branch per value.
+/// gathered from that channel's taps followed by a zero, which the pairs without a tap read:
+/// one indexed load per value, no branch.
 pub(crate) fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
     let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
-    let taps = pair_taps(g);
-    // per output pixel, its taps if every pair has one; computed once, not per channel and row
-    let dense: Vec<Option<Vec<usize>>> = taps
-        .chunks_exact(q)
-        .map(|row_taps| row_taps.iter().copied().collect())
-        .collect();
+    // per pixel pair, the tap it reads, or `kk` (the zero after the taps) for none
+    let reads: Vec<usize> = pair_taps(g).iter().map(|t| t.unwrap_or(kk)).collect();
+    // the weight with each filter's taps followed by a zero
+    let mut taps_and_zero = vec![T::ZERO; weight.len() / kk * (kk + 1)];
+    for (dst, src) in taps_and_zero
+        .chunks_exact_mut(kk + 1)
+        .zip(weight.chunks_exact(kk))
+    {
+        dst[..kk].copy_from_slice(src);
+    }
     let block = g.out_h * g.out_w * c * q;
     u.par_chunks_mut(block)
-        .zip(weight.par_chunks(c * kk))
+        .zip(taps_and_zero.par_chunks(c * (kk + 1)))
         .with_min_len(min_items(block))
         .for_each(|(rows, filter)| {
-            let per_pixel = taps.chunks_exact(q).zip(&dense);
-            for (row, (row_taps, dense)) in rows.chunks_exact_mut(c * q).zip(per_pixel) {
-                let pairs = row.chunks_exact_mut(q).zip(filter.chunks_exact(kk));
-                match dense {
-                    Some(idx) => pairs.for_each(|(dst, w)| {
-                        dst.iter_mut().zip(idx).for_each(|(d, &t)| *d = w[t]);
-                    }),
-                    None => pairs.for_each(|(dst, w)| {
-                        for (d, tap) in dst.iter_mut().zip(row_taps) {
-                            *d = tap.map_or(T::ZERO, |t| w[t]);
-                        }
-                    }),
+            for (row, pixel_reads) in rows.chunks_exact_mut(c * q).zip(reads.chunks_exact(q)) {
+                for (dst, w) in row.chunks_exact_mut(q).zip(filter.chunks_exact(kk + 1)) {
+                    for (d, &t) in dst.iter_mut().zip(pixel_reads) {
+                        *d = w[t];
+                    }
                 }
             }
         });

@@ -1,5 +1,6 @@
 //! `Tape`: the node list, leaf creation, and the reverse walk.
 
+use rayon::prelude::*;
 use tensor::{Float, Tensor};
 
 use crate::gradients::Gradients;
@@ -119,6 +120,37 @@ impl<T: Float> Tape<T> {
         } else {
             self.constant(copy)
         }
+    }
+
+    /// [`Tape::leaf_copy`] of each of `values`, in order, the copying split between the
+    /// threads: binding a model's parameters to a second tape (a shard of a small training
+    /// batch) was a serial copy of every parameter while the other thread waited.
+    pub fn leaf_copies(&mut self, values: &[Tensor<T>], trainable: bool) -> Vec<NodeId> {
+        /// Elements per copy task.
+        const CHUNK: usize = 1 << 14;
+        let mut buffers: Vec<Vec<T>> = values
+            .iter()
+            .map(|v| self.scratch.buffers.output(v.numel()))
+            .collect();
+        let mut tasks = Vec::new();
+        for (dst, src) in buffers.iter_mut().zip(values) {
+            tasks.extend(dst.chunks_mut(CHUNK).zip(src.data().chunks(CHUNK)));
+        }
+        tasks
+            .into_par_iter()
+            .for_each(|(dst, src)| dst.copy_from_slice(src));
+        buffers
+            .into_iter()
+            .zip(values)
+            .map(|(data, v)| {
+                let copy = Tensor::from_vec(v.shape(), data).expect("same length as the original");
+                if trainable {
+                    self.variable(copy)
+                } else {
+                    self.constant(copy)
+                }
+            })
+            .collect()
     }
 
     /// The value of a node. Panics if `id` is not from this tape or was released: both are

@@ -163,10 +163,7 @@ impl<T: Float> Model<T> {
     /// Puts the parameters on `tape`: as variables when their gradient is wanted (training),
     /// else as constants (attribution only needs the input's gradient).
     pub fn bind(&self, tape: &mut Tape<T>, trainable: bool) -> Vec<NodeId> {
-        self.params
-            .iter()
-            .map(|p| tape.leaf_copy(p, trainable))
-            .collect()
+        tape.leaf_copies(&self.params, trainable)
     }
 
     /// Moves the parameters onto `tape` as variables (no copy: alexnet's are 40 MB) and returns
