@@ -21,8 +21,10 @@
 
 use rayon::prelude::*;
 
+use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
+use crate::bias_f32;
 use crate::blocks::{min_items, ColBlocks};
 use crate::direct2x2;
 use crate::direct3x3;
@@ -340,6 +342,16 @@ pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], gra
         .enumerate()
         .with_min_len(min_items(g.batch * plane))
         .for_each(|(o, db)| {
+            #[cfg(target_arch = "x86_64")]
+            if let (Some(dy), Some(db), true) = (
+                as_f32(grad_output),
+                as_f32_mut(std::slice::from_mut(db)),
+                tensor::cpu::avx512_available(),
+            ) {
+                // SAFETY: the CPU has AVX-512F (checked just above).
+                db[0] = unsafe { bias_f32::channel_sum(dy, g.out_channels, plane, o) };
+                return;
+            }
             // 16 running sums, one per lane, added up at the end: a single running sum is a
             // chain of dependent adds the compiler may not vectorize (it would reorder them)
             let mut lanes = [T::ZERO; LANES];

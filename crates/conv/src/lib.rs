@@ -22,6 +22,7 @@
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
+mod bias_f32;
 mod blocks;
 mod conv2d;
 mod direct2x2;

@@ -19,6 +19,8 @@ pub trait SimdScalar: Sized + Copy {
     fn vrelu(x: &[Self], out: &mut [Self]);
     /// `out[i] = if x[i] > 0 { g[i] } else { 0 }`: ReLU's backward.
     fn vrelu_backward(x: &[Self], g: &[Self], out: &mut [Self]);
+    /// True when no element is NaN or infinite.
+    fn vall_finite(x: &[Self]) -> bool;
 }
 
 /// Scalar twins of the SIMD kernels: the reference the tests compare against, and the tails.
@@ -58,6 +60,10 @@ pub mod scalar {
         for (o, &v) in out.iter_mut().zip(x) {
             *o = if v > T::ZERO { v } else { T::ZERO };
         }
+    }
+    /// True when no element is NaN or infinite.
+    pub fn all_finite<T: Float>(x: &[T]) -> bool {
+        x.iter().all(|v| v.is_finite())
     }
     /// `out[i] = if x[i] > 0 { g[i] } else { 0 }`.
     pub fn relu_backward<T: Float>(x: &[T], g: &[T], out: &mut [T]) {
@@ -155,6 +161,15 @@ macro_rules! impl_simd_scalar {
                 }
                 scalar::relu_backward(&x[split..], &g[split..], &mut out[split..]);
             }
+            fn vall_finite(x: &[Self]) -> bool {
+                let split = x.len() / $lanes * $lanes;
+                // every lane's flag, and-ed over the vectors: no branch per value
+                let mut finite = <$v>::splat(0.0).is_finite();
+                for c in x[..split].chunks_exact($lanes) {
+                    finite = finite & load::<$t, $v, $lanes>(c).is_finite();
+                }
+                finite.all() && scalar::all_finite(&x[split..])
+            }
         }
     };
 }
@@ -233,6 +248,16 @@ mod tests {
             T::vrelu_backward(&x, &y, &mut a);
             scalar::relu_backward(&x, &y, &mut b);
             assert_eq!(a, b, "relu_backward n={n}");
+
+            assert!(T::vall_finite(&x), "all_finite n={n}");
+            for at in 0..n {
+                for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+                    let mut z = x.clone();
+                    z[at] = T::from_f64(bad);
+                    assert!(!T::vall_finite(&z), "all_finite n={n}: {bad} at {at}");
+                    assert!(!scalar::all_finite(&z));
+                }
+            }
         }
     }
 

@@ -129,7 +129,7 @@ impl<T: Float> Tensor<T> {
     /// the scan runs in parallel chunks, each folded without an early exit so it vectorizes.
     pub fn all_finite(&self) -> bool {
         const CHUNK: usize = 16 * 1024;
-        let chunk_finite = |c: &[T]| c.iter().fold(true, |all, v| all & v.is_finite());
+        let chunk_finite = |c: &[T]| T::vall_finite(c);
         if self.data.len() <= CHUNK {
             return chunk_finite(&self.data);
         }
