@@ -15,6 +15,34 @@ pub(crate) struct Scratch<T> {
     pub(crate) workspace: Vec<T>,
     /// Retired value and gradient buffers.
     pub(crate) buffers: BufferPool<T>,
+    /// Retired max-pool argmax buffers, for the next step's pools (each forward overwrites
+    /// its argmax completely).
+    pub(crate) argmax: Vec<Vec<u32>>,
+}
+
+/// Most argmax buffers kept: a step of the study's networks pools at most 5 times.
+const MAX_ARGMAX: usize = 16;
+
+impl<T> Scratch<T> {
+    /// An argmax buffer of `len` elements whose contents are unspecified: a retired one of
+    /// that length, else a new one.
+    pub(crate) fn argmax(&mut self, len: usize) -> Vec<u32> {
+        match self.argmax.iter().position(|a| a.len() == len) {
+            Some(i) => self.argmax.swap_remove(i),
+            None => vec![0; len],
+        }
+    }
+
+    /// Keeps `argmax` for [`Scratch::argmax`], dropping the oldest past [`MAX_ARGMAX`].
+    pub(crate) fn retire_argmax(&mut self, argmax: Vec<u32>) {
+        if argmax.is_empty() {
+            return;
+        }
+        if self.argmax.len() == MAX_ARGMAX {
+            self.argmax.remove(0);
+        }
+        self.argmax.push(argmax);
+    }
 }
 
 /// Retired buffers, handed out again as op outputs.
@@ -121,6 +149,23 @@ impl<T: Float> BufferPool<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn argmax_buffers_come_back_by_exact_length_and_the_oldest_go_first() {
+        let mut scratch = Scratch::<f32>::default();
+        let a = vec![7u32; 10];
+        let at = a.as_ptr();
+        scratch.retire_argmax(a);
+        assert_eq!(scratch.argmax(9), vec![0; 9], "no 9-long one: a new, zeroed buffer");
+        let b = scratch.argmax(10);
+        assert_eq!(b.as_ptr(), at, "the retired 10-long buffer itself");
+        assert!(scratch.argmax.is_empty());
+        for len in 1..=MAX_ARGMAX + 1 {
+            scratch.retire_argmax(vec![0; len]);
+        }
+        assert_eq!(scratch.argmax.len(), MAX_ARGMAX);
+        assert!(scratch.argmax.iter().all(|a| a.len() > 1), "the oldest (1-long) dropped");
+    }
 
     #[test]
     fn hands_out_the_smallest_fitting_buffer_at_the_requested_length() {

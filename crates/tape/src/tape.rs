@@ -76,6 +76,9 @@ impl<T: Float> Tape<T> {
             if let Some(value) = node.value {
                 self.scratch.buffers.retire(value.into_vec());
             }
+            if let Op::MaxPool2d(op) = node.op {
+                self.scratch.retire_argmax(op.into_argmax());
+            }
         }
     }
 

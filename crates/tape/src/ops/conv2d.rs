@@ -103,6 +103,7 @@ impl Conv2dOp {
         let Scratch {
             workspace: ws,
             buffers,
+            ..
         } = scratch;
         let geom = &self.geom;
         let x = tape.try_value("conv2d backward", self.input)?;

@@ -62,17 +62,16 @@ impl<T: Float> Tape<T> {
         // every forward kernel writes every output
         let mut out = self.scratch.buffers.output(geom.output_len());
         let recording = self.is_recording() && self.needs_grad(x);
+        // every forward writes every argmax; a retired buffer needs no zeroing
+        let mut argmax = if recording {
+            self.scratch.argmax(geom.output_len())
+        } else {
+            Vec::new()
+        };
         let input = self.value(x).data();
-        let mut argmax = Vec::new();
         match (recording, relu) {
-            (true, false) => {
-                argmax = vec![0u32; geom.output_len()];
-                pool::max_pool2d_forward(&geom, input, &mut out, &mut argmax);
-            }
-            (true, true) => {
-                argmax = vec![0u32; geom.output_len()];
-                pool::relu_max_pool2d_forward(&geom, input, &mut out, &mut argmax);
-            }
+            (true, false) => pool::max_pool2d_forward(&geom, input, &mut out, &mut argmax),
+            (true, true) => pool::relu_max_pool2d_forward(&geom, input, &mut out, &mut argmax),
             (false, false) => pool::max_pool2d_forward_inference(&geom, input, &mut out),
             (false, true) => pool::relu_max_pool2d_forward_inference(&geom, input, &mut out),
         }
@@ -90,6 +89,11 @@ impl<T: Float> Tape<T> {
 }
 
 impl MaxPool2dOp {
+    /// The argmax buffer, for reuse once the op is done.
+    pub(crate) fn into_argmax(self) -> Vec<u32> {
+        self.argmax
+    }
+
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
