@@ -39,6 +39,7 @@ mod tapwise;
 mod test_util;
 mod tile3x3_f32;
 mod unrolled;
+mod unrolled_f32;
 
 pub use conv2d::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,

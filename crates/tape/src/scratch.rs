@@ -156,7 +156,11 @@ mod tests {
         let a = vec![7u32; 10];
         let at = a.as_ptr();
         scratch.retire_argmax(a);
-        assert_eq!(scratch.argmax(9), vec![0; 9], "no 9-long one: a new, zeroed buffer");
+        assert_eq!(
+            scratch.argmax(9),
+            vec![0; 9],
+            "no 9-long one: a new, zeroed buffer"
+        );
         let b = scratch.argmax(10);
         assert_eq!(b.as_ptr(), at, "the retired 10-long buffer itself");
         assert!(scratch.argmax.is_empty());
@@ -164,7 +168,10 @@ mod tests {
             scratch.retire_argmax(vec![0; len]);
         }
         assert_eq!(scratch.argmax.len(), MAX_ARGMAX);
-        assert!(scratch.argmax.iter().all(|a| a.len() > 1), "the oldest (1-long) dropped");
+        assert!(
+            scratch.argmax.iter().all(|a| a.len() > 1),
+            "the oldest (1-long) dropped"
+        );
     }
 
     #[test]
