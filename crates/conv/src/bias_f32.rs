@@ -19,7 +19,7 @@ pub(crate) unsafe fn channel_sum(
     plane: usize,
     o: usize,
 ) -> f32 {
-    assert!(o < channels && plane > 0 && grad_output.len() % (channels * plane) == 0);
+    assert!(o < channels && plane > 0 && grad_output.len().is_multiple_of(channels * plane));
     let batch = grad_output.len() / (channels * plane);
     let whole = plane / 16 * 16;
     let mut lanes = _mm512_setzero_ps();

@@ -89,7 +89,7 @@ pub(crate) unsafe fn channels_last_image(
     pixels: usize,
     cpad: usize,
 ) {
-    assert!(cpad % 16 == 0 && cpad >= channels && pixels > 0);
+    assert!(cpad.is_multiple_of(16) && cpad >= channels && pixels > 0);
     assert!(src.len() == channels * pixels && dst.len() == pixels * cpad);
     let (s, d) = (src.as_ptr(), dst.as_mut_ptr());
     for block in 0..cpad / 16 {

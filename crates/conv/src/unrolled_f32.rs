@@ -37,7 +37,7 @@ impl PixelTables {
     /// The tables for `taps` (each pixel pair's tap, row-major `P x Q`), `c` input channels,
     /// `kk` taps. Requires [`fits`].
     pub(crate) fn new(taps: &[Option<usize>], c: usize, q: usize, kk: usize) -> Self {
-        assert!(fits(kk, q) && taps.len() % q == 0);
+        assert!(fits(kk, q) && taps.len().is_multiple_of(q));
         let mut tap_of_input = Vec::new();
         let mut input_of_tap = Vec::new();
         for row in taps.chunks_exact(q) {

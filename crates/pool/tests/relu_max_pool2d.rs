@@ -21,7 +21,7 @@ fn values<T: Float>(n: usize, seed: u64, specials: bool) -> Vec<T> {
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
             let pick = (s >> 33) as usize;
-            if specials && pick % 13 == 0 {
+            if specials && pick.is_multiple_of(13) {
                 T::from_f64(extra[(pick / 13) % extra.len()])
             } else {
                 T::from_f64(levels[pick % levels.len()])

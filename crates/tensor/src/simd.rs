@@ -166,7 +166,7 @@ macro_rules! impl_simd_scalar {
                 // every lane's flag, and-ed over the vectors: no branch per value
                 let mut finite = <$v>::splat(0.0).is_finite();
                 for c in x[..split].chunks_exact($lanes) {
-                    finite = finite & load::<$t, $v, $lanes>(c).is_finite();
+                    finite &= load::<$t, $v, $lanes>(c).is_finite();
                 }
                 finite.all() && scalar::all_finite(&x[split..])
             }

@@ -283,7 +283,7 @@ impl AttributionMovie {
 
 impl TrainHook for AttributionMovie {
     fn observe(&mut self, model: &Model<f32>, state: TrainState) -> anyhow::Result<()> {
-        if state.step % self.options.every == 0 {
+        if state.step.is_multiple_of(self.options.every) {
             self.write_frame(model, state)?;
         }
         Ok(())

@@ -74,8 +74,7 @@ impl TrainConfig {
     pub fn lr_for_epoch(&self, epoch: u64) -> f64 {
         self.lr_schedule
             .iter()
-            .filter(|(e, _)| *e <= epoch)
-            .last()
+            .rfind(|(e, _)| *e <= epoch)
             .map(|(_, lr)| *lr)
             .unwrap_or(self.optimizer.lr())
     }
