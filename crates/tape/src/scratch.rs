@@ -55,10 +55,15 @@ impl<T> Scratch<T> {
 pub(crate) struct BufferPool<T> {
     /// Pooled buffers by length, each length's oldest retired first: a request finds its best
     /// fit with one range lookup instead of a scan over the pool (which had grown to 4 % of a
-    /// small training step).
+    /// small training step). A length's bucket stays when it empties, so the next step's
+    /// buffer of that length goes back without allocating a new bucket.
     by_len: BTreeMap<usize, VecDeque<(u64, Vec<T>)>>,
-    /// The length of each pooled buffer by retirement stamp, oldest first, to drop the oldest.
-    by_age: BTreeMap<u64, usize>,
+    /// `(retirement stamp, length)` of retired buffers, oldest first, to drop the oldest. A
+    /// buffer handed out again keeps its entry until it reaches the front (it is then skipped):
+    /// no search on the hot path.
+    by_age: VecDeque<(u64, usize)>,
+    /// Buffers in the pool.
+    pooled: usize,
     /// The next retirement stamp.
     next_stamp: u64,
 }
@@ -67,7 +72,8 @@ impl<T> Default for BufferPool<T> {
     fn default() -> Self {
         Self {
             by_len: BTreeMap::new(),
-            by_age: BTreeMap::new(),
+            by_age: VecDeque::new(),
+            pooled: 0,
             next_stamp: 0,
         }
     }
@@ -81,18 +87,14 @@ impl<T: Float> BufferPool<T> {
         let fit = self
             .by_len
             .range_mut(len..=len.saturating_mul(2))
-            .next()
-            .map(|(&found, bucket)| (found, bucket.pop_front()));
+            .find_map(|(_, bucket)| bucket.pop_front());
         let mut buffer = match fit {
-            Some((found, Some((stamp, mut b)))) => {
-                if self.by_len.get(&found).is_some_and(VecDeque::is_empty) {
-                    self.by_len.remove(&found);
-                }
-                self.by_age.remove(&stamp);
+            Some((_, mut b)) => {
+                self.pooled -= 1;
                 b.truncate(len);
                 b
             }
-            _ => vec![T::ZERO; len],
+            None => vec![T::ZERO; len],
         };
         if cfg!(debug_assertions) {
             buffer.fill(T::from_f64(f64::NAN));
@@ -118,22 +120,32 @@ impl<T: Float> BufferPool<T> {
             .entry(len)
             .or_default()
             .push_back((stamp, buffer));
-        self.by_age.insert(stamp, len);
-        if self.by_age.len() > MAX_POOLED {
-            let (_, oldest_len) = self.by_age.pop_first().expect("a pool over its bound");
-            // the oldest buffer overall is the oldest, so the first, of its length
+        self.by_age.push_back((stamp, len));
+        self.pooled += 1;
+        while self.pooled > MAX_POOLED {
+            let (oldest, oldest_len) = self.by_age.pop_front().expect("a pool over its bound");
+            // still pooled only if it is the first (oldest) of its length; else handed out
             let bucket = self.by_len.get_mut(&oldest_len).expect("indexed by length");
-            bucket.pop_front();
-            if bucket.is_empty() {
-                self.by_len.remove(&oldest_len);
+            if bucket.front().is_some_and(|&(s, _)| s == oldest) {
+                bucket.pop_front();
+                self.pooled -= 1;
             }
+        }
+        // entries of buffers handed out again pile up at the back; drop them now and then
+        if self.by_age.len() > 4 * MAX_POOLED {
+            let live: std::collections::HashSet<u64> = self
+                .by_len
+                .values()
+                .flat_map(|bucket| bucket.iter().map(|&(s, _)| s))
+                .collect();
+            self.by_age.retain(|(s, _)| live.contains(s));
         }
     }
 
     /// Buffers in the pool.
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.by_age.len()
+        self.pooled
     }
 
     /// The lengths of the pooled buffers, shortest first.
@@ -197,6 +209,37 @@ mod tests {
         pool.retire(b);
         let d = pool.output(6);
         assert_eq!((d.len(), d.capacity()), (6, 6));
+    }
+
+    #[test]
+    fn buffers_handed_out_again_are_skipped_when_the_oldest_go() {
+        let mut pool = BufferPool::<f32>::default();
+        for len in 1..=200 {
+            pool.retire(vec![0.0; len]);
+        }
+        for len in 1..=100 {
+            assert_eq!(pool.output(len).capacity(), len, "the exact fit");
+        }
+        for i in 0..200 {
+            pool.retire(vec![0.0; 1000 + i]);
+        }
+        // 300 retired and still pooled: the 44 oldest of them (lengths 101..=144) go
+        assert_eq!(pool.len(), MAX_POOLED);
+        let want: Vec<usize> = (145..=200).chain(1000..1200).collect();
+        assert_eq!(pool.lengths(), want);
+        // and the bookkeeping of handed-out buffers stays bounded
+        for _ in 0..10 {
+            for i in 0..200 {
+                let b = pool.output(1000 + i);
+                pool.retire(b);
+            }
+        }
+        assert!(
+            pool.by_age.len() <= 4 * MAX_POOLED + 1,
+            "{}",
+            pool.by_age.len()
+        );
+        assert_eq!(pool.len(), MAX_POOLED);
     }
 
     #[test]
