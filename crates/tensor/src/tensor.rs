@@ -136,6 +136,23 @@ impl<T: Float> Tensor<T> {
         self.data.par_chunks(CHUNK).all(chunk_finite)
     }
 
+    /// The index of the first of `tensors` with a NaN or infinite element, if any: one parallel
+    /// pass over all of them (a step's dozens of small gradients would otherwise each be a
+    /// serial scan, or a parallel region of their own).
+    pub fn first_non_finite(tensors: &[Tensor<T>]) -> Option<usize> {
+        const CHUNK: usize = 16 * 1024;
+        let tasks: Vec<(usize, &[T])> = tensors
+            .iter()
+            .enumerate()
+            .flat_map(|(i, t)| t.data.chunks(CHUNK).map(move |c| (i, c)))
+            .collect();
+        tasks
+            .into_par_iter()
+            .filter(|(_, c)| !T::vall_finite(c))
+            .map(|(i, _)| i)
+            .min()
+    }
+
     /// Fails unless `self` has exactly `expected` shape.
     pub fn expect_shape(&self, op: &'static str, expected: &[usize]) -> Result<(), TensorError> {
         if self.shape != expected {
@@ -168,6 +185,18 @@ mod tests {
         assert_eq!(r.data(), t.data());
         let err = r.dims4("conv2d").unwrap_err().to_string();
         assert!(err.contains("conv2d") && err.contains("[6, 20]"), "{err}");
+    }
+
+    #[test]
+    fn first_non_finite_names_the_first_bad_tensor() {
+        let good = |len: usize| Tensor::<f32>::from_fn(&[len], |i| i as f32);
+        let mut ts = vec![good(3), good(40_000), good(0), good(17)];
+        assert_eq!(Tensor::first_non_finite(&ts), None);
+        ts[3].data_mut()[16] = f32::NAN;
+        assert_eq!(Tensor::first_non_finite(&ts), Some(3));
+        ts[1].data_mut()[39_999] = f32::INFINITY;
+        assert_eq!(Tensor::first_non_finite(&ts), Some(1));
+        assert_eq!(Tensor::<f32>::first_non_finite(&[]), None);
     }
 
     #[test]

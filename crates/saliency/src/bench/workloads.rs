@@ -133,7 +133,7 @@ impl Workload {
         let grads = out
             .grads
             .ok_or_else(|| BenchError::Config(format!("the loss is not finite ({})", out.loss)))?;
-        if let Some(i) = grads.iter().position(|g| !g.all_finite()) {
+        if let Some(i) = Tensor::first_non_finite(&grads) {
             return Err(BenchError::Config(format!(
                 "the gradient of {} is not finite",
                 model.param_info[i].name

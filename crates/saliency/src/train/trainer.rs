@@ -312,7 +312,7 @@ impl Trainer {
                         "the loss is not finite ({loss_v}); {culprit}"
                     )));
                 };
-                if let Some(i) = g.iter().position(|gi| !gi.all_finite()) {
+                if let Some(i) = Tensor::first_non_finite(&g) {
                     return Err(non_finite(format!(
                         "the gradient of {} is not finite (the first parameter, in model \
                          order, with a non-finite gradient)",
@@ -328,13 +328,7 @@ impl Trainer {
                     .step(&mut self.model.params, &g, &self.model.param_info, cfg.l2);
                 tapes.recycle(g);
                 self.model.apply_running_updates(&updates);
-                if let Some((i, _)) = self
-                    .model
-                    .params
-                    .iter()
-                    .enumerate()
-                    .find(|(_, p)| !p.all_finite())
-                {
+                if let Some(i) = Tensor::first_non_finite(&self.model.params) {
                     return Err(non_finite(format!(
                         "parameter {} is not finite after the update",
                         self.model.param_info[i].name
