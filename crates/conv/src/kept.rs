@@ -44,6 +44,25 @@ impl Kept {
     }
 }
 
+/// The backward pass that reads what the forward keeps.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeptFor {
+    /// [`conv2d_backward_input_kept`] (the unrolled weight).
+    InputGradient,
+    /// [`conv2d_backward_weight_kept`] (the bordered input).
+    WeightGradient,
+}
+
+/// Which backward pass would read what the forward of `g` keeps; `None` when it keeps nothing.
+/// A caller that will not run that pass (an input gradient with frozen weights) need not keep.
+pub fn conv2d_kept_for(g: &Conv2dGeometry) -> Option<KeptFor> {
+    match Kept::of(g) {
+        Kept::UnrolledWeight => Some(KeptFor::InputGradient),
+        Kept::BorderedInput => Some(KeptFor::WeightGradient),
+        Kept::Nothing => None,
+    }
+}
+
 /// Elements the forward of `g` keeps for its backward passes; 0 when its path keeps nothing.
 pub fn conv2d_kept_len(g: &Conv2dGeometry) -> usize {
     match Kept::of(g) {
@@ -227,8 +246,15 @@ mod tests {
     #[test]
     fn the_unrolled_and_bordered_paths_keep_something_and_others_nothing() {
         assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[2])), 16 * 9 * 32 * 9);
+        assert_eq!(
+            conv2d_kept_for(&geometry(GEOMETRIES[2])),
+            Some(KeptFor::InputGradient)
+        );
+        assert_eq!(conv2d_kept_for(&geometry(GEOMETRIES[3])), None);
         if crate::lanes::simd_available() {
             assert!(conv2d_kept_len(&geometry(GEOMETRIES[0])) > 3 * 28 * 28);
+            let bordered = conv2d_kept_for(&geometry(GEOMETRIES[0]));
+            assert_eq!(bordered, Some(KeptFor::WeightGradient));
         }
         assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[3])), 0);
         assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[6])), 0);

@@ -15,7 +15,10 @@
 //!   per-tap GEMMs (`tapwise`), or one GEMM on an unrolled dense weight (`unrolled`); 2x2 maps
 //!   at small batches take direct SIMD kernels that read the weight in place (`direct2x2`).
 //! - Same 3x3 convolutions on larger maps (the `deep` network's) skip im2col: direct SIMD
-//!   kernels read the 9 taps from a zero-bordered copy of the input (`direct3x3`).
+//!   kernels read the 9 taps from a zero-bordered copy of the input (`direct3x3`). For f32 the
+//!   forward tile, the layout copies, the unrolled weight's expansion and fold, and the bias
+//!   gradient's sums are AVX-512 intrinsics (`*_f32.rs`), each the same operations in the same
+//!   order as the generic code, tested bit for bit against it.
 //! - [`conv2d_forward_keeping`] also hands the caller what the backward passes of the same step
 //!   would rebuild (the unrolled weight, the bordered input), for [`conv2d_backward_input_kept`]
 //!   and [`conv2d_backward_weight_kept`]: same bits, less work.
@@ -49,7 +52,7 @@ pub use geometry::Conv2dGeometry;
 pub use im2col::{col2im, im2col};
 pub use kept::{
     conv2d_backward_input_kept, conv2d_backward_weight_kept, conv2d_forward_keeping,
-    conv2d_kept_len,
+    conv2d_kept_for, conv2d_kept_len, KeptFor,
 };
 pub use naive::{
     conv2d_naive_backward_bias, conv2d_naive_backward_input, conv2d_naive_backward_weight,

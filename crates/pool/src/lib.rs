@@ -14,7 +14,9 @@
 //! thread count.
 //!
 //! - [`Pool2dGeometry`]: validated sizes; the only place pooling returns an error.
-//! - [`max_pool2d_forward`] / [`max_pool2d_backward`]: the training pair.
+//! - [`max_pool2d_forward`] / [`max_pool2d_backward`]: the training pair. For f32, non-overlapping
+//!   2x2 windows (rows of at least 4) go backward through AVX-512 intrinsics that write each
+//!   input-gradient value once, bit for bit the scatter's result.
 //! - [`max_pool2d_forward_inference`]: the same values without argmax, for no-record mode.
 //! - [`relu_max_pool2d_forward`] / [`relu_max_pool2d_forward_inference`]: `max_pool2d(relu(x))`
 //!   in one pass, bit for bit the two ops in sequence; its argmax feeds the same backward.

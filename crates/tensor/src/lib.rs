@@ -5,8 +5,9 @@
 //! NCHW (batch, channel, height, width). Element types are `f32` (training) and `f64`
 //! (gradient checks), unified by the small [`Float`] trait.
 //!
-//! - [`gemm`]: the only `unsafe` in the workspace, a checked wrapper over `matrixmultiply`, with
-//!   its own AVX2 kernels for products with a narrow side (`gemm_narrow`).
+//! - [`gemm`]: a checked wrapper over `matrixmultiply` (raw pointers, `unsafe`), with its own
+//!   AVX2 kernels for products with a narrow side (`gemm_narrow`).
+//! - [`f32_view`]: generic slices seen as f32, for the kernels written in f32 intrinsics.
 //! - [`cpu`]: run-time checks for the instruction sets of the `#[target_feature]` kernels.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so

@@ -54,11 +54,15 @@ impl<T: Float> Tape<T> {
         let geom = Conv2dGeometry::new(n, c, h, w, cout, k, stride, padding)?;
         let mut inputs = vec![x, weight];
         inputs.extend(bias);
-        // Only a forward whose backward will run keeps anything (no-record mode, or no input
-        // that needs a gradient, records nothing).
+        // Keep only what the backward will read: the pass that reads it must run (in
+        // no-record mode nothing does; attribution freezes the weights, so no weight gradient).
         let kept_len = conv::conv2d_kept_len(&geom);
-        let keep =
-            kept_len > 0 && self.is_recording() && inputs.iter().any(|&i| self.needs_grad(i));
+        let keep = self.is_recording()
+            && match conv::conv2d_kept_for(&geom) {
+                Some(conv::KeptFor::InputGradient) => self.needs_grad(x),
+                Some(conv::KeptFor::WeightGradient) => self.needs_grad(weight),
+                None => false,
+            };
         // conv2d_forward overwrites the output, and the keeping forward all of `kept`
         let mut out = self.scratch.buffers.output(geom.output_len());
         let mut kept = keep.then(|| self.scratch.buffers.output(kept_len));
