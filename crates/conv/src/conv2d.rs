@@ -74,6 +74,23 @@ pub(crate) fn scratch<T: Float>(workspace: &mut Vec<T>, len: usize) -> &mut [T] 
     &mut workspace[..len]
 }
 
+/// Panics, naming `op` and the buffer, unless the forward's buffers fit `g`.
+pub(crate) fn assert_forward_lens<T>(
+    op: &str,
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &[T],
+) {
+    assert_len(op, "input", g.input_len(), input.len());
+    assert_len(op, "weight", g.weight_len(), weight.len());
+    if let Some(b) = bias {
+        assert_len(op, "bias", g.out_channels, b.len());
+    }
+    assert_len(op, "output", g.output_len(), output.len());
+}
+
 /// `output = conv(input, weight) + bias`, NCHW in and out (`(N, Cout, OH, OW)`). Overwrites
 /// `output`. `weight` is `[Cout, C, K, K]`, `bias` (if any) has `Cout` entries. `workspace` is
 /// scratch the function resizes as needed; reusing one keeps steady-state training allocation-free.
@@ -89,12 +106,7 @@ pub fn conv2d_forward<T: Float>(
 ) {
     const OP: &str = "conv2d_forward";
     g.assert_consistent(OP);
-    assert_len(OP, "input", g.input_len(), input.len());
-    assert_len(OP, "weight", g.weight_len(), weight.len());
-    if let Some(b) = bias {
-        assert_len(OP, "bias", g.out_channels, b.len());
-    }
-    assert_len(OP, "output", g.output_len(), output.len());
+    assert_forward_lens(OP, g, input, weight, bias, output);
 
     if let Some(tap) = single_tap(g) {
         // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row

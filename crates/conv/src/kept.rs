@@ -16,7 +16,7 @@
 
 use tensor::Float;
 
-use crate::conv2d::{scratch, single_tap};
+use crate::conv2d::{assert_forward_lens, scratch, single_tap};
 use crate::geometry::assert_len;
 use crate::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 use crate::{direct2x2, direct3x3, unrolled, Conv2dGeometry};
@@ -158,23 +158,6 @@ pub fn conv2d_backward_weight_kept<T: Float>(
             conv2d_backward_weight(g, input, grad_output, grad_weight, workspace)
         }
     }
-}
-
-/// The forward's length checks, as [`conv2d_forward`] makes them.
-fn assert_forward_lens<T>(
-    op: &str,
-    g: &Conv2dGeometry,
-    input: &[T],
-    weight: &[T],
-    bias: Option<&[T]>,
-    output: &[T],
-) {
-    assert_len(op, "input", g.input_len(), input.len());
-    assert_len(op, "weight", g.weight_len(), weight.len());
-    if let Some(b) = bias {
-        assert_len(op, "bias", g.out_channels, b.len());
-    }
-    assert_len(op, "output", g.output_len(), output.len());
 }
 
 #[cfg(test)]

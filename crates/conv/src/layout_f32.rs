@@ -8,12 +8,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// The mask of the first `n` lanes, `n <= 16`.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn first_lanes(n: usize) -> __mmask16 {
-    ((1u32 << n) - 1) as __mmask16
-}
+use tensor::cpu::first_lanes;
 
 /// One `h x w` plane `src` into `dst`, `h + 2` rows of `pw = 16 * vectors + 2`: a zero row, the
 /// plane's rows each between a zero and zeros to the row's end, a zero row.

@@ -14,12 +14,8 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-/// The mask of the first `n` lanes, `n <= 16`.
 #[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn first_lanes(n: usize) -> __mmask16 {
-    ((1u32 << n) - 1) as __mmask16
-}
+use tensor::cpu::first_lanes;
 
 /// Per output pixel, the lane tables of both kernels, built once per pass (not per task).
 pub(crate) struct PixelTables {

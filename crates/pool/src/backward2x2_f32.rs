@@ -17,15 +17,11 @@
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
+#[cfg(target_arch = "x86_64")]
+use tensor::cpu::first_lanes;
+
 use crate::relu_max_pool2d::NO_WINNER;
 use crate::Pool2dGeometry;
-
-/// The mask of the first `n` lanes, `n <= 16`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn first_lanes(n: usize) -> __mmask16 {
-    ((1u32 << n) - 1) as __mmask16
-}
 
 /// The input gradient of one plane: `grad_out` and `arg` its `(out_h, out_w)` output gradient
 /// and argmax, `grad_in` its `(in_h, in_w)` input gradient, overwritten. Returns false, with

@@ -28,3 +28,12 @@ pub fn avx2_fma_available() -> bool {
         false
     }
 }
+
+/// The AVX-512 mask of the first `n` of 16 lanes (`n <= 16`): a row's valid values in the f32
+/// intrinsics kernels' masked loads and stores.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub fn first_lanes(n: usize) -> std::arch::x86_64::__mmask16 {
+    debug_assert!(n <= 16);
+    ((1u32 << n) - 1) as std::arch::x86_64::__mmask16
+}
