@@ -47,9 +47,40 @@ pub(crate) const MAX_WEIGHT_PARTIALS: usize = 16;
 /// output are both 1x1: the window at the one output position covers padded rows and columns
 /// `0..K`, where the input pixel sits at `padding` (so it is inside iff `padding < K`). `None`
 /// for every other geometry, which takes the im2col path.
-pub(crate) fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
+fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
     let one_by_one = g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1;
     (one_by_one && g.padding < g.kernel).then(|| g.padding * g.kernel + g.padding)
+}
+
+/// The kernels a geometry runs on, in the order the passes try them: all three passes (and
+/// [`crate::conv2d_forward_keeping`]) take the same path for a geometry.
+#[derive(Clone, Copy)]
+pub(crate) enum Path {
+    /// 1x1 in and out: a dense layer on the one tap that reads the input ([`single_tap`]).
+    SingleTap(usize),
+    Direct2x2,
+    Unrolled,
+    Direct3x3,
+    Tapwise,
+    Im2col,
+}
+
+impl Path {
+    pub(crate) fn of(g: &Conv2dGeometry) -> Self {
+        if let Some(tap) = single_tap(g) {
+            Path::SingleTap(tap)
+        } else if direct2x2::applies(g) {
+            Path::Direct2x2
+        } else if unrolled::applies(g) {
+            Path::Unrolled
+        } else if direct3x3::applies(g) {
+            Path::Direct3x3
+        } else if tapwise::applies(g) {
+            Path::Tapwise
+        } else {
+            Path::Im2col
+        }
+    }
 }
 
 /// That tap's weights `W[:, :, p, p]` as a `(Cout, C)` view of the `[Cout, C, K, K]` weight.
@@ -108,33 +139,36 @@ pub fn conv2d_forward<T: Float>(
     g.assert_consistent(OP);
     assert_forward_lens(OP, g, input, weight, bias, output);
 
-    if let Some(tap) = single_tap(g) {
-        // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
-        let x = MatRef::row_major(input, g.batch, g.in_channels);
-        let w_tap = tap_weights(g, weight, tap);
-        gemm_par(T::ONE, x, w_tap.t(), T::ZERO, output);
-        if let Some(b) = bias {
-            for row in output.chunks_exact_mut(g.out_channels) {
-                T::vadd_assign(row, b);
+    match Path::of(g) {
+        Path::SingleTap(tap) => {
+            // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
+            let x = MatRef::row_major(input, g.batch, g.in_channels);
+            let w_tap = tap_weights(g, weight, tap);
+            gemm_par(T::ONE, x, w_tap.t(), T::ZERO, output);
+            if let Some(b) = bias {
+                for row in output.chunks_exact_mut(g.out_channels) {
+                    T::vadd_assign(row, b);
+                }
             }
+            return;
         }
-        return;
-    }
-    if direct2x2::applies(g) {
-        let workspace = scratch(workspace, direct2x2::workspace_len(g));
-        return direct2x2::forward(g, input, weight, bias, output, workspace);
-    }
-    if unrolled::applies(g) {
-        let workspace = scratch(workspace, unrolled::workspace_len(g));
-        return unrolled::forward(g, input, weight, bias, output, workspace);
-    }
-    if direct3x3::applies(g) {
-        let workspace = scratch(workspace, direct3x3::workspace_len(g));
-        return direct3x3::forward(g, input, weight, bias, output, workspace);
-    }
-    if tapwise::applies(g) {
-        let workspace = scratch(workspace, tapwise::workspace_len(g));
-        return tapwise::forward(g, input, weight, bias, output, workspace);
+        Path::Direct2x2 => {
+            let workspace = scratch(workspace, direct2x2::workspace_len(g));
+            return direct2x2::forward(g, input, weight, bias, output, workspace);
+        }
+        Path::Unrolled => {
+            let workspace = scratch(workspace, unrolled::workspace_len(g));
+            return unrolled::forward(g, input, weight, bias, output, workspace);
+        }
+        Path::Direct3x3 => {
+            let workspace = scratch(workspace, direct3x3::workspace_len(g));
+            return direct3x3::forward(g, input, weight, bias, output, workspace);
+        }
+        Path::Tapwise => {
+            let workspace = scratch(workspace, tapwise::workspace_len(g));
+            return tapwise::forward(g, input, weight, bias, output, workspace);
+        }
+        Path::Im2col => {}
     }
 
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
@@ -188,28 +222,31 @@ pub fn conv2d_backward_input<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_input", g.input_len(), grad_input.len());
 
-    if let Some(tap) = single_tap(g) {
-        // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
-        let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
-        let w_tap = tap_weights(g, weight, tap);
-        gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
-        return;
-    }
-    if direct2x2::applies(g) {
-        let workspace = scratch(workspace, direct2x2::workspace_len(g));
-        return direct2x2::backward_input(g, weight, grad_output, grad_input, workspace);
-    }
-    if unrolled::applies(g) {
-        let workspace = scratch(workspace, unrolled::workspace_len(g));
-        return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
-    }
-    if direct3x3::applies(g) {
-        let workspace = scratch(workspace, direct3x3::workspace_len(g));
-        return direct3x3::backward_input(g, weight, grad_output, grad_input, workspace);
-    }
-    if tapwise::applies(g) {
-        let workspace = scratch(workspace, tapwise::workspace_len(g));
-        return tapwise::backward_input(g, weight, grad_output, grad_input, workspace);
+    match Path::of(g) {
+        Path::SingleTap(tap) => {
+            // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
+            let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
+            let w_tap = tap_weights(g, weight, tap);
+            gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
+            return;
+        }
+        Path::Direct2x2 => {
+            let workspace = scratch(workspace, direct2x2::workspace_len(g));
+            return direct2x2::backward_input(g, weight, grad_output, grad_input, workspace);
+        }
+        Path::Unrolled => {
+            let workspace = scratch(workspace, unrolled::workspace_len(g));
+            return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
+        }
+        Path::Direct3x3 => {
+            let workspace = scratch(workspace, direct3x3::workspace_len(g));
+            return direct3x3::backward_input(g, weight, grad_output, grad_input, workspace);
+        }
+        Path::Tapwise => {
+            let workspace = scratch(workspace, tapwise::workspace_len(g));
+            return tapwise::backward_input(g, weight, grad_output, grad_input, workspace);
+        }
+        Path::Im2col => {}
     }
 
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
@@ -255,32 +292,35 @@ pub fn conv2d_backward_weight<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
 
-    if let Some(tap) = single_tap(g) {
-        // dW[:, :, p, p] (Cout, C) = dy^T (Cout, N) * x (N, C), one GEMM so each element sums
-        // the batch in one order; the taps that read only padding get zero.
-        grad_weight.fill(T::ZERO);
-        let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
-        let dy_t = MatRef::row_major(grad_output, g.batch, cout).t();
-        let x = MatRef::row_major(input, g.batch, c);
-        let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
-        gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
-        return;
-    }
-    if direct2x2::applies(g) {
-        let workspace = scratch(workspace, direct2x2::workspace_len(g));
-        return direct2x2::backward_weight(g, input, grad_output, grad_weight, workspace);
-    }
-    if unrolled::applies(g) {
-        let workspace = scratch(workspace, unrolled::workspace_len(g));
-        return unrolled::backward_weight(g, input, grad_output, grad_weight, workspace);
-    }
-    if direct3x3::applies(g) {
-        let workspace = scratch(workspace, direct3x3::workspace_len(g));
-        return direct3x3::backward_weight(g, input, grad_output, grad_weight, workspace);
-    }
-    if tapwise::applies(g) {
-        let workspace = scratch(workspace, tapwise::workspace_len(g));
-        return tapwise::backward_weight(g, input, grad_output, grad_weight, workspace);
+    match Path::of(g) {
+        Path::SingleTap(tap) => {
+            // dW[:, :, p, p] (Cout, C) = dy^T (Cout, N) * x (N, C), one GEMM so each element
+            // sums the batch in one order; the taps that read only padding get zero.
+            grad_weight.fill(T::ZERO);
+            let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
+            let dy_t = MatRef::row_major(grad_output, g.batch, cout).t();
+            let x = MatRef::row_major(input, g.batch, c);
+            let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
+            gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
+            return;
+        }
+        Path::Direct2x2 => {
+            let workspace = scratch(workspace, direct2x2::workspace_len(g));
+            return direct2x2::backward_weight(g, input, grad_output, grad_weight, workspace);
+        }
+        Path::Unrolled => {
+            let workspace = scratch(workspace, unrolled::workspace_len(g));
+            return unrolled::backward_weight(g, input, grad_output, grad_weight, workspace);
+        }
+        Path::Direct3x3 => {
+            let workspace = scratch(workspace, direct3x3::workspace_len(g));
+            return direct3x3::backward_weight(g, input, grad_output, grad_weight, workspace);
+        }
+        Path::Tapwise => {
+            let workspace = scratch(workspace, tapwise::workspace_len(g));
+            return tapwise::backward_weight(g, input, grad_output, grad_weight, workspace);
+        }
+        Path::Im2col => {}
     }
 
     let (rows, cout, ncols, wlen) = (g.col_rows(), g.out_channels, g.col_cols(), g.weight_len());

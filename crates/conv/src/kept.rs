@@ -16,12 +16,12 @@
 
 use tensor::Float;
 
-use crate::conv2d::{assert_forward_lens, scratch, single_tap};
+use crate::conv2d::{assert_forward_lens, scratch, Path};
 use crate::geometry::assert_len;
 use crate::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
-use crate::{direct2x2, direct3x3, unrolled, Conv2dGeometry};
+use crate::{direct3x3, unrolled, Conv2dGeometry};
 
-/// Which buffer the path `g` takes keeps, mirroring the dispatch order of [`conv2d_forward`].
+/// Which buffer the path `g` takes keeps.
 enum Kept {
     /// `U`, the unrolled weight.
     UnrolledWeight,
@@ -32,14 +32,10 @@ enum Kept {
 
 impl Kept {
     fn of(g: &Conv2dGeometry) -> Self {
-        if single_tap(g).is_some() || direct2x2::applies(g) {
-            Kept::Nothing
-        } else if unrolled::applies(g) {
-            Kept::UnrolledWeight
-        } else if direct3x3::applies(g) {
-            Kept::BorderedInput
-        } else {
-            Kept::Nothing
+        match Path::of(g) {
+            Path::Unrolled => Kept::UnrolledWeight,
+            Path::Direct3x3 => Kept::BorderedInput,
+            _ => Kept::Nothing,
         }
     }
 }

@@ -115,14 +115,7 @@ impl<T: Float> Tape<T> {
     /// parameters to a reused tape then allocates nothing, and the copies go back to the pool
     /// when the tape is cleared.
     pub fn leaf_copy(&mut self, value: &Tensor<T>, trainable: bool) -> NodeId {
-        let mut data = self.scratch.buffers.output(value.numel());
-        data.copy_from_slice(value.data());
-        let copy = Tensor::from_vec(value.shape(), data).expect("same length as the original");
-        if trainable {
-            self.variable(copy)
-        } else {
-            self.constant(copy)
-        }
+        self.leaf_copies(std::slice::from_ref(value), trainable)[0]
     }
 
     /// [`Tape::leaf_copy`] of each of `values`, in order, the copying split between the

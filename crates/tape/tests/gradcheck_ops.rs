@@ -49,12 +49,14 @@ fn mapped(t: &Tensor<f64>, f: impl Fn(f64) -> f64) -> Tensor<f64> {
     Tensor::from_vec(t.shape(), t.data().iter().map(|&v| f(v)).collect()).unwrap()
 }
 
+/// An op recorded on a tape from one input node.
+type UnaryOp<'a> = &'a dyn Fn(&mut Tape<f64>, NodeId) -> Result<NodeId, TapeError>;
+
+/// A graph recorded on a tape from its input nodes.
+type Graph<'a> = &'a dyn Fn(&mut Tape<f64>, &[NodeId]) -> Result<NodeId, TapeError>;
+
 /// The op's output and the gradient of a random linear function of it w.r.t. its input.
-fn value_and_input_gradient(
-    x: &Tensor<f64>,
-    seed: u64,
-    op: &dyn Fn(&mut Tape<f64>, NodeId) -> Result<NodeId, TapeError>,
-) -> (Vec<f64>, Vec<f64>) {
+fn value_and_input_gradient(x: &Tensor<f64>, seed: u64, op: UnaryOp) -> (Vec<f64>, Vec<f64>) {
     let mut tape = Tape::new();
     let xi = tape.variable(x.clone());
     let y = op(&mut tape, xi).unwrap();
@@ -69,11 +71,7 @@ fn value_and_input_gradient(
     )
 }
 
-fn run(
-    build: &dyn Fn(&mut Tape<f64>, &[NodeId]) -> Result<NodeId, TapeError>,
-    inputs: &[Tensor<f64>],
-    seed: u64,
-) -> Result<(), TestCaseError> {
+fn run(build: Graph, inputs: &[Tensor<f64>], seed: u64) -> Result<(), TestCaseError> {
     check_gradients(build, inputs, seed, H, ATOL, RTOL).map_err(TestCaseError::fail)
 }
 
