@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::data::download::ensure_fashion_mnist;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
-use crate::data::locate::find_named_set;
+use crate::data::locate::{locate_named_set, Found};
 use crate::data::split::train_test_split;
 use crate::data::{DataError, Dataset};
 
@@ -53,27 +53,39 @@ impl DataSpec {
         }
     }
 
-    /// Loads (train, test).
+    /// Loads (train, test); when the shipped sample stands in for a full copy, says so on
+    /// standard error.
     pub fn load(&self) -> Result<(Dataset, Dataset), DataError> {
+        let (train, test, found) = self.load_found()?;
+        if let Some(note) = &found.note {
+            eprintln!("note: {note}");
+        }
+        Ok((train, test))
+    }
+
+    /// Loads (train, test) and says where they were found (full copy or shipped sample).
+    pub fn load_found(&self) -> Result<(Dataset, Dataset, Found), DataError> {
         match self.name.as_str() {
             "fashion-mnist" => {
-                let dir = ensure_fashion_mnist(self.data_dir.as_deref(), self.allow_download)?;
-                load_fashion_mnist(&dir)
+                let found = ensure_fashion_mnist(self.data_dir.as_deref(), self.allow_download)?;
+                let (train, test) = load_fashion_mnist(&found.dir)?;
+                Ok((train, test, found))
             }
             set => {
-                let dir = find_named_set(self.data_dir.as_deref(), set)?;
+                let found = locate_named_set(self.data_dir.as_deref(), set)?;
+                let dir = &found.dir;
                 let opts = ImageFolderOptions {
                     size: self.size,
                     gray: self.gray,
                     classes: self.classes.clone(),
                     ..ImageFolderOptions::default()
                 };
-                let (all, _report) = load_image_folder(&dir, &opts)?;
+                let (all, _report) = load_image_folder(dir, &opts)?;
                 let (train_idx, test_idx) =
                     train_test_split(&all.labels, self.test_fraction, self.split_seed)?;
                 let train = all.subset(&train_idx, &format!("{set}/train"));
                 let test = all.subset(&test_idx, &format!("{set}/test"));
-                Ok((train, test))
+                Ok((train, test, found))
             }
         }
     }

@@ -23,6 +23,7 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
         seed: 0,
         flowers17: false,
         allow_download: false,
+        strict: true,
         command: "test".into(),
     };
     run_study(&cfg).unwrap();

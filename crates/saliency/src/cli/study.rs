@@ -15,7 +15,8 @@ pub struct StudyArgs {
     /// Output folder: report.md, report.html, figures/, models/, steps/ (rerun to resume).
     #[arg(long, default_value = "out/study")]
     out: PathBuf,
-    /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets).
+    /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets, then the
+    /// sample shipped in data/sample).
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Seed of every model, split and control.
@@ -24,9 +25,13 @@ pub struct StudyArgs {
     /// Also train deep on the 17-class Oxford flowers.
     #[arg(long)]
     flowers17: bool,
-    /// Never download Fashion-MNIST.
+    /// Never download (the paper profile downloads the full Fashion-MNIST when no copy is found;
+    /// the quick profile runs on what is on disk, the shipped sample included).
     #[arg(long)]
     no_download: bool,
+    /// Fail, instead of skipping a section, when its data is missing (for CI).
+    #[arg(long)]
+    strict: bool,
     /// Worker threads (default: all cores).
     #[arg(long)]
     pub(super) threads: Option<usize>,
@@ -42,6 +47,7 @@ pub fn run(args: StudyArgs) -> anyhow::Result<()> {
         seed: args.seed,
         flowers17: args.flowers17,
         allow_download: !args.no_download,
+        strict: args.strict,
         command,
     })
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::data::error::{DataError, DownloadFailure};
 use crate::data::idx::GZIP_MAGIC;
-use crate::data::locate::find_fashion_mnist;
+use crate::data::locate::{locate_fashion_mnist, Found, Origin};
 
 /// Zalando's official mirror of the four `.gz` files.
 pub const OFFICIAL_BASE_URL: &str = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/";
@@ -90,17 +90,30 @@ pub fn download_fashion_mnist(base_url: &str, dest: &Path) -> Result<(), DataErr
     if failures.is_empty() {
         Ok(())
     } else {
-        Err(DataError::Download { failures })
+        Err(DataError::Download {
+            failures,
+            hint: String::new(),
+        })
     }
 }
 
-/// The Fashion-MNIST folder: found by `find_fashion_mnist`, else (when `allow_download`)
-/// downloaded from the official mirror into `<data_dir>/fashion-mnist`, or `./data/fashion-mnist`
-/// without a `data_dir`.
+/// What to do when the Fashion-MNIST download fails.
+pub const FASHION_MNIST_HINT: &str = "other ways to get Fashion-MNIST: --data-dir DIR or \
+SALIENCY_DATA=DIR naming a folder that holds the four files (or DIR/fashion-mnist), Debian's \
+`apt-get install dataset-fashion-mnist` (read from /usr/share/datasets), or --no-download to use \
+only the copies on disk (the sample shipped in data/sample when there is no full copy)";
+
+/// The Fashion-MNIST folder, in this order: a full copy found by `find_fashion_mnist`; else (when
+/// `allow_download`) the official files downloaded into `<data_dir>/fashion-mnist`, or
+/// `./data/fashion-mnist` without a `data_dir`; else, without a `data_dir`, the sample shipped in
+/// `data/sample` (its `note` says why).
+///
+/// A failed download leaves no folder it created behind, and its error names the other ways to
+/// get the data.
 pub fn ensure_fashion_mnist(
     data_dir: Option<&Path>,
     allow_download: bool,
-) -> Result<PathBuf, DataError> {
+) -> Result<Found, DataError> {
     ensure_from(data_dir, allow_download, OFFICIAL_BASE_URL)
 }
 
@@ -109,18 +122,66 @@ fn ensure_from(
     data_dir: Option<&Path>,
     allow_download: bool,
     base_url: &str,
-) -> Result<PathBuf, DataError> {
-    match find_fashion_mnist(data_dir) {
-        Ok(found) => Ok(found),
-        Err(not_found) if !allow_download => Err(not_found),
-        Err(_) => {
-            let dest = data_dir
-                .unwrap_or(Path::new("data"))
-                .join(crate::data::fashion_mnist::SUBFOLDER);
-            download_fashion_mnist(base_url, &dest)?;
-            Ok(dest)
+) -> Result<Found, DataError> {
+    if let Ok(found) = locate_fashion_mnist(data_dir) {
+        if found.origin == Origin::Full || !allow_download {
+            return Ok(found);
         }
     }
+    let failed = if allow_download {
+        let dest = data_dir
+            .unwrap_or(Path::new("data"))
+            .join(crate::data::fashion_mnist::SUBFOLDER);
+        match download_into_new_folders(&dest, |d| download_fashion_mnist(base_url, d)) {
+            Ok(()) => {
+                return Ok(Found {
+                    dir: dest,
+                    origin: Origin::Full,
+                    note: None,
+                })
+            }
+            Err(e) => Some(e),
+        }
+    } else {
+        None
+    };
+    match (locate_fashion_mnist(data_dir), failed) {
+        (Ok(mut found), Some(e)) => {
+            found.note = Some(format!(
+                "{e}\nso the sample shipped in {} is used instead (12,000 of the 70,000 \
+                 images); {FASHION_MNIST_HINT}",
+                found.dir.display()
+            ));
+            Ok(found)
+        }
+        (Ok(found), None) => Ok(found),
+        (Err(_), Some(DataError::Download { failures, .. })) => Err(DataError::Download {
+            failures,
+            hint: FASHION_MNIST_HINT.to_string(),
+        }),
+        (Err(not_found), _) => Err(not_found),
+    }
+}
+
+/// Runs `download` into `dest`, creating its missing folders; on failure removes each folder it
+/// created that is still empty, so a failed download leaves nothing behind.
+pub(crate) fn download_into_new_folders(
+    dest: &Path,
+    download: impl FnOnce(&Path) -> Result<(), DataError>,
+) -> Result<(), DataError> {
+    let created: Vec<PathBuf> = dest
+        .ancestors()
+        .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+        .map(Path::to_path_buf)
+        .collect();
+    let result = download(dest);
+    if result.is_err() {
+        // Deepest first; remove_dir refuses a folder that is not empty, which keeps good files.
+        for dir in &created {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+    result
 }
 
 /// Checks that `path` holds `file`'s official content (see `download_fashion_mnist`).
@@ -393,7 +454,7 @@ mod tests {
 
     fn failures(e: DataError) -> Vec<DownloadFailure> {
         match e {
-            DataError::Download { failures } => failures,
+            DataError::Download { failures, .. } => failures,
             other => panic!("expected a download error, found {other}"),
         }
     }
@@ -507,7 +568,11 @@ mod tests {
             "{}",
             fails[3].reason
         );
-        let msg = DataError::Download { failures: fails }.to_string();
+        let msg = DataError::Download {
+            failures: fails,
+            hint: String::new(),
+        }
+        .to_string();
         assert!(
             msg.contains("download failed for 4 file(s)")
                 && msg.contains("t10k-labels-idx1-ubyte.gz"),
@@ -533,7 +598,7 @@ mod tests {
         );
         let real_root = crate::data::test_data_dir();
         assert_eq!(
-            ensure_fashion_mnist(Some(&real_root), false).unwrap(),
+            ensure_fashion_mnist(Some(&real_root), false).unwrap().dir,
             real_root.join("fashion-mnist")
         );
         std::fs::remove_dir_all(&root).unwrap();

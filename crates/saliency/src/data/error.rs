@@ -83,10 +83,12 @@ pub enum DataError {
     },
 
     /// One or more downloads failed; the good files were kept, the bad ones deleted.
-    #[error("download failed for {} file(s):{}", .failures.len(), list_failures(.failures))]
+    #[error("download failed for {} file(s):{}{}", .failures.len(), list_failures(.failures), hint_line(.hint))]
     Download {
         /// One entry per failed file.
         failures: Vec<DownloadFailure>,
+        /// The other ways to get the data, or empty.
+        hint: String,
     },
 
     /// A caller passed an argument outside its valid range.
@@ -161,6 +163,14 @@ fn hint_suffix(hint: &str) -> String {
         String::new()
     } else {
         format!(" ({hint})")
+    }
+}
+
+fn hint_line(hint: &str) -> String {
+    if hint.is_empty() {
+        String::new()
+    } else {
+        format!("\n{hint}")
     }
 }
 

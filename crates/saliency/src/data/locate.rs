@@ -1,4 +1,5 @@
-//! Finding data on disk: `--data-dir`, else `$SALIENCY_DATA`, else `./data`, else `/usr/share/datasets`.
+//! Finding data on disk: `--data-dir`, else `$SALIENCY_DATA`, else `./data`, else `/usr/share/datasets`,
+//! and, when none of them holds a data set, the real sample shipped in the repository's `data/sample`.
 //!
 //! `SALIENCY_DATA` is the one environment variable the project reads (see docs/style.md).
 
@@ -13,6 +14,68 @@ pub const DATA_ENV_VAR: &str = "SALIENCY_DATA";
 
 /// Where Debian's `dataset-*` packages install data sets.
 pub const SYSTEM_DATA_DIR: &str = "/usr/share/datasets";
+
+/// The shipped sample's folder in the source tree this binary was built from.
+const BUILT_SAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../data/sample");
+
+/// Whether a data set found on disk is a full copy or the sample shipped with the project.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Origin {
+    /// A copy found in a data root (or downloaded): as complete as its source.
+    Full,
+    /// The real subset in `data/sample` (10,000 + 2,000 Fashion-MNIST images, 200 flower photos).
+    Sample,
+}
+
+impl std::fmt::Display for Origin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Origin::Full => "full",
+            Origin::Sample => "sample",
+        })
+    }
+}
+
+/// A data set's folder and where it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Found {
+    /// The folder holding the data set's files.
+    pub dir: PathBuf,
+    /// Full copy or shipped sample.
+    pub origin: Origin,
+    /// Why the sample stands in for a full copy (e.g. a failed download), to tell the user.
+    pub note: Option<String>,
+}
+
+/// The shipped sample's folder: `./data/sample` when run from a checkout, else the one in the
+/// source tree this binary was built from; `None` when neither exists (e.g. an installed binary
+/// whose source is gone).
+pub fn sample_root() -> Option<PathBuf> {
+    [PathBuf::from("data/sample"), PathBuf::from(BUILT_SAMPLE)]
+        .into_iter()
+        .find(|p| p.join("SHA256SUMS").is_file())
+}
+
+/// True when `dir` lies inside the shipped sample (so a `--data-dir data/sample` is still
+/// reported as the sample, not as a full copy).
+pub fn is_sample(dir: &Path) -> bool {
+    let Ok(dir) = dir.canonicalize() else {
+        return false;
+    };
+    [PathBuf::from("data/sample"), PathBuf::from(BUILT_SAMPLE)]
+        .iter()
+        .filter_map(|p| p.canonicalize().ok())
+        .any(|root| dir.starts_with(root))
+}
+
+fn origin_of(dir: &Path) -> Origin {
+    if is_sample(dir) {
+        Origin::Sample
+    } else {
+        Origin::Full
+    }
+}
 
 /// The data roots to search, in order.
 ///
@@ -56,7 +119,10 @@ pub fn find_fashion_mnist(data_dir: Option<&Path>) -> Result<PathBuf, DataError>
             "--data-dir {} was given, so no other place was searched",
             d.display()
         ),
-        None => format!("set --data-dir or {DATA_ENV_VAR}, or allow the download"),
+        None => format!(
+            "set --data-dir or {DATA_ENV_VAR}, install Debian's dataset-fashion-mnist \
+             (apt-get install dataset-fashion-mnist), or allow the download"
+        ),
     };
     Err(DataError::NotFound {
         what: format!(
@@ -66,6 +132,81 @@ pub fn find_fashion_mnist(data_dir: Option<&Path>) -> Result<PathBuf, DataError>
         tried,
         hint,
     })
+}
+
+/// Fashion-MNIST: a full copy (`find_fashion_mnist`), else, without a `data_dir`, the shipped
+/// sample. The error lists every folder tried, the sample's included.
+pub fn locate_fashion_mnist(data_dir: Option<&Path>) -> Result<Found, DataError> {
+    match find_fashion_mnist(data_dir) {
+        Ok(dir) => Ok(Found {
+            origin: origin_of(&dir),
+            dir,
+            note: None,
+        }),
+        Err(e) => sample_fallback(data_dir, e, |root| {
+            fashion_mnist::resolve_dir(root).ok_or(root.join(fashion_mnist::SUBFOLDER))
+        }),
+    }
+}
+
+/// The image data set `name`: a full copy (`find_named_set`), else, without a `data_dir`, the
+/// shipped sample's copy when it has one.
+pub fn locate_named_set(data_dir: Option<&Path>, name: &str) -> Result<Found, DataError> {
+    match find_named_set(data_dir, name) {
+        Ok(dir) => Ok(Found {
+            origin: origin_of(&dir),
+            dir,
+            note: None,
+        }),
+        Err(e @ DataError::InvalidArgument { .. }) => Err(e),
+        Err(e) => sample_fallback(data_dir, e, |root| {
+            let d = root.join(name);
+            if d.is_dir() {
+                Ok(d)
+            } else {
+                Err(d)
+            }
+        }),
+    }
+}
+
+/// The sample's copy (`pick` gives its folder, or the folder it looked at) when no `data_dir`
+/// was given; otherwise `not_found`, with the sample's folder added to the places tried.
+fn sample_fallback(
+    data_dir: Option<&Path>,
+    not_found: DataError,
+    pick: impl Fn(&Path) -> Result<PathBuf, PathBuf>,
+) -> Result<Found, DataError> {
+    let DataError::NotFound {
+        what,
+        mut tried,
+        hint,
+    } = not_found
+    else {
+        return Err(not_found);
+    };
+    if data_dir.is_none() {
+        match sample_root().map(|r| pick(&r)) {
+            Some(Ok(dir)) => {
+                return Ok(Found {
+                    note: Some(format!(
+                        "no full copy of {what} was found (looked in {}); using the sample shipped in {}",
+                        tried
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        dir.display()
+                    )),
+                    dir,
+                    origin: Origin::Sample,
+                })
+            }
+            Some(Err(looked)) => tried.push(looked),
+            None => tried.push(PathBuf::from("data/sample")),
+        }
+    }
+    Err(DataError::NotFound { what, tried, hint })
 }
 
 /// The folder of the image data set `name` (e.g. `flowers`, `flowers17`): `<root>/<name>` for the
@@ -93,7 +234,13 @@ pub fn find_named_set(data_dir: Option<&Path>, name: &str) -> Result<PathBuf, Da
     Err(DataError::NotFound {
         what: format!("data set {name:?}"),
         tried,
-        hint: String::new(),
+        hint: match name {
+            "flowers" | "flowers17" => format!(
+                "`saliency download {name}` fetches it into ./data/{name}; or set --data-dir or \
+                 {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"
+            ),
+            _ => format!("set --data-dir or {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"),
+        },
     })
 }
 

@@ -21,6 +21,7 @@ use anyhow::Context;
 
 use crate::data::download::ensure_fashion_mnist;
 use crate::data::fashion_mnist::load_fashion_mnist;
+use crate::data::locate::{locate_named_set, Found, Origin};
 use crate::models::ModelKind;
 
 pub use plan::{Plan, Profile};
@@ -32,19 +33,48 @@ pub struct StudyConfig {
     pub out: PathBuf,
     /// How much to run.
     pub profile: Profile,
-    /// Data folder (else $SALIENCY_DATA, ./data, /usr/share/datasets).
+    /// Data folder (else $SALIENCY_DATA, ./data, /usr/share/datasets, then the shipped sample).
     pub data_dir: Option<PathBuf>,
     /// Seed of every model, split and control.
     pub seed: u64,
     /// Also train `deep` on the 17-class Oxford flowers.
     pub flowers17: bool,
-    /// Allow downloading Fashion-MNIST when no copy is found.
+    /// Allow downloading the full Fashion-MNIST (paper profile only: the quick and tiny profiles
+    /// run on what is on disk, the shipped sample included).
     pub allow_download: bool,
+    /// Fail instead of skipping a section whose data is missing.
+    pub strict: bool,
     /// The command line, for the report.
     pub command: String,
 }
 
-/// Runs every section and writes `OUT/report.md` and `OUT/report.html`.
+/// Which data one part of the study ran on.
+#[derive(Clone, Debug)]
+pub struct DataUsed {
+    /// The sections that used it.
+    pub sections: String,
+    /// The data set's name.
+    pub set: String,
+    /// Full copy or shipped sample.
+    pub origin: Origin,
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Image counts.
+    pub detail: String,
+}
+
+/// A part of the study that did not run, and why.
+#[derive(Clone, Debug)]
+pub struct Skipped {
+    /// The sections left out.
+    pub sections: String,
+    /// Why, where the program looked and how to get the data.
+    pub reason: String,
+}
+
+/// Runs every section whose data is available and writes `OUT/report.md` and
+/// `OUT/report.html`; a section without data is skipped with its reason in the report and on
+/// standard error (an error instead with `strict`).
 pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let plan = Plan::of(cfg.profile);
@@ -54,134 +84,81 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
         plan.expected_minutes(),
         cfg.out.display()
     );
+    let mut data = Vec::new();
+    let mut skipped = Vec::new();
+    // Find the data before creating any output, so a strict run that cannot start leaves nothing.
+    let fashion_data = find_fashion(cfg, &mut skipped)?;
+    let flower_data = find_flowers(cfg, &mut skipped)?;
     let mut steps = steps::StepRunner::new(&cfg.out)?;
-    let fm_dir = ensure_fashion_mnist(cfg.data_dir.as_deref(), cfg.allow_download)?;
-    let (train, test) = load_fashion_mnist(&fm_dir)
-        .with_context(|| format!("loading Fashion-MNIST from {}", fm_dir.display()))?;
-    let fm_test = test.take(plan.test_images.max(16));
     let out = &cfg.out;
     let seed = cfg.seed;
-    let deep = steps.run("fashion-deep", || {
-        fashion::train_deep(out, &plan, seed, &train, &fm_test)
-    })?;
-    let alex = steps.run("fashion-alexnet", || {
-        fashion::train_alexnet(out, &plan, seed, &train, &fm_test)
-    })?;
-    let attribution = steps.run("fashion-attribution", || {
-        fashion::attribution(out, &plan, seed, &deep.0, &fm_test)
-    })?;
-    let adversarial = steps.run("fashion-adversarial", || {
-        fashion::adversarial(
-            out,
-            &plan,
-            seed,
-            &deep.0,
-            &fm_test,
-            "fashion",
-            plan.test_images,
-            true,
-        )
-    })?;
-    drop(train);
 
-    let dd = cfg.data_dir.as_deref();
-    let (ftrain, ftest) = flowers::load(dd, "flowers", None, false, seed)?;
-    let medium = steps.run("flowers-medium", || {
-        flowers::train_flowers(
-            out,
-            "flowers-medium",
-            ModelKind::Medium,
-            "flowers",
-            flowers::epochs(&plan, ModelKind::Medium),
-            seed,
-            &ftrain,
-            &ftest,
-            Some(plan.flower_movie_every),
-        )
-    })?;
-    let fdeep = steps.run("flowers-deep", || {
-        flowers::train_flowers(
-            out,
-            "flowers-deep",
-            ModelKind::Deep,
-            "flowers",
-            flowers::epochs(&plan, ModelKind::Deep),
-            seed,
-            &ftrain,
-            &ftest,
-            None,
-        )
-    })?;
-    let fadv = steps.run("flowers-adversarial", || {
-        fashion::adversarial(
-            out,
-            &plan,
-            seed,
-            &medium.0,
-            &ftest,
-            "flowers",
-            plan.flower_test_images,
-            false,
-        )
-    })?;
-    drop((ftrain, ftest));
-    let pair = steps.run("flowers-pair", || {
-        let (tr, te) = flowers::load(dd, "flowers", Some(&flowers::PAIR), false, seed)?;
-        flowers::train_flowers(
-            out,
-            "flowers-pair",
-            ModelKind::Medium,
-            "flowers",
-            flowers::epochs(&plan, ModelKind::Medium),
-            seed,
-            &tr,
-            &te,
-            None,
-        )
-    })?;
-    let gray = steps.run("flowers-gray", || {
-        let (tr, te) = flowers::load(dd, "flowers", None, true, seed)?;
-        flowers::train_flowers(
-            out,
-            "flowers-gray",
-            ModelKind::Medium,
-            "flowers",
-            flowers::epochs(&plan, ModelKind::Medium),
-            seed,
-            &tr,
-            &te,
-            None,
-        )
-    })?;
-    let f17 = if cfg.flowers17 {
-        Some(steps.run("flowers17-deep", || {
-            let (tr, te) = flowers::load(dd, "flowers17", None, false, seed)?;
-            flowers::train_flowers(
-                out,
-                "flowers17-deep",
-                ModelKind::Deep,
-                "flowers17",
-                flowers::epochs(&plan, ModelKind::Deep),
-                seed,
-                &tr,
-                &te,
-                None,
-            )
-        })?)
-    } else {
-        None
+    let fashion = match fashion_data {
+        None => None,
+        Some(found) => {
+            let (train, test) = load_fashion_mnist(&found.dir)
+                .with_context(|| format!("loading Fashion-MNIST from {}", found.dir.display()))?;
+            data.push(DataUsed {
+                sections: "Fashion-MNIST: training, attribution, adversarial examples".into(),
+                set: "Fashion-MNIST".into(),
+                origin: found.origin,
+                dir: found.dir.clone(),
+                detail: format!(
+                    "{} training and {} test images (the runs use at most {} and {})",
+                    train.len(),
+                    test.len(),
+                    plan.deep_train.max(plan.alexnet_train),
+                    plan.test_images.max(16)
+                ),
+            });
+            let fm_test = test.take(plan.test_images.max(16));
+            let deep = steps.run("fashion-deep", || {
+                fashion::train_deep(out, &plan, seed, &train, &fm_test)
+            })?;
+            let alex = steps.run("fashion-alexnet", || {
+                fashion::train_alexnet(out, &plan, seed, &train, &fm_test)
+            })?;
+            let attribution = steps.run("fashion-attribution", || {
+                fashion::attribution(out, &plan, seed, &deep.0, &fm_test)
+            })?;
+            let adversarial = steps.run("fashion-adversarial", || {
+                fashion::adversarial(
+                    out,
+                    &plan,
+                    seed,
+                    &deep.0,
+                    &fm_test,
+                    "fashion",
+                    plan.test_images,
+                    true,
+                )
+            })?;
+            Some(report_build::FashionResults {
+                deep,
+                alex,
+                attribution,
+                adversarial,
+            })
+        }
     };
+
+    let flowers = match flower_data {
+        None => None,
+        Some(found) => Some(run_flowers(
+            cfg,
+            &plan,
+            &mut steps,
+            &found,
+            &mut data,
+            &mut skipped,
+        )?),
+    };
+
     let results = report_build::Results {
-        deep,
-        alex,
-        attribution,
-        adversarial,
-        medium,
-        fdeep,
-        fadv,
-        pair,
-        gray,
-        f17,
+        fashion,
+        flowers,
+        data,
+        skipped,
     };
     let report = report_build::build(
         cfg,
@@ -198,10 +175,205 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
             anyhow::bail!("the report links to {p}, which was not written");
         }
     }
+    for s in &results.skipped {
+        eprintln!("skipped {}: {}", s.sections, s.reason);
+    }
     eprintln!(
         "wrote {0}/report.md and {0}/report.html in {1:.0} s",
         out.display(),
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// Fashion-MNIST for this profile: any copy for quick and tiny (the shipped sample included),
+/// the full set for paper (downloaded when allowed). `None`, with a skip, when there is none.
+fn find_fashion(
+    cfg: &StudyConfig,
+    skipped: &mut Vec<Skipped>,
+) -> anyhow::Result<Option<Found>> {
+    let sections = "Fashion-MNIST: training, attribution, adversarial examples";
+    let paper = cfg.profile == Profile::Paper;
+    let found = ensure_fashion_mnist(cfg.data_dir.as_deref(), paper && cfg.allow_download);
+    let reason = match found {
+        Ok(f) if f.origin == Origin::Full || !paper => {
+            if let Some(note) = &f.note {
+                eprintln!("note: {note}");
+            }
+            return Ok(Some(f));
+        }
+        Ok(f) => format!(
+            "the paper profile trains on all 60,000 training images, and only the shipped \
+             sample was found ({}); {}",
+            f.dir.display(),
+            crate::data::download::FASHION_MNIST_HINT
+        ),
+        Err(e) => e.to_string(),
+    };
+    skip(cfg, skipped, sections, reason)
+}
+
+/// The flower photos: any copy (the shipped sample included). `None`, with a skip, when there
+/// is none.
+fn find_flowers(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result<Option<Found>> {
+    match locate_named_set(cfg.data_dir.as_deref(), "flowers") {
+        Ok(f) => Ok(Some(f)),
+        Err(e) => skip(cfg, skipped, "Flowers", e.to_string()),
+    }
+}
+
+/// Records a skipped section, or fails with `strict`.
+fn skip<T>(
+    cfg: &StudyConfig,
+    skipped: &mut Vec<Skipped>,
+    sections: &str,
+    reason: String,
+) -> anyhow::Result<Option<T>> {
+    if cfg.strict {
+        anyhow::bail!("--strict: the study cannot run {sections}: {reason}");
+    }
+    eprintln!("skipping {sections}: {reason}");
+    skipped.push(Skipped {
+        sections: sections.into(),
+        reason,
+    });
+    Ok(None)
+}
+
+/// The flower sections: medium and deep on 5 classes, the attack, the pair, gray, flowers17.
+fn run_flowers(
+    cfg: &StudyConfig,
+    plan: &Plan,
+    steps: &mut steps::StepRunner,
+    found: &Found,
+    data: &mut Vec<DataUsed>,
+    skipped: &mut Vec<Skipped>,
+) -> anyhow::Result<report_build::FlowerResults> {
+    let out = &cfg.out;
+    let seed = cfg.seed;
+    // The folder found is passed on, so every flower run reads the same copy.
+    let dd = Some(found.dir.as_path());
+    let (ftrain, ftest) = flowers::load(dd, "flowers", None, false, seed)?;
+    data.push(DataUsed {
+        sections: "Flowers".into(),
+        set: "TensorFlow flower_photos (5 classes)".into(),
+        origin: found.origin,
+        dir: found.dir.clone(),
+        detail: format!(
+            "{} photos: {} training, {} test (the study: about 4,300 photos)",
+            ftrain.len() + ftest.len(),
+            ftrain.len(),
+            ftest.len()
+        ),
+    });
+    let medium = steps.run("flowers-medium", || {
+        flowers::train_flowers(
+            out,
+            "flowers-medium",
+            ModelKind::Medium,
+            "flowers",
+            flowers::epochs(plan, ModelKind::Medium),
+            seed,
+            &ftrain,
+            &ftest,
+            Some(plan.flower_movie_every),
+        )
+    })?;
+    let fdeep = steps.run("flowers-deep", || {
+        flowers::train_flowers(
+            out,
+            "flowers-deep",
+            ModelKind::Deep,
+            "flowers",
+            flowers::epochs(plan, ModelKind::Deep),
+            seed,
+            &ftrain,
+            &ftest,
+            None,
+        )
+    })?;
+    let fadv = steps.run("flowers-adversarial", || {
+        fashion::adversarial(
+            out,
+            plan,
+            seed,
+            &medium.0,
+            &ftest,
+            "flowers",
+            plan.flower_test_images,
+            false,
+        )
+    })?;
+    drop((ftrain, ftest));
+    let pair = steps.run("flowers-pair", || {
+        let (tr, te) = flowers::load(dd, "flowers", Some(&flowers::PAIR), false, seed)?;
+        flowers::train_flowers(
+            out,
+            "flowers-pair",
+            ModelKind::Medium,
+            "flowers",
+            flowers::epochs(plan, ModelKind::Medium),
+            seed,
+            &tr,
+            &te,
+            None,
+        )
+    })?;
+    let gray = steps.run("flowers-gray", || {
+        let (tr, te) = flowers::load(dd, "flowers", None, true, seed)?;
+        flowers::train_flowers(
+            out,
+            "flowers-gray",
+            ModelKind::Medium,
+            "flowers",
+            flowers::epochs(plan, ModelKind::Medium),
+            seed,
+            &tr,
+            &te,
+            None,
+        )
+    })?;
+    let f17 = if cfg.flowers17 {
+        match locate_named_set(cfg.data_dir.as_deref(), "flowers17") {
+            Ok(f17) => {
+                let dd17 = Some(f17.dir.as_path());
+                let r = steps.run("flowers17-deep", || {
+                    let (tr, te) = flowers::load(dd17, "flowers17", None, false, seed)?;
+                    flowers::train_flowers(
+                        out,
+                        "flowers17-deep",
+                        ModelKind::Deep,
+                        "flowers17",
+                        flowers::epochs(plan, ModelKind::Deep),
+                        seed,
+                        &tr,
+                        &te,
+                        None,
+                    )
+                })?;
+                data.push(DataUsed {
+                    sections: "Flowers: flowers17".into(),
+                    set: "Oxford 17 Category Flower Dataset".into(),
+                    origin: f17.origin,
+                    dir: f17.dir.clone(),
+                    detail: format!("{} training, {} test photos", r.0.train_images, r.0.test_images),
+                });
+                Some(r)
+            }
+            Err(e) => {
+                skip::<()>(cfg, skipped, "Flowers: flowers17", e.to_string())?;
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(report_build::FlowerResults {
+        medium,
+        fdeep,
+        fadv,
+        pair,
+        gray,
+        f17,
+    })
 }

@@ -4,21 +4,75 @@ use super::fashion::{ig_error_summary, AdversarialResults, AttributionResults};
 use super::plan::Plan;
 use super::report::{Report, Section};
 use super::training::TrainSummary;
-use super::StudyConfig;
+use super::{DataUsed, Skipped, StudyConfig};
 use crate::adversarial::{markdown_table, AttackStats, Method};
 
-/// Every step's result.
-pub struct Results {
+/// The Fashion-MNIST sections' step results.
+pub struct FashionResults {
     pub deep: (TrainSummary, usize),
     pub alex: TrainSummary,
     pub attribution: AttributionResults,
     pub adversarial: AdversarialResults,
+}
+
+/// The flower sections' step results.
+pub struct FlowerResults {
     pub medium: (TrainSummary, usize),
     pub fdeep: (TrainSummary, usize),
     pub fadv: AdversarialResults,
     pub pair: (TrainSummary, usize),
     pub gray: (TrainSummary, usize),
     pub f17: Option<(TrainSummary, usize)>,
+}
+
+/// Every step's result, the data each part ran on, and what was skipped.
+pub struct Results {
+    pub fashion: Option<FashionResults>,
+    pub flowers: Option<FlowerResults>,
+    pub data: Vec<DataUsed>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// A comparison row for a part that did not run.
+fn not_run(what: &str, study: &str, skipped: &[Skipped], sections: &str) -> Vec<String> {
+    let why = skipped
+        .iter()
+        .find(|s| s.sections == sections)
+        .map(|s| format!("not run: {}", s.reason.lines().next().unwrap_or("")))
+        .unwrap_or_else(|| "not run".into());
+    vec![what.into(), study.into(), why, String::new()]
+}
+
+/// The report's opening section: which data every part ran on, and what was skipped.
+fn data_section(r: &Results) -> Section {
+    let mut s = Section::new("Data");
+    s.para("Which data each part of this run used. \"sample\" is the real subset shipped in the repository's data/sample (Fashion-MNIST: 1,000 training and 200 test images per class; flowers: 40 photos per class), used when no full copy is found; its accuracies are lower than a full copy's.");
+    s.table(
+        &["sections", "data set", "copy", "folder", "images"],
+        r.data
+            .iter()
+            .map(|d| {
+                vec![
+                    d.sections.clone(),
+                    d.set.clone(),
+                    d.origin.to_string(),
+                    d.dir.display().to_string(),
+                    d.detail.clone(),
+                ]
+            })
+            .collect(),
+    );
+    if !r.skipped.is_empty() {
+        s.para("Skipped for lack of data (run with --strict to make this an error):");
+        s.table(
+            &["sections", "why, where the program looked, how to get the data"],
+            r.skipped
+                .iter()
+                .map(|k| vec![k.sections.clone(), k.reason.replace('\n', " ")])
+                .collect(),
+        );
+    }
+    s
 }
 
 fn pct(v: f64) -> String {
@@ -133,116 +187,8 @@ fn adversarial_section(sec: &mut Section, a: &AdversarialResults) {
     ));
 }
 
-/// The report.
-pub fn build(
-    cfg: &StudyConfig,
-    plan: &Plan,
-    r: &Results,
-    timings: &[(String, f64, bool)],
-    wall: f64,
-) -> Report {
-    let mut rep = Report {
-        title: "Input attribution and adversarial examples: a reproduction with saliency".into(),
-        sections: Vec::new(),
-    };
+fn fashion_sections(rep: &mut Report, plan: &Plan, r: &FashionResults) {
     let (ig_median, ig_max) = ig_error_summary(&r.attribution);
-
-    let mut t = Section::new("Study vs saliency");
-    t.para(format!("Profile '{}': {}. Every number on the right is read from this run's step results (steps/*.json).", cfg.profile, if cfg.profile == super::Profile::Paper { "the study's epochs and sizes" } else { "fewer epochs and subsets, so accuracies are lower than the study's" }));
-    let mut rows = vec![
-        vec![
-            "deep, Fashion-MNIST test accuracy".into(),
-            "> 91 %".into(),
-            pct(r.deep.0.test_accuracy),
-            setting(&r.deep.0),
-        ],
-        vec![
-            "alexnet (SGD, decay 0.3/step, L2), Fashion-MNIST".into(),
-            "~72 %".into(),
-            pct(r.alex.test_accuracy),
-            setting(&r.alex),
-        ],
-        vec![
-            "flowers, 5 classes".into(),
-            "61 %".into(),
-            format!(
-                "medium {}, deep {}",
-                pct(r.medium.0.test_accuracy),
-                pct(r.fdeep.0.test_accuracy)
-            ),
-            format!("{}; {}", setting(&r.medium.0), setting(&r.fdeep.0)),
-        ],
-        vec![
-            format!(
-                "flowers, binary pair ({})",
-                super::flowers::PAIR.join(" vs ")
-            ),
-            "up to 91 %".into(),
-            pct(r.pair.0.test_accuracy),
-            setting(&r.pair.0),
-        ],
-        vec![
-            "flowers, gray vs color (medium)".into(),
-            "color does better".into(),
-            format!(
-                "gray {}, color {}",
-                pct(r.gray.0.test_accuracy),
-                pct(r.medium.0.test_accuracy)
-            ),
-            setting(&r.gray.0),
-        ],
-        vec![
-            "flowers, fast gradient sign at eps 0.01".into(),
-            "about a third do not flip (after 40 epochs)".into(),
-            flip_cell(&r.fadv.stats, Method::Fgsm, 0.01),
-            format!(
-                "{} test images, {} trained {} epochs",
-                r.fadv.stats.first().map(|s| s.n).unwrap_or(0),
-                r.medium.0.model,
-                r.medium.0.epochs
-            ),
-        ],
-        vec![
-            "Fashion-MNIST, fast gradient sign at eps 0.01".into(),
-            "(not reported)".into(),
-            flip_cell(&r.adversarial.stats, Method::Fgsm, 0.01),
-            setting(&r.deep.0),
-        ],
-        vec![
-            "random control a + 0.1 n / max(n)".into(),
-            "rarely changes the output".into(),
-            format!(
-                "Fashion-MNIST: {}; flowers: {}",
-                flip_cell(&r.adversarial.stats, Method::Random, 0.1),
-                flip_cell(&r.fadv.stats, Method::Random, 0.1)
-            ),
-            "same models".into(),
-        ],
-        vec![
-            format!(
-                "integrated gradients completeness, {} steps",
-                r.attribution.ig_steps
-            ),
-            "(not reported)".into(),
-            format!(
-                "median {} , worst {} of |F(a) - F(0)|",
-                pct(ig_median),
-                pct(ig_max)
-            ),
-            "trained deep, first 16 test images, F = top probability".into(),
-        ],
-    ];
-    if let Some(f) = &r.f17 {
-        rows.push(vec![
-            "flowers17 (17 classes), deep".into(),
-            "(not in the study)".into(),
-            pct(f.0.test_accuracy),
-            setting(&f.0),
-        ]);
-    }
-    t.table(&["what", "study", "saliency", "setting"], rows);
-    rep.sections.push(t);
-
     let mut s = Section::new("Fashion-MNIST: training");
     training_table(&mut s, &[&r.deep.0, &r.alex]);
     s.image("figures/fashion_deep_movie.gif", format!("gradient x input of the first 16 test images before every {}-th minibatch update ({} frames; frame 0 is the untrained model); each map max-normalized", plan.movie_every, r.deep.1));
@@ -274,17 +220,161 @@ pub fn build(
     let mut s = Section::new("Fashion-MNIST: adversarial examples");
     adversarial_section(&mut s, &r.adversarial);
     rep.sections.push(s);
+}
 
+fn flower_sections(rep: &mut Report, plan: &Plan, r: &FlowerResults, data: &[DataUsed]) {
     let mut s = Section::new("Flowers");
     let mut runs = vec![&r.medium.0, &r.fdeep.0, &r.pair.0, &r.gray.0];
     if let Some(f) = &r.f17 {
         runs.push(&f.0);
     }
     training_table(&mut s, &runs);
-    s.para("The flower sets here are small (200 photos: 160 training, 40 test for 5 classes; 64/16 for a pair), against the study's 3,670; accuracies on 40 test images move by 2.5 points per image.");
+    let photos = data
+        .iter()
+        .find(|d| d.sections == "Flowers")
+        .map(|d| d.detail.clone())
+        .unwrap_or_default();
+    s.para(format!("The flower set here is small ({photos}); accuracies on so few test images move by several points per image."));
     s.image("figures/flowers-medium_movie.gif", format!("gradient x input of the first 6 flower test images before every {}-th minibatch update ({} frames), color, inferno overlay alpha 0.6; each map summed over channels and max-normalized", plan.flower_movie_every, r.medium.1));
     adversarial_section(&mut s, &r.fadv);
     rep.sections.push(s);
+}
+
+/// The report.
+pub fn build(
+    cfg: &StudyConfig,
+    plan: &Plan,
+    r: &Results,
+    timings: &[(String, f64, bool)],
+    wall: f64,
+) -> Report {
+    let mut rep = Report {
+        title: "Input attribution and adversarial examples: a reproduction with saliency".into(),
+        sections: Vec::new(),
+    };
+    rep.sections.push(data_section(r));
+    const FASHION: &str = "Fashion-MNIST: training, attribution, adversarial examples";
+    let mut t = Section::new("Study vs saliency");
+    t.para(format!("Profile '{}': {}. Every number on the right is read from this run's step results (steps/*.json).", cfg.profile, if cfg.profile == super::Profile::Paper { "the study's epochs and sizes" } else { "fewer epochs and subsets, so accuracies are lower than the study's" }));
+    let mut rows = Vec::new();
+    match &r.fashion {
+        Some(f) => {
+            let (ig_median, ig_max) = ig_error_summary(&f.attribution);
+            rows.push(vec![
+                "deep, Fashion-MNIST test accuracy".into(),
+                "> 91 %".into(),
+                pct(f.deep.0.test_accuracy),
+                setting(&f.deep.0),
+            ]);
+            rows.push(vec![
+                "alexnet (SGD, decay 0.3/step, L2), Fashion-MNIST".into(),
+                "~72 %".into(),
+                pct(f.alex.test_accuracy),
+                setting(&f.alex),
+            ]);
+            rows.push(vec![
+                "Fashion-MNIST, fast gradient sign at eps 0.01".into(),
+                "(not reported)".into(),
+                flip_cell(&f.adversarial.stats, Method::Fgsm, 0.01),
+                setting(&f.deep.0),
+            ]);
+            rows.push(vec![
+                format!(
+                    "integrated gradients completeness, {} steps",
+                    f.attribution.ig_steps
+                ),
+                "(not reported)".into(),
+                format!(
+                    "median {} , worst {} of |F(a) - F(0)|",
+                    pct(ig_median),
+                    pct(ig_max)
+                ),
+                "trained deep, first 16 test images, F = top probability".into(),
+            ]);
+        }
+        None => {
+            rows.push(not_run("deep, Fashion-MNIST test accuracy", "> 91 %", &r.skipped, FASHION));
+            rows.push(not_run("alexnet, Fashion-MNIST", "~72 %", &r.skipped, FASHION));
+        }
+    }
+    match &r.flowers {
+        Some(fl) => {
+            rows.push(vec![
+                "flowers, 5 classes".into(),
+                "61 %".into(),
+                format!(
+                    "medium {}, deep {}",
+                    pct(fl.medium.0.test_accuracy),
+                    pct(fl.fdeep.0.test_accuracy)
+                ),
+                format!("{}; {}", setting(&fl.medium.0), setting(&fl.fdeep.0)),
+            ]);
+            rows.push(vec![
+                format!(
+                    "flowers, binary pair ({})",
+                    super::flowers::PAIR.join(" vs ")
+                ),
+                "up to 91 %".into(),
+                pct(fl.pair.0.test_accuracy),
+                setting(&fl.pair.0),
+            ]);
+            rows.push(vec![
+                "flowers, gray vs color (medium)".into(),
+                "color does better".into(),
+                format!(
+                    "gray {}, color {}",
+                    pct(fl.gray.0.test_accuracy),
+                    pct(fl.medium.0.test_accuracy)
+                ),
+                setting(&fl.gray.0),
+            ]);
+            rows.push(vec![
+                "flowers, fast gradient sign at eps 0.01".into(),
+                "about a third do not flip (after 40 epochs)".into(),
+                flip_cell(&fl.fadv.stats, Method::Fgsm, 0.01),
+                format!(
+                    "{} test images, {} trained {} epochs",
+                    fl.fadv.stats.first().map(|s| s.n).unwrap_or(0),
+                    fl.medium.0.model,
+                    fl.medium.0.epochs
+                ),
+            ]);
+            if let Some(f) = &fl.f17 {
+                rows.push(vec![
+                    "flowers17 (17 classes), deep".into(),
+                    "(not in the study)".into(),
+                    pct(f.0.test_accuracy),
+                    setting(&f.0),
+                ]);
+            }
+        }
+        None => rows.push(not_run("flowers, 5 classes", "61 %", &r.skipped, "Flowers")),
+    }
+    rows.push(vec![
+        "random control a + 0.1 n / max(n)".into(),
+        "rarely changes the output".into(),
+        format!(
+            "Fashion-MNIST: {}; flowers: {}",
+            r.fashion
+                .as_ref()
+                .map(|f| flip_cell(&f.adversarial.stats, Method::Random, 0.1))
+                .unwrap_or_else(|| "not run".into()),
+            r.flowers
+                .as_ref()
+                .map(|f| flip_cell(&f.fadv.stats, Method::Random, 0.1))
+                .unwrap_or_else(|| "not run".into())
+        ),
+        "same models".into(),
+    ]);
+    t.table(&["what", "study", "saliency", "setting"], rows);
+    rep.sections.push(t);
+
+    if let Some(f) = &r.fashion {
+        fashion_sections(&mut rep, plan, f);
+    }
+    if let Some(fl) = &r.flowers {
+        flower_sections(&mut rep, plan, fl, &r.data);
+    }
 
     let mut s = Section::new("Run facts");
     let commit = std::process::Command::new("git")
