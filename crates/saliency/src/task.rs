@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use crate::data::download::ensure_fashion_mnist;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
-use crate::data::locate::{locate_named_set, Found};
+use crate::data::download_archive::ensure_named_set;
+use crate::data::locate::Found;
 use crate::data::split::train_test_split;
 use crate::data::{DataError, Dataset};
 
@@ -26,7 +27,7 @@ pub struct DataSpec {
     pub split_seed: u64,
     /// Image folders only: share of each class held out for testing.
     pub test_fraction: f64,
-    /// Fashion-MNIST only: download the official files when no copy is found.
+    /// Download the official files when no full copy is found.
     pub allow_download: bool,
     /// Image folders only: fail on the first unreadable file (else skip it and report it).
     #[serde(default = "default_strict")]
@@ -72,7 +73,8 @@ impl DataSpec {
                 Ok((train, test, found))
             }
             set => {
-                let found = locate_named_set(self.data_dir.as_deref(), set)?;
+                let found =
+                    ensure_named_set(self.data_dir.as_deref(), set, self.allow_download)?;
                 let dir = &found.dir;
                 let opts = ImageFolderOptions {
                     size: self.size,

@@ -13,7 +13,8 @@ pub struct DataArgs {
     /// Data set: fashion-mnist, flowers or flowers17.
     #[arg(long, default_value = "fashion-mnist")]
     pub data: String,
-    /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets).
+    /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets, then the
+    /// sample shipped in data/sample).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Image folders: use only these classes, comma-separated (e.g. a binary pair: roses,tulips).
@@ -25,7 +26,7 @@ pub struct DataArgs {
     /// Image folders: share of each class held out as the test split.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
-    /// Never download Fashion-MNIST, even when no copy is found.
+    /// Never download Fashion-MNIST: with no full copy on disk, use the shipped sample.
     #[arg(long)]
     pub no_download: bool,
     /// Image folders: skip (and count) files that are not readable images instead of failing.

@@ -5,6 +5,7 @@ mod attribute;
 mod bench;
 mod checkpoint_data;
 mod common;
+mod download;
 mod eval;
 mod models;
 mod study;
@@ -39,6 +40,9 @@ enum Command {
     /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
+    /// Download a full data set (fashion-mnist, flowers, flowers17) from its official address,
+    /// checked against its pinned checksum.
+    Download(download::DownloadArgs),
 }
 
 /// Parses the arguments and runs the subcommand; errors are printed without a backtrace.
@@ -53,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Attribute(a) => common::on_pool(a.threads, move || attribute::run(a)),
         Command::Adversary(a) => common::on_pool(a.threads, move || adversary::run(a)),
         Command::Bench(a) => common::on_pool(a.threads, move || bench::run(a)),
+        Command::Download(a) => download::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

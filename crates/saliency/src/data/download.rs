@@ -329,106 +329,8 @@ fn hash_reader(r: &mut impl Read) -> std::io::Result<(String, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::data::test_server::{Reply, Server};
     use std::collections::HashMap;
-    use std::io::BufRead;
-    use std::net::TcpListener;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-    use std::sync::Arc;
-    use std::time::Instant;
-
-    /// What the test server answers for one path.
-    #[derive(Clone)]
-    enum Reply {
-        /// 200 with this body.
-        Body(Vec<u8>),
-        /// 200 announcing `claimed` bytes, then only `body` and a closed connection.
-        CutShort { body: Vec<u8>, claimed: usize },
-        /// 404.
-        NotFound,
-    }
-
-    /// A one-thread HTTP/1.1 server on 127.0.0.1 that answers at most `max_requests` requests,
-    /// then (or after 30 s, or when `finish` is called) stops by itself.
-    struct Server {
-        base: String,
-        hits: Arc<AtomicUsize>,
-        stop: Arc<AtomicBool>,
-        thread: std::thread::JoinHandle<()>,
-    }
-
-    impl Server {
-        fn start(routes: HashMap<&'static str, Reply>, max_requests: usize) -> Server {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.set_nonblocking(true).unwrap();
-            let base = format!("http://{}/files/", listener.local_addr().unwrap());
-            let (hits, stop) = (
-                Arc::new(AtomicUsize::new(0)),
-                Arc::new(AtomicBool::new(false)),
-            );
-            let (h, s) = (hits.clone(), stop.clone());
-            let thread = std::thread::spawn(move || {
-                let deadline = Instant::now() + Duration::from_secs(30);
-                while h.load(Ordering::SeqCst) < max_requests
-                    && !s.load(Ordering::SeqCst)
-                    && Instant::now() < deadline
-                {
-                    match listener.accept() {
-                        Ok((stream, _)) => {
-                            h.fetch_add(1, Ordering::SeqCst);
-                            let _ = answer(stream, &routes);
-                        }
-                        Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                    }
-                }
-            });
-            Server {
-                base,
-                hits,
-                stop,
-                thread,
-            }
-        }
-
-        /// Stops the server and returns how many requests it answered.
-        fn finish(self) -> usize {
-            self.stop.store(true, Ordering::SeqCst);
-            self.thread.join().unwrap();
-            self.hits.load(Ordering::SeqCst)
-        }
-    }
-
-    fn answer(
-        stream: std::net::TcpStream,
-        routes: &HashMap<&'static str, Reply>,
-    ) -> std::io::Result<()> {
-        stream.set_nonblocking(false)?;
-        let mut reader = std::io::BufReader::new(stream.try_clone()?);
-        let mut request_line = String::new();
-        reader.read_line(&mut request_line)?;
-        // Drain the headers up to the blank line.
-        let mut line = String::new();
-        while reader.read_line(&mut line)? > 2 {
-            line.clear();
-        }
-        let path = request_line.split_whitespace().nth(1).unwrap_or("");
-        let name = path.strip_prefix("/files/").unwrap_or("");
-        let mut out = stream;
-        let head = |status: &str, len: usize| {
-            format!("HTTP/1.1 {status}\r\nContent-Length: {len}\r\nConnection: close\r\n\r\n")
-        };
-        match routes.get(name).unwrap_or(&Reply::NotFound) {
-            Reply::Body(b) => {
-                out.write_all(head("200 OK", b.len()).as_bytes())?;
-                out.write_all(b)?;
-            }
-            Reply::CutShort { body, claimed } => {
-                out.write_all(head("200 OK", *claimed).as_bytes())?;
-                out.write_all(body)?;
-            }
-            Reply::NotFound => out.write_all(head("404 Not Found", 0).as_bytes())?,
-        }
-        out.flush()
-    }
 
     fn real(name: &str) -> Vec<u8> {
         std::fs::read(
@@ -460,6 +362,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(full_fashion_mnist),
+        ignore = "needs the full Fashion-MNIST (official files to serve; set SALIENCY_DATA)"
+    )]
     fn good_files_land_bad_ones_are_deleted_and_reported() {
         let root = scratch("mixed");
         let dest = root.join("fashion-mnist");
@@ -518,7 +424,7 @@ mod tests {
         ]);
         let server = Server::start(routes, 4);
         download_fashion_mnist(&server.base, &dest).unwrap();
-        assert_eq!(ensure_from(Some(&root), true, &server.base).unwrap(), dest);
+        assert_eq!(ensure_from(Some(&root), true, &server.base).unwrap().dir, dest);
         assert_eq!(
             server.finish(),
             2,

@@ -186,6 +186,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg_attr(
+        not(full_fashion_mnist),
+        ignore = "needs the full Fashion-MNIST (set SALIENCY_DATA, or data/fashion-mnist)"
+    )]
     fn real_files_load_with_official_counts() {
         let dir = crate::data::test_data_dir().join(SUBFOLDER);
         // The decompressed bytes match the README's sha256, so what we parse is the official data.
@@ -217,6 +221,34 @@ mod tests {
         assert_eq!(train.image(0).iter().cloned().fold(0.0f32, f32::max), 1.0);
         assert!(train.images.iter().all(|&p| (0.0..=1.0).contains(&p)));
         assert_eq!(train.class_names[9], "Ankle boot");
+    }
+
+    #[test]
+    fn shipped_sample_is_intact_and_stratified() {
+        let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/sample");
+        // Every shipped file matches its line in SHA256SUMS.
+        let sums = std::fs::read_to_string(sample.join("SHA256SUMS")).unwrap();
+        let mut checked = 0;
+        for line in sums.lines() {
+            let (digest, rel) = line.split_once("  ").unwrap();
+            let bytes = std::fs::read(sample.join(rel)).unwrap();
+            assert_eq!(format!("{:x}", Sha256::digest(&bytes)), digest, "{rel}");
+            checked += 1;
+        }
+        assert_eq!(checked, 205, "4 Fashion-MNIST files, 200 photos and LICENSE.txt");
+        let (train, test) = load_fashion_mnist(&sample).unwrap();
+        for (set, per_class) in [(&train, 1000), (&test, 200)] {
+            let mut counts = [0usize; 10];
+            for &l in &set.labels {
+                counts[l as usize] += 1;
+            }
+            assert_eq!(counts, [per_class; 10], "{}", set.name);
+        }
+        // The official files' first images lead the sample too (the cut keeps the files' order).
+        assert_eq!(train.labels[..3], [9, 0, 0]);
+        assert_eq!(test.labels[..3], [9, 2, 1]);
+        let sum: f64 = train.image(0).iter().map(|&p| f64::from(p) * 255.0).sum();
+        assert!((sum - 76_247.0).abs() < 0.5, "sum {sum}");
     }
 
     #[test]

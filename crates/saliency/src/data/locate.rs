@@ -284,10 +284,32 @@ mod tests {
             find_named_set(Some(&root), "flowers").unwrap(),
             root.join("flowers")
         );
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(flowers17_data),
+        ignore = "needs the Oxford 17 flowers (SALIENCY_DATA/flowers17)"
+    )]
+    fn finds_flowers17_given_as_the_set_itself() {
+        let root = crate::data::test_data_dir();
         assert_eq!(
             find_named_set(Some(&root.join("flowers17")), "flowers17").unwrap(),
             root.join("flowers17")
         );
+    }
+
+    #[test]
+    fn the_sample_stands_in_only_without_a_data_dir() {
+        // Run from the workspace root or not, the sample of the source tree is found.
+        let root = sample_root().expect("data/sample is part of the repository");
+        assert!(is_sample(&root.join("fashion-mnist")));
+        let given = std::env::temp_dir().join("saliency-locate-explicit-none");
+        let m = locate_fashion_mnist(Some(&given)).unwrap_err().to_string();
+        assert!(!m.contains("data/sample"), "an explicit --data-dir must not fall back: {m}");
+        let found = locate_named_set(Some(&root), "flowers").unwrap();
+        assert_eq!(found.origin, Origin::Sample);
+        assert_eq!(found.dir, root.join("flowers"));
     }
 
     #[test]

@@ -21,6 +21,7 @@ use anyhow::Context;
 
 use crate::data::download::ensure_fashion_mnist;
 use crate::data::fashion_mnist::load_fashion_mnist;
+use crate::data::download_archive::ensure_named_set;
 use crate::data::locate::{locate_named_set, Found, Origin};
 use crate::models::ModelKind;
 
@@ -213,11 +214,17 @@ fn find_fashion(
     skip(cfg, skipped, sections, reason)
 }
 
-/// The flower photos: any copy (the shipped sample included). `None`, with a skip, when there
-/// is none.
+/// The flower photos: any copy (the shipped sample included); the paper profile downloads the
+/// full flower_photos first when allowed. `None`, with a skip, when there is none.
 fn find_flowers(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result<Option<Found>> {
-    match locate_named_set(cfg.data_dir.as_deref(), "flowers") {
-        Ok(f) => Ok(Some(f)),
+    let download = cfg.profile == Profile::Paper && cfg.allow_download;
+    match ensure_named_set(cfg.data_dir.as_deref(), "flowers", download) {
+        Ok(f) => {
+            if let Some(note) = &f.note {
+                eprintln!("note: {note}");
+            }
+            Ok(Some(f))
+        }
         Err(e) => skip(cfg, skipped, "Flowers", e.to_string()),
     }
 }

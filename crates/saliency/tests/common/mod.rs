@@ -8,14 +8,14 @@ use saliency::data::fashion_mnist::load_fashion_mnist;
 use saliency::data::Dataset;
 use tensor::{Float, Tensor};
 
-/// `$SALIENCY_DATA`, else the workspace's sibling `shared/data` (where CI puts it).
+/// The data root `build.rs` chose: a full copy (`$SALIENCY_DATA`, resolved against the workspace
+/// root when relative, `./data`, `/usr/share/datasets`), else the sample shipped in `data/sample`.
 pub fn data_root() -> PathBuf {
-    std::env::var_os("SALIENCY_DATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data"))
+    PathBuf::from(env!("SALIENCY_TEST_DATA"))
 }
 
-/// Fashion-MNIST train and test sets (panics with the path if missing: CI must have the data).
+/// Fashion-MNIST train and test sets from `data_root()` (the shipped sample at least: it is part
+/// of the repository, so a failure here is a real error).
 pub fn fashion() -> (Dataset, Dataset) {
     let dir = data_root().join("fashion-mnist");
     load_fashion_mnist(&dir)
