@@ -1,5 +1,5 @@
-# One cargo line per recipe. Data: ../shared/data (or set SALIENCY_DATA yourself).
-export SALIENCY_DATA := env_var_or_default("SALIENCY_DATA", justfile_directory() + "/../shared/data")
+# One cargo line per recipe (install just with `cargo install just`; every line also works by hand).
+# Data: found as the README says (set SALIENCY_DATA for full copies; else the shipped data/sample).
 
 # Run the whole study and write the report (quick profile).
 study:

@@ -3,7 +3,7 @@
 
 Usage: python3 fuzz/make_seeds.py [DATA_DIR] [CHECKPOINT ...]
 
-DATA_DIR (default: $SALIENCY_DATA, else ../shared/data beside the workspace) supplies a few
+DATA_DIR (default: $SALIENCY_DATA, else the shipped data/sample) supplies a few
 small real JPEGs; each CHECKPOINT (e.g. runs/x/model.safetensors of a tiny run) is copied into
 the checkpoint corpus. Everything else is built here from the format descriptions.
 """
@@ -132,7 +132,7 @@ def image_seeds(data_dir):
 
 
 def main():
-    default_data = os.environ.get("SALIENCY_DATA") or str(HERE.parent.parent / "shared" / "data")
+    default_data = os.environ.get("SALIENCY_DATA") or str(HERE.parent / "data" / "sample")
     data_dir = sys.argv[1] if len(sys.argv) > 1 else default_data
     idx_seeds()
     checkpoint_seeds(sys.argv[2:])
