@@ -230,3 +230,45 @@ pub fn fill_model(
     }
     Ok(())
 }
+
+/// Loads a checkpoint of ours or a plain PyTorch `state_dict` saved with
+/// `safetensors.torch.save_file`, for a model built as `kind` with `input` (C, H, W) and
+/// `classes` outputs.
+///
+/// Our checkpoints keep every check (checksum included) and must say they hold `kind`; a plain
+/// state_dict needs PyTorch's names (`conv1.weight`, `fc1.bias`, `bn1.running_mean`, ...) and
+/// layouts, which are this engine's own, f32 or f64; `num_batches_tracked` is ignored.
+pub fn load_state_dict(
+    path: &Path,
+    kind: ModelKind,
+    input: [usize; 3],
+    classes: usize,
+) -> Result<Model<f32>, ModelIoError> {
+    let source = path.display().to_string();
+    let bytes = std::fs::read(path).map_err(|e| CheckpointError::Io {
+        path: source.clone(),
+        action: "read",
+        source: e,
+    })?;
+    let ckpt = checkpoint::from_any_bytes(&source, &bytes)?;
+    if !ckpt.metadata.is_empty() {
+        if let Ok(meta) = ModelMeta::from_map(&source, &ckpt.metadata) {
+            if meta.model != kind {
+                return Err(ModelIoError::Metadata {
+                    path: source,
+                    key: "model",
+                    expected: kind.to_string(),
+                    found: meta.model.to_string(),
+                });
+            }
+        }
+    }
+    let mut model: Model<f32> = kind
+        .build(input, classes, 0)
+        .map_err(|e| ModelIoError::Model {
+            path: source.clone(),
+            source: e,
+        })?;
+    fill_model(&source, &mut model, &ckpt)?;
+    Ok(model)
+}

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use crate::data::download::ensure_fashion_mnist;
+use crate::data::download_archive::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
-use crate::data::download_archive::ensure_named_set;
 use crate::data::locate::Found;
 use crate::data::split::train_test_split;
 use crate::data::{DataError, Dataset};
@@ -73,8 +73,7 @@ impl DataSpec {
                 Ok((train, test, found))
             }
             set => {
-                let found =
-                    ensure_named_set(self.data_dir.as_deref(), set, self.allow_download)?;
+                let found = ensure_named_set(self.data_dir.as_deref(), set, self.allow_download)?;
                 let dir = &found.dir;
                 let opts = ImageFolderOptions {
                     size: self.size,

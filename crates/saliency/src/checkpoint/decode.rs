@@ -94,7 +94,7 @@ fn malformed(path: &str, expected: impl Into<String>, found: impl Into<String>) 
 
 /// Reads the 8-byte header length and checks it against the cap and the file size, so nothing
 /// later slices past the end or parses a gigabyte of garbage.
-fn check_length_prefix(path: &str, bytes: &[u8]) -> Result<usize, CheckpointError> {
+pub(super) fn check_length_prefix(path: &str, bytes: &[u8]) -> Result<usize, CheckpointError> {
     let Some(prefix) = bytes.first_chunk::<8>() else {
         let found = format!("a {}-byte file", bytes.len());
         return Err(malformed(
@@ -134,7 +134,11 @@ struct RawHeader {
 /// its shape, and the tensors end where the data section does. The range check must come before
 /// the crate's validation: an end offset near `usize::MAX` makes its `end + 8 + n` overflow,
 /// which panics in debug builds (safetensors 0.4.5).
-fn inspect_header(path: &str, header: &[u8], data_len: usize) -> Result<(), CheckpointError> {
+pub(super) fn inspect_header(
+    path: &str,
+    header: &[u8],
+    data_len: usize,
+) -> Result<(), CheckpointError> {
     let text = std::str::from_utf8(header).map_err(|e| {
         malformed(
             path,

@@ -5,6 +5,7 @@ mod encode;
 mod error;
 mod format;
 mod layout;
+mod plain;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
@@ -17,3 +18,4 @@ pub use format::{
     load, save, Checkpoint, NamedTensor, CHECKSUM_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY,
     MAX_HEADER_BYTES,
 };
+pub use plain::from_any_bytes;

@@ -5,8 +5,10 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use super::common::DataArgs;
+use crate::checkpoint::CheckpointError;
 use crate::data::Dataset;
-use crate::model_io::{load_model, ModelMeta};
+use crate::data::FASHION_MNIST_CLASS_NAMES;
+use crate::model_io::{load_model, load_state_dict, ModelIoError, ModelMeta};
 use crate::models::Model;
 
 /// The model, its metadata and its data set's test split (same classes, split and color mode).
@@ -14,7 +16,7 @@ pub fn load_with_test_data(
     checkpoint: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
-    let (model, meta) = load_model(checkpoint)?;
+    let (model, meta) = load_any(checkpoint, data)?;
     let mut data = data.clone();
     data.data = meta.dataset.clone();
     if meta.dataset != "fashion-mnist" && data.classes.is_none() {
@@ -34,6 +36,51 @@ pub fn load_with_test_data(
         );
     }
     Ok((model, meta, test))
+}
+
+/// A checkpoint of ours, or, with `--architecture`, a plain PyTorch state_dict taken as trained on
+/// `--data` (its metadata made up from the data options: seed, step and epoch 0).
+pub fn load_any(checkpoint: &Path, data: &DataArgs) -> anyhow::Result<(Model<f32>, ModelMeta)> {
+    let missing_metadata = |e: &ModelIoError| {
+        matches!(
+            e,
+            ModelIoError::Checkpoint(CheckpointError::MissingMetadata { .. })
+        )
+    };
+    match (load_model(checkpoint), data.architecture) {
+        (Ok(loaded), _) => Ok(loaded),
+        (Err(e), Some(kind)) if missing_metadata(&e) => {
+            let (input, class_names) = match data.data.as_str() {
+                "fashion-mnist" => (
+                    [1, 28, 28],
+                    FASHION_MNIST_CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
+                ),
+                _ => match &data.classes {
+                    Some(c) => ([if data.gray { 1 } else { 3 }, 256, 256], c.clone()),
+                    None => bail!(
+                        "--architecture with --data {}: expected --classes naming the state_dict's \
+                         classes in output order, found none",
+                        data.data
+                    ),
+                },
+            };
+            let model = load_state_dict(checkpoint, kind, input, class_names.len())?;
+            let meta = ModelMeta {
+                model: kind,
+                dataset: data.data.clone(),
+                input,
+                class_names,
+                seed: 0,
+                step: 0,
+                epoch: 0,
+            };
+            Ok((model, meta))
+        }
+        (Err(e), None) if missing_metadata(&e) => Err(anyhow::anyhow!(
+            "{e}\n(a plain PyTorch state_dict? give its architecture with --architecture deep|alexnet|medium)"
+        )),
+        (Err(e), _) => Err(e.into()),
+    }
 }
 
 /// Parses `--indices`: `A..B` (B excluded), or a comma list `3,7,9`; each must be below `len`.

@@ -32,6 +32,10 @@ pub struct DataArgs {
     /// Image folders: skip (and count) files that are not readable images instead of failing.
     #[arg(long)]
     pub lenient: bool,
+    /// The architecture of a plain PyTorch state_dict given as --checkpoint (no metadata): deep,
+    /// alexnet or medium; it is taken as trained on --data (with --classes for image folders).
+    #[arg(long)]
+    pub architecture: Option<crate::models::ModelKind>,
 }
 
 impl DataArgs {

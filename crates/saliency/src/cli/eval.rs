@@ -6,7 +6,6 @@ use anyhow::Context;
 use clap::Args;
 
 use super::common::DataArgs;
-use crate::model_io::load_model;
 use crate::train::evaluate;
 
 /// Options of `saliency eval`.
@@ -30,7 +29,7 @@ pub struct EvalArgs {
 
 /// Loads the checkpoint and its data, evaluates, prints.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (model, meta) = load_model(&args.checkpoint)?;
+    let (model, meta) = super::checkpoint_data::load_any(&args.checkpoint, &args.data)?;
     if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
         anyhow::bail!(
             "{}: metadata 'dataset': expected fashion-mnist, flowers or flowers17, found '{}'",

@@ -235,7 +235,10 @@ mod tests {
             assert_eq!(format!("{:x}", Sha256::digest(&bytes)), digest, "{rel}");
             checked += 1;
         }
-        assert_eq!(checked, 205, "4 Fashion-MNIST files, 200 photos and LICENSE.txt");
+        assert_eq!(
+            checked, 205,
+            "4 Fashion-MNIST files, 200 photos and LICENSE.txt"
+        );
         let (train, test) = load_fashion_mnist(&sample).unwrap();
         for (set, per_class) in [(&train, 1000), (&test, 200)] {
             let mut counts = [0usize; 10];

@@ -52,9 +52,13 @@ pub struct Found {
 /// source tree this binary was built from; `None` when neither exists (e.g. an installed binary
 /// whose source is gone).
 pub fn sample_root() -> Option<PathBuf> {
-    [PathBuf::from("data/sample"), PathBuf::from(BUILT_SAMPLE)]
-        .into_iter()
-        .find(|p| p.join("SHA256SUMS").is_file())
+    let built = PathBuf::from(BUILT_SAMPLE);
+    [
+        PathBuf::from("data/sample"),
+        built.canonicalize().unwrap_or(built),
+    ]
+    .into_iter()
+    .find(|p| p.join("SHA256SUMS").is_file())
 }
 
 /// True when `dir` lies inside the shipped sample (so a `--data-dir data/sample` is still
@@ -239,7 +243,9 @@ pub fn find_named_set(data_dir: Option<&Path>, name: &str) -> Result<PathBuf, Da
                 "`saliency download {name}` fetches it into ./data/{name}; or set --data-dir or \
                  {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"
             ),
-            _ => format!("set --data-dir or {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"),
+            _ => format!(
+                "set --data-dir or {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"
+            ),
         },
     })
 }
@@ -306,7 +312,10 @@ mod tests {
         assert!(is_sample(&root.join("fashion-mnist")));
         let given = std::env::temp_dir().join("saliency-locate-explicit-none");
         let m = locate_fashion_mnist(Some(&given)).unwrap_err().to_string();
-        assert!(!m.contains("data/sample"), "an explicit --data-dir must not fall back: {m}");
+        assert!(
+            !m.contains("data/sample"),
+            "an explicit --data-dir must not fall back: {m}"
+        );
         let found = locate_named_set(Some(&root), "flowers").unwrap();
         assert_eq!(found.origin, Origin::Sample);
         assert_eq!(found.dir, root.join("flowers"));

@@ -20,8 +20,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::data::download::ensure_fashion_mnist;
-use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::download_archive::ensure_named_set;
+use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::locate::{locate_named_set, Found, Origin};
 use crate::models::ModelKind;
 
@@ -189,10 +189,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
 
 /// Fashion-MNIST for this profile: any copy for quick and tiny (the shipped sample included),
 /// the full set for paper (downloaded when allowed). `None`, with a skip, when there is none.
-fn find_fashion(
-    cfg: &StudyConfig,
-    skipped: &mut Vec<Skipped>,
-) -> anyhow::Result<Option<Found>> {
+fn find_fashion(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result<Option<Found>> {
     let sections = "Fashion-MNIST: training, attribution, adversarial examples";
     let paper = cfg.profile == Profile::Paper;
     let found = ensure_fashion_mnist(cfg.data_dir.as_deref(), paper && cfg.allow_download);
@@ -363,7 +360,10 @@ fn run_flowers(
                     set: "Oxford 17 Category Flower Dataset".into(),
                     origin: f17.origin,
                     dir: f17.dir.clone(),
-                    detail: format!("{} training, {} test photos", r.0.train_images, r.0.test_images),
+                    detail: format!(
+                        "{} training, {} test photos",
+                        r.0.train_images, r.0.test_images
+                    ),
                 });
                 Some(r)
             }

@@ -65,7 +65,10 @@ fn data_section(r: &Results) -> Section {
     if !r.skipped.is_empty() {
         s.para("Skipped for lack of data (run with --strict to make this an error):");
         s.table(
-            &["sections", "why, where the program looked, how to get the data"],
+            &[
+                "sections",
+                "why, where the program looked, how to get the data",
+            ],
             r.skipped
                 .iter()
                 .map(|k| vec![k.sections.clone(), k.reason.replace('\n', " ")])
@@ -293,8 +296,18 @@ pub fn build(
             ]);
         }
         None => {
-            rows.push(not_run("deep, Fashion-MNIST test accuracy", "> 91 %", &r.skipped, FASHION));
-            rows.push(not_run("alexnet, Fashion-MNIST", "~72 %", &r.skipped, FASHION));
+            rows.push(not_run(
+                "deep, Fashion-MNIST test accuracy",
+                "> 91 %",
+                &r.skipped,
+                FASHION,
+            ));
+            rows.push(not_run(
+                "alexnet, Fashion-MNIST",
+                "~72 %",
+                &r.skipped,
+                FASHION,
+            ));
         }
     }
     match &r.flowers {
