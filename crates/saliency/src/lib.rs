@@ -5,11 +5,16 @@
 //! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
 
 pub mod adversarial;
+#[doc(hidden)]
 pub mod allocator;
 pub mod atomic_file;
 pub mod attribution;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod bench;
 pub mod checkpoint;
+#[cfg(feature = "cli")]
+#[doc(hidden)]
 pub mod cli;
 pub mod data;
 pub mod infer;
@@ -21,3 +26,12 @@ mod shards;
 pub mod study;
 pub mod task;
 pub mod train;
+
+// The types most programs start from, so a user needs no direct dependency on the engine crates.
+pub use attribution::{gradient_x_input, integrated_gradients, Baseline, IgOptions, Score, Target};
+pub use data::Dataset;
+pub use model_io::{load_model, load_state_dict, save_model, ModelMeta};
+pub use models::{Model, ModelKind};
+pub use tape::{NodeId, Tape};
+pub use tensor::{Float, Tensor};
+pub use train::{TrainConfig, Trainer};

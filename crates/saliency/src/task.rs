@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use crate::data::download::ensure_fashion_mnist;
-use crate::data::download_archive::ensure_named_set;
+use crate::data::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
 use crate::data::locate::Found;

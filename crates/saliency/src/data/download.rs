@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
+#[cfg(feature = "download")]
 use std::time::Duration;
 
 use flate2::read::MultiGzDecoder;
@@ -69,13 +70,17 @@ pub const FILES: [RemoteFile; 4] = [
 /// re-headered copies such as Debian's also pass), and renamed into place only when good; a bad
 /// or interrupted download is deleted. Every file is tried; the error lists each failure with the
 /// URL, the expected and found sha256 and length, or the HTTP status.
+/// Without the `download` feature every file fails with that reason.
 pub fn download_fashion_mnist(base_url: &str, dest: &Path) -> Result<(), DataError> {
     std::fs::create_dir_all(dest).map_err(|e| DataError::io("creating folder", dest, e))?;
     // Read timeout per read call, not for the whole transfer, so a slow link still finishes.
+    #[cfg(feature = "download")]
     let agent = ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(30))
         .timeout_read(Duration::from_secs(60))
         .build();
+    #[cfg(not(feature = "download"))]
+    let agent = ();
     let mut failures = Vec::new();
     for file in &FILES {
         let path = dest.join(file.name);
@@ -210,8 +215,15 @@ fn expected_text(file: &RemoteFile) -> String {
     )
 }
 
+/// Without the `download` feature: the reason nothing can be fetched.
+#[cfg(not(feature = "download"))]
+fn fetch_verified(_: &(), _: &str, _: &Path, _: &RemoteFile) -> Result<(), String> {
+    Err("this build of saliency has no `download` feature".into())
+}
+
 /// Fetches `url` into a temp file beside `path`, verifies it and renames it to `path`.
 /// The error is the reason, for a `DownloadFailure`.
+#[cfg(feature = "download")]
 fn fetch_verified(
     agent: &ureq::Agent,
     url: &str,
@@ -243,6 +255,7 @@ fn fetch_verified(
     })
 }
 
+#[cfg(feature = "download")]
 /// Copies the body into `tmp` (fsynced), refusing bodies longer than any faithful copy could be.
 fn stream_to(body: impl Read, tmp: &Path, file: &RemoteFile) -> Result<(), String> {
     // A faithful copy is at most a re-headered `.gz` (a few bytes more) or, from a mirror that
@@ -326,7 +339,7 @@ fn hash_reader(r: &mut impl Read) -> std::io::Result<(String, u64)> {
     Ok((format!("{:x}", hasher.finalize()), len))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "download"))]
 mod tests {
     use super::*;
     use crate::data::test_server::{Reply, Server};

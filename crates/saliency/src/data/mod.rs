@@ -3,6 +3,7 @@
 pub mod dataset;
 mod decode;
 pub mod download;
+#[cfg(feature = "download")]
 pub mod download_archive;
 pub mod error;
 pub mod fashion_mnist;
@@ -10,7 +11,7 @@ pub mod idx;
 pub mod image_folder;
 pub mod locate;
 pub mod split;
-#[cfg(test)]
+#[cfg(all(test, feature = "download"))]
 pub(crate) mod test_server;
 
 pub use dataset::Dataset;
@@ -20,7 +21,26 @@ pub use error::{DataError, DownloadFailure};
 pub use fashion_mnist::{load_fashion_mnist, CLASS_NAMES as FASHION_MNIST_CLASS_NAMES};
 pub use idx::{parse_idx_images, parse_idx_labels, read_idx_file, IdxImages};
 pub use image_folder::{load_image_folder, ImageFolderOptions, LoadReport};
-pub use locate::{data_roots, find_fashion_mnist, find_named_set};
+pub use locate::{data_roots, find_fashion_mnist, find_named_set, Found, Origin};
+
+/// The image set `name`: a full copy on disk, else (with `allow_download` and the `download`
+/// feature) its official archive fetched into the data folder, else the shipped sample; see
+/// `download_archive::ensure_named_set`. Without the feature, only what is on disk.
+pub fn ensure_named_set(
+    data_dir: Option<&std::path::Path>,
+    name: &str,
+    allow_download: bool,
+) -> Result<Found, DataError> {
+    #[cfg(feature = "download")]
+    {
+        download_archive::ensure_named_set(data_dir, name, allow_download)
+    }
+    #[cfg(not(feature = "download"))]
+    {
+        let _ = allow_download;
+        locate::locate_named_set(data_dir, name)
+    }
+}
 pub use split::train_test_split;
 
 /// The real data for tests: the folder `build.rs` chose (`$SALIENCY_DATA`, resolved against the

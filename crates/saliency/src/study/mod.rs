@@ -20,7 +20,7 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::data::download::ensure_fashion_mnist;
-use crate::data::download_archive::ensure_named_set;
+use crate::data::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::locate::{locate_named_set, Found, Origin};
 use crate::models::ModelKind;
