@@ -25,6 +25,8 @@
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
+#![warn(missing_docs)]
+
 mod bias_f32;
 mod blocks;
 mod conv2d;

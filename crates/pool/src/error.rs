@@ -10,21 +10,35 @@
 pub enum PoolError {
     /// A size that must be positive (batch, channels, in_h, in_w, kernel or stride) is zero.
     #[error("pool2d geometry: {field} must be at least 1, found 0")]
-    ZeroSize { field: &'static str },
+    ZeroSize {
+        /// The geometry field at fault.
+        field: &'static str,
+    },
     /// The kernel is larger than the input along one axis, so not even one window fits.
     #[error("pool2d geometry: kernel {kernel} does not fit in {field} = {found}; expected {field} >= {kernel}")]
     KernelTooLarge {
+        /// The geometry field at fault.
         field: &'static str,
+        /// The kernel size.
         kernel: usize,
+        /// What was found.
         found: usize,
     },
     /// An element count does not fit in `usize`.
     #[error("pool2d geometry: {what} with factors {factors:?} overflows usize; expected a product of at most {max}", max = usize::MAX)]
     Overflow {
+        /// What was being counted, or what is wrong.
         what: &'static str,
+        /// The factors whose product overflows.
         factors: Vec<usize>,
     },
     /// One (n, c) plane has more elements than a `u32` argmax index can address.
     #[error("pool2d geometry: in_h * in_w = {found} elements per plane; argmax is u32, so expected at most {max}")]
-    PlaneTooLarge { found: usize, max: usize },
+    /// See the message.
+    PlaneTooLarge {
+        /// What was found.
+        found: usize,
+        /// The largest value allowed.
+        max: usize,
+    },
 }

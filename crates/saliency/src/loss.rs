@@ -39,7 +39,7 @@ impl FromStr for LossKind {
     }
 }
 
-/// Mean loss over the batch: (N, K) logits against labels. Output [1].
+/// Mean loss over the batch: (N, K) logits against labels. Output shape `[1]`.
 pub fn mean_loss<T: Float>(
     tape: &mut Tape<T>,
     logits: NodeId,
@@ -56,7 +56,7 @@ pub fn mean_loss<T: Float>(
 }
 
 /// Summed per-example loss `sum_n J(x_n, y_n)`, so the gradient with respect to each input is
-/// that input's own loss gradient (no 1/N factor). Output [1].
+/// that input's own loss gradient (no 1/N factor). Output shape `[1]`.
 pub fn summed_loss<T: Float>(
     tape: &mut Tape<T>,
     logits: NodeId,

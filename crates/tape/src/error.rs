@@ -7,30 +7,52 @@ pub enum TapeError {
     /// An input had the wrong shape for the op.
     #[error("{op}: expected {expected}, found shape {found:?}")]
     Shape {
+        /// The operation that refused its input.
         op: &'static str,
+        /// What was expected.
         expected: String,
+        /// What was found.
         found: Vec<usize>,
     },
     /// Backward was asked of a node with more than one element.
     #[error("backward: the output must hold one element, found shape {found:?}")]
-    NotScalar { found: Vec<usize> },
+    NotScalar {
+        /// What was found.
+        found: Vec<usize>,
+    },
     /// Backward was asked of a tape in no-record mode.
     #[error("backward: this tape is in no-record mode and kept no history")]
     NoRecord,
     /// A value was released and then used.
     #[error("{op}: node {node} was released (no-record mode) and cannot be read")]
-    Released { op: &'static str, node: usize },
+    /// See the message.
+    Released {
+        /// The operation that refused its input.
+        op: &'static str,
+        /// The node index.
+        node: usize,
+    },
     /// A class index or label beyond the number of columns.
     #[error("{op}: index {index} at row {row} is out of range for {classes} classes")]
     IndexOutOfRange {
+        /// The operation that refused its input.
         op: &'static str,
+        /// The row of the offending index.
         row: usize,
+        /// The offending index.
         index: usize,
+        /// The number of classes (columns).
         classes: usize,
     },
     /// An invalid scalar argument (probability, epsilon).
     #[error("{op}: {what}")]
-    Argument { op: &'static str, what: String },
+    /// See the message.
+    Argument {
+        /// The operation that refused its input.
+        op: &'static str,
+        /// What was being counted, or what is wrong.
+        what: String,
+    },
     /// Convolution geometry.
     #[error(transparent)]
     Conv(#[from] conv::ConvError),

@@ -12,6 +12,8 @@
 //! Each op is one file under `ops/`: its record function (a `Tape` method) and its backward a few
 //! lines apart. `op.rs` holds the enum that dispatches backward.
 
+#![warn(missing_docs)]
+
 mod error;
 pub mod gradcheck;
 mod gradients;

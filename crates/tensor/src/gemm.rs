@@ -429,7 +429,7 @@ const TILE: usize = 16;
 
 impl GemmSplit {
     /// The split for an `(m x k) * (k x n)` product: along the longer side of C, in blocks of
-    /// at least [`PAR_MIN_EXTENT`]. A function of the shape only (never of the thread count).
+    /// at least `PAR_MIN_EXTENT`. A function of the shape only (never of the thread count).
     pub fn for_shape(m: usize, k: usize, n: usize) -> Self {
         let macs = m.saturating_mul(k).saturating_mul(n);
         if macs < PAR_MIN_MACS {

@@ -5,13 +5,15 @@
 //! NCHW (batch, channel, height, width). Element types are `f32` (training) and `f64`
 //! (gradient checks), unified by the small [`Float`] trait.
 //!
-//! - [`gemm`]: a checked wrapper over `matrixmultiply` (raw pointers, `unsafe`), with its own
+//! - [`gemm`](mod@gemm): a checked wrapper over `matrixmultiply` (raw pointers, `unsafe`), with its own
 //!   AVX2 kernels for products with a narrow side (`gemm_narrow`).
 //! - [`f32_view`]: generic slices seen as f32, for the kernels written in f32 intrinsics.
 //! - [`cpu`]: run-time checks for the instruction sets of the `#[target_feature]` kernels.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
 //!   results are bitwise identical whatever the thread count.
+
+#![warn(missing_docs)]
 
 pub mod cpu;
 pub mod error;

@@ -17,7 +17,7 @@ pub const GRADIENT_BATCH: usize = 256;
 const CHUNK_ELEMENTS: usize = 1 << 22;
 
 /// Images per chunk for images of `per_image` elements when the caller asked for `requested`
-/// (0 means [`GRADIENT_BATCH`]): at most `requested`, at most [`CHUNK_ELEMENTS`] elements, at
+/// (0 means [`GRADIENT_BATCH`]): at most `requested`, at most `CHUNK_ELEMENTS` elements, at
 /// least 1. Depends only on sizes, never on threads, so results repeat bit for bit.
 pub fn chunk_size(per_image: usize, requested: usize) -> usize {
     let requested = if requested == 0 {

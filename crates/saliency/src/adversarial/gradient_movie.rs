@@ -42,7 +42,7 @@ pub struct GradientMovie {
 }
 
 impl GradientMovie {
-    /// Films the first [`MOVIE_IMAGES`] images of `data` (captioned with their true class) every
+    /// Films the first `MOVIE_IMAGES` images of `data` (captioned with their true class) every
     /// `every` updates into the GIF at `path`, with the gradient of `loss`.
     pub fn new(
         path: &Path,

@@ -128,7 +128,7 @@ pub(crate) fn sign_noise_from(
 }
 
 /// A uniformly random direction per image (a normalized Gaussian vector) scaled to the L2 norm
-/// `norms[i]`: a' = a + norms[i] * d / ||d||_2. Given the norms of the normalized-gradient step
+/// `norms[i]`: `a' = a + norms[i] * d / ||d||_2`. Given the norms of the normalized-gradient step
 /// ([`super::normalized_step_norms`]) it is that attack's control; given eps for every image, the
 /// L2 attack's. Clamped to [0, 1] when `clip`.
 pub fn random_direction(

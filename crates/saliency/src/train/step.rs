@@ -78,7 +78,7 @@ fn shard_ranges(model: &Model<f32>, n: usize) -> Vec<Range<usize>> {
 /// mean `loss` with respect to every parameter.
 ///
 /// For a network whose images pass through independently (`deep`), the batch is split into
-/// contiguous shards ([`shards::ranges`]) recorded on their own tapes in parallel: each shard's layers
+/// contiguous shards (`shards::ranges`) recorded on their own tapes in parallel: each shard's layers
 /// then run on one core without waiting for the other, which matters most for small batches.
 /// The mean loss and the gradients are the shards' own, weighted by their share of the batch
 /// and added in shard order.

@@ -14,7 +14,9 @@ pub enum BatchNormMode<'a, T> {
     Train,
     /// Fixed running statistics (mean, variance per channel); nothing is updated.
     Eval {
+        /// Running mean per channel.
         running_mean: &'a [T],
+        /// Running variance per channel.
         running_var: &'a [T],
     },
 }

@@ -13,7 +13,7 @@ pub(crate) struct CrossEntropyOp {
 }
 
 impl<T: Float> Tape<T> {
-    /// Cross-entropy of (N, K) logits against `labels` (N, each < K), averaged over N. Output [1].
+    /// Cross-entropy of (N, K) logits against `labels` (N, each < K), averaged over N. Output shape `[1]`.
     pub fn cross_entropy(&mut self, logits: NodeId, labels: &[usize]) -> Result<NodeId, TapeError> {
         let xv = self.try_value("cross_entropy", logits)?;
         let (n, k) = matrix_dims("cross_entropy", xv.shape())?;

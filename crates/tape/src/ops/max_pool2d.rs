@@ -3,7 +3,7 @@
 //!
 //! The fused op's values and gradients are bit for bit those of [`Tape::relu`] then
 //! [`Tape::max_pool2d`] (the argument is in `pool::relu_max_pool2d`); it skips the ReLU's
-//! full-size output and its backward pass. Both record a [`MaxPool2dOp`]: the backward is the
+//! full-size output and its backward pass. Both record a `MaxPool2dOp`: the backward is the
 //! same scatter, and a window the fused forward found without a positive value
 //! (`pool::NO_WINNER`) passes no gradient.
 

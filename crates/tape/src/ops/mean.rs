@@ -13,7 +13,7 @@ pub(crate) struct MeanOp {
 }
 
 impl<T: Float> Tape<T> {
-    /// The mean of every element. Output [1].
+    /// The mean of every element. Output shape `[1]`.
     pub fn mean(&mut self, x: NodeId) -> Result<NodeId, TapeError> {
         let xv = self.try_value("mean", x)?;
         if xv.numel() == 0 {

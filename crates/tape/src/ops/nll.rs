@@ -13,7 +13,7 @@ pub(crate) struct NllOp {
 }
 
 impl<T: Float> Tape<T> {
-    /// `-mean_n input[n, labels[n]]` for (N, K) log-probabilities. Output [1].
+    /// `-mean_n input[n, labels[n]]` for (N, K) log-probabilities. Output shape `[1]`.
     pub fn nll(&mut self, logp: NodeId, labels: &[usize]) -> Result<NodeId, TapeError> {
         let xv = self.try_value("nll", logp)?;
         let (n, k) = matrix_dims("nll", xv.shape())?;

@@ -12,7 +12,7 @@ pub(crate) struct SquareSumOp {
 }
 
 impl<T: Float> Tape<T> {
-    /// The sum of squares of every element. Output [1].
+    /// The sum of squares of every element. Output shape `[1]`.
     pub fn square_sum(&mut self, x: NodeId) -> Result<NodeId, TapeError> {
         let xv = self.try_value("square_sum", x)?;
         let mut sq = vec![T::ZERO; xv.numel()];

@@ -13,7 +13,7 @@ pub(crate) struct SumOp {
 }
 
 impl<T: Float> Tape<T> {
-    /// The sum of every element. Output [1].
+    /// The sum of every element. Output shape `[1]`.
     pub fn sum(&mut self, x: NodeId) -> Result<NodeId, TapeError> {
         let xv = self.try_value("sum", x)?;
         let shape = xv.shape().to_vec();
