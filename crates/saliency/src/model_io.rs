@@ -6,7 +6,10 @@ use std::path::Path;
 use tensor::Tensor;
 
 use crate::checkpoint::{self, Checkpoint, CheckpointError, NamedTensor};
-use crate::models::{Model, ModelError, ModelKind};
+use crate::models::{build_from_specs, LayerSpec, Model, ModelError, ModelKind};
+
+/// Metadata key of the stored layer list (JSON of [`LayerSpec`]s).
+pub const LAYERS_KEY: &str = "layers";
 
 /// Most input channels a checkpoint's `input_shape` may name (gray, RGB, RGBA).
 pub const MAX_INPUT_CHANNELS: usize = 4;
@@ -91,10 +94,10 @@ impl ModelMeta {
             expected: expected.into(),
             found: found.into(),
         };
-        let model_s = get("model", "deep, alexnet or medium")?;
+        let model_s = get("model", "deep, alexnet, medium or custom")?;
         let model: ModelKind = model_s
             .parse()
-            .map_err(|_| bad("model", "deep, alexnet or medium", model_s))?;
+            .map_err(|_| bad("model", "deep, alexnet, medium or custom", model_s))?;
         let shape_s = get("input_shape", "C,H,W")?;
         let dims: Vec<usize> = shape_s
             .split(',')
@@ -164,11 +167,17 @@ pub fn save_model(
     model: &Model<f32>,
     meta: &ModelMeta,
 ) -> Result<(), CheckpointError> {
+    let mut metadata = meta.to_map();
+    // The architecture itself, so networks built in code load back (presets rebuild the same).
+    metadata.insert(
+        LAYERS_KEY.into(),
+        serde_json::to_string(&model.layer_specs()).expect("layer specs serialize"),
+    );
     checkpoint::save(
         path,
         &Checkpoint {
             tensors: model_tensors(model),
-            metadata: meta.to_map(),
+            metadata,
         },
     )
 }
@@ -186,13 +195,25 @@ pub fn model_from_checkpoint(
     ckpt: &Checkpoint,
 ) -> Result<(Model<f32>, ModelMeta), ModelIoError> {
     let meta = ModelMeta::from_map(source, &ckpt.metadata)?;
-    let mut model: Model<f32> = meta
-        .model
-        .build(meta.input, meta.class_names.len(), 0)
-        .map_err(|e| ModelIoError::Model {
-            path: source.into(),
-            source: e,
-        })?;
+    let built = match ckpt.metadata.get(LAYERS_KEY) {
+        Some(text) => {
+            let specs: Vec<LayerSpec> =
+                serde_json::from_str(text).map_err(|e| ModelIoError::Metadata {
+                    path: source.into(),
+                    key: LAYERS_KEY,
+                    expected: "a JSON list of layers (op conv, reuse_conv, relu, max_pool, \
+                               batch_norm, flatten, dropout, linear)"
+                        .into(),
+                    found: format!("text that does not parse: {e}"),
+                })?;
+            build_from_specs(meta.model, meta.input, meta.class_names.len(), &specs, 0)
+        }
+        None => meta.model.build(meta.input, meta.class_names.len(), 0),
+    };
+    let mut model: Model<f32> = built.map_err(|e| ModelIoError::Model {
+        path: source.into(),
+        source: e,
+    })?;
     fill_model(source, &mut model, ckpt)?;
     Ok((model, meta))
 }

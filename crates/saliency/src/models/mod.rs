@@ -6,6 +6,7 @@ mod deep;
 pub mod init;
 pub mod layer;
 mod medium;
+pub mod spec;
 mod table;
 
 use std::fmt;
@@ -18,6 +19,7 @@ pub use alexnet::alexnet;
 pub use deep::deep;
 pub use layer::Layer;
 pub use medium::medium;
+pub use spec::{build_from_specs, LayerSpec};
 pub use table::{layer_table, LayerRow};
 
 /// Which of the study's networks.
@@ -30,6 +32,8 @@ pub enum ModelKind {
     Alexnet,
     /// The flower figures' network (a conv used twice).
     Medium,
+    /// A network built in code from the layer set: no preset; its checkpoint stores its layers.
+    Custom,
 }
 
 impl ModelKind {
@@ -47,6 +51,13 @@ impl ModelKind {
             ModelKind::Deep => deep(input, classes, seed),
             ModelKind::Alexnet => alexnet(input, classes, seed),
             ModelKind::Medium => medium(input, classes, seed),
+            ModelKind::Custom => Err(ModelError::Geometry {
+                model: self,
+                input,
+                what: "a custom network has no preset: build it with ModelBuilder, or load it \
+                       from a checkpoint that stores its layers"
+                    .into(),
+            }),
         }
     }
 }
@@ -57,6 +68,7 @@ impl fmt::Display for ModelKind {
             ModelKind::Deep => "deep",
             ModelKind::Alexnet => "alexnet",
             ModelKind::Medium => "medium",
+            ModelKind::Custom => "custom",
         })
     }
 }
@@ -68,6 +80,7 @@ impl FromStr for ModelKind {
             "deep" => Ok(ModelKind::Deep),
             "alexnet" => Ok(ModelKind::Alexnet),
             "medium" => Ok(ModelKind::Medium),
+            "custom" => Ok(ModelKind::Custom),
             other => Err(format!(
                 "unknown model '{other}': expected one of deep, alexnet, medium"
             )),
