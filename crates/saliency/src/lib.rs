@@ -3,6 +3,21 @@
 //!
 //! Data layout: images are f32 in [0, 1], NCHW; models hold PyTorch-layout parameters named as
 //! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
+//!
+//! ```
+//! use saliency::{gradient_x_input, integrated_gradients, Baseline, IgOptions, ModelKind, Tensor};
+//!
+//! // The study's `deep` network (untrained here), one gray 28x28 image, class 3.
+//! let model = ModelKind::Deep.build::<f32>([1, 28, 28], 10, 0)?;
+//! let image = Tensor::<f32>::from_fn(&[1, 1, 28, 28], |i| (i % 28) as f32 / 27.0);
+//! let map = gradient_x_input(&model, &image, &[3])?;
+//! assert_eq!(map.shape(), &[1, 1, 28, 28]);
+//! let ig = integrated_gradients(&model, &image, &[3], &Baseline::Black, &IgOptions::default())?;
+//! // Integrated gradients add up to F(image) - F(black), up to the path integral's error.
+//! let sum: f32 = ig.attributions.data().iter().sum();
+//! assert!((sum - ig.delta[0]).abs() <= 0.05 * ig.delta[0].abs() + 1e-6);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 pub mod adversarial;
 #[doc(hidden)]

@@ -9,6 +9,21 @@
 //! returns gradients for every variable. A no-record tape ([`Tape::no_record`]) computes values
 //! only: no backward caches, and values can be released as soon as they are consumed.
 //!
+//! ```
+//! use tape::Tape;
+//! use tensor::Tensor;
+//!
+//! // y = sum(relu(x) * x): dy/dx = 2x where x > 0, else 0.
+//! let mut tape = Tape::<f64>::new();
+//! let x = tape.variable(Tensor::from_vec(&[3], vec![-1.0, 2.0, 3.0])?);
+//! let r = tape.relu(x)?;
+//! let p = tape.mul(r, x)?;
+//! let y = tape.sum(p)?;
+//! let grads = tape.backward(y)?;
+//! assert_eq!(grads.get(x).unwrap().data(), &[0.0, 4.0, 6.0]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Each op is one file under `ops/`: its record function (a `Tape` method) and its backward a few
 //! lines apart. `op.rs` holds the enum that dispatches backward.
 
