@@ -7,7 +7,7 @@ use crate::data::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
 use crate::data::locate::Found;
-use crate::data::split::train_test_split;
+use crate::data::split::{interleave_by_class, train_test_split};
 use crate::data::{DataError, Dataset};
 
 /// Which data, where, and how to split it.
@@ -85,6 +85,8 @@ impl DataSpec {
                 let (train_idx, test_idx) =
                     train_test_split(&all.labels, self.test_fraction, self.split_seed)?;
                 let train = all.subset(&train_idx, &format!("{set}/train"));
+                // Classes in turn, so the first test images (the figures') show every class.
+                let test_idx = interleave_by_class(&test_idx, &all.labels);
                 let test = all.subset(&test_idx, &format!("{set}/test"));
                 Ok((train, test, found))
             }

@@ -14,6 +14,7 @@ mod fgsm;
 mod gradient;
 mod gradient_movie;
 mod normalized;
+mod output_change;
 mod pictures;
 mod prediction;
 mod random;
@@ -37,6 +38,7 @@ pub use feature_preservation::{
     model_edge_correlation, EdgeAgreement, EdgeCorrelation, FeaturePreservation, DISPLAY_GAIN,
 };
 pub use fgsm::{fgsm, iterative_fgsm, sign, sign_step};
+pub use output_change::{output_change, OutputChange};
 pub use gradient::{chunk_size, loss_gradient, loss_gradient_and_values, GRADIENT_BATCH};
 pub use gradient_movie::GradientMovie;
 pub use normalized::{

@@ -8,6 +8,31 @@ use crate::data::error::DataError;
 /// The study's default share of each class held out for testing (80 % train / 20 % test).
 pub const DEFAULT_TEST_FRACTION: f64 = 0.2;
 
+/// `indices` reordered round-robin over their classes (the first of each class in label order,
+/// then the second of each, ...), each class keeping its own order: the same set, but any prefix
+/// of it covers the classes evenly. The study's figures show the first few test images, which a
+/// sorted stratified split would fill with one class.
+pub fn interleave_by_class(indices: &[usize], labels: &[u32]) -> Vec<usize> {
+    let classes = indices
+        .iter()
+        .map(|&i| labels[i] as usize + 1)
+        .max()
+        .unwrap_or(0);
+    let mut queues: Vec<std::collections::VecDeque<usize>> = vec![Default::default(); classes];
+    for &i in indices {
+        queues[labels[i] as usize].push_back(i);
+    }
+    let mut out = Vec::with_capacity(indices.len());
+    while out.len() < indices.len() {
+        for q in queues.iter_mut() {
+            if let Some(i) = q.pop_front() {
+                out.push(i);
+            }
+        }
+    }
+    out
+}
+
 /// Splits indices `0..labels.len()` into (train, test), each sorted ascending.
 ///
 /// Stratified: each class's indices are shuffled and `round(n * test_fraction)` of them go to
@@ -154,5 +179,17 @@ mod tests {
         }
         // Each value ~1000 of 3000; 800 is over 8 standard deviations below.
         assert!(seen.iter().all(|&s| s > 800), "{seen:?}");
+    }
+
+    #[test]
+    fn interleaving_takes_the_classes_in_turn_and_keeps_the_set() {
+        let labels = [0, 0, 0, 1, 1, 2, 2, 2, 2];
+        let test = [0, 1, 2, 3, 4, 5, 6, 8];
+        let order = interleave_by_class(&test, &labels);
+        assert_eq!(order, [0, 3, 5, 1, 4, 6, 2, 8]);
+        let mut sorted = order.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, test);
+        assert!(interleave_by_class(&[], &labels).is_empty());
     }
 }

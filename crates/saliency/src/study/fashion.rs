@@ -5,7 +5,8 @@ use std::path::Path;
 use tensor::Tensor;
 
 use crate::adversarial::{
-    adversarial_figure, attack_stats, classify_sign_image, compare_trained_untrained,
+    adversarial_figure, attack_stats, classify_sign_image, compare_trained_untrained, output_change,
+    OutputChange,
     flip_rate_plot, gradient_display, loss_gradient, write_summary, AttackConfig, AttackStats,
     Method, Summary, Sweep,
 };
@@ -243,6 +244,9 @@ pub struct AdversarialResults {
     pub sign_image: Vec<(String, String, f32)>,
     /// Mean Pearson correlation of |g| with the Sobel edge map: (trained, untrained).
     pub edge_correlation: (f64, f64),
+    /// The sign attack at eps 0.01 on the trained and the untrained network: (trained, untrained).
+    #[serde(default)]
+    pub output_change: Option<(OutputChange, OutputChange)>,
 }
 
 /// All attacks and controls with an eps sweep over the test images, triptychs, the sign image,
@@ -354,6 +358,8 @@ pub fn adversarial(
         )?;
         figures.push((format!("loss gradient w.r.t. the input, {state} model, shown as clip(10 g / max(g), 0, 1) over the image"), rel));
     }
+    let change = |m: &Model<f32>| output_change(m, Method::Fgsm, &fx, &fy, 0.01, &config);
+    let output_change = Some((change(&model)?, change(&untrained)?));
     Ok(AdversarialResults {
         stats,
         figures,
@@ -361,6 +367,7 @@ pub fn adversarial(
         summary: format!("{name}_adversarial/summary.json"),
         sign_image,
         edge_correlation: (fp.trained.pearson, fp.untrained.pearson),
+        output_change,
     })
 }
 

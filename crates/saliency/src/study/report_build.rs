@@ -78,6 +78,19 @@ fn data_section(r: &Results) -> Section {
     s
 }
 
+/// `n` with thousands separators, as the study writes its counts.
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn pct(v: f64) -> String {
     format!("{:.1} %", 100.0 * v)
 }
@@ -363,6 +376,44 @@ pub fn build(
         }
         None => rows.push(not_run("flowers, 5 classes", "61 %", &r.skipped, "Flowers")),
     }
+    let count = |kind: crate::models::ModelKind| {
+        kind.build::<f32>([1, 28, 28], 10, 0)
+            .map(|m| thousands(m.total_count()))
+            .unwrap_or_else(|e| e.to_string())
+    };
+    rows.push(vec![
+        "parameter counts on Fashion-MNIST (deep, alexnet)".into(),
+        "179,728 and 10,041,418".into(),
+        format!(
+            "{} and {}",
+            count(crate::models::ModelKind::Deep),
+            count(crate::models::ModelKind::Alexnet)
+        ),
+        "Keras's count: trainable parameters plus batch-norm running statistics".into(),
+    ]);
+    let change_cell = |a: Option<&AdversarialResults>| {
+        match a.and_then(|a| a.output_change.as_ref()) {
+            Some((t, u)) => format!(
+                "trained: {} flip, mean |delta p| {:.4}; untrained: {} flip, mean |delta p| {:.4} (n = {})",
+                pct(t.flipped_fraction),
+                t.mean_abs_delta_p,
+                pct(u.flipped_fraction),
+                u.mean_abs_delta_p,
+                u.n
+            ),
+            None => "not run".into(),
+        }
+    };
+    rows.push(vec![
+        "sign attack at eps 0.01 on an untrained network".into(),
+        "the output barely changes".into(),
+        format!(
+            "Fashion-MNIST {}; flowers {}",
+            change_cell(r.fashion.as_ref().map(|f| &f.adversarial)),
+            change_cell(r.flowers.as_ref().map(|f| &f.fadv))
+        ),
+        "delta p: change of the probability of the class predicted before the attack".into(),
+    ]);
     rows.push(vec![
         "random control a + 0.1 n / max(n)".into(),
         "rarely changes the output".into(),
