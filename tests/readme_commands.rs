@@ -104,6 +104,27 @@ fn study_runs_on_the_shipped_sample_in_an_empty_folder() {
         );
     }
     assert!(stderr.contains("wrote out/study/report.md"), "{stderr}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    let rows = json["comparison"].as_array().expect("comparison rows");
+    assert!(rows.len() >= 8, "{json}");
+    for row in rows {
+        let v = row["verdict"].as_str().unwrap();
+        assert!(
+            [
+                "reproduced",
+                "reproduced_with_a_stated_difference",
+                "differs",
+                "not_run"
+            ]
+            .contains(&v),
+            "{row}"
+        );
+        assert!(
+            md.contains(row["claim"].as_str().unwrap()),
+            "report.md lacks {row}"
+        );
+    }
     // Nothing was created beside the output: no empty data folder from a download attempt.
     let entries: Vec<_> = std::fs::read_dir(&dir.0)
         .unwrap()

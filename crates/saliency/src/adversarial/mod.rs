@@ -38,13 +38,13 @@ pub use feature_preservation::{
     model_edge_correlation, EdgeAgreement, EdgeCorrelation, FeaturePreservation, DISPLAY_GAIN,
 };
 pub use fgsm::{fgsm, iterative_fgsm, sign, sign_step};
-pub use output_change::{output_change, OutputChange};
 pub use gradient::{chunk_size, loss_gradient, loss_gradient_and_values, GRADIENT_BATCH};
 pub use gradient_movie::GradientMovie;
 pub use normalized::{
     l2_gradient, l2_gradient_step, normalized_gradient, normalized_gradient_step,
     normalized_step_norms, L2_FLOOR,
 };
+pub use output_change::{output_change, OutputChange};
 pub use pictures::{
     adversarial_figure, flip_rate_plot, nice_gain, triptych_grid, triptych_tiles, Triptych,
 };

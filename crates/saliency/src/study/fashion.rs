@@ -5,10 +5,9 @@ use std::path::Path;
 use tensor::Tensor;
 
 use crate::adversarial::{
-    adversarial_figure, attack_stats, classify_sign_image, compare_trained_untrained, output_change,
-    OutputChange,
-    flip_rate_plot, gradient_display, loss_gradient, write_summary, AttackConfig, AttackStats,
-    Method, Summary, Sweep,
+    adversarial_figure, attack_stats, classify_sign_image, compare_trained_untrained,
+    flip_rate_plot, gradient_display, loss_gradient, output_change, write_summary, AttackConfig,
+    AttackStats, Method, OutputChange, Summary, Sweep,
 };
 use crate::atomic_file::write_atomic;
 use crate::attribution::{

@@ -5,6 +5,7 @@
 //! result). The report is built from those JSON results only.
 
 mod common;
+pub mod comparison;
 pub mod fashion;
 pub mod figures;
 pub mod flowers;
@@ -47,6 +48,18 @@ pub struct StudyConfig {
     pub strict: bool,
     /// The command line, for the report.
     pub command: String,
+}
+
+/// The sections of the Fashion-MNIST half, as named in skips and in the Data table.
+pub const FASHION_SECTIONS: &str = "Fashion-MNIST: training, attribution, adversarial examples";
+
+/// ", on the shipped sample" when the data set `set` ran on the sample; `None` for a full copy
+/// (or a set that did not run).
+pub fn data_origin_note(r: &report_build::Results, set: &str) -> Option<String> {
+    r.data
+        .iter()
+        .find(|d| d.set == set && d.origin == Origin::Sample)
+        .map(|_| ", on the shipped sample".to_string())
 }
 
 /// Which data one part of the study ran on.
@@ -100,7 +113,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
             let (train, test) = load_fashion_mnist(&found.dir)
                 .with_context(|| format!("loading Fashion-MNIST from {}", found.dir.display()))?;
             data.push(DataUsed {
-                sections: "Fashion-MNIST: training, attribution, adversarial examples".into(),
+                sections: FASHION_SECTIONS.into(),
                 set: "Fashion-MNIST".into(),
                 origin: found.origin,
                 dir: found.dir.clone(),
@@ -171,6 +184,18 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     report
         .write(out)
         .with_context(|| format!("writing the report into {}", out.display()))?;
+    // The comparison as data, from the same rows as the report's table.
+    let (rows, _) = comparison::rows(cfg, &results);
+    crate::atomic_file::write_atomic(
+        &out.join("report.json"),
+        serde_json::to_string_pretty(&serde_json::json!({
+            "profile": cfg.profile.to_string(),
+            "seed": cfg.seed,
+            "comparison": rows,
+        }))?
+        .as_bytes(),
+    )
+    .with_context(|| format!("writing {}/report.json", out.display()))?;
     for p in report.linked_paths() {
         if !out.join(&p).exists() {
             anyhow::bail!("the report links to {p}, which was not written");
@@ -180,7 +205,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
         eprintln!("skipped {}: {}", s.sections, s.reason);
     }
     eprintln!(
-        "wrote {0}/report.md and {0}/report.html in {1:.0} s",
+        "wrote {0}/report.md, {0}/report.html and {0}/report.json in {1:.0} s",
         out.display(),
         started.elapsed().as_secs_f64()
     );
@@ -190,7 +215,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
 /// Fashion-MNIST for this profile: any copy for quick and tiny (the shipped sample included),
 /// the full set for paper (downloaded when allowed). `None`, with a skip, when there is none.
 fn find_fashion(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result<Option<Found>> {
-    let sections = "Fashion-MNIST: training, attribution, adversarial examples";
+    let sections = FASHION_SECTIONS;
     let paper = cfg.profile == Profile::Paper;
     let found = ensure_fashion_mnist(cfg.data_dir.as_deref(), paper && cfg.allow_download);
     let reason = match found {

@@ -5,7 +5,7 @@ use super::plan::Plan;
 use super::report::{Report, Section};
 use super::training::TrainSummary;
 use super::{DataUsed, Skipped, StudyConfig};
-use crate::adversarial::{markdown_table, AttackStats, Method};
+use crate::adversarial::markdown_table;
 
 /// The Fashion-MNIST sections' step results.
 pub struct FashionResults {
@@ -31,16 +31,6 @@ pub struct Results {
     pub flowers: Option<FlowerResults>,
     pub data: Vec<DataUsed>,
     pub skipped: Vec<Skipped>,
-}
-
-/// A comparison row for a part that did not run.
-fn not_run(what: &str, study: &str, skipped: &[Skipped], sections: &str) -> Vec<String> {
-    let why = skipped
-        .iter()
-        .find(|s| s.sections == sections)
-        .map(|s| format!("not run: {}", s.reason.lines().next().unwrap_or("")))
-        .unwrap_or_else(|| "not run".into());
-    vec![what.into(), study.into(), why, String::new()]
 }
 
 /// The report's opening section: which data every part ran on, and what was skipped.
@@ -78,47 +68,8 @@ fn data_section(r: &Results) -> Section {
     s
 }
 
-/// `n` with thousands separators, as the study writes its counts.
-fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
-
 fn pct(v: f64) -> String {
     format!("{:.1} %", 100.0 * v)
-}
-
-fn setting(s: &TrainSummary) -> String {
-    format!(
-        "{} on {}: {} training images, {} epochs, {} test images (models/{})",
-        s.model, s.dataset, s.train_images, s.epochs, s.test_images, s.name
-    )
-}
-
-fn flip(stats: &[AttackStats], m: Method, eps: f64) -> Option<&AttackStats> {
-    stats
-        .iter()
-        .find(|s| s.method == m.name() && (s.epsilon - eps).abs() < 1e-12)
-}
-
-fn flip_cell(stats: &[AttackStats], m: Method, eps: f64) -> String {
-    flip(stats, m, eps)
-        .map(|s| {
-            format!(
-                "{} flip, {} do not (n = {})",
-                pct(s.flipped_fraction),
-                pct(1.0 - s.flipped_fraction),
-                s.n
-            )
-        })
-        .unwrap_or_else(|| "not run".into())
 }
 
 fn training_table(sec: &mut Section, runs: &[&TrainSummary]) {
@@ -269,168 +220,27 @@ pub fn build(
         sections: Vec::new(),
     };
     rep.sections.push(data_section(r));
-    const FASHION: &str = "Fashion-MNIST: training, attribution, adversarial examples";
     let mut t = Section::new("Study vs saliency");
     t.para(format!("Profile '{}': {}. Every number on the right is read from this run's step results (steps/*.json).", cfg.profile, if cfg.profile == super::Profile::Paper { "the study's epochs and sizes" } else { "fewer epochs and subsets, so accuracies are lower than the study's" }));
-    let mut rows = Vec::new();
-    match &r.fashion {
-        Some(f) => {
-            let (ig_median, ig_max) = ig_error_summary(&f.attribution);
-            rows.push(vec![
-                "deep, Fashion-MNIST test accuracy".into(),
-                "> 91 %".into(),
-                pct(f.deep.0.test_accuracy),
-                setting(&f.deep.0),
-            ]);
-            rows.push(vec![
-                "alexnet (SGD, decay 0.3/step, L2), Fashion-MNIST".into(),
-                "~72 %".into(),
-                pct(f.alex.test_accuracy),
-                setting(&f.alex),
-            ]);
-            rows.push(vec![
-                "Fashion-MNIST, fast gradient sign at eps 0.01".into(),
-                "(not reported)".into(),
-                flip_cell(&f.adversarial.stats, Method::Fgsm, 0.01),
-                setting(&f.deep.0),
-            ]);
-            rows.push(vec![
-                format!(
-                    "integrated gradients completeness, {} steps",
-                    f.attribution.ig_steps
-                ),
-                "(not reported)".into(),
-                format!(
-                    "median {} , worst {} of |F(a) - F(0)|",
-                    pct(ig_median),
-                    pct(ig_max)
-                ),
-                "trained deep, first 16 test images, F = top probability".into(),
-            ]);
-        }
-        None => {
-            rows.push(not_run(
-                "deep, Fashion-MNIST test accuracy",
-                "> 91 %",
-                &r.skipped,
-                FASHION,
-            ));
-            rows.push(not_run(
-                "alexnet, Fashion-MNIST",
-                "~72 %",
-                &r.skipped,
-                FASHION,
-            ));
-        }
+    let (rows, extras) = super::comparison::rows(cfg, r);
+    t.table(
+        &["claim", "study", "saliency", "verdict", "setting"],
+        rows.iter()
+            .map(|c| {
+                vec![
+                    c.claim.clone(),
+                    c.study.clone(),
+                    c.ours.clone(),
+                    c.verdict_text(),
+                    c.settings.clone(),
+                ]
+            })
+            .collect(),
+    );
+    if !extras.is_empty() {
+        t.para("Beyond the study (figures it does not report):");
+        t.table(&["what", "saliency", "setting"], extras);
     }
-    match &r.flowers {
-        Some(fl) => {
-            rows.push(vec![
-                "flowers, 5 classes".into(),
-                "61 %".into(),
-                format!(
-                    "medium {}, deep {}",
-                    pct(fl.medium.0.test_accuracy),
-                    pct(fl.fdeep.0.test_accuracy)
-                ),
-                format!("{}; {}", setting(&fl.medium.0), setting(&fl.fdeep.0)),
-            ]);
-            rows.push(vec![
-                format!(
-                    "flowers, binary pair ({})",
-                    super::flowers::PAIR.join(" vs ")
-                ),
-                "up to 91 %".into(),
-                pct(fl.pair.0.test_accuracy),
-                setting(&fl.pair.0),
-            ]);
-            rows.push(vec![
-                "flowers, gray vs color (medium)".into(),
-                "color does better".into(),
-                format!(
-                    "gray {}, color {}",
-                    pct(fl.gray.0.test_accuracy),
-                    pct(fl.medium.0.test_accuracy)
-                ),
-                setting(&fl.gray.0),
-            ]);
-            rows.push(vec![
-                "flowers, fast gradient sign at eps 0.01".into(),
-                "about a third do not flip (after 40 epochs)".into(),
-                flip_cell(&fl.fadv.stats, Method::Fgsm, 0.01),
-                format!(
-                    "{} test images, {} trained {} epochs",
-                    fl.fadv.stats.first().map(|s| s.n).unwrap_or(0),
-                    fl.medium.0.model,
-                    fl.medium.0.epochs
-                ),
-            ]);
-            if let Some(f) = &fl.f17 {
-                rows.push(vec![
-                    "flowers17 (17 classes), deep".into(),
-                    "(not in the study)".into(),
-                    pct(f.0.test_accuracy),
-                    setting(&f.0),
-                ]);
-            }
-        }
-        None => rows.push(not_run("flowers, 5 classes", "61 %", &r.skipped, "Flowers")),
-    }
-    let count = |kind: crate::models::ModelKind| {
-        kind.build::<f32>([1, 28, 28], 10, 0)
-            .map(|m| thousands(m.total_count()))
-            .unwrap_or_else(|e| e.to_string())
-    };
-    rows.push(vec![
-        "parameter counts on Fashion-MNIST (deep, alexnet)".into(),
-        "179,728 and 10,041,418".into(),
-        format!(
-            "{} and {}",
-            count(crate::models::ModelKind::Deep),
-            count(crate::models::ModelKind::Alexnet)
-        ),
-        "Keras's count: trainable parameters plus batch-norm running statistics".into(),
-    ]);
-    let change_cell = |a: Option<&AdversarialResults>| {
-        match a.and_then(|a| a.output_change.as_ref()) {
-            Some((t, u)) => format!(
-                "trained: {} flip, mean |delta p| {:.4}; untrained: {} flip, mean |delta p| {:.4} (n = {})",
-                pct(t.flipped_fraction),
-                t.mean_abs_delta_p,
-                pct(u.flipped_fraction),
-                u.mean_abs_delta_p,
-                u.n
-            ),
-            None => "not run".into(),
-        }
-    };
-    rows.push(vec![
-        "sign attack at eps 0.01 on an untrained network".into(),
-        "the output barely changes".into(),
-        format!(
-            "Fashion-MNIST {}; flowers {}",
-            change_cell(r.fashion.as_ref().map(|f| &f.adversarial)),
-            change_cell(r.flowers.as_ref().map(|f| &f.fadv))
-        ),
-        "delta p: change of the probability of the class predicted before the attack".into(),
-    ]);
-    rows.push(vec![
-        "random control a + 0.1 n / max(n)".into(),
-        "rarely changes the output".into(),
-        format!(
-            "Fashion-MNIST: {}; flowers: {}",
-            r.fashion
-                .as_ref()
-                .map(|f| flip_cell(&f.adversarial.stats, Method::Random, 0.1))
-                .unwrap_or_else(|| "not run".into()),
-            r.flowers
-                .as_ref()
-                .map(|f| flip_cell(&f.fadv.stats, Method::Random, 0.1))
-                .unwrap_or_else(|| "not run".into())
-        ),
-        "same models".into(),
-    ]);
-    t.table(&["what", "study", "saliency", "setting"], rows);
     rep.sections.push(t);
 
     if let Some(f) = &r.fashion {
