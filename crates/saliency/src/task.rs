@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 
 use crate::data::download::ensure_fashion_mnist;
+use crate::data::download_archive::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
-use crate::data::download_archive::ensure_named_set;
 use crate::data::locate::Found;
 use crate::data::split::train_test_split;
 use crate::data::{DataError, Dataset};
@@ -73,16 +73,26 @@ impl DataSpec {
                 Ok((train, test, found))
             }
             set => {
-                let found =
-                    ensure_named_set(self.data_dir.as_deref(), set, self.allow_download)?;
+                let found = ensure_named_set(self.data_dir.as_deref(), set, self.allow_download)?;
                 let dir = &found.dir;
                 let opts = ImageFolderOptions {
                     size: self.size,
                     gray: self.gray,
                     classes: self.classes.clone(),
+                    // --lenient used to stop here: every bad file failed the run regardless.
+                    strict: self.strict,
                     ..ImageFolderOptions::default()
                 };
-                let (all, _report) = load_image_folder(dir, &opts)?;
+                let (all, report) = load_image_folder(dir, &opts)?;
+                if !report.skipped.is_empty() {
+                    eprintln!(
+                        "note: --lenient: skipped {} unreadable file(s) of {}, the first {}: {}",
+                        report.skipped.len(),
+                        dir.display(),
+                        report.skipped[0].0.display(),
+                        report.skipped[0].1
+                    );
+                }
                 let (train_idx, test_idx) =
                     train_test_split(&all.labels, self.test_fraction, self.split_seed)?;
                 let train = all.subset(&train_idx, &format!("{set}/train"));

@@ -10,27 +10,61 @@ use crate::model_io::{load_model, ModelMeta};
 use crate::models::Model;
 
 /// The model, its metadata and its data set's test split (same classes, split and color mode).
+///
+/// The data set and classes come from the checkpoint. Options that name others are refused, not
+/// overridden: `eval --data fashion-mnist` on a flowers model used to evaluate on flowers, and
+/// `--classes tulips,roses` on a `roses,tulips` model ran with swapped labels.
 pub fn load_with_test_data(
     checkpoint: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
     let (model, meta) = load_model(checkpoint)?;
+    let shown = checkpoint.display();
+    if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
+        bail!(
+            "{shown}: metadata 'dataset': expected fashion-mnist, flowers or flowers17, found '{}'",
+            meta.dataset
+        );
+    }
+    if let Some(asked) = data.data.as_deref().filter(|d| *d != meta.dataset) {
+        bail!(
+            "--data {asked}: {shown} was trained on {}; omit --data (the checkpoint's data set is \
+             used) or pass a checkpoint trained on {asked}",
+            meta.dataset
+        );
+    }
+    if let Some(asked) = data.classes.as_ref().filter(|c| **c != meta.class_names) {
+        bail!(
+            "--classes {}: {shown} was trained on the classes {} in this order (labels index the \
+             model's outputs); omit --classes or give exactly these",
+            asked.join(","),
+            meta.class_names.join(",")
+        );
+    }
     let mut data = data.clone();
-    data.data = meta.dataset.clone();
-    if meta.dataset != "fashion-mnist" && data.classes.is_none() {
+    data.data = Some(meta.dataset.clone());
+    if meta.dataset != "fashion-mnist" {
         data.classes = Some(meta.class_names.clone());
     }
     data.gray = meta.input[0] == 1 && meta.dataset != "fashion-mnist";
     let (_, test) = data
         .spec(meta.seed)?
         .load()
-        .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
+        .with_context(|| format!("loading the test data for {shown}"))?;
     if test.shape != meta.input {
         bail!(
-            "{}: the model takes inputs {:?} but the data set gives {:?}",
-            checkpoint.display(),
+            "{shown}: the model takes inputs {:?} but the data set gives {:?}",
             meta.input,
             test.shape
+        );
+    }
+    // Labels index the model's outputs: a checkpoint for other classes would read past them.
+    if test.class_names != meta.class_names {
+        bail!(
+            "{shown}: the model's classes are {:?} but {} has classes {:?}",
+            meta.class_names,
+            test.name,
+            test.class_names
         );
     }
     Ok((model, meta, test))

@@ -121,6 +121,16 @@ pub fn load_split(
             format!("{} x {}", images.rows, images.cols),
         ));
     }
+    // Zero images parse as a valid IDX file; said here, the error names the file instead of a
+    // later "no training images".
+    if images.count == 0 {
+        return Err(DataError::format(
+            &images_shown,
+            "image count",
+            "at least 1 image",
+            "0",
+        ));
+    }
     if images.count != labels.len() {
         return Err(DataError::CountMismatch {
             image_file: images_path.to_path_buf(),
@@ -235,7 +245,10 @@ mod tests {
             assert_eq!(format!("{:x}", Sha256::digest(&bytes)), digest, "{rel}");
             checked += 1;
         }
-        assert_eq!(checked, 205, "4 Fashion-MNIST files, 200 photos and LICENSE.txt");
+        assert_eq!(
+            checked, 205,
+            "4 Fashion-MNIST files, 200 photos and LICENSE.txt"
+        );
         let (train, test) = load_fashion_mnist(&sample).unwrap();
         for (set, per_class) in [(&train, 1000), (&test, 200)] {
             let mut counts = [0usize; 10];
