@@ -21,7 +21,11 @@ fn main() {
     let mut roots = Vec::new();
     if let Some(env) = std::env::var_os("SALIENCY_DATA").filter(|e| !e.is_empty()) {
         let p = PathBuf::from(env);
-        roots.push(if p.is_absolute() { p } else { workspace.join(p) });
+        roots.push(if p.is_absolute() {
+            p
+        } else {
+            workspace.join(p)
+        });
     }
     roots.push(workspace.join("data"));
     roots.push(PathBuf::from("/usr/share/datasets"));
@@ -42,6 +46,10 @@ fn main() {
 /// is over 26 MB, the sample's under 5 MB).
 fn full_fashion_mnist(root: &Path) -> bool {
     let dir = root.join("fashion-mnist");
-    let size = |name: &str| std::fs::metadata(dir.join(name)).map(|m| m.len()).unwrap_or(0);
+    let size = |name: &str| {
+        std::fs::metadata(dir.join(name))
+            .map(|m| m.len())
+            .unwrap_or(0)
+    };
     size("train-images-idx3-ubyte.gz") > 20_000_000 || size("train-images-idx3-ubyte") > 40_000_000
 }

@@ -424,7 +424,10 @@ mod tests {
         ]);
         let server = Server::start(routes, 4);
         download_fashion_mnist(&server.base, &dest).unwrap();
-        assert_eq!(ensure_from(Some(&root), true, &server.base).unwrap().dir, dest);
+        assert_eq!(
+            ensure_from(Some(&root), true, &server.base).unwrap().dir,
+            dest
+        );
         assert_eq!(
             server.finish(),
             2,

@@ -108,7 +108,9 @@ pub const FLOWERS17: RemoteArchive = RemoteArchive {
 
 /// The archive named `name` (`flowers` or `flowers17`).
 pub fn archive_named(name: &str) -> Option<RemoteArchive> {
-    [FLOWER_PHOTOS, FLOWERS17].into_iter().find(|a| a.name == name)
+    [FLOWER_PHOTOS, FLOWERS17]
+        .into_iter()
+        .find(|a| a.name == name)
 }
 
 /// The image set `name`, in this order: a full copy found on disk; else (when `allow_download` and
@@ -239,7 +241,9 @@ fn fetch(archive: &RemoteArchive, url: &str, tmp: &Path) -> Result<(), String> {
         Checksum::Md5(h) => ("md5", h, format!("{:x}", md5.finalize())),
     };
     if found != expected {
-        return Err(format!("expected {kind} {expected}, found {kind} {found} ({n} bytes)"));
+        return Err(format!(
+            "expected {kind} {expected}, found {kind} {found} ({n} bytes)"
+        ));
     }
     Ok(())
 }
@@ -267,7 +271,10 @@ fn extract(archive: &RemoteArchive, tgz: &Path, dir: &Path) -> Result<(), String
     let mut tar = tar::Archive::new(GzDecoder::new(std::io::BufReader::new(file)));
     std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let (mut entries, mut bytes, mut photos) = (0usize, 0u64, 0usize);
-    for entry in tar.entries().map_err(|e| format!("not a tar.gz archive: {e}"))? {
+    for entry in tar
+        .entries()
+        .map_err(|e| format!("not a tar.gz archive: {e}"))?
+    {
         let mut entry = entry.map_err(|e| format!("a corrupt archive: {e}"))?;
         entries += 1;
         if entries > archive.max_entries {
@@ -303,7 +310,8 @@ fn extract(archive: &RemoteArchive, tgz: &Path, dir: &Path) -> Result<(), String
         }
         let out = dir.join(target);
         if let Some(p) = out.parent() {
-            std::fs::create_dir_all(p).map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+            std::fs::create_dir_all(p)
+                .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
         }
         let mut f =
             File::create(&out).map_err(|e| format!("cannot create {}: {e}", out.display()))?;
@@ -350,7 +358,11 @@ fn photo_target(archive: &RemoteArchive, parts: &[String]) -> Option<PathBuf> {
             Some(PathBuf::from(&parts[1]).join(file))
         }
         Layout::NumberedRuns { classes, per_class } if is_photo => {
-            let number: usize = file.strip_prefix("image_")?.strip_suffix(".jpg")?.parse().ok()?;
+            let number: usize = file
+                .strip_prefix("image_")?
+                .strip_suffix(".jpg")?
+                .parse()
+                .ok()?;
             let class = classes.get(number.checked_sub(1)? / per_class)?;
             Some(PathBuf::from(class).join(file))
         }
@@ -411,7 +423,10 @@ mod tests {
 
     #[test]
     fn a_good_archive_lands_as_class_folders() {
-        let photo = std::fs::read(crate::data::test_data_dir().join("flowers/daisy/102841525_bd6628ae3c.jpg")).unwrap();
+        let photo = std::fs::read(
+            crate::data::test_data_dir().join("flowers/daisy/102841525_bd6628ae3c.jpg"),
+        )
+        .unwrap();
         let body = tgz(
             &[
                 ("flower_photos/LICENSE.txt", b"CC-BY"),
@@ -460,13 +475,21 @@ mod tests {
         for (archive, body, needle) in cases {
             let root = scratch("bad");
             let server = serve(body);
-            let e = download_archive(&archive, &format!("{}a.tgz", server.base), &root.join("flowers"))
-                .unwrap_err()
-                .to_string();
+            let e = download_archive(
+                &archive,
+                &format!("{}a.tgz", server.base),
+                &root.join("flowers"),
+            )
+            .unwrap_err()
+            .to_string();
             server.finish();
             assert!(e.contains(needle) && e.contains("nothing was kept"), "{e}");
             assert!(e.contains("a.tgz"), "the error names the URL: {e}");
-            assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "{needle}: left files");
+            assert_eq!(
+                std::fs::read_dir(&root).unwrap().count(),
+                0,
+                "{needle}: left files"
+            );
             assert!(!std::env::temp_dir().join("evil.jpg").exists());
             std::fs::remove_dir_all(&root).unwrap();
         }
@@ -476,10 +499,22 @@ mod tests {
     fn numbered_runs_sort_into_classes() {
         let a = FLOWERS17;
         let t = |f: &str| photo_target(&a, &["jpg".into(), f.into()]);
-        assert_eq!(t("image_0001.jpg"), Some(PathBuf::from("daffodil/image_0001.jpg")));
-        assert_eq!(t("image_0080.jpg"), Some(PathBuf::from("daffodil/image_0080.jpg")));
-        assert_eq!(t("image_0081.jpg"), Some(PathBuf::from("snowdrop/image_0081.jpg")));
-        assert_eq!(t("image_1360.jpg"), Some(PathBuf::from("pansy/image_1360.jpg")));
+        assert_eq!(
+            t("image_0001.jpg"),
+            Some(PathBuf::from("daffodil/image_0001.jpg"))
+        );
+        assert_eq!(
+            t("image_0080.jpg"),
+            Some(PathBuf::from("daffodil/image_0080.jpg"))
+        );
+        assert_eq!(
+            t("image_0081.jpg"),
+            Some(PathBuf::from("snowdrop/image_0081.jpg"))
+        );
+        assert_eq!(
+            t("image_1360.jpg"),
+            Some(PathBuf::from("pansy/image_1360.jpg"))
+        );
         assert_eq!(t("image_1361.jpg"), None);
         assert_eq!(t("image_0000.jpg"), None);
         assert_eq!(t("files.txt"), Some(PathBuf::from("files.txt")));

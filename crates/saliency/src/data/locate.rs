@@ -239,7 +239,9 @@ pub fn find_named_set(data_dir: Option<&Path>, name: &str) -> Result<PathBuf, Da
                 "`saliency download {name}` fetches it into ./data/{name}; or set --data-dir or \
                  {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"
             ),
-            _ => format!("set --data-dir or {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"),
+            _ => format!(
+                "set --data-dir or {DATA_ENV_VAR} to a folder holding {name}/<class>/<images>"
+            ),
         },
     })
 }
@@ -306,7 +308,10 @@ mod tests {
         assert!(is_sample(&root.join("fashion-mnist")));
         let given = std::env::temp_dir().join("saliency-locate-explicit-none");
         let m = locate_fashion_mnist(Some(&given)).unwrap_err().to_string();
-        assert!(!m.contains("data/sample"), "an explicit --data-dir must not fall back: {m}");
+        assert!(
+            !m.contains("data/sample"),
+            "an explicit --data-dir must not fall back: {m}"
+        );
         let found = locate_named_set(Some(&root), "flowers").unwrap();
         assert_eq!(found.origin, Origin::Sample);
         assert_eq!(found.dir, root.join("flowers"));

@@ -103,4 +103,3 @@ fn answer(
     }
     out.flush()
 }
-
