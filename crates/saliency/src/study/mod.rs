@@ -1,13 +1,16 @@
 //! `saliency study`: runs the whole study and writes a report with its pictures.
 //!
-//! Each step saves its result as JSON under `OUT/steps/`; a later run skips finished steps, so an
-//! interrupted study continues where it stopped (and, every step being seeded, gets the same
-//! result). The report is built from those JSON results only.
+//! Each step saves its result and its time as JSON under `OUT/steps/`; a later run with the same
+//! key (`OUT/study.json`: profile, seed, data, --flowers17, version; see [`key`]) skips finished
+//! steps, so an interrupted study continues where it stopped (and, every step being seeded, gets
+//! the same result). A run with another key is refused unless `--overwrite`, which starts over.
+//! The report is built from those JSON results only.
 
 mod common;
 pub mod fashion;
 pub mod figures;
 pub mod flowers;
+pub mod key;
 pub mod plan;
 pub mod report;
 mod report_build;
@@ -20,8 +23,8 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::data::download::ensure_fashion_mnist;
-use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::download_archive::ensure_named_set;
+use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::locate::{locate_named_set, Found, Origin};
 use crate::models::ModelKind;
 
@@ -47,6 +50,9 @@ pub struct StudyConfig {
     pub strict: bool,
     /// The command line, for the report.
     pub command: String,
+    /// Delete the results of an earlier study with another key (see [`key`]) instead of
+    /// refusing to run.
+    pub overwrite: bool,
 }
 
 /// Which data one part of the study ran on.
@@ -90,6 +96,20 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     // Find the data before creating any output, so a strict run that cannot start leaves nothing.
     let fashion_data = find_fashion(cfg, &mut skipped)?;
     let flower_data = find_flowers(cfg, &mut skipped)?;
+    // Held until the report is written: two studies into one folder would mix their steps.
+    let _lock = crate::train::run_folder::RunLock::acquire(&cfg.out).map_err(anyhow::Error::msg)?;
+    let mut data_key = Vec::new();
+    for (set, found) in [("fashion-mnist", &fashion_data), ("flowers", &flower_data)] {
+        if let Some(f) = found {
+            data_key.push(data_key_of(set, f));
+        }
+    }
+    if cfg.flowers17 {
+        if let Ok(f) = locate_named_set(cfg.data_dir.as_deref(), "flowers17") {
+            data_key.push(data_key_of("flowers17", &f));
+        }
+    }
+    key::claim(&cfg.out, &key::StudyKey::new(cfg, data_key), cfg.overwrite)?;
     let mut steps = steps::StepRunner::new(&cfg.out)?;
     let out = &cfg.out;
     let seed = cfg.seed;
@@ -187,12 +207,19 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The key entry of a data set found: its folder made absolute, so the same data reached
+/// through another working folder or a relative path gives the same key.
+fn data_key_of(set: &str, found: &Found) -> key::DataKey {
+    key::DataKey {
+        set: set.into(),
+        origin: found.origin,
+        dir: std::fs::canonicalize(&found.dir).unwrap_or_else(|_| found.dir.clone()),
+    }
+}
+
 /// Fashion-MNIST for this profile: any copy for quick and tiny (the shipped sample included),
 /// the full set for paper (downloaded when allowed). `None`, with a skip, when there is none.
-fn find_fashion(
-    cfg: &StudyConfig,
-    skipped: &mut Vec<Skipped>,
-) -> anyhow::Result<Option<Found>> {
+fn find_fashion(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result<Option<Found>> {
     let sections = "Fashion-MNIST: training, attribution, adversarial examples";
     let paper = cfg.profile == Profile::Paper;
     let found = ensure_fashion_mnist(cfg.data_dir.as_deref(), paper && cfg.allow_download);
@@ -363,7 +390,10 @@ fn run_flowers(
                     set: "Oxford 17 Category Flower Dataset".into(),
                     origin: f17.origin,
                     dir: f17.dir.clone(),
-                    detail: format!("{} training, {} test photos", r.0.train_images, r.0.test_images),
+                    detail: format!(
+                        "{} training, {} test photos",
+                        r.0.train_images, r.0.test_images
+                    ),
                 });
                 Some(r)
             }

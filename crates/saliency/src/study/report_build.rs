@@ -65,7 +65,10 @@ fn data_section(r: &Results) -> Section {
     if !r.skipped.is_empty() {
         s.para("Skipped for lack of data (run with --strict to make this an error):");
         s.table(
-            &["sections", "why, where the program looked, how to get the data"],
+            &[
+                "sections",
+                "why, where the program looked, how to get the data",
+            ],
             r.skipped
                 .iter()
                 .map(|k| vec![k.sections.clone(), k.reason.replace('\n', " ")])
@@ -245,7 +248,7 @@ pub fn build(
     cfg: &StudyConfig,
     plan: &Plan,
     r: &Results,
-    timings: &[(String, f64, bool)],
+    timings: &[super::steps::StepTiming],
     wall: f64,
 ) -> Report {
     let mut rep = Report {
@@ -293,8 +296,18 @@ pub fn build(
             ]);
         }
         None => {
-            rows.push(not_run("deep, Fashion-MNIST test accuracy", "> 91 %", &r.skipped, FASHION));
-            rows.push(not_run("alexnet, Fashion-MNIST", "~72 %", &r.skipped, FASHION));
+            rows.push(not_run(
+                "deep, Fashion-MNIST test accuracy",
+                "> 91 %",
+                &r.skipped,
+                FASHION,
+            ));
+            rows.push(not_run(
+                "alexnet, Fashion-MNIST",
+                "~72 %",
+                &r.skipped,
+                FASHION,
+            ));
         }
     }
     match &r.flowers {
@@ -394,18 +407,22 @@ pub fn build(
             vec!["git commit".into(), commit],
             vec!["saliency version".into(), env!("CARGO_PKG_VERSION").into()],
             vec!["wall time (this invocation)".into(), format!("{wall:.0} s")],
+            vec![
+                "step time (every step, as first computed)".into(),
+                format!("{:.0} s", timings.iter().map(|t| t.seconds).sum::<f64>()),
+            ],
         ],
     );
     s.table(
         &["step", "seconds", "note"],
         timings
             .iter()
-            .map(|(n, t, skipped)| {
+            .map(|t| {
                 vec![
-                    n.clone(),
-                    format!("{t:.1}"),
-                    if *skipped {
-                        "done in an earlier run".into()
+                    t.name.clone(),
+                    format!("{:.1}", t.seconds),
+                    if t.reused {
+                        "done in an earlier run (its time)".into()
                     } else {
                         String::new()
                     },
