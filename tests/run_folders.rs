@@ -273,3 +273,33 @@ fn a_model_without_a_state_cannot_be_resumed_and_says_how_to_start_again() {
     );
     assert!(!none.exists(), "a refused resume leaves no folder");
 }
+
+#[test]
+fn the_movie_is_written_whole_or_not_at_all() {
+    let s = Scratch::new("movie");
+    write_fashion(&s.0);
+    let out = s.join("run");
+    let movie = s.join("movie");
+    let args = ["--movie", "movie", "--movie-png", "--movie-every", "2"];
+    // A run that fails in its first epoch leaves neither a movie, nor frames, nor a stage.
+    let mut failing = args.to_vec();
+    failing.extend(["--lr", "1e30"]);
+    assert_refused(
+        &saliency(&s.0, &train_args(&s.0, &out, &failing)),
+        &["is not finite"],
+    );
+    assert!(!movie.exists() && !out.exists());
+    assert_eq!(
+        entries(&s.0),
+        ["fashion-mnist"],
+        "nothing is left beside the data"
+    );
+    // A completed run moves the whole movie in: the GIF and every frame (steps 0, 2 and 4).
+    assert_ok(&saliency(&s.0, &train_args(&s.0, &out, &args)));
+    assert!(movie.join("attribution.gif").is_file());
+    assert_eq!(
+        entries(&movie.join("frames")),
+        ["frame_00000.png", "frame_00001.png", "frame_00002.png"]
+    );
+    assert_eq!(entries(&s.0), ["fashion-mnist", "movie", "run"]);
+}

@@ -36,6 +36,7 @@ impl StagedDir {
             name.to_string_lossy(),
             std::process::id()
         ));
+        remove_dead_stages(&parent, &name.to_string_lossy());
         let _ = fs::remove_dir_all(&stage);
         fs::create_dir_all(&stage).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot create {}: {e}", stage.display()))
@@ -102,6 +103,27 @@ impl StagedDir {
     }
 }
 
+/// Removes the stages of `name` in `parent` whose process is gone (killed before it could commit
+/// or clean up), so they do not pile up.
+fn remove_dead_stages(parent: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(parent) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    for e in entries.filter_map(|e| e.ok()) {
+        let file_name = e.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name
+            .strip_prefix(&prefix)
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if !crate::train::run_folder::pid_alive(pid) && e.path().is_dir() {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
 impl Drop for StagedDir {
     fn drop(&mut self) {
         if !self.committed {
@@ -149,6 +171,13 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, ["out"]);
+        // The stage of a process that is gone is removed by the next stage of the same target.
+        let dead = d.join(".out.tmp-2147483646");
+        fs::create_dir_all(&dead).unwrap();
+        fs::write(dead.join("a.png"), b"half").unwrap();
+        let s = StagedDir::new(&target).unwrap();
+        assert!(!dead.exists());
+        drop(s);
         fs::remove_dir_all(&d).unwrap();
     }
 }

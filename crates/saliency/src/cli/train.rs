@@ -11,6 +11,7 @@ use super::common::DataArgs;
 use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradients};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
+use crate::staged_dir::StagedDir;
 use crate::train::run_folder::{self, RunLock, RunStatus};
 use crate::train::state::STATE_FILE;
 use crate::train::{Augment, OptimizerConfig, RunRecord, TrainConfig, TrainEvent, Trainer};
@@ -281,22 +282,24 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let mut movie = match &args.movie {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("--movie: cannot create {}", dir.display()))?;
-            let png_dir = args.movie_png.then(|| dir.join("frames"));
-            if let Some(p) = &png_dir {
-                std::fs::create_dir_all(p)
-                    .with_context(|| format!("--movie: cannot create {}", p.display()))?;
-            }
+    // The movie (GIF and --movie-png frames) is drawn into a stage beside its folder and moved
+    // in only when training completes: a failed or killed run leaves no partial movie.
+    let movie_stage = match &args.movie {
+        Some(dir) => Some(
+            StagedDir::new(dir)
+                .with_context(|| format!("--movie: cannot write beside {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let mut movie = match &movie_stage {
+        Some(stage) => {
             let opts = MovieOptions {
                 every: args.movie_every,
-                png_dir,
+                png_dir: args.movie_png.then(|| stage.path().join("frames")),
                 ..MovieOptions::default()
             };
             Some(AttributionMovie::from_dataset(
-                &dir.join("attribution.gif"),
+                &stage.path().join("attribution.gif"),
                 &test,
                 opts,
             )?)
@@ -365,6 +368,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     result?;
+    drop(hooks);
+    drop(movie);
+    if let (Some(stage), Some(dir)) = (movie_stage, &args.movie) {
+        stage
+            .commit(&["attribution.gif"])
+            .with_context(|| format!("--movie: cannot move the movie into {}", dir.display()))?;
+    }
     eprintln!(
         "wrote {}/model.safetensors, config.json, metrics.jsonl",
         args.out.display()

@@ -57,7 +57,7 @@ impl RunLock {
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                     let holder = fs::read_to_string(&path).unwrap_or_default();
                     match holder.trim().parse::<i32>() {
-                        Ok(pid) if attempt == 0 && !alive(pid) => {
+                        Ok(pid) if attempt == 0 && !pid_alive(pid) => {
                             eprintln!(
                                 "note: {} was left by process {pid}, which is gone; taking it over",
                                 path.display()
@@ -117,7 +117,7 @@ impl Drop for RunLock {
 
 /// Whether process `pid` exists (signal 0 checks without sending anything; EPERM means it
 /// exists but belongs to someone else).
-fn alive(pid: i32) -> bool {
+pub(crate) fn pid_alive(pid: i32) -> bool {
     if pid <= 0 {
         return false;
     }
