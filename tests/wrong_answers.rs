@@ -138,6 +138,44 @@ fn a_single_class_folder_is_refused_for_training() {
     assert!(!out.exists(), "a refused run leaves no folder");
 }
 
+/// One image per class: every image goes to training and the test split is empty, which eval
+/// used to report as "(0 images): accuracy 0.00 %".
+#[test]
+fn a_split_without_test_images_is_refused() {
+    let s = Scratch::new("one-image");
+    write_flowers(&s.0, &["roses", "tulips"], 1);
+    let out = s.join("run");
+    let run = saliency(&s.0, &train_args(&s.0, &out, &["--data", "flowers"]));
+    assert_refused(
+        &run,
+        &[
+            "--data flowers",
+            "the test split is empty",
+            "at least 2 images",
+        ],
+    );
+    assert!(!out.exists());
+    let ckpt = s.join("model.safetensors");
+    write_checkpoint(&ckpt, "flowers", [3, 256, 256], &["roses", "tulips"]);
+    let args = [
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-dir",
+        s.0.to_str().unwrap(),
+        "--no-download",
+        "--threads",
+        "1",
+    ];
+    assert_refused(
+        &saliency(&s.0, &args),
+        &[
+            ckpt.to_str().unwrap(),
+            "the test split of flowers/test is empty",
+        ],
+    );
+}
+
 #[test]
 fn thousands_of_threads_are_refused_with_the_limit() {
     let s = Scratch::new("threads");

@@ -58,6 +58,15 @@ pub fn load_with_test_data(
             test.shape
         );
     }
+    // A class with one image gives it to training, so a tiny folder can split into no test
+    // images; evaluating that printed "(0 images): accuracy 0.00 %".
+    if test.is_empty() {
+        bail!(
+            "{shown}: the test split of {} is empty (each class needs at least 2 images so one \
+             can be held out)",
+            test.name
+        );
+    }
     // Labels index the model's outputs: a checkpoint for other classes would read past them.
     if test.class_names != meta.class_names {
         bail!(
