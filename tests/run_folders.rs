@@ -303,3 +303,32 @@ fn the_movie_is_written_whole_or_not_at_all() {
     );
     assert_eq!(entries(&s.0), ["fashion-mnist", "movie", "run"]);
 }
+
+/// The counters are metadata outside the checksum: a step count that does not match the epochs
+/// done (here 2^64 - 1, which used to wrap silently) is refused.
+#[test]
+fn a_state_whose_step_count_does_not_match_its_epochs_is_refused() {
+    let s = Scratch::new("bad-step");
+    write_fashion(&s.0);
+    let out = s.join("run");
+    assert_ok(&saliency(&s.0, &train_args(&s.0, &out, &[])));
+    let state = out.join("state.safetensors");
+    let mut ckpt = saliency::checkpoint::load(&state).unwrap();
+    ckpt.metadata.insert("step".into(), u64::MAX.to_string());
+    saliency::checkpoint::save(&state, &ckpt).unwrap();
+    let before = read(&state);
+    let run = saliency(
+        &s.0,
+        &train_args(&s.0, &out, &["--resume", "--epochs", "2"]),
+    );
+    assert_refused(
+        &run,
+        &[
+            &state.display().to_string(),
+            "step 18446744073709551615 after 1 epoch(s)",
+            "4 minibatches make 4 steps",
+            "--overwrite",
+        ],
+    );
+    assert_eq!(read(&state), before);
+}

@@ -190,3 +190,25 @@ fn thousands_of_threads_are_refused_with_the_limit() {
     let help = saliency(&s.0, &["train", "--help"]);
     assert!(String::from_utf8_lossy(&help.stdout).contains("1 to 1024"));
 }
+
+/// A file whose name is not UTF-8 used to be skipped without a word; now it is named.
+#[test]
+fn a_name_that_is_not_utf8_is_named_not_skipped() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Scratch::new("non-utf8");
+    let set = write_flowers(&s.0, &["a", "b"], 3);
+    let odd = set
+        .join("a")
+        .join(std::ffi::OsStr::from_bytes(b"r\xf6se.png"));
+    std::fs::write(&odd, png(8, 99)).unwrap();
+    let out = s.join("run");
+    let run = saliency(&s.0, &train_args(&s.0, &out, &["--data", "flowers"]));
+    assert_refused(
+        &run,
+        &[
+            &set.join("a").display().to_string(),
+            "a file or folder name in UTF-8",
+        ],
+    );
+    assert!(!out.exists());
+}

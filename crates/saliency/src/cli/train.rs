@@ -271,6 +271,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         t.record = record;
         t
     };
+    // The counters are metadata, outside the checkpoint's checksum: a damaged step count used to
+    // wrap silently. Without --force the batch size and data are the run's, so every completed
+    // epoch took exactly `batches` steps.
+    let batches = train.len().div_ceil(config.batch_size) as u64;
+    if args.resume && !args.force && Some(trainer.step) != trainer.epoch.checked_mul(batches) {
+        bail!(
+            "--resume: {}: the metadata says step {} after {} epoch(s), but {} epoch(s) of {batches} \
+             minibatches make {} steps; the state is damaged: start again with --overwrite",
+            args.out.join(STATE_FILE).display(),
+            trainer.step,
+            trainer.epoch,
+            trainer.epoch,
+            trainer.epoch.saturating_mul(batches)
+        );
+    }
     if trainer.epoch >= config.epochs {
         // Only reached with --force (claim_run_folder refuses fewer epochs than done) or with
         // the epochs the run already finished: training nothing must write nothing.
@@ -328,7 +343,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(t) = integrated.as_mut() {
         hooks.push(t);
     }
-    let batches = train.len().div_ceil(config.batch_size) as u64;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
