@@ -134,8 +134,9 @@ fn study_runs_on_the_shipped_sample_in_an_empty_folder() {
 }
 
 /// The README's other commands, in a fresh folder with no data: each finds the sample, and each
-/// result file appears. Training runs are shortened (`--epochs 1 --limit-train`) to keep the test
-/// suite quick, and `--no-download` keeps the test off the network (offline, a failed download
+/// result file appears. Training runs are shortened (`--epochs 1`) to keep the test suite quick;
+/// the deep run uses the whole 10,000-image sample (an earlier `--limit-train 2000`, 125 steps,
+/// left `deep` at 16 %, below the check's 30 %), and `--no-download` keeps the test off the network (offline, a failed download
 /// falls back to the sample as well); the options are the README's otherwise.
 #[test]
 fn readme_cli_commands_work_without_data() {
@@ -156,8 +157,6 @@ fn readme_cli_commands_work_without_data() {
             "deep",
             "--epochs",
             "1",
-            "--limit-train",
-            "6000",
             "--out",
             "runs/deep",
             "--no-download",
@@ -188,7 +187,7 @@ fn readme_cli_commands_work_without_data() {
     });
     let acc = json["accuracy"].as_f64().expect("accuracy in eval --json");
     assert!(
-        acc > 0.25 && acc <= 1.0,
+        acc > 0.3 && acc <= 1.0,
         "accuracy {acc} after one short epoch"
     );
 

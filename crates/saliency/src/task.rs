@@ -79,9 +79,20 @@ impl DataSpec {
                     size: self.size,
                     gray: self.gray,
                     classes: self.classes.clone(),
+                    // --lenient used to stop here: every bad file failed the run regardless.
+                    strict: self.strict,
                     ..ImageFolderOptions::default()
                 };
-                let (all, _report) = load_image_folder(dir, &opts)?;
+                let (all, report) = load_image_folder(dir, &opts)?;
+                if !report.skipped.is_empty() {
+                    eprintln!(
+                        "note: --lenient: skipped {} unreadable file(s) of {}, the first {}: {}",
+                        report.skipped.len(),
+                        dir.display(),
+                        report.skipped[0].0.display(),
+                        report.skipped[0].1
+                    );
+                }
                 let (train_idx, test_idx) =
                     train_test_split(&all.labels, self.test_fraction, self.split_seed)?;
                 let train = all.subset(&train_idx, &format!("{set}/train"));

@@ -7,9 +7,10 @@
 //! the order metrics.jsonl, model.safetensors, state.safetensors, so model.safetensors may be one
 //! epoch ahead of state.safetensors, never behind; resuming redoes that epoch, and trims
 //! metrics.jsonl to the state's epochs first. A writer killed mid-write leaves a hidden
-//! `.NAME.tmp-PID` file: it is never read (every reader opens the fixed names), the next writer
-//! uses its own PID, and it may be deleted. The checks below accept such leftovers and nothing
-//! else.
+//! `.NAME.tmp-PID` file and its lock file (`.saliency.lock`, holding its PID): the temp file is
+//! never read (every reader opens the fixed names), and the next `train` into the folder takes
+//! over the dead process's lock and deletes the temp files. The checks below accept such
+//! leftovers and nothing else.
 
 use std::collections::BTreeSet;
 use std::ffi::OsString;
@@ -119,7 +120,8 @@ fn run_ok(args: &[OsString]) -> Output {
 }
 
 /// Names in `dir`, split into the expected run files and leftover temp files of the pattern
-/// `.NAME.tmp-PID` for a run file NAME; panics on anything else.
+/// `.NAME.tmp-PID` for a run file NAME; the lock file of a killed writer is skipped; panics on
+/// anything else.
 fn classify(dir: &Path) -> (BTreeSet<String>, Vec<String>) {
     let mut files = BTreeSet::new();
     let mut temps = Vec::new();
@@ -127,6 +129,8 @@ fn classify(dir: &Path) -> (BTreeSet<String>, Vec<String>) {
         let name = entry.unwrap().file_name().to_string_lossy().into_owned();
         if RUN_FILES.contains(&name.as_str()) {
             files.insert(name);
+        } else if name == ".saliency.lock" {
+            continue;
         } else if is_temp_of_run_file(&name) {
             temps.push(name);
         } else {
@@ -277,7 +281,14 @@ fn sigkill_at_any_moment_leaves_a_loadable_checkpoint_and_resume_finishes() {
             "round {round}: one metrics line per epoch across the kill"
         );
         let (_, temps_after) = classify(&out);
-        assert_eq!(temps_after.len(), temps.len(), "resume adds no temp files");
+        assert!(
+            temps_after.is_empty(),
+            "resume clears the killed writer's temp files: {temps_after:?}"
+        );
+        assert!(
+            !out.join(".saliency.lock").exists(),
+            "the resumed run releases its lock"
+        );
 
         // The last round also checks the kill changed nothing: the same epochs straight through
         // give bit-identical checkpoints.
@@ -320,5 +331,8 @@ fn leftover_temp_files_are_ignored_by_every_reader() {
     assert_eq!(epoch_of(&out.join("state.safetensors")), 2);
     let (files, temps) = classify(&out);
     assert_eq!(files.len(), 4);
-    assert_eq!(temps.len(), 4, "stale temp files are left alone, not read");
+    assert!(
+        temps.is_empty(),
+        "the next writer (holding the lock) deletes stale temp files: {temps:?}"
+    );
 }

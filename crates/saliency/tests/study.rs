@@ -25,6 +25,7 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
         allow_download: false,
         strict: true,
         command: "test".into(),
+        overwrite: false,
     };
     run_study(&cfg).unwrap();
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
@@ -59,10 +60,12 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
         }
     }
     assert!(links >= 25, "only {links} links");
-    // The table's figures are the steps' own JSON values.
+    // The table's figures are the steps' own JSON values (each file: seconds and result).
     let steps = |name: &str| -> serde_json::Value {
-        serde_json::from_slice(&std::fs::read(out.join(format!("steps/{name}.json"))).unwrap())
-            .unwrap()
+        let file: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(out.join(format!("steps/{name}.json"))).unwrap())
+                .unwrap();
+        file["result"].clone()
     };
     let deep_acc = steps("fashion-deep")[0]["test_accuracy"].as_f64().unwrap();
     let table = section(&md, "Study vs saliency");

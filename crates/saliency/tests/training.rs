@@ -3,7 +3,7 @@
 mod common;
 
 use saliency::models::ModelKind;
-use saliency::train::{TrainConfig, Trainer};
+use saliency::train::{RunRecord, TrainConfig, Trainer};
 
 fn config(limit: usize, epochs: u64) -> TrainConfig {
     let mut c = TrainConfig::study(ModelKind::Deep);
@@ -99,7 +99,15 @@ fn resume_continues_exactly() {
     first
         .run(&train, &test, Some(&dir), &mut [], &mut |_| {})
         .unwrap();
-    let mut resumed = Trainer::resume(config(320, 2), [1, 28, 28], classes(), &dir, false).unwrap();
+    let mut resumed = Trainer::resume(
+        config(320, 2),
+        [1, 28, 28],
+        classes(),
+        &RunRecord::default(),
+        &dir,
+        false,
+    )
+    .unwrap();
     assert_eq!((resumed.step, resumed.epoch), (20, 1));
     resumed
         .run(&train, &test, Some(&dir), &mut [], &mut |_| {})
@@ -122,15 +130,30 @@ fn resume_continues_exactly() {
     // A different configuration is refused unless forced.
     let mut other = config(320, 3);
     other.batch_size = 32;
-    let err = Trainer::resume(other.clone(), [1, 28, 28], classes(), &dir, false)
-        .err()
-        .expect("refused")
-        .to_string();
+    let err = Trainer::resume(
+        other.clone(),
+        [1, 28, 28],
+        classes(),
+        &RunRecord::default(),
+        &dir,
+        false,
+    )
+    .err()
+    .expect("refused")
+    .to_string();
     assert!(
         err.contains("different configuration") && err.contains("--force"),
         "{err}"
     );
-    assert!(Trainer::resume(other, [1, 28, 28], classes(), &dir, true).is_ok());
+    assert!(Trainer::resume(
+        other,
+        [1, 28, 28],
+        classes(),
+        &RunRecord::default(),
+        &dir,
+        true
+    )
+    .is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

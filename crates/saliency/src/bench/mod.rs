@@ -179,6 +179,47 @@ pub enum BenchError {
     Attribution(#[from] crate::attribution::AttributionError),
 }
 
+/// Refuses a batch (or an integrated-gradients path) whose activations would not fit in memory,
+/// before anything is allocated: `--batch-size 100000000` used to abort the process with
+/// "memory allocation of 313600000000 bytes failed".
+fn check_memory(config: &BenchConfig) -> Result<(), BenchError> {
+    let model: crate::models::Model<f32> =
+        config
+            .model
+            .build(workloads::INPUT, workloads::CLASSES, 0)?;
+    let per_image = crate::memory::activation_floats(&model) as f64 * 4.0;
+    let input_bytes: f64 = workloads::INPUT.iter().product::<usize>() as f64 * 4.0;
+    let batch = config.batch_size as f64;
+    // Values, gradients and the tape's saved copies: about three times the forward activations.
+    let (pool, passes) = match config.workload {
+        Workload::TrainStep => (workloads::TRAIN_POOL as f64, 3.0 * batch),
+        Workload::Infer => (1.0, batch),
+        Workload::GradientXInput | Workload::Fgsm => (1.0, 3.0 * batch),
+        Workload::IntegratedGradients => (1.0, batch),
+        // 49 occluded copies of each image go through the network.
+        Workload::Occlusion => (1.0, 49.0 * batch),
+    };
+    let needed = pool * batch * input_bytes + passes * per_image;
+    crate::memory::check(
+        "--batch-size",
+        config.batch_size as u64,
+        &format!("the {} workload", config.workload),
+        needed,
+    )
+    .map_err(BenchError::Config)?;
+    if config.workload == Workload::IntegratedGradients {
+        let steps = config.ig_steps as f64;
+        crate::memory::check(
+            "--ig-steps",
+            config.ig_steps as u64,
+            "one image's integrated-gradients path",
+            3.0 * steps * per_image + steps * input_bytes,
+        )
+        .map_err(BenchError::Config)?;
+    }
+    Ok(())
+}
+
 /// Builds the workload and times it in the current rayon pool.
 pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     if config.batch_size == 0 {
@@ -196,6 +237,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
             "--ig-steps: expected at least 1, found 0".into(),
         ));
     }
+    check_memory(config)?;
     let mut runner = Runner::new(config)?;
     // Warm-up: fills caches and workspaces, and tells how many calls fill a round.
     let started = Instant::now();

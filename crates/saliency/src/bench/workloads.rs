@@ -15,10 +15,10 @@ use crate::train::{forward_backward, Optimizer, OptimizerConfig, StepTapes};
 use super::{BenchConfig, BenchError, Workload as Kind};
 
 /// Fashion-MNIST's image shape (C, H, W) and class count.
-const INPUT: [usize; 3] = [1, 28, 28];
-const CLASSES: usize = 10;
+pub(super) const INPUT: [usize; 3] = [1, 28, 28];
+pub(super) const CLASSES: usize = 10;
 /// Batches the training step rotates over, as the PyTorch script does.
-const TRAIN_POOL: usize = 8;
+pub(super) const TRAIN_POOL: usize = 8;
 /// FGSM's step size, as in the PyTorch script.
 const FGSM_EPS: f32 = 0.1;
 

@@ -9,11 +9,11 @@
 #[non_exhaustive]
 pub enum CheckpointError {
     /// The file could not be read or written.
-    #[error("{path}: cannot {action} checkpoint: {source}")]
+    #[error("{path}: cannot {action}: {source}")]
     Io {
         /// The checkpoint's path.
         path: String,
-        /// What was being done: `read` or `save`.
+        /// What was being done: `read checkpoint` or `write`.
         action: &'static str,
         /// The operating system's error.
         source: std::io::Error,

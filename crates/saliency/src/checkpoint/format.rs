@@ -54,10 +54,19 @@ pub struct Checkpoint {
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
     let shown = path.display().to_string();
     let bytes = encode(&shown, ckpt)?;
-    crate::atomic_file::write_atomic(path, &bytes).map_err(|source| CheckpointError::Io {
-        path: shown,
-        action: "save",
-        source,
+    crate::atomic_file::write_atomic(path, &bytes).map_err(|source| {
+        // write_atomic's message already starts with "writing PATH: "; said once here, and not
+        // called a "checkpoint" (attribution and gradient files are written here too).
+        let text = source.to_string();
+        let text = text
+            .strip_prefix(&format!("writing {shown}: "))
+            .unwrap_or(&text)
+            .to_string();
+        CheckpointError::Io {
+            path: shown,
+            action: "write",
+            source: std::io::Error::new(source.kind(), text),
+        }
     })
 }
 
@@ -66,7 +75,7 @@ pub fn load(path: &Path) -> Result<Checkpoint, CheckpointError> {
     let shown = path.display().to_string();
     let bytes = std::fs::read(path).map_err(|source| CheckpointError::Io {
         path: shown.clone(),
-        action: "read",
+        action: "read checkpoint",
         source,
     })?;
     from_bytes(&shown, &bytes)

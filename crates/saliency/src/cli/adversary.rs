@@ -13,6 +13,7 @@ use crate::adversarial::{
 };
 use crate::atomic_file::write_atomic;
 use crate::render::save_png;
+use crate::staged_dir::StagedDir;
 use tensor::Tensor;
 
 /// Options of `saliency adversary`.
@@ -32,24 +33,24 @@ pub struct AdversaryArgs {
     #[arg(long, value_delimiter = ',', allow_negative_numbers = true)]
     epsilons: Vec<f64>,
     /// iterative-fgsm: number of steps of eps/k (the study: 200).
-    #[arg(long, default_value_t = 200)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 200)]
     steps: usize,
     /// Clip perturbed inputs to [0, 1] (the study does not).
     #[arg(long)]
     clip: bool,
     /// Seed of the random controls.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     seed: u64,
     /// Test images drawn as triptychs: A..B or a comma list.
     #[arg(long, default_value = "0..6")]
     indices: String,
     /// Statistics over only the first N test images (default: the whole test set).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     #[command(flatten)]
     data: DataArgs,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
     /// Output folder for summary.json, summary.md, flip_rate.svg and triptych PNGs.
     #[arg(long)]
@@ -97,8 +98,10 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
             }
         })
         .collect();
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    // Written whole or not at all: every file goes to a stage beside --out first.
+    let stage = StagedDir::new(&args.out)
+        .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
+    let dir = stage.path();
     let stats = attack_stats(&model, &data, &sweeps, &config, &mut |done, total| {
         eprint!("\r  attacked {done}/{total}")
     })?;
@@ -109,11 +112,11 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
         config: config.clone(),
         results: stats.clone(),
     };
-    write_summary(&args.out, &summary)?;
+    write_summary(dir, &summary)?;
     let table = markdown_table(&stats);
-    write_atomic(&args.out.join("summary.md"), table.as_bytes())?;
+    write_atomic(&dir.join("summary.md"), table.as_bytes())?;
     write_atomic(
-        &args.out.join("flip_rate.svg"),
+        &dir.join("flip_rate.svg"),
         flip_rate_plot(&stats, &format!("{} on {}", meta.model, data.name)).as_bytes(),
     )?;
     let subset = test.subset(&idx, "selected");
@@ -123,8 +126,11 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
     for &m in &methods {
         let eps = args.epsilon.unwrap_or(m.default_epsilon());
         let fig = adversarial_figure(&model, m, &inputs, &labels, eps, &config, &meta.class_names)?;
-        save_png(&args.out.join(format!("triptych_{}.png", m.name())), &fig)?;
+        save_png(&dir.join(format!("triptych_{}.png", m.name())), &fig)?;
     }
+    stage
+        .commit(&["summary.md", "summary.json"])
+        .with_context(|| format!("--out: cannot move the results into {}", args.out.display()))?;
     println!("{table}");
     if args.json {
         println!("{}", serde_json::to_string(&summary)?);

@@ -15,6 +15,7 @@ use crate::attribution::{
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{argmax_rows, predict_probs};
 use crate::render::save_png;
+use crate::staged_dir::StagedDir;
 use crate::study::figures::{attribution_grid, AttributedImage};
 use tensor::Tensor;
 
@@ -38,7 +39,7 @@ pub struct AttributeArgs {
     #[arg(long, default_value = "0..16")]
     indices: String,
     /// Integrated gradients: path steps.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
     steps: usize,
     /// Gradient x input (signed) and integrated gradients: explain the probability or the logit.
     #[arg(long, default_value = "probability")]
@@ -47,15 +48,15 @@ pub struct AttributeArgs {
     #[arg(long, default_value = "black")]
     baseline: String,
     /// Occlusion: patch side (default 4 for 28x28, 32 for 256x256).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     patch: Option<usize>,
     /// Occlusion: patch stride (default: the patch side).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     stride: Option<usize>,
     #[command(flatten)]
     data: DataArgs,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
     /// Output folder for attributions.safetensors and attributions.png.
     #[arg(long)]
@@ -100,8 +101,9 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         }
         other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient, integrated-gradients or exact-integrated-gradients, found '{other}'"),
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("--out: cannot create {}", args.out.display()))?;
+    // Written whole or not at all: the picture and tensors go to a stage beside --out first.
+    let stage = StagedDir::new(&args.out)
+        .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
     let per_image = maps.numel() / idx.len();
     for (i, m) in maps.data().chunks_exact(per_image).enumerate() {
         if m.iter().all(|&v| v == 0.0) {
@@ -136,7 +138,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         columns,
         &format!("{} (target {})", args.method, args.target),
     );
-    save_png(&args.out.join("attributions.png"), &picture)?;
+    save_png(&stage.path().join("attributions.png"), &picture)?;
     let tensors = vec![
         NamedTensor {
             name: "attributions".into(),
@@ -160,9 +162,12 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     metadata.insert("checkpoint".into(), args.checkpoint.display().to_string());
     metadata.insert("indices".into(), serde_json::to_string(&idx)?);
     checkpoint::save(
-        &args.out.join("attributions.safetensors"),
+        &stage.path().join("attributions.safetensors"),
         &Checkpoint { tensors, metadata },
     )?;
+    stage
+        .commit(&["attributions.safetensors"])
+        .with_context(|| format!("--out: cannot move the results into {}", args.out.display()))?;
     eprintln!(
         "wrote {0}/attributions.safetensors and {0}/attributions.png ({1} images, {2}{extra})",
         args.out.display(),

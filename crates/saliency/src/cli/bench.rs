@@ -18,22 +18,22 @@ pub struct BenchArgs {
     #[arg(long, default_value = "deep")]
     model: ModelKind,
     /// Images per call (integrated gradients: images, each with --ig-steps path points).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     batch_size: usize,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
     /// Timed rounds; the report gives their median, minimum and maximum.
-    #[arg(long, default_value_t = 7)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 7)]
     rounds: usize,
     /// Untimed calls before the first round.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 3)]
     warmup: usize,
     /// Seconds each round lasts (it makes as many calls as fit, at least one).
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.5)]
     round_seconds: f64,
     /// Path points for integrated gradients.
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
     ig_steps: usize,
     /// Print one JSON object instead of a sentence.
     #[arg(long)]

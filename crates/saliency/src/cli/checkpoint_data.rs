@@ -12,27 +12,70 @@ use crate::model_io::{load_model, load_state_dict, ModelIoError, ModelMeta};
 use crate::models::Model;
 
 /// The model, its metadata and its data set's test split (same classes, split and color mode).
+///
+/// The data set and classes come from the checkpoint. Options that name others are refused, not
+/// overridden: `eval --data fashion-mnist` on a flowers model used to evaluate on flowers, and
+/// `--classes tulips,roses` on a `roses,tulips` model ran with swapped labels.
 pub fn load_with_test_data(
     checkpoint: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
     let (model, meta) = load_any(checkpoint, data)?;
+    let shown = checkpoint.display();
+    if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
+        bail!(
+            "{shown}: metadata 'dataset': expected fashion-mnist, flowers or flowers17, found '{}'",
+            meta.dataset
+        );
+    }
+    if let Some(asked) = data.data.as_deref().filter(|d| *d != meta.dataset) {
+        bail!(
+            "--data {asked}: {shown} was trained on {}; omit --data (the checkpoint's data set is \
+             used) or pass a checkpoint trained on {asked}",
+            meta.dataset
+        );
+    }
+    if let Some(asked) = data.classes.as_ref().filter(|c| **c != meta.class_names) {
+        bail!(
+            "--classes {}: {shown} was trained on the classes {} in this order (labels index the \
+             model's outputs); omit --classes or give exactly these",
+            asked.join(","),
+            meta.class_names.join(",")
+        );
+    }
     let mut data = data.clone();
-    data.data = meta.dataset.clone();
-    if meta.dataset != "fashion-mnist" && data.classes.is_none() {
+    data.data = Some(meta.dataset.clone());
+    if meta.dataset != "fashion-mnist" {
         data.classes = Some(meta.class_names.clone());
     }
     data.gray = meta.input[0] == 1 && meta.dataset != "fashion-mnist";
     let (_, test) = data
         .spec(meta.seed)?
         .load()
-        .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
+        .with_context(|| format!("loading the test data for {shown}"))?;
     if test.shape != meta.input {
         bail!(
-            "{}: the model takes inputs {:?} but the data set gives {:?}",
-            checkpoint.display(),
+            "{shown}: the model takes inputs {:?} but the data set gives {:?}",
             meta.input,
             test.shape
+        );
+    }
+    // A class with one image gives it to training, so a tiny folder can split into no test
+    // images; evaluating that printed "(0 images): accuracy 0.00 %".
+    if test.is_empty() {
+        bail!(
+            "{shown}: the test split of {} is empty (each class needs at least 2 images so one \
+             can be held out)",
+            test.name
+        );
+    }
+    // Labels index the model's outputs: a checkpoint for other classes would read past them.
+    if test.class_names != meta.class_names {
+        bail!(
+            "{shown}: the model's classes are {:?} but {} has classes {:?}",
+            meta.class_names,
+            test.name,
+            test.class_names
         );
     }
     Ok((model, meta, test))
@@ -50,7 +93,8 @@ pub fn load_any(checkpoint: &Path, data: &DataArgs) -> anyhow::Result<(Model<f32
     match (load_model(checkpoint), data.architecture) {
         (Ok(loaded), _) => Ok(loaded),
         (Err(e), Some(kind)) if missing_metadata(&e) => {
-            let (input, class_names) = match data.data.as_str() {
+            let set = data.data.as_deref().unwrap_or("fashion-mnist");
+            let (input, class_names) = match set {
                 "fashion-mnist" => (
                     [1, 28, 28],
                     FASHION_MNIST_CLASS_NAMES.iter().map(|s| s.to_string()).collect(),
@@ -58,16 +102,15 @@ pub fn load_any(checkpoint: &Path, data: &DataArgs) -> anyhow::Result<(Model<f32
                 _ => match &data.classes {
                     Some(c) => ([if data.gray { 1 } else { 3 }, 256, 256], c.clone()),
                     None => bail!(
-                        "--architecture with --data {}: expected --classes naming the state_dict's \
-                         classes in output order, found none",
-                        data.data
+                        "--architecture with --data {set}: expected --classes naming the \
+                         state_dict's classes in output order, found none"
                     ),
                 },
             };
             let model = load_state_dict(checkpoint, kind, input, class_names.len())?;
             let meta = ModelMeta {
                 model: kind,
-                dataset: data.data.clone(),
+                dataset: set.to_string(),
                 input,
                 class_names,
                 seed: 0,

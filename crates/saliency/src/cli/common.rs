@@ -10,9 +10,10 @@ use crate::task::DataSpec;
 /// Which data set and where to find it.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data set: fashion-mnist, flowers or flowers17.
-    #[arg(long, default_value = "fashion-mnist")]
-    pub data: String,
+    /// Data set: fashion-mnist (the default), flowers or flowers17. For a checkpoint's commands
+    /// (eval, attribute, adversary) the checkpoint's data set is used and another is refused.
+    #[arg(long)]
+    pub data: Option<String>,
     /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets, then the
     /// sample shipped in data/sample).
     #[arg(long)]
@@ -24,7 +25,7 @@ pub struct DataArgs {
     #[arg(long)]
     pub gray: bool,
     /// Image folders: share of each class held out as the test split.
-    #[arg(long, default_value_t = 0.2)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.2)]
     pub test_fraction: f64,
     /// Never download Fashion-MNIST: with no full copy on disk, use the shipped sample.
     #[arg(long)]
@@ -39,15 +40,18 @@ pub struct DataArgs {
 }
 
 impl DataArgs {
+    /// The data set's name: --data, else fashion-mnist.
+    pub fn name(&self) -> &str {
+        self.data.as_deref().unwrap_or("fashion-mnist")
+    }
+
     /// The data specification, checked.
     pub fn spec(&self, split_seed: u64) -> anyhow::Result<DataSpec> {
-        if !["fashion-mnist", "flowers", "flowers17"].contains(&self.data.as_str()) {
-            bail!(
-                "--data: expected fashion-mnist, flowers or flowers17, found '{}'",
-                self.data
-            );
+        let name = self.name();
+        if !["fashion-mnist", "flowers", "flowers17"].contains(&name) {
+            bail!("--data: expected fashion-mnist, flowers or flowers17, found '{name}'");
         }
-        if self.data == "fashion-mnist" && (self.classes.is_some() || self.gray) {
+        if name == "fashion-mnist" && (self.classes.is_some() || self.gray) {
             bail!("--classes and --gray apply to image folders (flowers, flowers17), not fashion-mnist");
         }
         if !(self.test_fraction > 0.0 && self.test_fraction < 1.0) {
@@ -57,7 +61,7 @@ impl DataArgs {
             );
         }
         Ok(DataSpec {
-            name: self.data.clone(),
+            name: name.to_string(),
             data_dir: self.data_dir.clone(),
             classes: self.classes.clone(),
             gray: self.gray,
@@ -70,11 +74,23 @@ impl DataArgs {
     }
 }
 
+/// Most worker threads `--threads` accepts.
+pub const MAX_THREADS: usize = 1024;
+
 /// Sets the number of worker threads for the whole process (0 is refused).
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(t) = threads {
         if t == 0 {
             bail!("--threads: expected at least 1, found 0");
+        }
+        // Thousands of threads on a few cores stall in the pool's spin-and-yield (10000 made no
+        // progress in 120 s); no machine this program targets has more than 1024 cores.
+        if t > MAX_THREADS {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            bail!(
+                "--threads: expected between 1 and {MAX_THREADS} (this machine has {cores} core(s)), \
+                 found {t}"
+            );
         }
         rayon::ThreadPoolBuilder::new()
             .num_threads(t)

@@ -2,9 +2,9 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::Args;
 
+use super::checkpoint_data::load_with_test_data;
 use super::common::DataArgs;
 use crate::train::evaluate;
 
@@ -17,54 +17,19 @@ pub struct EvalArgs {
     #[command(flatten)]
     data: DataArgs,
     /// Evaluate only the first N test images.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit: Option<usize>,
     /// Print one JSON object (accuracy, loss, n) instead of text.
     #[arg(long)]
     json: bool,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
 }
 
 /// Loads the checkpoint and its data, evaluates, prints.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (model, meta) = super::checkpoint_data::load_any(&args.checkpoint, &args.data)?;
-    if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
-        anyhow::bail!(
-            "{}: metadata 'dataset': expected fashion-mnist, flowers or flowers17, found '{}'",
-            args.checkpoint.display(),
-            meta.dataset
-        );
-    }
-    let mut data = args.data.clone();
-    data.data = meta.dataset.clone();
-    if meta.dataset != "fashion-mnist" && data.classes.is_none() {
-        data.classes = Some(meta.class_names.clone());
-    }
-    data.gray = meta.input[0] == 1 && meta.dataset != "fashion-mnist";
-    let (_, test) = data
-        .spec(meta.seed)?
-        .load()
-        .with_context(|| format!("loading the test data for {}", args.checkpoint.display()))?;
-    if test.shape != meta.input {
-        anyhow::bail!(
-            "{}: the model takes inputs {:?} but the data set gives {:?}",
-            args.checkpoint.display(),
-            meta.input,
-            test.shape
-        );
-    }
-    // Labels index the model's outputs: a checkpoint for other classes would read past them.
-    if test.class_names != meta.class_names {
-        anyhow::bail!(
-            "{}: the model's classes are {:?} but {} has classes {:?}",
-            args.checkpoint.display(),
-            meta.class_names,
-            test.name,
-            test.class_names
-        );
-    }
+    let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
     let test = match args.limit {
         Some(0) => anyhow::bail!("--limit: expected at least 1, found 0"),
         Some(n) => test.take(n),

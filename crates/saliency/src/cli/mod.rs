@@ -62,8 +62,41 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// The error and its causes joined by ": ", each said once: many errors already quote their
+/// source in their own message, which anyhow's `{:#}` then appended again ("Permission denied
+/// (os error 13): Permission denied (os error 13)").
+fn error_message(e: &anyhow::Error) -> String {
+    let mut message = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_quoted_is_not_repeated() {
+        let io = std::io::Error::from_raw_os_error(13);
+        let e =
+            anyhow::Error::new(io).context("writing out/a.png: Permission denied (os error 13)");
+        assert_eq!(
+            error_message(&e),
+            "writing out/a.png: Permission denied (os error 13)"
+        );
+        let e = anyhow::Error::msg("inner cause").context("loading the data");
+        assert_eq!(error_message(&e), "loading the data: inner cause");
     }
 }

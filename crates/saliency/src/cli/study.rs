@@ -20,7 +20,7 @@ pub struct StudyArgs {
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Seed of every model, split and control.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     seed: u64,
     /// Also train deep on the 17-class Oxford flowers.
     #[arg(long)]
@@ -32,8 +32,13 @@ pub struct StudyArgs {
     /// Fail, instead of skipping a section, when its data is missing (for CI).
     #[arg(long)]
     strict: bool,
-    /// Worker threads (default: all cores).
+    /// --out holds the results of a study with another profile, seed, data, --flowers17 or
+    /// version (its study.json says): delete them and start over. Without it such a folder is
+    /// refused; a rerun with the same key reuses the finished steps (and their timings).
     #[arg(long)]
+    overwrite: bool,
+    /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
 }
 
@@ -49,5 +54,6 @@ pub fn run(args: StudyArgs) -> anyhow::Result<()> {
         allow_download: !args.no_download,
         strict: args.strict,
         command,
+        overwrite: args.overwrite,
     })
 }

@@ -11,7 +11,10 @@ use super::common::DataArgs;
 use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradients};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
-use crate::train::{Augment, OptimizerConfig, TrainConfig, TrainEvent, Trainer};
+use crate::staged_dir::StagedDir;
+use crate::train::run_folder::{self, RunLock, RunStatus};
+use crate::train::state::STATE_FILE;
+use crate::train::{Augment, OptimizerConfig, RunRecord, TrainConfig, TrainEvent, Trainer};
 
 /// Options of `saliency train`.
 #[derive(Args, Debug)]
@@ -22,25 +25,25 @@ pub struct TrainArgs {
     #[arg(long, default_value = "deep")]
     model: ModelKind,
     /// Epochs (the study: 10 on Fashion-MNIST).
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10)]
     epochs: u64,
     /// Minibatch size (default: the study's, 16; 20 for alexnet).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     batch_size: Option<usize>,
     /// Seed for initialization, shuffling, dropout, augmentation and the flowers split.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     seed: u64,
     /// Optimizer: adam or sgd (default: the study's, adam; sgd for alexnet).
     #[arg(long)]
     optimizer: Option<String>,
     /// Base learning rate (default: 1e-3 for adam, 0.01 for sgd).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// SGD per-step decay: lr_t = lr / (1 + decay * t) (default 0.3 as the study's alexnet).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     decay: Option<f64>,
     /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.9)]
     momentum: f64,
     /// Learning-rate changes as EPOCH:LR pairs, e.g. 12:3e-4,18:1e-4 (epochs 0-based).
     #[arg(long, value_delimiter = ',')]
@@ -49,41 +52,48 @@ pub struct TrainArgs {
     #[arg(long, default_value = "cross-entropy")]
     loss: LossKind,
     /// L2 penalty factor on kernels (default: 5e-4 for alexnet, 0 otherwise).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     l2: Option<f64>,
     /// Augmentation: random horizontal flips.
     #[arg(long)]
     hflip: bool,
     /// Augmentation: random shifts of up to this many pixels.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     max_shift: usize,
     /// Train on only the first N training images.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit_train: Option<usize>,
     /// Evaluate on only the first N test images.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     limit_test: Option<usize>,
     /// Hold out N training images (seeded) and evaluate on them instead of the test set.
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     validation: Option<usize>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
+    /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
+    #[arg(long, allow_negative_numbers = true)]
     pub(super) threads: Option<usize>,
     /// Run folder for model.safetensors, state.safetensors, config.json, metrics.jsonl.
     #[arg(long)]
     out: PathBuf,
-    /// Continue the run in --out from its last checkpoint.
-    #[arg(long)]
+    /// Continue the run in --out from its last checkpoint. Refused if the data, classes, split,
+    /// settings or outputs (--movie, --integrate-gradients) differ from the run's, or --epochs is
+    /// below the epochs done, unless --force.
+    #[arg(long, conflicts_with = "overwrite")]
     resume: bool,
-    /// With --resume: continue even if the configuration differs.
-    #[arg(long)]
+    /// With --resume: continue even if the configuration, data or outputs differ.
+    #[arg(long, requires = "resume")]
     force: bool,
+    /// Start a new run in --out even if it holds a finished or partial run (whose checkpoints,
+    /// config.json, metrics.jsonl and integrated gradients are deleted first). Without it (or
+    /// --resume), a folder holding a run is refused.
+    #[arg(long)]
+    overwrite: bool,
     /// Write the attribution movie (gradient x input of the first test images before every
     /// minibatch update) into this folder as attribution.gif.
     #[arg(long)]
     movie: Option<PathBuf>,
     /// With --movie: one frame every K minibatches (frame 0 is the untrained model).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
     movie_every: u64,
     /// With --movie: also keep every frame as a numbered PNG.
     #[arg(long)]
@@ -100,7 +110,7 @@ pub struct TrainArgs {
 impl TrainArgs {
     fn config(&self) -> anyhow::Result<TrainConfig> {
         let mut c = TrainConfig::study(self.model);
-        c.dataset = self.data.data.clone();
+        c.dataset = self.data.name().to_string();
         c.epochs = self.epochs;
         c.seed = self.seed;
         if let Some(b) = self.batch_size {
@@ -172,8 +182,33 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let threads = rayon::current_num_threads();
     let config = args.config()?;
     let spec = args.data.spec(config.seed)?;
+    if args.movie_every == 0 {
+        bail!("--movie-every: expected at least 1, found 0");
+    }
+    // Held until the command ends: no other process writes this folder meanwhile, and a run
+    // that fails before its first checkpoint removes the folder it created.
+    let _lock = RunLock::acquire(&args.out).map_err(anyhow::Error::msg)?;
+    claim_run_folder(&args, &config)?;
     let started = Instant::now();
     let (mut train, mut test) = spec.load().context("loading the data")?;
+    // One class trains to a meaningless "100 %" and gives a checkpoint eval then refuses.
+    if train.class_names.len() < 2 {
+        bail!(
+            "--data {}: training needs at least 2 classes, found {} ({}); add class folders, or \
+             name two or more with --classes",
+            config.dataset,
+            train.class_names.len(),
+            train.class_names.join(",")
+        );
+    }
+    if test.is_empty() {
+        bail!(
+            "--data {}: the test split is empty (each class needs at least 2 images so one can be \
+             held out; found {} images in all)",
+            config.dataset,
+            train.len()
+        );
+    }
     if let Some(v) = config.validation {
         if v == 0 || v >= train.len() {
             bail!(
@@ -215,36 +250,71 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         threads,
         started.elapsed().as_secs_f64()
     );
+    let record = RunRecord {
+        test_fraction: (config.dataset != "fashion-mnist").then_some(spec.test_fraction),
+        train_images: train.len(),
+        test_images: test.len(),
+        movie: args.movie.is_some(),
+        integrate_gradients: args.integrate_gradients,
+    };
     let mut trainer = if args.resume {
         Trainer::resume(
             config.clone(),
             train.shape,
             train.class_names.clone(),
+            &record,
             &args.out,
             args.force,
         )?
     } else {
-        Trainer::new(config.clone(), train.shape, train.class_names.clone())?
+        let mut t = Trainer::new(config.clone(), train.shape, train.class_names.clone())?;
+        t.record = record;
+        t
     };
-    if args.movie_every == 0 {
-        bail!("--movie-every: expected at least 1, found 0");
+    // The counters are metadata, outside the checkpoint's checksum: a damaged step count used to
+    // wrap silently. Without --force the batch size and data are the run's, so every completed
+    // epoch took exactly `batches` steps.
+    let batches = train.len().div_ceil(config.batch_size) as u64;
+    if args.resume && !args.force && Some(trainer.step) != trainer.epoch.checked_mul(batches) {
+        bail!(
+            "--resume: {}: the metadata says step {} after {} epoch(s), but {} epoch(s) of {batches} \
+             minibatches make {} steps; the state is damaged: start again with --overwrite",
+            args.out.join(STATE_FILE).display(),
+            trainer.step,
+            trainer.epoch,
+            trainer.epoch,
+            trainer.epoch.saturating_mul(batches)
+        );
     }
-    let mut movie = match &args.movie {
-        Some(dir) => {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("--movie: cannot create {}", dir.display()))?;
-            let png_dir = args.movie_png.then(|| dir.join("frames"));
-            if let Some(p) = &png_dir {
-                std::fs::create_dir_all(p)
-                    .with_context(|| format!("--movie: cannot create {}", p.display()))?;
-            }
+    if trainer.epoch >= config.epochs {
+        // Only reached with --force (claim_run_folder refuses fewer epochs than done) or with
+        // the epochs the run already finished: training nothing must write nothing.
+        eprintln!(
+            "{}: {} epoch(s) already done, --epochs {}: nothing to train; nothing was written",
+            args.out.display(),
+            trainer.epoch,
+            config.epochs
+        );
+        return Ok(());
+    }
+    // The movie (GIF and --movie-png frames) is drawn into a stage beside its folder and moved
+    // in only when training completes: a failed or killed run leaves no partial movie.
+    let movie_stage = match &args.movie {
+        Some(dir) => Some(
+            StagedDir::new(dir)
+                .with_context(|| format!("--movie: cannot write beside {}", dir.display()))?,
+        ),
+        None => None,
+    };
+    let mut movie = match &movie_stage {
+        Some(stage) => {
             let opts = MovieOptions {
                 every: args.movie_every,
-                png_dir,
+                png_dir: args.movie_png.then(|| stage.path().join("frames")),
                 ..MovieOptions::default()
             };
             Some(AttributionMovie::from_dataset(
-                &dir.join("attribution.gif"),
+                &stage.path().join("attribution.gif"),
                 &test,
                 opts,
             )?)
@@ -273,7 +343,6 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(t) = integrated.as_mut() {
         hooks.push(t);
     }
-    let batches = train.len().div_ceil(config.batch_size) as u64;
     let bar = if args.quiet {
         ProgressBar::hidden()
     } else {
@@ -313,10 +382,69 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     });
     bar.finish_and_clear();
     result?;
+    drop(hooks);
+    drop(movie);
+    if let (Some(stage), Some(dir)) = (movie_stage, &args.movie) {
+        stage
+            .commit(&["attribution.gif"])
+            .with_context(|| format!("--movie: cannot move the movie into {}", dir.display()))?;
+    }
     eprintln!(
         "wrote {}/model.safetensors, config.json, metrics.jsonl",
         args.out.display()
     );
+    Ok(())
+}
+
+/// Checks that `--out` may be used as asked: a folder holding a run needs --resume or
+/// --overwrite (which clears it here), and --resume needs a state to continue from and at least
+/// as many epochs as were done (unless --force). Called with the folder locked.
+fn claim_run_folder(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<()> {
+    let out = args.out.display();
+    match (run_folder::inspect(&args.out), args.resume) {
+        (RunStatus::Empty, false) => {}
+        (RunStatus::Empty, true) => bail!(
+            "--resume: {out} holds no run to resume (no {STATE_FILE}); start one without --resume"
+        ),
+        (RunStatus::NoState { files, why }, true) => bail!(
+            "--resume: {out} cannot be resumed: {why} (it holds {}), so the run stopped before its \
+             first checkpoint was complete or its state was lost; start it again with --overwrite \
+             instead of --resume",
+            files.join(", ")
+        ),
+        (RunStatus::Run { done, planned }, true) => {
+            if config.epochs < done && !args.force {
+                bail!(
+                    "--epochs {}: {out} has already trained {done} epoch(s) (of {planned} planned); \
+                     pass --epochs {} or more to continue it; nothing was written",
+                    config.epochs,
+                    done + 1
+                );
+            }
+        }
+        (status, false) => {
+            if !args.overwrite {
+                let what = match status {
+                    RunStatus::Run { done, planned } if done >= planned => {
+                        format!("a finished run ({done} of {planned} epochs)")
+                    }
+                    RunStatus::Run { done, planned } => {
+                        format!("a partial run ({done} of {planned} epochs)")
+                    }
+                    RunStatus::NoState { files, .. } => format!(
+                        "files of a run that never completed a checkpoint ({})",
+                        files.join(", ")
+                    ),
+                    RunStatus::Empty => unreachable!("matched above"),
+                };
+                bail!(
+                    "--out: {out} already holds {what}; pass --resume to continue it or \
+                     --overwrite to replace it"
+                );
+            }
+            run_folder::clear_run(&args.out).map_err(anyhow::Error::msg)?;
+        }
+    }
     Ok(())
 }
 

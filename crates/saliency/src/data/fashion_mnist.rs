@@ -121,6 +121,16 @@ pub fn load_split(
             format!("{} x {}", images.rows, images.cols),
         ));
     }
+    // Zero images parse as a valid IDX file; said here, the error names the file instead of a
+    // later "no training images".
+    if images.count == 0 {
+        return Err(DataError::format(
+            &images_shown,
+            "image count",
+            "at least 1 image",
+            "0",
+        ));
+    }
     if images.count != labels.len() {
         return Err(DataError::CountMismatch {
             image_file: images_path.to_path_buf(),

@@ -102,6 +102,28 @@ pub fn load_image_folder(
     };
     let image_len = channels * opts.size.checked_mul(opts.size).ok_or_else(too_big)?;
     let total = jobs.len().checked_mul(image_len).ok_or_else(too_big)?;
+    // Every image is resized into one buffer up front: refuse one the machine cannot hold,
+    // rather than abort on the allocation (10,000 files at 256 x 256 need 7.9 GB).
+    let bytes = total as f64 * 4.0;
+    if let Some(available) = crate::memory::available_bytes() {
+        if bytes > available as f64 {
+            return Err(DataError::InvalidArgument {
+                name: "images",
+                expected: format!(
+                    "images that fit in the {} of memory available (use --classes to load fewer)",
+                    crate::memory::show_bytes(available as f64)
+                ),
+                found: format!(
+                    "{} images of {channels} x {} x {} in {}, {}",
+                    jobs.len(),
+                    opts.size,
+                    opts.size,
+                    dir.display(),
+                    crate::memory::show_bytes(bytes)
+                ),
+            });
+        }
+    }
 
     // Each image decodes into its own slot of the output, so the order is fixed by `jobs`
     // whatever order the threads finish in.
@@ -212,9 +234,17 @@ fn sorted_entries(dir: &Path, dirs: bool) -> Result<Vec<String>, DataError> {
     let mut names = Vec::new();
     for entry in read {
         let entry = entry.map_err(|e| DataError::io("listing folder", dir, e))?;
-        let Ok(name) = entry.file_name().into_string() else {
-            continue;
-        };
+        // Skipping such a name silently dropped a class or its images without a word.
+        let name = entry
+            .file_name()
+            .into_string()
+            .map_err(|raw| DataError::Folder {
+                path: entry.path(),
+                expected:
+                    "a file or folder name in UTF-8 (rename it, or move it out of the data set)"
+                        .into(),
+                found: format!("the name {:?}", raw.to_string_lossy()),
+            })?;
         if name.starts_with('.') {
             continue;
         }

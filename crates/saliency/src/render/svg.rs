@@ -53,11 +53,14 @@ struct Axis {
 impl Axis {
     /// Linear axis covering `lo..=hi` with about six "nice" steps (1, 2 or 5 times a power of ten).
     fn linear(lo: f64, hi: f64) -> Axis {
-        // A lone value (or a span too small for f64 steps) gets a unit range around it.
-        let (lo, hi) = if hi - lo > f64::MIN_POSITIVE * 1e6 {
+        // A lone value (or a span too small for f64 steps) gets a range around it. The range is
+        // relative to the value's size: at 1e16, lo +- 0.5 rounds back to lo, which gave a zero
+        // step, usize::MAX decimals and a formatting panic (`adversary --epsilons 1e16`).
+        let scale = lo.abs().max(hi.abs()).max(1.0);
+        let (lo, hi) = if hi - lo > f64::MIN_POSITIVE * 1e6 && hi - lo > scale * 1e-12 {
             (lo, hi)
         } else {
-            (lo - 0.5, lo + 0.5)
+            (lo - 0.5 * scale, lo + 0.5 * scale)
         };
         let raw = (hi - lo) / 6.0;
         let magnitude = 10f64.powf(raw.log10().floor());
@@ -66,7 +69,9 @@ impl Axis {
             .map(|m| m * magnitude)
             .find(|&s| s >= raw)
             .unwrap_or(10.0 * magnitude);
-        let decimals = (-step.log10().floor()).max(0.0) as usize;
+        // f64 carries about 17 significant digits: more decimals say nothing (and the formatter
+        // refuses precisions beyond u16).
+        let decimals = (-step.log10().floor()).clamp(0.0, 17.0) as usize;
         let first = (lo / step).floor() as i64;
         let last = (hi / step).ceil() as i64;
         let ticks = (first..=last)
@@ -362,6 +367,29 @@ mod tests {
             rest = &rest[end + 1..];
         }
         assert!(stack.is_empty(), "unclosed: {stack:?}");
+    }
+
+    /// A lone huge value (`adversary --epsilons 1e16`) used to give a zero tick step and a
+    /// formatting panic; now it gets a range around it and finite, increasing ticks.
+    #[test]
+    fn lone_huge_values_get_a_finite_axis() {
+        for v in [1e16, 1e17, 1e30, -3e20, 0.0, 5e-300] {
+            let axis = Axis::linear(v, v);
+            assert!(
+                axis.lo < axis.hi && axis.lo.is_finite() && axis.hi.is_finite(),
+                "{v}"
+            );
+            assert!(
+                axis.ticks.len() >= 2 && axis.ticks.len() < 30,
+                "{v}: {:?}",
+                axis.ticks
+            );
+            assert!(
+                axis.ticks.windows(2).all(|t| t[0].0 < t[1].0),
+                "{v}: {:?}",
+                axis.ticks
+            );
+        }
     }
 
     #[test]

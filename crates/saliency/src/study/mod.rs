@@ -1,14 +1,17 @@
 //! `saliency study`: runs the whole study and writes a report with its pictures.
 //!
-//! Each step saves its result as JSON under `OUT/steps/`; a later run skips finished steps, so an
-//! interrupted study continues where it stopped (and, every step being seeded, gets the same
-//! result). The report is built from those JSON results only.
+//! Each step saves its result and its time as JSON under `OUT/steps/`; a later run with the same
+//! key (`OUT/study.json`: profile, seed, data, --flowers17, version; see [`key`]) skips finished
+//! steps, so an interrupted study continues where it stopped (and, every step being seeded, gets
+//! the same result). A run with another key is refused unless `--overwrite`, which starts over.
+//! The report is built from those JSON results only.
 
 mod common;
 pub mod comparison;
 pub mod fashion;
 pub mod figures;
 pub mod flowers;
+pub mod key;
 pub mod plan;
 pub mod report;
 mod report_build;
@@ -48,6 +51,9 @@ pub struct StudyConfig {
     pub strict: bool,
     /// The command line, for the report.
     pub command: String,
+    /// Delete the results of an earlier study with another key (see [`key`]) instead of
+    /// refusing to run.
+    pub overwrite: bool,
 }
 
 /// The sections of the Fashion-MNIST half, as named in skips and in the Data table.
@@ -103,6 +109,20 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     // Find the data before creating any output, so a strict run that cannot start leaves nothing.
     let fashion_data = find_fashion(cfg, &mut skipped)?;
     let flower_data = find_flowers(cfg, &mut skipped)?;
+    // Held until the report is written: two studies into one folder would mix their steps.
+    let _lock = crate::train::run_folder::RunLock::acquire(&cfg.out).map_err(anyhow::Error::msg)?;
+    let mut data_key = Vec::new();
+    for (set, found) in [("fashion-mnist", &fashion_data), ("flowers", &flower_data)] {
+        if let Some(f) = found {
+            data_key.push(data_key_of(set, f));
+        }
+    }
+    if cfg.flowers17 {
+        if let Ok(f) = locate_named_set(cfg.data_dir.as_deref(), "flowers17") {
+            data_key.push(data_key_of("flowers17", &f));
+        }
+    }
+    key::claim(&cfg.out, &key::StudyKey::new(cfg, data_key), cfg.overwrite)?;
     let mut steps = steps::StepRunner::new(&cfg.out)?;
     let out = &cfg.out;
     let seed = cfg.seed;
@@ -210,6 +230,16 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The key entry of a data set found: its folder made absolute, so the same data reached
+/// through another working folder or a relative path gives the same key.
+fn data_key_of(set: &str, found: &Found) -> key::DataKey {
+    key::DataKey {
+        set: set.into(),
+        origin: found.origin,
+        dir: std::fs::canonicalize(&found.dir).unwrap_or_else(|_| found.dir.clone()),
+    }
 }
 
 /// Fashion-MNIST for this profile: any copy for quick and tiny (the shipped sample included),

@@ -212,7 +212,7 @@ pub fn build(
     cfg: &StudyConfig,
     plan: &Plan,
     r: &Results,
-    timings: &[(String, f64, bool)],
+    timings: &[super::steps::StepTiming],
     wall: f64,
 ) -> Report {
     let mut rep = Report {
@@ -268,18 +268,22 @@ pub fn build(
             vec!["git commit".into(), commit],
             vec!["saliency version".into(), env!("CARGO_PKG_VERSION").into()],
             vec!["wall time (this invocation)".into(), format!("{wall:.0} s")],
+            vec![
+                "step time (every step, as first computed)".into(),
+                format!("{:.0} s", timings.iter().map(|t| t.seconds).sum::<f64>()),
+            ],
         ],
     );
     s.table(
         &["step", "seconds", "note"],
         timings
             .iter()
-            .map(|(n, t, skipped)| {
+            .map(|t| {
                 vec![
-                    n.clone(),
-                    format!("{t:.1}"),
-                    if *skipped {
-                        "done in an earlier run".into()
+                    t.name.clone(),
+                    format!("{:.1}", t.seconds),
+                    if t.reused {
+                        "done in an earlier run (its time)".into()
                     } else {
                         String::new()
                     },

@@ -21,6 +21,7 @@ use super::evaluate::evaluate;
 use super::hook::{TrainHook, TrainState};
 use super::metrics_file::{append_metrics, trim_metrics};
 use super::optim::Optimizer;
+use super::record::{RunRecord, RECORD_KEY};
 use super::state::{
     save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
 };
@@ -121,6 +122,8 @@ pub struct Trainer {
     pub step: u64,
     /// Epochs completed.
     pub epoch: u64,
+    /// Data split and outputs, saved with the state for `resume` to check.
+    pub record: RunRecord,
 }
 
 impl Trainer {
@@ -140,15 +143,18 @@ impl Trainer {
             class_names,
             step: 0,
             epoch: 0,
+            record: RunRecord::default(),
         })
     }
 
-    /// Continues the run saved in `dir/state.safetensors`. The saved configuration must equal
-    /// `config` except for the number of epochs, unless `force` (then `config` wins).
+    /// Continues the run saved in `dir/state.safetensors`. The saved configuration, classes and
+    /// `record` (data split, outputs) must equal the requested ones except for the number of
+    /// epochs, unless `force` (then the requested ones win); every difference is named.
     pub fn resume(
         config: TrainConfig,
         input: [usize; 3],
         class_names: Vec<String>,
+        record: &RunRecord,
         dir: &Path,
         force: bool,
     ) -> Result<Self, TrainError> {
@@ -162,12 +168,44 @@ impl Trainer {
         let saved = saved_config(&source, &ckpt).map_err(|e| resume_error(&e))?;
         let mut comparable = saved.clone();
         comparable.epochs = config.epochs;
+        let mut items = Vec::new();
         if comparable != config {
-            let diff = config_differences(&saved, &config);
+            items.push(config_differences(&saved, &config));
+        }
+        // Classes are compared by name and order: the same count in another order would
+        // relabel the model's outputs.
+        let saved_classes: Option<Vec<String>> = ckpt
+            .metadata
+            .get("classes")
+            .and_then(|c| serde_json::from_str(c).ok());
+        if let Some(old) = saved_classes.filter(|old| *old != class_names) {
+            items.push(format!(
+                "classes (--classes): saved {}, requested {}",
+                old.join(","),
+                class_names.join(",")
+            ));
+        }
+        let epochs_done = ckpt
+            .metadata
+            .get("epoch")
+            .and_then(|e| e.parse::<u64>().ok())
+            .unwrap_or(0);
+        // States written before the record existed carry none; their data is checked through
+        // the configuration and the classes only.
+        if let Some(text) = ckpt.metadata.get(RECORD_KEY) {
+            let old: RunRecord = serde_json::from_str(text).map_err(|e| {
+                resume_error(&format!(
+                    "{source}: metadata '{RECORD_KEY}' does not parse: {e}"
+                ))
+            })?;
+            items.extend(old.differences(record, epochs_done));
+        }
+        if !items.is_empty() {
+            let diff = items.join("; ");
             if !force {
                 return Err(TrainError::Config(format!(
                     "--resume: {source} was written with a different configuration ({diff}); \
-                     pass --force to continue with the requested one"
+                     pass --force to continue with the requested one, or --overwrite to start over"
                 )));
             }
             let same_optimizer = std::mem::discriminant(&saved.optimizer)
@@ -182,6 +220,7 @@ impl Trainer {
             }
         }
         let mut t = Self::new(config, input, class_names)?;
+        t.record = record.clone();
         let (_, progress) = state_from_checkpoint(&source, &ckpt, &mut t.model, &mut t.optimizer)
             .map_err(|e| resume_error(&e))?;
         t.step = progress.step;
@@ -218,6 +257,10 @@ impl Trainer {
             serde_json::to_string(&meta.class_names).expect("strings serialize"),
         );
         md.insert("seed".into(), meta.seed.to_string());
+        md.insert(
+            RECORD_KEY.into(),
+            serde_json::to_string(&self.record).expect("record serializes"),
+        );
         save_state(
             &dir.join(STATE_FILE),
             &self.model,
@@ -233,8 +276,8 @@ impl Trainer {
     }
 
     /// Trains until `config.epochs` epochs are done, evaluating on `eval` after each epoch.
-    /// With `out`, writes `config.json` once, and after each epoch appends to `metrics.jsonl`
-    /// and replaces the checkpoints (all atomically).
+    /// With `out`, writes `config.json` with the first epoch's checkpoint, and after each epoch
+    /// appends to `metrics.jsonl` and replaces the checkpoints (all atomically).
     ///
     /// Crash safety: each file is replaced atomically, in the order `metrics.jsonl`,
     /// `model.safetensors`, `state.safetensors`, so after a kill the state is never ahead of the
@@ -261,9 +304,6 @@ impl Trainer {
                     dir.display()
                 ))
             })?;
-            let json = serde_json::to_string_pretty(&cfg).expect("config serializes");
-            crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
-                .map_err(|e| TrainError::Output(e.to_string()))?;
             trim_metrics(&dir.join("metrics.jsonl"), self.epoch)?;
         }
         if self.step == 0 {
@@ -369,6 +409,14 @@ impl Trainer {
                 images_per_second: seen as f64 / train_secs,
             };
             if let Some(dir) = out {
+                if all.is_empty() {
+                    // Written with the first checkpoint of this invocation, not before: a run
+                    // that stops before its first epoch leaves no file claiming a run exists,
+                    // and a resume with nothing to train leaves the old one as it was.
+                    let json = serde_json::to_string_pretty(&cfg).expect("config serializes");
+                    crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
+                        .map_err(|e| TrainError::Output(e.to_string()))?;
+                }
                 append_metrics(&dir.join("metrics.jsonl"), &m)?;
                 self.save(dir)?;
             }

@@ -1,0 +1,273 @@
+//! Run folders owned by one run: a lock file while a command writes the folder, what a folder
+//! already holds, and starting over in it.
+//!
+//! Two `train --out RUN` at once used to interleave their `metrics.jsonl` lines and overwrite
+//! each other's checkpoints; a new run into a finished one silently replaced it. The lock makes
+//! the second writer fail at once, and [`RunStatus`] lets the caller refuse to reuse a folder
+//! that holds a run unless told to resume or overwrite it.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use crate::attribution::TIG_FILE;
+use crate::checkpoint;
+
+use super::state::{MODEL_FILE, STATE_FILE};
+
+/// Name of the lock file inside a run folder.
+pub const LOCK_FILE: &str = ".saliency.lock";
+
+/// The files that make a folder hold a run (the integrated-gradients file only as an output of
+/// one; alone it does not count).
+const RUN_FILES: [&str; 4] = [MODEL_FILE, STATE_FILE, "config.json", "metrics.jsonl"];
+
+/// Holds a run folder for one process; dropping it removes the lock file, and the folder too if
+/// this lock created it and nothing else was written into it (so a run that fails before its
+/// first checkpoint leaves nothing behind).
+#[derive(Debug)]
+pub struct RunLock {
+    dir: PathBuf,
+    created: bool,
+}
+
+impl RunLock {
+    /// Creates `dir` if needed and takes its lock. Refuses, naming the folder and the PID, if a
+    /// live process holds it; takes over a lock whose process is gone. Stale hidden temp files
+    /// (`.NAME.tmp-PID`, left by a killed writer) are removed, since no one else writes here now.
+    pub fn acquire(dir: &Path) -> Result<RunLock, String> {
+        let created = !dir.exists();
+        fs::create_dir_all(dir)
+            .map_err(|e| format!("{}: cannot create the output folder: {e}", dir.display()))?;
+        let lock = RunLock {
+            dir: dir.to_path_buf(),
+            created,
+        };
+        let path = dir.join(LOCK_FILE);
+        // Two attempts: the second after removing a stale lock. If another process takes the
+        // lock between the removal and our creation, the second attempt sees it and refuses.
+        for attempt in 0..2 {
+            match OpenOptions::new().write(true).create_new(true).open(&path) {
+                Ok(mut f) => {
+                    writeln!(f, "{}", std::process::id())
+                        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
+                    remove_temp_files(dir);
+                    return Ok(lock);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                    let holder = fs::read_to_string(&path).unwrap_or_default();
+                    match holder.trim().parse::<i32>() {
+                        Ok(pid) if attempt == 0 && !pid_alive(pid) => {
+                            eprintln!(
+                                "note: {} was left by process {pid}, which is gone; taking it over",
+                                path.display()
+                            );
+                            let _ = fs::remove_file(&path);
+                        }
+                        Ok(pid) => {
+                            // Not ours: dropping `lock` would delete the holder's lock file.
+                            std::mem::forget(lock);
+                            return Err(format!(
+                                "{}: another saliency process (PID {pid}) is writing this run \
+                                 folder (lock file {}); wait for it to finish, or use another --out",
+                                dir.display(),
+                                path.display()
+                            ));
+                        }
+                        Err(_) if attempt == 0 => {
+                            // Empty or garbled: a writer killed between creating and filling it.
+                            let _ = fs::remove_file(&path);
+                        }
+                        Err(_) => {
+                            std::mem::forget(lock);
+                            return Err(format!(
+                                "{}: the lock file {} holds no process id ('{}'); if no saliency \
+                                 process is writing the folder, delete it",
+                                dir.display(),
+                                path.display(),
+                                holder.trim()
+                            ));
+                        }
+                    }
+                }
+                Err(e) => {
+                    // Dropping `lock` removes the folder if it was created just now.
+                    return Err(format!("{}: cannot create: {e}", path.display()));
+                }
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// The locked folder.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(self.dir.join(LOCK_FILE));
+        if self.created {
+            // Fails (and keeps the folder) unless it is empty.
+            let _ = fs::remove_dir(&self.dir);
+        }
+    }
+}
+
+/// Whether process `pid` exists (signal 0 checks without sending anything; EPERM means it
+/// exists but belongs to someone else).
+pub(crate) fn pid_alive(pid: i32) -> bool {
+    if pid <= 0 {
+        return false;
+    }
+    // SAFETY: kill with signal 0 performs only the existence and permission check.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes the `.NAME.tmp-PID` files a killed atomic write left in `dir`.
+fn remove_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') && name.contains(".tmp-") && e.path().is_file() {
+            let _ = fs::remove_file(e.path());
+        }
+    }
+}
+
+/// What a run folder holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RunStatus {
+    /// No run files (the folder may be missing, empty, or hold unrelated files).
+    Empty,
+    /// A state file: `done` of `planned` epochs (equal for a finished run).
+    Run {
+        /// Epochs completed.
+        done: u64,
+        /// Epochs the run was asked for.
+        planned: u64,
+    },
+    /// Run files but no readable state (killed before the first checkpoint pair completed, a
+    /// full disk between the model and the state, or a deleted or damaged state): nothing to
+    /// resume from.
+    NoState {
+        /// The run files present, for the message.
+        files: Vec<String>,
+        /// Why the state cannot be used.
+        why: String,
+    },
+}
+
+/// Reads what `dir` holds; only the state's metadata is interpreted.
+pub fn inspect(dir: &Path) -> RunStatus {
+    let files: Vec<String> = RUN_FILES
+        .iter()
+        .filter(|f| dir.join(f).exists())
+        .map(|f| f.to_string())
+        .collect();
+    if files.is_empty() {
+        return RunStatus::Empty;
+    }
+    let state = dir.join(STATE_FILE);
+    if !state.exists() {
+        return RunStatus::NoState {
+            files,
+            why: format!("there is no {STATE_FILE}"),
+        };
+    }
+    let progress = checkpoint::load(&state)
+        .map_err(|e| e.to_string())
+        .and_then(|c| {
+            let num = |k: &str| c.metadata.get(k).and_then(|v| v.parse::<u64>().ok());
+            let planned = super::state::saved_config(&state.display().to_string(), &c)
+                .map(|cfg| cfg.epochs)
+                .map_err(|e| e.to_string())?;
+            let done = num("epoch").ok_or_else(|| "its 'epoch' metadata is missing".to_string())?;
+            Ok((done, planned))
+        });
+    match progress {
+        Ok((done, planned)) => RunStatus::Run { done, planned },
+        Err(why) => RunStatus::NoState { files, why },
+    }
+}
+
+/// Removes the run files of `dir` (and the integrated-gradients output beside them) so a new
+/// run can start there; unrelated files are kept.
+pub fn clear_run(dir: &Path) -> Result<(), String> {
+    for f in RUN_FILES.iter().chain([&TIG_FILE]) {
+        let p = dir.join(f);
+        match fs::remove_file(&p) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("--overwrite: cannot remove {}: {e}", p.display())),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(tag: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("saliency-runlock-{tag}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        d
+    }
+
+    #[test]
+    fn a_held_lock_refuses_and_a_stale_one_is_taken_over() {
+        let d = scratch("held");
+        let first = RunLock::acquire(&d).unwrap();
+        let err = RunLock::acquire(&d).unwrap_err();
+        assert!(
+            err.contains(&format!("PID {}", std::process::id())),
+            "{err}"
+        );
+        assert!(err.contains(&d.display().to_string()), "{err}");
+        drop(first);
+        // The folder was created by the lock and is empty again: it is gone.
+        assert!(!d.exists());
+        // A lock of a process that cannot exist (PID beyond the kernel's maximum).
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join(LOCK_FILE), "2147483646\n").unwrap();
+        fs::write(d.join(".model.safetensors.tmp-2147483646"), b"half").unwrap();
+        let lock = RunLock::acquire(&d).unwrap();
+        let pid: u32 = fs::read_to_string(d.join(LOCK_FILE))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        assert_eq!(pid, std::process::id());
+        assert!(!d.join(".model.safetensors.tmp-2147483646").exists());
+        drop(lock);
+        // Not created by the lock: the (now empty) folder stays.
+        assert!(d.is_dir() && !d.join(LOCK_FILE).exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn status_of_missing_partial_and_stateless_folders() {
+        let d = scratch("status");
+        assert_eq!(inspect(&d), RunStatus::Empty);
+        fs::create_dir_all(&d).unwrap();
+        fs::write(d.join("notes.txt"), "mine").unwrap();
+        assert_eq!(inspect(&d), RunStatus::Empty);
+        fs::write(d.join(MODEL_FILE), "x").unwrap();
+        match inspect(&d) {
+            RunStatus::NoState { files, why } => {
+                assert_eq!(files, [MODEL_FILE]);
+                assert!(why.contains(STATE_FILE), "{why}");
+            }
+            other => panic!("{other:?}"),
+        }
+        clear_run(&d).unwrap();
+        assert_eq!(inspect(&d), RunStatus::Empty);
+        assert!(d.join("notes.txt").exists());
+        fs::remove_dir_all(&d).unwrap();
+    }
+}
