@@ -21,9 +21,11 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
+#[cfg(target_arch = "x86_64")]
 use crate::bias_f32;
 use crate::blocks::{min_items, ColBlocks};
 use crate::direct2x2;

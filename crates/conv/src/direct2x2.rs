@@ -314,8 +314,9 @@ fn forward_k<T: Float, const K: usize>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
         return unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
+        // Off x86-64 `applies` is false; were the path taken, the same loops would run as is.
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("applies() is false off x86_64 ({filter:p}, {bias:?})")
+        forward_tile::<T, K>(xt_block, filter, bias, first)
     });
     from_channel_rows(yt, cout, npad, output);
 }
@@ -352,7 +353,7 @@ fn backward_input_k<T: Float, const K: usize>(
         // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
         return unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("applies() is false off x86_64 ({dyt_block:p}, {ci})")
+        input_tile::<T, K>(dyt_block, weight, c, ci, first)
     });
     from_channel_rows(dxt, c, npad, grad_input);
 }
@@ -390,13 +391,13 @@ pub(crate) fn backward_weight<T: Float>(
             filter.fill(T::ZERO);
             for c0 in (0..c).step_by(LANES) {
                 #[cfg(target_arch = "x86_64")]
-                {
-                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                    let acc = unsafe { weight_tile_simd(xc, cpad, c0, grad_output, cout, co) };
-                    for (l, taps) in filter[c0 * kk..].chunks_mut(kk).take(LANES).enumerate() {
-                        for (d, lanes) in acc.iter().enumerate() {
-                            taps[first + (d / 3) * k + d % 3] = lanes[l];
-                        }
+                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                let acc = unsafe { weight_tile_simd(xc, cpad, c0, grad_output, cout, co) };
+                #[cfg(not(target_arch = "x86_64"))]
+                let acc = weight_tile(xc, cpad, c0, grad_output, cout, co);
+                for (l, taps) in filter[c0 * kk..].chunks_mut(kk).take(LANES).enumerate() {
+                    for (d, lanes) in acc.iter().enumerate() {
+                        taps[first + (d / 3) * k + d % 3] = lanes[l];
                     }
                 }
             }

@@ -25,6 +25,8 @@
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
+// The f32 intrinsics kernels: x86-64 only, entered through the active tier's checks.
+#[cfg(target_arch = "x86_64")]
 mod bias_f32;
 mod blocks;
 mod conv2d;
@@ -35,13 +37,16 @@ mod geometry;
 mod im2col;
 mod kept;
 mod lanes;
+#[cfg(target_arch = "x86_64")]
 mod layout_f32;
 pub mod naive;
 mod tapwise;
 #[cfg(test)]
 mod test_util;
+#[cfg(target_arch = "x86_64")]
 mod tile3x3_f32;
 mod unrolled;
+#[cfg(target_arch = "x86_64")]
 mod unrolled_f32;
 
 pub use conv2d::{

@@ -25,9 +25,11 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm_par, Float, MatRef};
 
+#[cfg(target_arch = "x86_64")]
 use crate::unrolled_f32::{self, PixelTables};
 
 use crate::blocks::min_items;
@@ -68,6 +70,7 @@ pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
     unrolled_len_checked(g).expect("applies() checked the length")
 }
 
+#[cfg(target_arch = "x86_64")]
 /// True when f32 operands take [`unrolled_f32`]'s kernels: small enough, and AVX-512F here.
 fn vector_kernels(kk: usize, q: usize) -> bool {
     unrolled_f32::fits(kk, q) && tensor::cpu::avx512_available()
@@ -96,6 +99,7 @@ fn pair_taps(g: &Conv2dGeometry) -> Vec<Option<usize>> {
 /// gathered from that channel's taps followed by a zero, which the pairs without a tap read:
 /// one indexed load per value, no branch.
 pub(crate) fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
     let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
     #[cfg(target_arch = "x86_64")]
     if let (Some(w), Some(u), true) = (as_f32(weight), as_f32_mut(u), vector_kernels(kk, q)) {
@@ -143,6 +147,7 @@ fn unroll_scalar<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
 /// in row-major `(p, q)` order; taps that join none get zero. Reads `dU` in order, as
 /// [`unroll`] writes `U`.
 fn fold<T: Float>(g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
     let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
     #[cfg(target_arch = "x86_64")]
     if let (Some(du), Some(dw), true) = (as_f32(du), as_f32_mut(grad_weight), vector_kernels(kk, q))

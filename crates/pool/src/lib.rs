@@ -21,6 +21,7 @@
 //! - [`relu_max_pool2d_forward`] / [`relu_max_pool2d_forward_inference`]: `max_pool2d(relu(x))`
 //!   in one pass, bit for bit the two ops in sequence; its argmax feeds the same backward.
 
+#[cfg(target_arch = "x86_64")]
 mod backward2x2_f32;
 pub mod error;
 pub mod geometry;

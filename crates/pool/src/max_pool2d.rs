@@ -9,10 +9,13 @@
 //! maximum (the one the forward chose) is a valid subgradient choice.
 
 use rayon::prelude::*;
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
+#[cfg(target_arch = "x86_64")]
 use crate::backward2x2_f32;
+#[cfg(target_arch = "x86_64")]
 use crate::window2x2;
 
 use crate::relu_max_pool2d::NO_WINNER;
@@ -99,6 +102,7 @@ pub fn max_pool2d_backward<T: Float>(
     // Non-overlapping 2x2 windows of f32 take the vector kernel, which writes each value once
     // (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
     // 1x1 pool outputs) the vector setup costs more than the scatter (`benches/pool.rs`).
+    #[cfg(target_arch = "x86_64")]
     let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tensor::cpu::avx512_available();
     grad_input
         .par_chunks_mut(in_plane)

@@ -39,6 +39,8 @@ fn available() -> bool {
 
 /// One strided operand: `at(i, j) = ptr + i * rs + j * cs`.
 #[derive(Clone, Copy)]
+// Read only by the x86-64 kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Strided {
     pub(crate) ptr: *const f32,
     pub(crate) rs: usize,
