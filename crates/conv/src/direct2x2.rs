@@ -27,7 +27,9 @@ use rayon::prelude::*;
 
 use tensor::Float;
 
-use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use tensor::cpu::Tier;
+
+use crate::lanes::{fma_lanes, lanes_at, Lanes, LANES};
 use crate::Conv2dGeometry;
 
 /// Largest batch the direct kernels take. Above it, the unrolled GEMMs' one copy of the weight
@@ -73,8 +75,8 @@ const fn pixel_pairs() -> [(usize, usize, usize); 16] {
 
 /// True when the direct kernels take the convolution: 2x2 in and out, stride 1, every offset
 /// in `-1..=1` a tap of the kernel (padding at least 1 and at most `K - 2`), a 3x3 or 5x5
-/// kernel, at most [`MAX_BATCH`] images, and a CPU with AVX-512F, AVX2 and FMA.
-pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+/// kernel, at most [`MAX_BATCH`] images, and a tier that runs AVX-512 (AVX-512F, AVX2, FMA).
+pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let two_by_two = g.in_h == 2 && g.in_w == 2 && g.out_h == 2 && g.out_w == 2;
     let offsets_are_taps = g.padding >= 1 && g.padding + 2 <= g.kernel;
     two_by_two
@@ -82,7 +84,7 @@ pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
         && offsets_are_taps
         && matches!(g.kernel, 3 | 5)
         && g.batch <= MAX_BATCH
-        && simd_available()
+        && tier.avx512()
 }
 
 /// The batch rounded up to whole vectors.

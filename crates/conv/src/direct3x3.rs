@@ -29,7 +29,9 @@ use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
 use crate::blocks::min_items;
-use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use tensor::cpu::Tier;
+
+use crate::lanes::{fma_lanes, lanes_at, Lanes, LANES};
 #[cfg(target_arch = "x86_64")]
 use crate::layout_f32::{bordered_plane, channels_last_image};
 #[cfg(target_arch = "x86_64")]
@@ -113,16 +115,16 @@ impl Same {
 }
 
 /// True when the convolution takes this path: a same 3x3 convolution on a map larger than 3x3
-/// (smaller ones take [`crate::unrolled`]), and a CPU with AVX-512F, AVX2 and FMA. Any channel
+/// (smaller ones take [`crate::unrolled`]), and a tier that runs AVX-512 (AVX-512F, AVX2, FMA). Any channel
 /// counts: a last block of fewer than 16 channels is computed one channel at a time.
-pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let same = g.kernel == 3 && g.stride == 1 && g.padding == 1;
     let fits = g
         .input_len()
         .checked_add(g.output_len())
         .and_then(|l| l.checked_mul(4))
         .is_some();
-    same && g.in_h * g.in_w > 9 && fits && simd_available()
+    same && g.in_h * g.in_w > 9 && fits && tier.avx512()
 }
 
 /// `channels` rounded up to whole blocks of 16.
@@ -671,8 +673,10 @@ mod tests {
     /// input channels.
     #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit() {
-        if !simd_available() {
+    fn the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit_needs_avx512() {
+        const NAME: &str =
+            "the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit_needs_avx512";
+        if !tensor::testing::require_tier(Tier::Avx512, NAME) {
             return;
         }
         for (n, c, side, channels) in [
@@ -696,7 +700,7 @@ mod tests {
             let plane = side * side;
             let mut generic = vec![f32::NAN; channels * plane];
             let mut intrinsics = vec![f32::NAN; channels * plane];
-            // SAFETY: simd_available() is true.
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`require_tier`).
             unsafe {
                 forward_block_simd(&s, &image, &weights, &bias, &mut generic);
                 forward_block(s.bordered(), c, &image, &weights, &bias, &mut intrinsics);

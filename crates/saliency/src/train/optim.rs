@@ -1,6 +1,7 @@
 //! Optimizers: Adam and SGD with momentum and per-step decay, plus the L2 kernel penalty.
 
 use rayon::prelude::*;
+use tensor::cpu::Tier;
 use tensor::Tensor;
 
 use crate::models::ParamInfo;
@@ -118,6 +119,7 @@ impl Optimizer {
                     inv_sqrt_c2: (1.0 / c2.sqrt()) as f32,
                     eps: eps as f32,
                     decay: decay(i),
+                    tier: tensor::cpu::tier(),
                 };
                 let mut tasks = Vec::new();
                 for (i, (((p, g), m), v)) in params
@@ -188,6 +190,9 @@ struct AdamStep {
     inv_sqrt_c2: f32,
     eps: f32,
     decay: f32,
+    /// The tier that chooses the kernel (every tier gives the same bits).
+    #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+    tier: Tier,
 }
 
 impl AdamStep {
@@ -196,8 +201,8 @@ impl AdamStep {
     /// form gives the scalar form's bits).
     fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         #[cfg(target_arch = "x86_64")]
-        if tensor::cpu::avx512_available() {
-            // SAFETY: the CPU has the features the function is compiled for (checked above).
+        if self.tier.avx512() {
+            // SAFETY: the CPU has the features the function is compiled for (`tier.avx512()`).
             unsafe { self.apply_simd(p, g, m, v) };
             return;
         }
@@ -360,24 +365,43 @@ mod tests {
     }
 
     #[test]
-    fn the_dispatched_adam_update_is_the_portable_one_bit_for_bit() {
-        // On a CPU with AVX-512 `apply` runs the 16-lane function; its bits must not differ.
-        let k = AdamStep {
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn the_avx512_adam_update_is_the_portable_one_bit_for_bit_needs_avx512() {
+        const NAME: &str = "the_avx512_adam_update_is_the_portable_one_bit_for_bit_needs_avx512";
+        if !tensor::testing::require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        // On the AVX-512 tier `apply` runs the 16-lane function; its bits must not differ.
+        let avx512 = AdamStep {
             b1: 0.9,
             b2: 0.999,
             step: 1e-3 / 0.19,
             inv_sqrt_c2: 1.0 / 0.0199f32.sqrt(),
             eps: 1e-7,
             decay: 2e-4,
+            tier: Tier::Avx512,
+        };
+        let portable = AdamStep {
+            tier: Tier::Portable,
+            ..avx512
         };
         let n = 1000 + 13;
         let wave = |a: f32| (0..n).map(|i| ((i as f32) * a).sin()).collect::<Vec<f32>>();
         let (g, p0, m0) = (wave(0.37), wave(1.1), wave(0.05));
         let v0: Vec<f32> = wave(0.7).iter().map(|x| x * x).collect();
         let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
+        let p0_copy = p0.clone();
         let (mut p2, mut m2, mut v2) = (p0, m0, v0);
-        k.apply(&mut p1, &g, &mut m1, &mut v1);
-        k.apply_body(&mut p2, &g, &mut m2, &mut v2);
-        assert_eq!((p1, m1, v1), (p2, m2, v2));
+        avx512.apply(&mut p1, &g, &mut m1, &mut v1);
+        portable.apply(&mut p2, &g, &mut m2, &mut v2);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            (bits(&p1), bits(&m1), bits(&v1)),
+            (bits(&p2), bits(&m2), bits(&v2))
+        );
+        assert_ne!(bits(&p1), bits(&p0_copy), "the update moved the parameters");
     }
 }

@@ -261,7 +261,11 @@ impl Trainer {
                     dir.display()
                 ))
             })?;
-            let json = serde_json::to_string_pretty(&cfg).expect("config serializes");
+            // the settings, and the SIMD tier the run's kernels take (other tiers may round
+            // differently: docs/architecture.md)
+            let mut json = serde_json::to_value(&cfg).expect("config serializes");
+            json["simd"] = tensor::cpu::tier().name().into();
+            let json = serde_json::to_string_pretty(&json).expect("config serializes");
             crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
                 .map_err(|e| TrainError::Output(e.to_string()))?;
             trim_metrics(&dir.join("metrics.jsonl"), self.epoch)?;
