@@ -5,7 +5,8 @@
 //! Tiers run different algorithms (the AVX-512 tier's direct convolutions sum in other orders
 //! than the portable tier's im2col + GEMM; docs/architecture.md), so their weights are compared
 //! for closeness, not bits: no weight may differ by more than Adam can move two runs apart in
-//! those steps, and nearly all must agree to a few parts per million.
+//! those steps, and 99 % must agree to a part per million (measured on a Zen 4 machine, 4
+//! steps: every weight within 6e-8 of the portable run's; 96 % with the same bits).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -129,11 +130,11 @@ fn deep_trains_to_nearly_the_same_weights_on_every_tier_the_cpu_has() {
                 a.is_finite() && (a - b).abs() <= bound,
                 "{tier}: weight {i}: {a} vs {b}"
             );
-            close += usize::from((a - b).abs() <= 1e-5 * (1.0 + b.abs()));
+            close += usize::from((a - b).abs() <= 1e-6 * (1.0 + b.abs()));
         }
         assert!(
             close * 100 >= fast.len() * 99,
-            "{tier}: only {close} of {} weights within 1e-5 of the portable run's",
+            "{tier}: only {close} of {} weights within 1e-6 of the portable run's",
             fast.len()
         );
     }

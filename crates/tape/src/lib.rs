@@ -12,6 +12,9 @@
 //! Each op is one file under `ops/`: its record function (a `Tape` method) and its backward a few
 //! lines apart. `op.rs` holds the enum that dispatches backward.
 
+// The tape is safe code: every `unsafe` of the engine sits in the kernel crates, behind checks.
+#![forbid(unsafe_code)]
+
 mod error;
 pub mod gradcheck;
 mod gradients;

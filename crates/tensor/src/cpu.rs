@@ -237,16 +237,6 @@ fn avx2_fma_cpu() -> bool {
     }
 }
 
-/// True when the active tier runs the AVX-512 kernels: `tier().avx512()`.
-pub fn avx512_available() -> bool {
-    tier().avx512()
-}
-
-/// True when the active tier runs the AVX2 + FMA kernels: `tier().avx2_fma()`.
-pub fn avx2_fma_available() -> bool {
-    tier().avx2_fma()
-}
-
 /// The AVX-512 mask of the first `n` of 16 lanes (`n <= 16`): a row's valid values in the f32
 /// intrinsics kernels' masked loads and stores.
 #[cfg(target_arch = "x86_64")]

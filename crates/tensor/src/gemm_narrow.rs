@@ -34,7 +34,7 @@ const MIN_MACS: usize = 4096;
 
 /// True when the active tier runs the narrow kernels (AVX2 + FMA, and the CPU has them).
 fn available() -> bool {
-    crate::cpu::avx2_fma_available()
+    crate::cpu::tier().avx2_fma()
 }
 
 /// One strided operand: `at(i, j) = ptr + i * rs + j * cs`.
