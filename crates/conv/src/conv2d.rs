@@ -842,7 +842,7 @@ mod tests {
     fn tap_path_matches_naive_on_any_pool() {
         // (n, c, side, cout, k, p): maps with more input pixels than kernel taps, which the
         // unrolled path leaves to this one, and not same 3x3 convolutions (the direct kernels'
-        // on a CPU with AVX-512; this path serves 4x4 maps elsewhere): a 2x2 kernel on 3x3 maps
+        // on the AVX-512 tier; this path serves 4x4 maps elsewhere): a 2x2 kernel on 3x3 maps
         // (a non-square count of channels, 33 images), and a 1x1 kernel with padding 1 on a
         // 2x2 map (border outputs read only padding).
         let shapes = [

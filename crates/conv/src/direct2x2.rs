@@ -21,7 +21,8 @@
 //! `mul_add`, compiled inside `#[target_feature(enable = "avx512f,avx2,fma")]` functions, where
 //! they become AVX-512 FMA instructions with the accumulators in registers. The 16 pixel pairs
 //! are spelled out by a macro: as a loop, the compiler kept the accumulators in memory. The path
-//! is taken only on a CPU with those features; elsewhere these layers take the unrolled GEMMs.
+//! is taken only on the AVX-512 tier (`tensor::cpu::Tier`); elsewhere these layers take the
+//! unrolled GEMMs.
 
 use rayon::prelude::*;
 

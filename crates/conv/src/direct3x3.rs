@@ -115,8 +115,8 @@ impl Same {
 }
 
 /// True when the convolution takes this path: a same 3x3 convolution on a map larger than 3x3
-/// (smaller ones take [`crate::unrolled`]), and a tier that runs AVX-512 (AVX-512F, AVX2, FMA). Any channel
-/// counts: a last block of fewer than 16 channels is computed one channel at a time.
+/// (smaller ones take [`crate::unrolled`]), and a tier that runs AVX-512 (AVX-512F, AVX2, FMA).
+/// Any channel counts: a last block of fewer than 16 channels is computed one channel at a time.
 pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let same = g.kernel == 3 && g.stride == 1 && g.padding == 1;
     let fits = g

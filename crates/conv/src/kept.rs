@@ -11,8 +11,9 @@
 //! [`conv2d_forward_keeping`] writes that buffer into caller-owned memory (a tape keeps it until
 //! the backward), and [`conv2d_backward_input_kept`] / [`conv2d_backward_weight_kept`] read it
 //! instead of rebuilding it. The values are the same copies and products as without it, so
-//! every result is bit for bit that of [`crate::conv2d_forward`], [`crate::conv2d_backward_input`] and
-//! [`crate::conv2d_backward_weight`]. Other paths keep nothing ([`conv2d_kept_len`] is 0).
+//! every result is bit for bit that of [`crate::conv2d_forward`],
+//! [`crate::conv2d_backward_input`] and [`crate::conv2d_backward_weight`]. Other paths keep
+//! nothing ([`conv2d_kept_len`] is 0).
 
 use tensor::Float;
 

@@ -4,7 +4,12 @@
 //! Data layout: images are f32 in [0, 1], NCHW; models hold PyTorch-layout parameters named as
 //! in the study (`conv1.weight`, ...). The `saliency` binary is a thin CLI over this library.
 
+// No `unsafe` here: the kernels' sits in the kernel crates behind safe functions. The one
+// exception is the allocator setting (a libc call), allowed in its module alone.
+#![deny(unsafe_code)]
+
 pub mod adversarial;
+#[allow(unsafe_code)]
 pub mod allocator;
 pub mod atomic_file;
 pub mod attribution;
