@@ -41,6 +41,8 @@ pub(crate) unsafe fn channel_sum(
 mod tests {
     use super::*;
     use crate::test_util::random_vec;
+    use tensor::cpu::Tier;
+    use tensor::testing::require_tier;
 
     /// The generic code's order, on f32.
     fn reference(dy: &[f32], channels: usize, plane: usize, o: usize) -> f32 {
@@ -60,8 +62,9 @@ mod tests {
     }
 
     #[test]
-    fn channel_sums_match_the_generic_order_bit_for_bit() {
-        if !tensor::cpu::avx512_available() {
+    fn channel_sums_match_the_generic_order_bit_for_bit_needs_avx512() {
+        const NAME: &str = "channel_sums_match_the_generic_order_bit_for_bit_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
             return;
         }
         for plane in [784, 196, 49, 16, 9, 1] {
@@ -73,7 +76,7 @@ mod tests {
                 .map(|(i, v)| (*v * 10f64.powi(i as i32 % 7 - 3)) as f32)
                 .collect();
             for o in 0..channels {
-                // SAFETY: the CPU has AVX-512F (checked above).
+                // SAFETY: the CPU has AVX-512F (`require_tier`).
                 let got = unsafe { channel_sum(&dy, channels, plane, o) };
                 let want = reference(&dy, channels, plane, o);
                 assert_eq!(got.to_bits(), want.to_bits(), "plane {plane}, channel {o}");

@@ -21,9 +21,12 @@
 
 use rayon::prelude::*;
 
+use tensor::cpu::Tier;
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
+#[cfg(target_arch = "x86_64")]
 use crate::bias_f32;
 use crate::blocks::{min_items, ColBlocks};
 use crate::direct2x2;
@@ -66,14 +69,14 @@ pub(crate) enum Path {
 }
 
 impl Path {
-    pub(crate) fn of(g: &Conv2dGeometry) -> Self {
+    pub(crate) fn of(g: &Conv2dGeometry, tier: Tier) -> Self {
         if let Some(tap) = single_tap(g) {
             Path::SingleTap(tap)
-        } else if direct2x2::applies(g) {
+        } else if direct2x2::applies(g, tier) {
             Path::Direct2x2
         } else if unrolled::applies(g) {
             Path::Unrolled
-        } else if direct3x3::applies(g) {
+        } else if direct3x3::applies(g, tier) {
             Path::Direct3x3
         } else if tapwise::applies(g) {
             Path::Tapwise
@@ -135,11 +138,32 @@ pub fn conv2d_forward<T: Float>(
     output: &mut [T],
     workspace: &mut Vec<T>,
 ) {
+    forward_on(
+        tensor::cpu::tier(),
+        g,
+        input,
+        weight,
+        bias,
+        output,
+        workspace,
+    )
+}
+
+/// [`conv2d_forward`] on `tier` (a tier the CPU lacks runs as [`Tier::Portable`] would).
+pub(crate) fn forward_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     const OP: &str = "conv2d_forward";
     g.assert_consistent(OP);
     assert_forward_lens(OP, g, input, weight, bias, output);
 
-    match Path::of(g) {
+    match Path::of(g, tier) {
         Path::SingleTap(tap) => {
             // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
             let x = MatRef::row_major(input, g.batch, g.in_channels);
@@ -158,7 +182,7 @@ pub fn conv2d_forward<T: Float>(
         }
         Path::Unrolled => {
             let workspace = scratch(workspace, unrolled::workspace_len(g));
-            return unrolled::forward(g, input, weight, bias, output, workspace);
+            return unrolled::forward(tier, g, input, weight, bias, output, workspace);
         }
         Path::Direct3x3 => {
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
@@ -216,13 +240,32 @@ pub fn conv2d_backward_input<T: Float>(
     grad_input: &mut [T],
     workspace: &mut Vec<T>,
 ) {
+    backward_input_on(
+        tensor::cpu::tier(),
+        g,
+        weight,
+        grad_output,
+        grad_input,
+        workspace,
+    )
+}
+
+/// [`conv2d_backward_input`] on `tier` (a tier the CPU lacks runs as [`Tier::Portable`] would).
+pub(crate) fn backward_input_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    weight: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     const OP: &str = "conv2d_backward_input";
     g.assert_consistent(OP);
     assert_len(OP, "weight", g.weight_len(), weight.len());
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_input", g.input_len(), grad_input.len());
 
-    match Path::of(g) {
+    match Path::of(g, tier) {
         Path::SingleTap(tap) => {
             // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
             let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
@@ -236,7 +279,7 @@ pub fn conv2d_backward_input<T: Float>(
         }
         Path::Unrolled => {
             let workspace = scratch(workspace, unrolled::workspace_len(g));
-            return unrolled::backward_input(g, weight, grad_output, grad_input, workspace);
+            return unrolled::backward_input(tier, g, weight, grad_output, grad_input, workspace);
         }
         Path::Direct3x3 => {
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
@@ -286,13 +329,32 @@ pub fn conv2d_backward_weight<T: Float>(
     grad_weight: &mut [T],
     workspace: &mut Vec<T>,
 ) {
+    backward_weight_on(
+        tensor::cpu::tier(),
+        g,
+        input,
+        grad_output,
+        grad_weight,
+        workspace,
+    )
+}
+
+/// [`conv2d_backward_weight`] on `tier` (a tier the CPU lacks runs as [`Tier::Portable`] would).
+pub(crate) fn backward_weight_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    input: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     const OP: &str = "conv2d_backward_weight";
     g.assert_consistent(OP);
     assert_len(OP, "input", g.input_len(), input.len());
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
 
-    match Path::of(g) {
+    match Path::of(g, tier) {
         Path::SingleTap(tap) => {
             // dW[:, :, p, p] (Cout, C) = dy^T (Cout, N) * x (N, C), one GEMM so each element
             // sums the batch in one order; the taps that read only padding get zero.
@@ -310,7 +372,7 @@ pub fn conv2d_backward_weight<T: Float>(
         }
         Path::Unrolled => {
             let workspace = scratch(workspace, unrolled::workspace_len(g));
-            return unrolled::backward_weight(g, input, grad_output, grad_weight, workspace);
+            return unrolled::backward_weight(tier, g, input, grad_output, grad_weight, workspace);
         }
         Path::Direct3x3 => {
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
@@ -384,11 +446,25 @@ pub fn conv2d_backward_weight<T: Float>(
 ///
 /// Panics if a buffer length does not match the geometry.
 pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], grad_bias: &mut [T]) {
+    backward_bias_on(tensor::cpu::tier(), g, grad_output, grad_bias)
+}
+
+/// [`conv2d_backward_bias`] on `tier` (a tier the CPU lacks runs as [`Tier::Portable`] would).
+pub(crate) fn backward_bias_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    grad_output: &[T],
+    grad_bias: &mut [T],
+) {
     const OP: &str = "conv2d_backward_bias";
     g.assert_consistent(OP);
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_bias", g.out_channels, grad_bias.len());
     let plane = g.out_plane();
+    #[cfg(target_arch = "x86_64")]
+    let avx512 = tier.avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = tier;
     grad_bias
         .par_iter_mut()
         .enumerate()
@@ -398,9 +474,9 @@ pub fn conv2d_backward_bias<T: Float>(g: &Conv2dGeometry, grad_output: &[T], gra
             if let (Some(dy), Some(db), true) = (
                 as_f32(grad_output),
                 as_f32_mut(std::slice::from_mut(db)),
-                tensor::cpu::avx512_available(),
+                avx512,
             ) {
-                // SAFETY: the CPU has AVX-512F (checked just above).
+                // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F.
                 db[0] = unsafe { bias_f32::channel_sum(dy, g.out_channels, plane, o) };
                 return;
             }
@@ -447,18 +523,22 @@ mod tests {
     use super::*;
     use crate::naive::*;
     use crate::test_util::random_vec;
-    use tensor::testing::{assert_close, in_pool};
+    use tensor::cpu::supported_tiers;
+    use tensor::testing::{assert_close, in_pool, require_tier};
 
-    /// (y, dx, dw, db) from the fast kernels, outputs and workspace pre-filled with NaN.
-    fn fast(g: &Conv2dGeometry, x: &[f64], w: &[f64], b: &[f64], dy: &[f64]) -> [Vec<f64>; 4] {
+    /// The operands of one pass, `(x, w, b, dy)`.
+    type Operands<'a> = (&'a [f64], &'a [f64], &'a [f64], &'a [f64]);
+
+    /// (y, dx, dw, db) from the fast kernels on `tier`, outputs and workspace pre-filled with NaN.
+    fn fast(tier: Tier, g: &Conv2dGeometry, (x, w, b, dy): Operands) -> [Vec<f64>; 4] {
         let nan = f64::NAN;
         let mut ws = vec![nan; 7];
         let (mut y, mut dx) = (vec![nan; g.output_len()], vec![nan; g.input_len()]);
         let (mut dw, mut db) = (vec![nan; g.weight_len()], vec![nan; g.out_channels]);
-        conv2d_forward(g, x, w, Some(b), &mut y, &mut ws);
-        conv2d_backward_input(g, w, dy, &mut dx, &mut ws);
-        conv2d_backward_weight(g, x, dy, &mut dw, &mut ws);
-        conv2d_backward_bias(g, dy, &mut db);
+        forward_on(tier, g, x, w, Some(b), &mut y, &mut ws);
+        backward_input_on(tier, g, w, dy, &mut dx, &mut ws);
+        backward_weight_on(tier, g, x, dy, &mut dw, &mut ws);
+        backward_bias_on(tier, g, dy, &mut db);
         [y, dx, dw, db]
     }
 
@@ -475,23 +555,61 @@ mod tests {
         [y, dx, dw, db]
     }
 
-    /// Random inputs for `g` from `seed`: the fast passes on 1 thread match the naive oracle
-    /// (all four), and 2 and 3 threads give the same bits.
+    /// Random inputs for `g` from `seed`: on every tier this CPU runs, the fast passes on 1
+    /// thread match the naive oracle (all four), and 2 and 3 threads give the same bits.
     fn check_against_naive_on_any_pool(g: &Conv2dGeometry, seed: u64) {
+        for tier in supported_tiers() {
+            check_tier_against_naive_on_any_pool(tier, g, seed);
+        }
+    }
+
+    /// [`check_against_naive_on_any_pool`] on one tier.
+    fn check_tier_against_naive_on_any_pool(tier: Tier, g: &Conv2dGeometry, seed: u64) {
         let x = random_vec(g.input_len(), seed);
         let w = random_vec(g.weight_len(), seed + 1);
         let b = random_vec(g.out_channels, seed + 2);
         let dy = random_vec(g.output_len(), seed + 3);
-        let run = |threads| in_pool(threads, || fast(g, &x, &w, &b, &dy));
+        let run = |threads| in_pool(threads, || fast(tier, g, (&x, &w, &b, &dy)));
         let one = run(1);
         let [want_y, want_dx, want_dw, want_db] = naive(g, &x, &w, &b, &dy);
         let [y, dx, dw, db] = &one;
-        assert_close(&format!("y {g:?}"), y, &want_y, 1e-12, 1e-12);
-        assert_close(&format!("dx {g:?}"), dx, &want_dx, 1e-12, 1e-12);
-        assert_close(&format!("dw {g:?}"), dw, &want_dw, 1e-12, 1e-12);
-        assert_close(&format!("db {g:?}"), db, &want_db, 1e-12, 1e-12);
+        assert_close(&format!("y {g:?} {tier}"), y, &want_y, 1e-12, 1e-12);
+        assert_close(&format!("dx {g:?} {tier}"), dx, &want_dx, 1e-12, 1e-12);
+        assert_close(&format!("dw {g:?} {tier}"), dw, &want_dw, 1e-12, 1e-12);
+        assert_close(&format!("db {g:?} {tier}"), db, &want_db, 1e-12, 1e-12);
         for threads in [2, 3] {
-            assert!(run(threads) == one, "{g:?}: 1 and {threads} threads differ");
+            assert!(
+                run(threads) == one,
+                "{g:?} {tier}: 1 and {threads} threads differ"
+            );
+        }
+    }
+
+    /// The bias gradient's sums are the same additions in the same order on every tier (the
+    /// AVX-512 one in f32 intrinsics), so the bits agree with the portable tier's.
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn bias_sums_on_the_avx512_tier_have_the_portable_bits_needs_avx512() {
+        const NAME: &str = "bias_sums_on_the_avx512_tier_have_the_portable_bits_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        for (side, seed) in [(28, 1), (14, 2), (7, 3), (4, 4), (3, 5), (1, 6)] {
+            let g = Conv2dGeometry::new(5, 2, side, side, 6, 3, 1, 1).unwrap();
+            // magnitudes from 1e-3 to 1e3, so a different order would round differently
+            let dy: Vec<f32> = random_vec(g.output_len(), seed)
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (v * 10f64.powi(i as i32 % 7 - 3)) as f32)
+                .collect();
+            let (mut fast, mut portable) = (vec![f32::NAN; 6], vec![f32::NAN; 6]);
+            backward_bias_on(Tier::Avx512, &g, &dy, &mut fast);
+            backward_bias_on(Tier::Portable, &g, &dy, &mut portable);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&portable), "side {side}");
         }
     }
 
@@ -523,7 +641,7 @@ mod tests {
         let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
         use tensor::GemmSplit;
         assert!(!tapwise::applies(&g) && !unrolled::applies(&g));
-        assert!(!direct3x3::applies(&g));
+        assert!(!direct3x3::applies(&g, Tier::Avx512));
         assert!(matches!(
             GemmSplit::for_shape(cout, rows, ncols),
             GemmSplit::Rows(_)
@@ -555,7 +673,10 @@ mod tests {
         ];
         for (i, &(n, c, side, cout, k, s, p)) in shapes.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, side, side, cout, k, s, p).unwrap();
-            assert!(unrolled::applies(&g) && !direct2x2::applies(&g), "{g:?}");
+            assert!(
+                unrolled::applies(&g) && !direct2x2::applies(&g, Tier::Avx512),
+                "{g:?}"
+            );
             check_against_naive_on_any_pool(&g, 70 + 10 * i as u64);
         }
         // 4x4 maps with a 3x3 kernel: U would multiply more than im2col (16 > 9 input pixels)
@@ -563,50 +684,85 @@ mod tests {
         assert!(!unrolled::applies(&g));
     }
 
+    /// (n, c, cout, k, p) on 2x2 maps: AlexNet's conv3 and conv2 shapes shrunk, one image
+    /// (15 padded lanes), 17 channels (a partial channel vector in the weight gradient) over
+    /// 40 images (3 image vectors, the last partial), and the largest batch the path takes.
+    const DIRECT_2X2: [(usize, usize, usize, usize, usize); 5] = [
+        (16, 6, 7, 3, 1),
+        (16, 4, 5, 5, 2),
+        (1, 20, 3, 3, 1),
+        (40, 17, 9, 3, 1),
+        (64, 3, 2, 3, 1),
+    ];
+
+    /// On every tier this CPU has: the AVX-512 one takes the direct kernels (see the
+    /// `..._needs_avx512` test below), the others the unrolled GEMMs.
     #[test]
     fn direct_2x2_kernels_match_naive_on_any_pool() {
-        // (n, c, cout, k, p) on 2x2 maps: AlexNet's conv3 and conv2 shapes shrunk, one image
-        // (15 padded lanes), 17 channels (a partial channel vector in the weight gradient) over
-        // 40 images (3 image vectors, the last partial), and the largest batch the path takes.
-        let shapes = [
-            (16, 6, 7, 3, 1),
-            (16, 4, 5, 5, 2),
-            (1, 20, 3, 3, 1),
-            (40, 17, 9, 3, 1),
-            (64, 3, 2, 3, 1),
-        ];
-        for (i, &(n, c, cout, k, p)) in shapes.iter().enumerate() {
+        for (i, &(n, c, cout, k, p)) in DIRECT_2X2.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, 2, 2, cout, k, 1, p).unwrap();
-            if !direct2x2::applies(&g) {
-                // Without AVX-512 these layers take the unrolled GEMMs, checked all the same.
-                eprintln!("{g:?}: no AVX-512 here, the direct kernels are not exercised");
-            }
             check_against_naive_on_any_pool(&g, 130 + 10 * i as u64);
         }
         let over = Conv2dGeometry::new(65, 3, 2, 2, 2, 3, 1, 1).unwrap();
         assert!(
-            !direct2x2::applies(&over),
+            !direct2x2::applies(&over, Tier::Avx512),
             "65 images take the unrolled GEMMs"
         );
     }
 
+    /// The tier switch picks the path: the AVX-512 tier takes the direct kernels for the
+    /// shapes of the direct tests, the portable tier never (so the shapes' runs on every tier
+    /// above really compare two algorithms with the oracle).
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn the_avx512_tier_takes_the_direct_kernels_needs_avx512() {
+        const NAME: &str = "the_avx512_tier_takes_the_direct_kernels_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        let mut geometries: Vec<Conv2dGeometry> = DIRECT_2X2
+            .iter()
+            .map(|&(n, c, cout, k, p)| Conv2dGeometry::new(n, c, 2, 2, cout, k, 1, p).unwrap())
+            .collect();
+        geometries.extend(
+            DIRECT_3X3
+                .iter()
+                .map(|&(n, c, h, w, cout)| Conv2dGeometry::new(n, c, h, w, cout, 3, 1, 1).unwrap()),
+        );
+        for g in geometries {
+            let fast = [Path::of(&g, Tier::Avx512), Path::of(&g, Tier::Portable)];
+            assert!(
+                matches!(
+                    fast,
+                    [
+                        Path::Direct2x2 | Path::Direct3x3,
+                        Path::Unrolled | Path::Tapwise | Path::Im2col
+                    ]
+                ),
+                "{g:?}"
+            );
+        }
+    }
+
+    /// (n, c, h, w, cout): deep's conv1 (one input channel: the input gradient is a forward
+    /// with one output channel), conv2 and conv3, 17 columns (two vectors per row, the second
+    /// with one column) and 5 channels, and a non-square map.
+    const DIRECT_3X3: [(usize, usize, usize, usize, usize); 5] = [
+        (2, 1, 28, 28, 16),
+        (3, 16, 14, 14, 16),
+        (2, 16, 7, 7, 32),
+        (1, 5, 17, 17, 16),
+        (2, 32, 4, 5, 16),
+    ];
+
+    /// On every tier this CPU has (the AVX-512 one takes the direct kernels).
     #[test]
     fn direct_3x3_kernels_match_naive_on_any_pool() {
-        // (n, c, h, w, cout): deep's conv1 (one input channel: the input gradient is a forward
-        // with one output channel), conv2 and conv3, 17 columns (two vectors per row, the second
-        // with one column) and 5 channels, and a non-square map.
-        let shapes = [
-            (2, 1, 28, 28, 16),
-            (3, 16, 14, 14, 16),
-            (2, 16, 7, 7, 32),
-            (1, 5, 17, 17, 16),
-            (2, 32, 4, 5, 16),
-        ];
-        for (i, &(n, c, h, w, cout)) in shapes.iter().enumerate() {
+        for (i, &(n, c, h, w, cout)) in DIRECT_3X3.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, h, w, cout, 3, 1, 1).unwrap();
-            if !direct3x3::applies(&g) {
-                eprintln!("{g:?}: no AVX-512 here, the direct kernels are not exercised");
-            }
             check_against_naive_on_any_pool(&g, 200 + 10 * i as u64);
         }
         // channel counts that are not whole blocks of 16: the last block's channels one by one
@@ -617,9 +773,16 @@ mod tests {
         }
     }
 
-    /// The f32 passes on `g` against the naive f64 ones on the same (f32-rounded) inputs: the
-    /// f64 tests run the same generic kernels, this checks their f32 instantiation.
+    /// The f32 passes on `g` against the naive f64 ones on the same (f32-rounded) inputs, on
+    /// every tier this CPU has: the f64 tests run the same generic kernels, this checks their
+    /// f32 instantiation (and the f32 intrinsics kernels).
     fn check_f32_against_f64_oracle(g: &Conv2dGeometry) {
+        for tier in supported_tiers() {
+            check_f32_tier_against_f64_oracle(tier, g);
+        }
+    }
+
+    fn check_f32_tier_against_f64_oracle(tier: Tier, g: &Conv2dGeometry) {
         let f32s = |v: Vec<f64>| v.iter().map(|&a| a as f32).collect::<Vec<f32>>();
         let f64s = |v: &[f32]| v.iter().map(|&a| a as f64).collect::<Vec<f64>>();
         let (xf, wf) = (
@@ -636,15 +799,27 @@ mod tests {
             vec![0f32; g.input_len()],
             vec![0f32; g.weight_len()],
         );
-        conv2d_forward(g, &xf, &wf, Some(&bf), &mut y, &mut ws);
-        conv2d_backward_input(g, &wf, &dyf, &mut dx, &mut ws);
-        conv2d_backward_weight(g, &xf, &dyf, &mut dw, &mut ws);
+        forward_on(tier, g, &xf, &wf, Some(&bf), &mut y, &mut ws);
+        backward_input_on(tier, g, &wf, &dyf, &mut dx, &mut ws);
+        backward_weight_on(tier, g, &xf, &dyf, &mut dw, &mut ws);
         let (x, w, b, dy) = (f64s(&xf), f64s(&wf), f64s(&bf), f64s(&dyf));
         let [want_y, want_dx, want_dw, _] = naive(g, &x, &w, &b, &dy);
         // sums of at most a few thousand terms of size up to 1, rounded in f32
-        assert_close(&format!("y {g:?}"), &f64s(&y), &want_y, 1e-4, 1e-4);
-        assert_close(&format!("dx {g:?}"), &f64s(&dx), &want_dx, 1e-4, 1e-4);
-        assert_close(&format!("dw {g:?}"), &f64s(&dw), &want_dw, 5e-4, 1e-4);
+        assert_close(&format!("y {g:?} {tier}"), &f64s(&y), &want_y, 1e-4, 1e-4);
+        assert_close(
+            &format!("dx {g:?} {tier}"),
+            &f64s(&dx),
+            &want_dx,
+            1e-4,
+            1e-4,
+        );
+        assert_close(
+            &format!("dw {g:?} {tier}"),
+            &f64s(&dw),
+            &want_dw,
+            5e-4,
+            1e-4,
+        );
     }
 
     #[test]
@@ -667,7 +842,7 @@ mod tests {
     fn tap_path_matches_naive_on_any_pool() {
         // (n, c, side, cout, k, p): maps with more input pixels than kernel taps, which the
         // unrolled path leaves to this one, and not same 3x3 convolutions (the direct kernels'
-        // on a CPU with AVX-512; this path serves 4x4 maps elsewhere): a 2x2 kernel on 3x3 maps
+        // on the AVX-512 tier; this path serves 4x4 maps elsewhere): a 2x2 kernel on 3x3 maps
         // (a non-square count of channels, 33 images), and a 1x1 kernel with padding 1 on a
         // 2x2 map (border outputs read only padding).
         let shapes = [
@@ -677,7 +852,8 @@ mod tests {
         ];
         for (i, &(n, c, side, cout, k, p)) in shapes.iter().enumerate() {
             let g = Conv2dGeometry::new(n, c, side, side, cout, k, 1, p).unwrap();
-            let taken = tapwise::applies(&g) && !unrolled::applies(&g) && !direct3x3::applies(&g);
+            let direct = direct3x3::applies(&g, Tier::Avx512);
+            let taken = tapwise::applies(&g) && !unrolled::applies(&g) && !direct;
             assert!(taken, "{g:?}");
             check_against_naive_on_any_pool(&g, 40 + 10 * i as u64);
         }

@@ -21,13 +21,16 @@
 //! `mul_add`, compiled inside `#[target_feature(enable = "avx512f,avx2,fma")]` functions, where
 //! they become AVX-512 FMA instructions with the accumulators in registers. The 16 pixel pairs
 //! are spelled out by a macro: as a loop, the compiler kept the accumulators in memory. The path
-//! is taken only on a CPU with those features; elsewhere these layers take the unrolled GEMMs.
+//! is taken only on the AVX-512 tier (`tensor::cpu::Tier`); elsewhere these layers take the
+//! unrolled GEMMs.
 
 use rayon::prelude::*;
 
 use tensor::Float;
 
-use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use tensor::cpu::Tier;
+
+use crate::lanes::{fma_lanes, lanes_at, Lanes, LANES};
 use crate::Conv2dGeometry;
 
 /// Largest batch the direct kernels take. Above it, the unrolled GEMMs' one copy of the weight
@@ -73,8 +76,8 @@ const fn pixel_pairs() -> [(usize, usize, usize); 16] {
 
 /// True when the direct kernels take the convolution: 2x2 in and out, stride 1, every offset
 /// in `-1..=1` a tap of the kernel (padding at least 1 and at most `K - 2`), a 3x3 or 5x5
-/// kernel, at most [`MAX_BATCH`] images, and a CPU with AVX-512F, AVX2 and FMA.
-pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+/// kernel, at most [`MAX_BATCH`] images, and a tier that runs AVX-512 (AVX-512F, AVX2, FMA).
+pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let two_by_two = g.in_h == 2 && g.in_w == 2 && g.out_h == 2 && g.out_w == 2;
     let offsets_are_taps = g.padding >= 1 && g.padding + 2 <= g.kernel;
     two_by_two
@@ -82,7 +85,7 @@ pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
         && offsets_are_taps
         && matches!(g.kernel, 3 | 5)
         && g.batch <= MAX_BATCH
-        && simd_available()
+        && tier.avx512()
 }
 
 /// The batch rounded up to whole vectors.
@@ -314,8 +317,9 @@ fn forward_k<T: Float, const K: usize>(
         #[cfg(target_arch = "x86_64")]
         // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
         return unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
+        // Off x86-64 `applies` is false; were the path taken, the same loops would run as is.
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("applies() is false off x86_64 ({filter:p}, {bias:?})")
+        forward_tile::<T, K>(xt_block, filter, bias, first)
     });
     from_channel_rows(yt, cout, npad, output);
 }
@@ -352,7 +356,7 @@ fn backward_input_k<T: Float, const K: usize>(
         // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
         return unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
         #[cfg(not(target_arch = "x86_64"))]
-        unreachable!("applies() is false off x86_64 ({dyt_block:p}, {ci})")
+        input_tile::<T, K>(dyt_block, weight, c, ci, first)
     });
     from_channel_rows(dxt, c, npad, grad_input);
 }
@@ -390,13 +394,13 @@ pub(crate) fn backward_weight<T: Float>(
             filter.fill(T::ZERO);
             for c0 in (0..c).step_by(LANES) {
                 #[cfg(target_arch = "x86_64")]
-                {
-                    // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                    let acc = unsafe { weight_tile_simd(xc, cpad, c0, grad_output, cout, co) };
-                    for (l, taps) in filter[c0 * kk..].chunks_mut(kk).take(LANES).enumerate() {
-                        for (d, lanes) in acc.iter().enumerate() {
-                            taps[first + (d / 3) * k + d % 3] = lanes[l];
-                        }
+                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                let acc = unsafe { weight_tile_simd(xc, cpad, c0, grad_output, cout, co) };
+                #[cfg(not(target_arch = "x86_64"))]
+                let acc = weight_tile(xc, cpad, c0, grad_output, cout, co);
+                for (l, taps) in filter[c0 * kk..].chunks_mut(kk).take(LANES).enumerate() {
+                    for (d, lanes) in acc.iter().enumerate() {
+                        taps[first + (d / 3) * k + d % 3] = lanes[l];
                     }
                 }
             }

@@ -24,12 +24,17 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
 use crate::blocks::min_items;
-use crate::lanes::{fma_lanes, lanes_at, simd_available, Lanes, LANES};
+use tensor::cpu::Tier;
+
+use crate::lanes::{fma_lanes, lanes_at, Lanes, LANES};
+#[cfg(target_arch = "x86_64")]
 use crate::layout_f32::{bordered_plane, channels_last_image};
+#[cfg(target_arch = "x86_64")]
 use crate::tile3x3_f32::{forward_block, BorderedShape};
 use crate::Conv2dGeometry;
 
@@ -97,6 +102,7 @@ impl Same {
     }
 
     /// The shape in the f32 kernels' terms.
+    #[cfg(target_arch = "x86_64")]
     fn bordered(&self) -> BorderedShape {
         BorderedShape {
             h: self.h,
@@ -109,16 +115,16 @@ impl Same {
 }
 
 /// True when the convolution takes this path: a same 3x3 convolution on a map larger than 3x3
-/// (smaller ones take [`crate::unrolled`]), and a CPU with AVX-512F, AVX2 and FMA. Any channel
-/// counts: a last block of fewer than 16 channels is computed one channel at a time.
-pub(crate) fn applies(g: &Conv2dGeometry) -> bool {
+/// (smaller ones take [`crate::unrolled`]), and a tier that runs AVX-512 (AVX-512F, AVX2, FMA).
+/// Any channel counts: a last block of fewer than 16 channels is computed one channel at a time.
+pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let same = g.kernel == 3 && g.stride == 1 && g.padding == 1;
     let fits = g
         .input_len()
         .checked_add(g.output_len())
         .and_then(|l| l.checked_mul(4))
         .is_some();
-    same && g.in_h * g.in_w > 9 && fits && simd_available()
+    same && g.in_h * g.in_w > 9 && fits && tier.avx512()
 }
 
 /// `channels` rounded up to whole blocks of 16.
@@ -146,6 +152,7 @@ fn to_bordered<T: Float>(s: &Same, src: &[T], dst: &mut [T]) {
         .zip(src.par_chunks(plane))
         .with_min_len(min_items(s.padded_plane()))
         .for_each(|(out, input)| {
+            #[cfg(target_arch = "x86_64")]
             if let (Some(input), Some(out)) = (as_f32(input), as_f32_mut(out)) {
                 // SAFETY: the direct kernels run only where the CPU has AVX-512F (`applies`).
                 return unsafe { bordered_plane(input, out, s.w, s.vectors) };
@@ -258,6 +265,18 @@ fn forward_block_simd<T: Float>(
     bias: &Lanes<T>,
     out_block: &mut [T],
 ) {
+    forward_block_body(s, image, weights, bias, out_block)
+}
+
+/// [`forward_block_simd`]'s loops, for any target: inlined into it on x86-64.
+#[inline(always)]
+fn forward_block_body<T: Float>(
+    s: &Same,
+    image: &[T],
+    weights: &[T],
+    bias: &Lanes<T>,
+    out_block: &mut [T],
+) {
     let plane = s.h * s.w;
     let channels = out_block.len() / plane;
     for y in 0..s.h {
@@ -348,16 +367,25 @@ fn same_conv<T: Float>(
                             T::ZERO
                         }
                     });
-                    let f32_operands = (as_f32(image), as_f32(w), as_f32(&bias));
-                    match (f32_operands, as_f32_mut(out_block)) {
-                        ((Some(image), Some(w), Some(bias)), Some(out_block)) => {
-                            let bias = bias.try_into().expect("16 biases");
-                            // SAFETY: `applies` checked that the CPU has AVX-512F.
-                            unsafe { forward_block(s.bordered(), c, image, w, bias, out_block) };
+                    #[cfg(target_arch = "x86_64")]
+                    {
+                        let f32_operands = (as_f32(image), as_f32(w), as_f32(&bias));
+                        match (f32_operands, as_f32_mut(out_block)) {
+                            ((Some(image), Some(w), Some(bias)), Some(out_block)) => {
+                                let bias = bias.try_into().expect("16 biases");
+                                // SAFETY: `applies` checked that the CPU has AVX-512F.
+                                unsafe {
+                                    forward_block(s.bordered(), c, image, w, bias, out_block)
+                                };
+                            }
+                            // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+                            _ => unsafe { forward_block_simd(s, image, w, &bias, out_block) },
                         }
-                        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                        _ => unsafe { forward_block_simd(s, image, w, &bias, out_block) },
                     }
+                    // Off x86-64 `applies` is false; were the path taken, the same loops
+                    // would run as is.
+                    #[cfg(not(target_arch = "x86_64"))]
+                    forward_block_body(s, image, w, &bias, out_block);
                 });
         });
 }
@@ -479,10 +507,12 @@ fn backward_input_one_channel<T: Float>(
         .zip(grad_input.par_chunks_mut(plane))
         .for_each(|((zb, dy), dx)| {
             #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                unsafe { one_channel_image_simd(s, cout, weight, dy, zb, dx) };
-            }
+            // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+            unsafe {
+                one_channel_image_simd(s, cout, weight, dy, zb, dx)
+            };
+            #[cfg(not(target_arch = "x86_64"))]
+            one_channel_image(s, cout, weight, dy, zb, dx);
         });
 }
 
@@ -588,6 +618,7 @@ pub(crate) fn backward_weight_bordered<T: Float>(
     dyh.par_chunks_mut(pixels * cpad)
         .zip(grad_output.par_chunks(cout * pixels))
         .for_each(|(dst, src)| {
+            #[cfg(target_arch = "x86_64")]
             if let (Some(src), Some(dst)) = (as_f32(src), as_f32_mut(dst)) {
                 // SAFETY: the direct kernels run only where the CPU has AVX-512F (`applies`).
                 return unsafe { channels_last_image(src, dst, cout, pixels, cpad) };
@@ -610,15 +641,10 @@ pub(crate) fn backward_weight_bordered<T: Float>(
         .map(|task| {
             let channels = (task / blocks, task % blocks);
             #[cfg(target_arch = "x86_64")]
-            {
-                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                unsafe { weight_tile_simd(&s, dyh, xb, channels, (cpad, c)) }
-            }
+            // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
+            return unsafe { weight_tile_simd(&s, dyh, xb, channels, (cpad, c)) };
             #[cfg(not(target_arch = "x86_64"))]
-            {
-                let _ = channels;
-                unreachable!("applies() is false off x86_64")
-            }
+            weight_tile(&s, dyh, xb, channels, (cpad, c))
         })
         .collect();
     grad_weight
@@ -637,15 +663,20 @@ pub(crate) fn backward_weight_bordered<T: Float>(
 
 #[cfg(test)]
 mod tests {
+    #[cfg(target_arch = "x86_64")]
     use super::*;
+    #[cfg(target_arch = "x86_64")]
     use crate::test_util::random_vec;
 
     /// The f32 intrinsics tile against the generic tile on f32, bit for bit: full and partial
     /// channel blocks, rows of one, two and three vectors (full and partial), one and several
     /// input channels.
+    #[cfg(target_arch = "x86_64")]
     #[test]
-    fn the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit() {
-        if !simd_available() {
+    fn the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit_needs_avx512() {
+        const NAME: &str =
+            "the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit_needs_avx512";
+        if !tensor::testing::require_tier(Tier::Avx512, NAME) {
             return;
         }
         for (n, c, side, channels) in [
@@ -669,7 +700,7 @@ mod tests {
             let plane = side * side;
             let mut generic = vec![f32::NAN; channels * plane];
             let mut intrinsics = vec![f32::NAN; channels * plane];
-            // SAFETY: simd_available() is true.
+            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`require_tier`).
             unsafe {
                 forward_block_simd(&s, &image, &weights, &bias, &mut generic);
                 forward_block(s.bordered(), c, &image, &weights, &bias, &mut intrinsics);

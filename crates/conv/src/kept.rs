@@ -11,14 +11,17 @@
 //! [`conv2d_forward_keeping`] writes that buffer into caller-owned memory (a tape keeps it until
 //! the backward), and [`conv2d_backward_input_kept`] / [`conv2d_backward_weight_kept`] read it
 //! instead of rebuilding it. The values are the same copies and products as without it, so
-//! every result is bit for bit that of [`conv2d_forward`], [`conv2d_backward_input`] and
-//! [`conv2d_backward_weight`]. Other paths keep nothing ([`conv2d_kept_len`] is 0).
+//! every result is bit for bit that of [`crate::conv2d_forward`],
+//! [`crate::conv2d_backward_input`] and [`crate::conv2d_backward_weight`]. Other paths keep
+//! nothing ([`conv2d_kept_len`] is 0).
 
 use tensor::Float;
 
-use crate::conv2d::{assert_forward_lens, scratch, Path};
+use tensor::cpu::Tier;
+
+use crate::conv2d::{assert_forward_lens, backward_input_on, backward_weight_on, forward_on};
+use crate::conv2d::{scratch, Path};
 use crate::geometry::assert_len;
-use crate::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
 use crate::{direct3x3, unrolled, Conv2dGeometry};
 
 /// Which buffer the path `g` takes keeps.
@@ -31,8 +34,8 @@ enum Kept {
 }
 
 impl Kept {
-    fn of(g: &Conv2dGeometry) -> Self {
-        match Path::of(g) {
+    fn of(g: &Conv2dGeometry, tier: Tier) -> Self {
+        match Path::of(g, tier) {
             Path::Unrolled => Kept::UnrolledWeight,
             Path::Direct3x3 => Kept::BorderedInput,
             _ => Kept::Nothing,
@@ -52,7 +55,12 @@ pub enum KeptFor {
 /// Which backward pass would read what the forward of `g` keeps; `None` when it keeps nothing.
 /// A caller that will not run that pass (an input gradient with frozen weights) need not keep.
 pub fn conv2d_kept_for(g: &Conv2dGeometry) -> Option<KeptFor> {
-    match Kept::of(g) {
+    kept_for_on(tensor::cpu::tier(), g)
+}
+
+/// [`conv2d_kept_for`] on `tier`.
+pub(crate) fn kept_for_on(tier: Tier, g: &Conv2dGeometry) -> Option<KeptFor> {
+    match Kept::of(g, tier) {
         Kept::UnrolledWeight => Some(KeptFor::InputGradient),
         Kept::BorderedInput => Some(KeptFor::WeightGradient),
         Kept::Nothing => None,
@@ -61,14 +69,19 @@ pub fn conv2d_kept_for(g: &Conv2dGeometry) -> Option<KeptFor> {
 
 /// Elements the forward of `g` keeps for its backward passes; 0 when its path keeps nothing.
 pub fn conv2d_kept_len(g: &Conv2dGeometry) -> usize {
-    match Kept::of(g) {
+    kept_len_on(tensor::cpu::tier(), g)
+}
+
+/// [`conv2d_kept_len`] on `tier`.
+pub(crate) fn kept_len_on(tier: Tier, g: &Conv2dGeometry) -> usize {
+    match Kept::of(g, tier) {
         Kept::UnrolledWeight => unrolled::workspace_len(g),
         Kept::BorderedInput => direct3x3::bordered_input_len(g),
         Kept::Nothing => 0,
     }
 }
 
-/// [`conv2d_forward`], also writing into `kept` ([`conv2d_kept_len`] elements) what the
+/// [`crate::conv2d_forward`], also writing into `kept` ([`conv2d_kept_len`] elements) what the
 /// backward passes of the same input and weight can reuse.
 ///
 /// Panics if a buffer length does not match the geometry.
@@ -81,14 +94,37 @@ pub fn conv2d_forward_keeping<T: Float>(
     workspace: &mut Vec<T>,
     kept: &mut [T],
 ) {
+    forward_keeping_on(
+        tensor::cpu::tier(),
+        g,
+        input,
+        weight,
+        bias,
+        output,
+        workspace,
+        kept,
+    )
+}
+
+/// [`conv2d_forward_keeping`] on `tier`.
+pub(crate) fn forward_keeping_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut Vec<T>,
+    kept: &mut [T],
+) {
     const OP: &str = "conv2d_forward_keeping";
     g.assert_consistent(OP);
-    assert_len(OP, "kept", conv2d_kept_len(g), kept.len());
-    match Kept::of(g) {
-        Kept::Nothing => conv2d_forward(g, input, weight, bias, output, workspace),
+    assert_len(OP, "kept", kept_len_on(tier, g), kept.len());
+    match Kept::of(g, tier) {
+        Kept::Nothing => forward_on(tier, g, input, weight, bias, output, workspace),
         Kept::UnrolledWeight => {
             assert_forward_lens(OP, g, input, weight, bias, output);
-            unrolled::unroll(g, weight, kept);
+            unrolled::unroll(tier, g, weight, kept);
             unrolled::forward_unrolled(g, input, kept, bias, output);
         }
         Kept::BorderedInput => {
@@ -99,7 +135,7 @@ pub fn conv2d_forward_keeping<T: Float>(
     }
 }
 
-/// [`conv2d_backward_input`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
+/// [`crate::conv2d_backward_input`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
 /// same geometry and weight.
 ///
 /// Panics if a buffer length does not match the geometry.
@@ -111,10 +147,31 @@ pub fn conv2d_backward_input_kept<T: Float>(
     grad_input: &mut [T],
     workspace: &mut Vec<T>,
 ) {
+    backward_input_kept_on(
+        tensor::cpu::tier(),
+        g,
+        weight,
+        kept,
+        grad_output,
+        grad_input,
+        workspace,
+    )
+}
+
+/// [`conv2d_backward_input_kept`] on `tier`.
+pub(crate) fn backward_input_kept_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    weight: &[T],
+    kept: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     const OP: &str = "conv2d_backward_input_kept";
     g.assert_consistent(OP);
-    assert_len(OP, "kept", conv2d_kept_len(g), kept.len());
-    match Kept::of(g) {
+    assert_len(OP, "kept", kept_len_on(tier, g), kept.len());
+    match Kept::of(g, tier) {
         Kept::UnrolledWeight => {
             assert_len(OP, "weight", g.weight_len(), weight.len());
             assert_len(OP, "grad_output", g.output_len(), grad_output.len());
@@ -122,12 +179,12 @@ pub fn conv2d_backward_input_kept<T: Float>(
             unrolled::backward_input_unrolled(g, kept, grad_output, grad_input);
         }
         Kept::BorderedInput | Kept::Nothing => {
-            conv2d_backward_input(g, weight, grad_output, grad_input, workspace)
+            backward_input_on(tier, g, weight, grad_output, grad_input, workspace)
         }
     }
 }
 
-/// [`conv2d_backward_weight`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
+/// [`crate::conv2d_backward_weight`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
 /// same geometry and input.
 ///
 /// Panics if a buffer length does not match the geometry.
@@ -139,10 +196,31 @@ pub fn conv2d_backward_weight_kept<T: Float>(
     grad_weight: &mut [T],
     workspace: &mut Vec<T>,
 ) {
+    backward_weight_kept_on(
+        tensor::cpu::tier(),
+        g,
+        input,
+        kept,
+        grad_output,
+        grad_weight,
+        workspace,
+    )
+}
+
+/// [`conv2d_backward_weight_kept`] on `tier`.
+pub(crate) fn backward_weight_kept_on<T: Float>(
+    tier: Tier,
+    g: &Conv2dGeometry,
+    input: &[T],
+    kept: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     const OP: &str = "conv2d_backward_weight_kept";
     g.assert_consistent(OP);
-    assert_len(OP, "kept", conv2d_kept_len(g), kept.len());
-    match Kept::of(g) {
+    assert_len(OP, "kept", kept_len_on(tier, g), kept.len());
+    match Kept::of(g, tier) {
         Kept::BorderedInput => {
             assert_len(OP, "input", g.input_len(), input.len());
             assert_len(OP, "grad_output", g.output_len(), grad_output.len());
@@ -151,7 +229,7 @@ pub fn conv2d_backward_weight_kept<T: Float>(
             direct3x3::backward_weight_bordered(g, kept, grad_output, grad_weight, workspace);
         }
         Kept::UnrolledWeight | Kept::Nothing => {
-            conv2d_backward_weight(g, input, grad_output, grad_weight, workspace)
+            backward_weight_on(tier, g, input, grad_output, grad_weight, workspace)
         }
     }
 }
@@ -160,10 +238,15 @@ pub fn conv2d_backward_weight_kept<T: Float>(
 mod tests {
     use super::*;
     use crate::test_util::random_vec;
-    use crate::{conv2d_backward_input, conv2d_backward_weight, conv2d_forward};
+    use tensor::cpu::supported_tiers;
+    use tensor::testing::require_tier;
 
-    /// Every pass with a kept buffer against the same pass without one, bit for bit.
-    fn same_bits<T: Float + std::fmt::Debug>(g: &Conv2dGeometry, to_t: fn(f64) -> T) {
+    /// Every pass with a kept buffer against the same pass without one, bit for bit, on `tier`.
+    fn same_bits_on<T: Float + std::fmt::Debug>(
+        tier: Tier,
+        g: &Conv2dGeometry,
+        to_t: fn(f64) -> T,
+    ) {
         let v = |len, seed| -> Vec<T> { random_vec(len, seed).into_iter().map(to_t).collect() };
         let (x, w, b, dy) = (
             v(g.input_len(), 1),
@@ -173,23 +256,23 @@ mod tests {
         );
         let mut ws = Vec::new();
         let mut y = vec![T::ZERO; g.output_len()];
-        conv2d_forward(g, &x, &w, Some(&b), &mut y, &mut ws);
-        let mut kept = vec![T::ZERO; conv2d_kept_len(g)];
+        forward_on(tier, g, &x, &w, Some(&b), &mut y, &mut ws);
+        let mut kept = vec![T::ZERO; kept_len_on(tier, g)];
         let mut y_kept = vec![T::ZERO; g.output_len()];
-        conv2d_forward_keeping(g, &x, &w, Some(&b), &mut y_kept, &mut ws, &mut kept);
-        assert_eq!(y, y_kept, "forward");
+        forward_keeping_on(tier, g, &x, &w, Some(&b), &mut y_kept, &mut ws, &mut kept);
+        assert_eq!(y, y_kept, "forward {tier}");
 
         let mut dx = vec![T::ZERO; g.input_len()];
-        conv2d_backward_input(g, &w, &dy, &mut dx, &mut ws);
+        backward_input_on(tier, g, &w, &dy, &mut dx, &mut ws);
         let mut dx_kept = vec![T::ZERO; g.input_len()];
-        conv2d_backward_input_kept(g, &w, &kept, &dy, &mut dx_kept, &mut ws);
-        assert_eq!(dx, dx_kept, "input gradient");
+        backward_input_kept_on(tier, g, &w, &kept, &dy, &mut dx_kept, &mut ws);
+        assert_eq!(dx, dx_kept, "input gradient {tier}");
 
         let mut dw = vec![T::ZERO; g.weight_len()];
-        conv2d_backward_weight(g, &x, &dy, &mut dw, &mut ws);
+        backward_weight_on(tier, g, &x, &dy, &mut dw, &mut ws);
         let mut dw_kept = vec![T::ZERO; g.weight_len()];
-        conv2d_backward_weight_kept(g, &x, &kept, &dy, &mut dw_kept, &mut ws);
-        assert_eq!(dw, dw_kept, "weight gradient");
+        backward_weight_kept_on(tier, g, &x, &kept, &dy, &mut dw_kept, &mut ws);
+        assert_eq!(dw, dw_kept, "weight gradient {tier}");
     }
 
     /// `deep`'s conv1 (28x28, one input channel), conv3 (7x7), conv4 (3x3: unrolled), a 1x1
@@ -210,15 +293,21 @@ mod tests {
 
     #[test]
     fn kept_passes_give_the_same_bits_f32() {
-        for dims in GEOMETRIES {
-            same_bits::<f32>(&geometry(dims), |v| v as f32);
+        for (tier, dims) in supported_tiers()
+            .into_iter()
+            .flat_map(|t| GEOMETRIES.map(|d| (t, d)))
+        {
+            same_bits_on::<f32>(tier, &geometry(dims), |v| v as f32);
         }
     }
 
     #[test]
     fn kept_passes_give_the_same_bits_f64() {
-        for dims in GEOMETRIES {
-            same_bits::<f64>(&geometry(dims), |v| v);
+        for (tier, dims) in supported_tiers()
+            .into_iter()
+            .flat_map(|t| GEOMETRIES.map(|d| (t, d)))
+        {
+            same_bits_on::<f64>(tier, &geometry(dims), |v| v);
         }
     }
 
@@ -230,13 +319,45 @@ mod tests {
             Some(KeptFor::InputGradient)
         );
         assert_eq!(conv2d_kept_for(&geometry(GEOMETRIES[3])), None);
-        if crate::lanes::simd_available() {
-            assert!(conv2d_kept_len(&geometry(GEOMETRIES[0])) > 3 * 28 * 28);
-            let bordered = conv2d_kept_for(&geometry(GEOMETRIES[0]));
-            assert_eq!(bordered, Some(KeptFor::WeightGradient));
-        }
+        // the portable tier takes im2col for deep's conv1: nothing to keep
+        let conv1 = geometry(GEOMETRIES[0]);
+        assert_eq!(kept_for_on(Tier::Portable, &conv1), None);
+        assert_eq!(kept_len_on(Tier::Portable, &conv1), 0);
         assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[3])), 0);
         assert_eq!(conv2d_kept_len(&geometry(GEOMETRIES[6])), 0);
+    }
+
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn the_avx512_tier_keeps_the_bordered_input_needs_avx512() {
+        const NAME: &str = "the_avx512_tier_keeps_the_bordered_input_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        let conv1 = geometry(GEOMETRIES[0]);
+        assert!(kept_len_on(Tier::Avx512, &conv1) > 3 * 28 * 28);
+        let bordered = kept_for_on(Tier::Avx512, &conv1);
+        assert_eq!(bordered, Some(KeptFor::WeightGradient));
+    }
+
+    /// The kept passes on the AVX-512 tier (the direct 3x3 and unrolled f32 kernels) against
+    /// the same tier's plain passes, bit for bit, where the process's tier may be another.
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn kept_passes_give_the_same_bits_on_the_avx512_tier_needs_avx512() {
+        const NAME: &str = "kept_passes_give_the_same_bits_on_the_avx512_tier_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        for dims in GEOMETRIES {
+            same_bits_on::<f32>(Tier::Avx512, &geometry(dims), |v| v as f32);
+        }
     }
 
     #[test]

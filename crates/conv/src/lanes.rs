@@ -11,11 +11,6 @@ pub(crate) const LANES: usize = 16;
 /// One vector.
 pub(crate) type Lanes<T> = [T; LANES];
 
-/// True when the CPU runs the direct kernels' AVX-512 code.
-pub(crate) fn simd_available() -> bool {
-    tensor::cpu::avx512_available()
-}
-
 /// The vector at `start` (one load: a fixed-size copy, not a gather of bounds-checked lanes).
 #[inline(always)]
 pub(crate) fn lanes_at<T: Float>(values: &[T], start: usize) -> Lanes<T> {

@@ -110,14 +110,15 @@ pub(crate) unsafe fn channels_last_image(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
-
-    fn avx512() -> bool {
-        tensor::cpu::avx512_available()
-    }
+    use tensor::cpu::Tier;
+    use tensor::testing::require_tier;
 
     #[test]
-    fn bordered_plane_matches_the_definition() {
-        if !avx512() {
+    fn bordered_plane_matches_the_definition_needs_avx512() {
+        if !require_tier(
+            Tier::Avx512,
+            "bordered_plane_matches_the_definition_needs_avx512",
+        ) {
             return;
         }
         for (h, w) in [
@@ -133,7 +134,7 @@ mod tests {
             let pw = 16 * vectors + 2;
             let src: Vec<f32> = (0..h * w).map(|i| i as f32 + 0.5).collect();
             let mut dst = vec![f32::NAN; (h + 2) * pw];
-            // SAFETY: avx512() is true.
+            // SAFETY: the CPU has AVX-512F (`require_tier`).
             unsafe { bordered_plane(&src, &mut dst, w, vectors) };
             for y in 0..h + 2 {
                 for x in 0..pw {
@@ -153,8 +154,11 @@ mod tests {
     }
 
     #[test]
-    fn channels_last_matches_the_definition() {
-        if !avx512() {
+    fn channels_last_matches_the_definition_needs_avx512() {
+        if !require_tier(
+            Tier::Avx512,
+            "channels_last_matches_the_definition_needs_avx512",
+        ) {
             return;
         }
         for (channels, pixels) in [
@@ -168,7 +172,7 @@ mod tests {
             let cpad = channels.next_multiple_of(16);
             let src: Vec<f32> = (0..channels * pixels).map(|i| i as f32 - 7.25).collect();
             let mut dst = vec![f32::NAN; pixels * cpad];
-            // SAFETY: avx512() is true.
+            // SAFETY: the CPU has AVX-512F (`require_tier`).
             unsafe { channels_last_image(&src, &mut dst, channels, pixels, cpad) };
             for p in 0..pixels {
                 for o in 0..cpad {

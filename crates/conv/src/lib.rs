@@ -27,6 +27,8 @@
 
 #![warn(missing_docs)]
 
+// The f32 intrinsics kernels: x86-64 only, entered through the active tier's checks.
+#[cfg(target_arch = "x86_64")]
 mod bias_f32;
 mod blocks;
 mod conv2d;
@@ -37,13 +39,16 @@ mod geometry;
 mod im2col;
 mod kept;
 mod lanes;
+#[cfg(target_arch = "x86_64")]
 mod layout_f32;
 pub mod naive;
 mod tapwise;
 #[cfg(test)]
 mod test_util;
+#[cfg(target_arch = "x86_64")]
 mod tile3x3_f32;
 mod unrolled;
+#[cfg(target_arch = "x86_64")]
 mod unrolled_f32;
 
 pub use conv2d::{

@@ -4,7 +4,7 @@
 //! map: 7 of 16 output pixels' windows stick out), so im2col would fill its matrix with zeros
 //! and the GEMM would multiply them. Maps with no more pixels than the kernel has taps (AlexNet's
 //! 2x2 layers) take [`crate::unrolled`] instead, which needs one GEMM per pass, and same 3x3
-//! convolutions take [`crate::direct3x3`] on a CPU with AVX-512; this path serves the other small
+//! convolutions take [`crate::direct3x3`] on the AVX-512 tier; this path serves the other small
 //! maps (up to 16 pixels; 4x4 maps without AVX-512) at batches of 32 or more. Every output pixel
 //! `p` is a sum over the taps `t` that read an input pixel `q = p + t - padding`:
 //!

@@ -25,9 +25,12 @@
 
 use rayon::prelude::*;
 
+use tensor::cpu::Tier;
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm_par, Float, MatRef};
 
+#[cfg(target_arch = "x86_64")]
 use crate::unrolled_f32::{self, PixelTables};
 
 use crate::blocks::min_items;
@@ -68,9 +71,11 @@ pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
     unrolled_len_checked(g).expect("applies() checked the length")
 }
 
-/// True when f32 operands take [`unrolled_f32`]'s kernels: small enough, and AVX-512F here.
-fn vector_kernels(kk: usize, q: usize) -> bool {
-    unrolled_f32::fits(kk, q) && tensor::cpu::avx512_available()
+#[cfg(target_arch = "x86_64")]
+/// True when f32 operands take [`unrolled_f32`]'s kernels: small enough, and a tier that
+/// runs AVX-512 (so the CPU has it).
+fn vector_kernels(tier: Tier, kk: usize, q: usize) -> bool {
+    unrolled_f32::fits(kk, q) && tier.avx512()
 }
 
 /// For every pixel pair `(p, q)`, in row-major `P x Q` order, the tap `ky * K + kx` that joins
@@ -95,10 +100,13 @@ fn pair_taps(g: &Conv2dGeometry) -> Vec<Option<usize>> {
 /// channel's `P` rows per task. Each row is written in order, `Q` values per input channel
 /// gathered from that channel's taps followed by a zero, which the pairs without a tap read:
 /// one indexed load per value, no branch.
-pub(crate) fn unroll<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
-    let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
+pub(crate) fn unroll<T: Float>(tier: Tier, g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(w), Some(u), true) = (as_f32(weight), as_f32_mut(u), vector_kernels(kk, q)) {
+    let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = tier;
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(w), Some(u), true) = (as_f32(weight), as_f32_mut(u), vector_kernels(tier, kk, q)) {
         let tables = PixelTables::new(&pair_taps(g), c, q, kk);
         let block = g.out_h * g.out_w * c * q;
         u.par_chunks_mut(block)
@@ -142,11 +150,17 @@ fn unroll_scalar<T: Float>(g: &Conv2dGeometry, weight: &[T], u: &mut [T]) {
 /// `dW[o, c, t]` = the sum of `dU[(o, p), (c, q)]` over the pixel pairs `(p, q)` tap `t` joins,
 /// in row-major `(p, q)` order; taps that join none get zero. Reads `dU` in order, as
 /// [`unroll`] writes `U`.
-fn fold<T: Float>(g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
-    let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
+fn fold<T: Float>(tier: Tier, g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
     #[cfg(target_arch = "x86_64")]
-    if let (Some(du), Some(dw), true) = (as_f32(du), as_f32_mut(grad_weight), vector_kernels(kk, q))
-    {
+    let (c, q, kk) = (g.in_channels, g.in_h * g.in_w, g.kernel * g.kernel);
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = tier;
+    #[cfg(target_arch = "x86_64")]
+    if let (Some(du), Some(dw), true) = (
+        as_f32(du),
+        as_f32_mut(grad_weight),
+        vector_kernels(tier, kk, q),
+    ) {
         let tables = PixelTables::new(&pair_taps(g), c, q, kk);
         let block = g.out_h * g.out_w * c * q;
         dw.par_chunks_mut(c * kk)
@@ -193,6 +207,7 @@ fn fold_scalar<T: Float>(g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T]) {
 /// Unrolled forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`]
 /// elements.
 pub(crate) fn forward<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     weight: &[T],
@@ -200,7 +215,7 @@ pub(crate) fn forward<T: Float>(
     output: &mut [T],
     workspace: &mut [T],
 ) {
-    unroll(g, weight, workspace);
+    unroll(tier, g, weight, workspace);
     forward_unrolled(g, input, workspace, bias, output);
 }
 
@@ -235,13 +250,14 @@ pub(crate) fn forward_unrolled<T: Float>(
 
 /// Unrolled input gradient; see [`crate::conv2d_backward_input`].
 pub(crate) fn backward_input<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     weight: &[T],
     grad_output: &[T],
     grad_input: &mut [T],
     workspace: &mut [T],
 ) {
-    unroll(g, weight, workspace);
+    unroll(tier, g, weight, workspace);
     backward_input_unrolled(g, workspace, grad_output, grad_input);
 }
 
@@ -260,6 +276,7 @@ pub(crate) fn backward_input_unrolled<T: Float>(
 
 /// Unrolled weight gradient; see [`crate::conv2d_backward_weight`].
 pub(crate) fn backward_weight<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     grad_output: &[T],
@@ -270,19 +287,28 @@ pub(crate) fn backward_weight<T: Float>(
     let dy_t = MatRef::row_major(grad_output, g.batch, coutp).t();
     let x = MatRef::row_major(input, g.batch, cq);
     gemm_par(T::ONE, dy_t, x, T::ZERO, workspace);
-    fold(g, workspace, grad_weight);
+    fold(tier, g, workspace, grad_weight);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::random_vec;
+    use tensor::testing::require_tier;
 
-    /// The vector unroll and fold (taken for f32 where the CPU has AVX-512F) against the scalar
+    /// The vector unroll and fold (taken for f32 on the AVX-512 tier) against the scalar
     /// ones, bit for bit: `deep`'s conv4 (3x3 map), a 2x2 map, a 3x3 map at stride 2, a 2x2 map
     /// under a padded 2x2 kernel.
     #[test]
-    fn vector_unroll_and_fold_match_the_scalar_ones_bit_for_bit() {
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn vector_unroll_and_fold_match_the_scalar_ones_bit_for_bit_needs_avx512() {
+        const NAME: &str = "vector_unroll_and_fold_match_the_scalar_ones_bit_for_bit_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
         for (c, side, cout, k, stride, pad) in [
             (16, 3, 32, 3, 1, 1),
             (5, 2, 7, 3, 1, 1),
@@ -291,13 +317,18 @@ mod tests {
         ] {
             let g = Conv2dGeometry::new(2, c, side, side, cout, k, stride, pad).expect("geometry");
             assert!(applies(&g), "{c} {side} {cout} {k}");
+            #[cfg(target_arch = "x86_64")]
+            assert!(
+                vector_kernels(Tier::Avx512, k * k, side * side),
+                "the vector kernels run"
+            );
             let w: Vec<f32> = random_vec(g.weight_len(), 1)
                 .iter()
                 .map(|&v| v as f32)
                 .collect();
             let len = workspace_len(&g);
             let (mut fast, mut scalar) = (vec![f32::NAN; len], vec![f32::NAN; len]);
-            unroll(&g, &w, &mut fast);
+            unroll(Tier::Avx512, &g, &w, &mut fast);
             unroll_scalar(&g, &w, &mut scalar);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fast), bits(&scalar), "unroll, side {side}");
@@ -309,7 +340,7 @@ mod tests {
                 .map(|(i, v)| (v * 10f64.powi(i as i32 % 7 - 3)) as f32)
                 .collect();
             let (mut fast, mut scalar) = (vec![f32::NAN; w.len()], vec![f32::NAN; w.len()]);
-            fold(&g, &du, &mut fast);
+            fold(Tier::Avx512, &g, &du, &mut fast);
             fold_scalar(&g, &du, &mut scalar);
             assert_eq!(bits(&fast), bits(&scalar), "fold, side {side}");
         }

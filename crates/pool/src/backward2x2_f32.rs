@@ -102,6 +102,8 @@ pub(crate) unsafe fn backward_plane(
 #[cfg(all(test, target_arch = "x86_64"))]
 mod tests {
     use super::*;
+    use tensor::cpu::Tier;
+    use tensor::testing::require_tier;
 
     /// The general backward's definition: zero, then add each gradient at its winner.
     fn reference(g: &Pool2dGeometry, dy: &[f32], arg: &[u32]) -> Vec<f32> {
@@ -115,8 +117,11 @@ mod tests {
     }
 
     #[test]
-    fn every_value_is_the_scatter_s_bit_for_bit() {
-        if !tensor::cpu::avx512_available() {
+    fn every_value_is_the_scatter_s_bit_for_bit_needs_avx512() {
+        if !require_tier(
+            Tier::Avx512,
+            "every_value_is_the_scatter_s_bit_for_bit_needs_avx512",
+        ) {
             return;
         }
         // even and odd sides, rows of one, two and three chunks of 16 windows
@@ -156,7 +161,7 @@ mod tests {
                 })
                 .collect();
             let mut dx = vec![f32::NAN; h * w];
-            // SAFETY: the CPU has AVX-512F (checked above).
+            // SAFETY: the CPU has AVX-512F (`require_tier`).
             unsafe { backward_plane(&g, &dy, &arg, &mut dx) };
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&dx), bits(&reference(&g, &dy, &arg)), "{h}x{w}");
@@ -164,13 +169,16 @@ mod tests {
     }
 
     #[test]
-    fn an_argmax_outside_its_window_is_declined() {
-        if !tensor::cpu::avx512_available() {
+    fn an_argmax_outside_its_window_is_declined_needs_avx512() {
+        if !require_tier(
+            Tier::Avx512,
+            "an_argmax_outside_its_window_is_declined_needs_avx512",
+        ) {
             return;
         }
         let g = Pool2dGeometry::new(1, 1, 4, 4, 2, 2).expect("geometry");
         let mut dx = vec![0.0f32; 16];
-        // SAFETY: the CPU has AVX-512F (checked above).
+        // SAFETY: the CPU has AVX-512F (`require_tier`).
         let placed =
             |arg: &[u32], dx: &mut [f32]| unsafe { backward_plane(&g, &[1.0; 4], arg, dx) };
         assert!(placed(&[0, 3, 13, NO_WINNER], &mut dx));

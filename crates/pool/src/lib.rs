@@ -23,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+#[cfg(target_arch = "x86_64")]
 mod backward2x2_f32;
 pub mod error;
 pub mod geometry;

@@ -9,10 +9,14 @@
 //! maximum (the one the forward chose) is a valid subgradient choice.
 
 use rayon::prelude::*;
+use tensor::cpu::Tier;
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
+#[cfg(target_arch = "x86_64")]
 use crate::backward2x2_f32;
+#[cfg(target_arch = "x86_64")]
 use crate::window2x2;
 
 use crate::relu_max_pool2d::NO_WINNER;
@@ -90,6 +94,17 @@ pub fn max_pool2d_backward<T: Float>(
     argmax: &[u32],
     grad_input: &mut [T],
 ) {
+    backward_on(tensor::cpu::tier(), g, grad_output, argmax, grad_input)
+}
+
+/// [`max_pool2d_backward`] on `tier` (a tier the CPU lacks runs as the portable one would).
+pub(crate) fn backward_on<T: Float>(
+    tier: Tier,
+    g: &Pool2dGeometry,
+    grad_output: &[T],
+    argmax: &[u32],
+    grad_input: &mut [T],
+) {
     let op = "max_pool2d_backward";
     g.assert_consistent(op);
     assert_len(op, "grad_output", grad_output.len(), g.output_len());
@@ -99,7 +114,10 @@ pub fn max_pool2d_backward<T: Float>(
     // Non-overlapping 2x2 windows of f32 take the vector kernel, which writes each value once
     // (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
     // 1x1 pool outputs) the vector setup costs more than the scatter (`benches/pool.rs`).
-    let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tensor::cpu::avx512_available();
+    #[cfg(target_arch = "x86_64")]
+    let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tier.avx512();
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = tier;
     grad_input
         .par_chunks_mut(in_plane)
         .zip(grad_output.par_chunks(g.out_plane()))
@@ -110,7 +128,7 @@ pub fn max_pool2d_backward<T: Float>(
             #[cfg(target_arch = "x86_64")]
             if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane))
             {
-                // SAFETY: `fast_2x2` includes the check that the CPU has AVX-512F.
+                // SAFETY: `fast_2x2` includes `tier.avx512()`: the CPU has AVX-512F.
                 if unsafe { backward2x2_f32::backward_plane(g, dy, arg, dx) } {
                     return;
                 }
@@ -235,4 +253,46 @@ pub(crate) fn assert_len(op: &str, buffer: &str, found: usize, expected: usize) 
         found == expected,
         "{op}: {buffer} has {found} elements, geometry expects {expected}"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::testing::require_tier;
+
+    /// The AVX-512 tier's 2x2 backward (each value written once) against the portable
+    /// scatter, bit for bit, on argmaxes from a real forward (ties, negatives, no winner).
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn the_avx512_backward_has_the_portable_bits_needs_avx512() {
+        const NAME: &str = "the_avx512_backward_has_the_portable_bits_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        for (h, w) in [(28, 28), (14, 14), (9, 65), (8, 8)] {
+            let g = Pool2dGeometry::new(2, 3, h, w, 2, 2).expect("geometry");
+            let x: Vec<f32> = (0..g.input_len())
+                .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 4.0)
+                .collect();
+            let (mut y, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+            crate::relu_max_pool2d_forward(&g, &x, &mut y, &mut arg);
+            let dy: Vec<f32> = (0..g.output_len())
+                .map(|i| {
+                    if i % 7 == 0 {
+                        -0.0
+                    } else {
+                        i as f32 * 0.75 - 3.0
+                    }
+                })
+                .collect();
+            let (mut fast, mut portable) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+            backward_on(Tier::Avx512, &g, &dy, &arg, &mut fast);
+            backward_on(Tier::Portable, &g, &dy, &arg, &mut portable);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&fast), bits(&portable), "{h}x{w}");
+        }
+    }
 }

@@ -17,6 +17,7 @@
 //!   scatter-adds the same terms, in the same order, as the two ops did.
 
 use rayon::prelude::*;
+use tensor::cpu::Tier;
 use tensor::Float;
 
 use crate::max_pool2d::{assert_len, planes_per_task};
@@ -44,12 +45,12 @@ pub fn relu_max_pool2d_forward<T: Float>(
     assert_len(op, "input", input.len(), g.input_len());
     assert_len(op, "output", output.len(), g.output_len());
     assert_len(op, "argmax", argmax.len(), g.output_len());
-    let planes = planes_per_task(g);
+    let (planes, tier) = (planes_per_task(g), tensor::cpu::tier());
     output
         .par_chunks_mut(planes * g.out_plane())
         .zip(argmax.par_chunks_mut(planes * g.out_plane()))
         .zip(input.par_chunks(planes * g.in_plane()))
-        .for_each(|((out, arg), run)| pool_planes(g, run, out, arg));
+        .for_each(|((out, arg), run)| pool_planes(tier, g, run, out, arg));
 }
 
 /// [`relu_max_pool2d_forward`] without the argmax, for inference: the same output bit for bit.
@@ -62,22 +63,28 @@ pub fn relu_max_pool2d_forward_inference<T: Float>(
     g.assert_consistent(op);
     assert_len(op, "input", input.len(), g.input_len());
     assert_len(op, "output", output.len(), g.output_len());
-    let planes = planes_per_task(g);
+    let (planes, tier) = (planes_per_task(g), tensor::cpu::tier());
     output
         .par_chunks_mut(planes * g.out_plane())
         .zip(input.par_chunks(planes * g.in_plane()))
         // One scan to trust: the argmax goes to a per-task scratch run, reused across tasks.
         .for_each_init(Vec::new, |arg, (out, run)| {
             arg.resize(out.len(), 0u32);
-            pool_planes(g, run, out, arg);
+            pool_planes(tier, g, run, out, arg);
         });
 }
 
 /// Pools a run of whole consecutive `(H, W)` planes into their outputs and argmax.
 #[inline(always)]
-fn pool_planes<T: Float>(g: &Pool2dGeometry, run: &[T], out: &mut [T], arg: &mut [u32]) {
+fn pool_planes<T: Float>(
+    tier: Tier,
+    g: &Pool2dGeometry,
+    run: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
     if window2x2::applies(g) {
-        window2x2::relu_pool_planes(g, run, out, arg);
+        window2x2::relu_pool_planes(tier, g, run, out, arg);
         return;
     }
     for ((plane, out), arg) in run

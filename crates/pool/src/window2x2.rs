@@ -13,6 +13,7 @@
 //! each input-gradient value written once); a portable vector version written like this forward
 //! measured slower than zeroing the plane and scattering.
 
+use tensor::cpu::Tier;
 use tensor::Float;
 
 use crate::relu_max_pool2d::NO_WINNER;
@@ -30,19 +31,22 @@ pub(crate) fn applies(g: &Pool2dGeometry) -> bool {
 }
 
 /// `max_pool2d(relu(x))` of a run of whole consecutive `(H, W)` planes into their outputs and
-/// argmax (see [`crate::relu_max_pool2d_forward`]).
+/// argmax (see [`crate::relu_max_pool2d_forward`]), in AVX-512 code where `tier` runs it.
 pub(crate) fn relu_pool_planes<T: Float>(
+    tier: Tier,
     g: &Pool2dGeometry,
     planes: &[T],
     out: &mut [T],
     arg: &mut [u32],
 ) {
     #[cfg(target_arch = "x86_64")]
-    if tensor::cpu::avx512_available() {
-        // SAFETY: the CPU has the features the function is compiled for (checked just above).
+    if tier.avx512() {
+        // SAFETY: the CPU has the features the function is compiled for (`tier.avx512()`).
         unsafe { relu_pool_planes_simd(g, planes, out, arg) };
         return;
     }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = tier;
     relu_pool_planes_body(g, planes, out, arg);
 }
 
@@ -192,11 +196,20 @@ fn copy_prefix<V: Copy, const N: usize>(dst: &mut [V], src: &[V; N]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tensor::testing::require_tier;
 
-    /// The portable body (what a CPU without AVX-512 runs) against the dispatched kernels,
-    /// which take the AVX-512 functions on a CPU that has them.
+    /// The portable tier's body against the AVX-512 tier's functions (the same loops compiled
+    /// for AVX-512), bit for bit.
     #[test]
-    fn portable_and_dispatched_kernels_agree_bit_for_bit() {
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn the_avx512_kernels_match_the_portable_ones_bit_for_bit_needs_avx512() {
+        const NAME: &str = "the_avx512_kernels_match_the_portable_ones_bit_for_bit_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
         for (h, w) in [(28, 28), (7, 7), (5, 40), (2, 2)] {
             let g = Pool2dGeometry::new(2, 2, h, w, 2, 2).unwrap();
             let x: Vec<f32> = (0..g.input_len())
@@ -204,9 +217,10 @@ mod tests {
                 .collect();
             let (mut out, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
             let (mut out_p, mut arg_p) = (out.clone(), arg.clone());
-            relu_pool_planes(&g, &x, &mut out, &mut arg);
-            relu_pool_planes_body(&g, &x, &mut out_p, &mut arg_p);
-            assert_eq!((&out, &arg), (&out_p, &arg_p), "{h}x{w}");
+            relu_pool_planes(Tier::Avx512, &g, &x, &mut out, &mut arg);
+            relu_pool_planes(Tier::Portable, &g, &x, &mut out_p, &mut arg_p);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!((bits(&out), &arg), (bits(&out_p), &arg_p), "{h}x{w}");
         }
     }
 }

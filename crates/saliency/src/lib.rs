@@ -19,8 +19,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+// No `unsafe` here: the kernels' sits in the kernel crates behind safe functions. The one
+// exception is the allocator setting (a libc call), allowed in its module alone.
+#![deny(unsafe_code)]
+
 pub mod adversarial;
 #[doc(hidden)]
+#[allow(unsafe_code)]
 pub mod allocator;
 pub mod atomic_file;
 pub mod attribution;

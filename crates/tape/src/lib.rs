@@ -28,6 +28,8 @@
 //! lines apart. `op.rs` holds the enum that dispatches backward.
 
 #![warn(missing_docs)]
+// The tape is safe code: every `unsafe` of the engine sits in the kernel crates, behind checks.
+#![forbid(unsafe_code)]
 
 mod error;
 pub mod gradcheck;

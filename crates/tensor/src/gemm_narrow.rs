@@ -32,13 +32,15 @@ const PANEL_MAX_DEPTH: usize = 1024;
 /// Fewest multiply-adds worth the narrow kernels' setup.
 const MIN_MACS: usize = 4096;
 
-/// True when this CPU runs the narrow kernels.
+/// True when the active tier runs the narrow kernels (AVX2 + FMA, and the CPU has them).
 fn available() -> bool {
-    crate::cpu::avx2_fma_available()
+    crate::cpu::tier().avx2_fma()
 }
 
 /// One strided operand: `at(i, j) = ptr + i * rs + j * cs`.
 #[derive(Clone, Copy)]
+// Read only by the x86-64 kernels.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) struct Strided {
     pub(crate) ptr: *const f32,
     pub(crate) rs: usize,
@@ -59,13 +61,29 @@ pub(crate) fn fits(
     beta: f32,
     csc: usize,
 ) -> bool {
+    shape_fits(m, k, n, alpha, a, b, beta, csc) && available()
+}
+
+/// [`fits`] without the tier: the scaling, size and stride conditions alone (tests run the
+/// kernels where the CPU has them, whatever the active tier).
+#[allow(clippy::too_many_arguments)]
+fn shape_fits(
+    m: usize,
+    k: usize,
+    n: usize,
+    alpha: f32,
+    a: (usize, usize),
+    b: (usize, usize),
+    beta: f32,
+    csc: usize,
+) -> bool {
     let scaling = alpha == 1.0 && (beta == 0.0 || beta == 1.0);
     let size = m > 0 && m <= MAX_ROWS && m.saturating_mul(k).saturating_mul(n) >= MIN_MACS;
     // The panel kernel rereads a k x 16 stripe of B for every 6 rows of C; past
     // PANEL_MAX_DEPTH rows the stripe no longer stays in the core's cache.
     let panel = b.1 == 1 && csc == 1 && n >= 16 && k <= PANEL_MAX_DEPTH;
     let dot = a.1 == 1 && b.0 == 1 && k >= 64;
-    scaling && size && (panel || dot) && available()
+    scaling && size && (panel || dot)
 }
 
 /// `C = A * B + beta * C` (`beta` 0 or 1) with the panel kernel when B's and C's rows are
@@ -344,6 +362,8 @@ fn horizontal_sum(v: __m256) -> f32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::Tier;
+    use crate::testing::require_tier;
 
     fn values(len: usize, seed: u64) -> Vec<f32> {
         (0..len)
@@ -369,10 +389,11 @@ mod tests {
             rs: rsb,
             cs: csb,
         };
-        if !fits(m, k, n, 1.0, (k, 1), (rsb, csb), beta, 1) {
+        if !shape_fits(m, k, n, 1.0, (k, 1), (rsb, csb), beta, 1) {
             return false;
         }
-        // SAFETY: fits() held and the views are exactly the three vectors.
+        // SAFETY: the callers checked that the CPU has AVX2 and FMA (`require_tier`), the
+        // strides fit, and the views are exactly the three vectors.
         unsafe { sgemm(m, k, n, av, bv, beta, c.as_mut_ptr(), n, 1) };
         for i in 0..m {
             for j in 0..n {
@@ -392,10 +413,15 @@ mod tests {
         true
     }
 
+    const NARROW: &str = "narrow_kernels_match_a_direct_sum_on_every_tile_shape_needs_avx2";
+
     #[test]
-    fn narrow_kernels_match_a_direct_sum_on_every_tile_shape() {
-        if !available() {
-            eprintln!("no AVX2/FMA: the narrow kernels never run on this CPU");
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx2: not an x86-64 target"
+    )]
+    fn narrow_kernels_match_a_direct_sum_on_every_tile_shape_needs_avx2() {
+        if !require_tier(Tier::Avx2, NARROW) {
             return;
         }
         // rows 1..6 and beyond, column tails 0..15, k tails for the dot kernel
@@ -427,9 +453,7 @@ mod tests {
 
     #[test]
     fn other_shapes_and_scalings_are_left_to_matrixmultiply() {
-        if !available() {
-            return;
-        }
+        let fits = shape_fits;
         assert!(
             fits(16, 8, 64, 1.0, (8, 1), (64, 1), 0.0, 1),
             "a conv forward block"

@@ -8,13 +8,16 @@
 //! - [`gemm`](mod@gemm): a checked wrapper over `matrixmultiply` (raw pointers, `unsafe`), with its own
 //!   AVX2 kernels for products with a narrow side (`gemm_narrow`).
 //! - [`f32_view`]: generic slices seen as f32, for the kernels written in f32 intrinsics.
-//! - [`cpu`]: run-time checks for the instruction sets of the `#[target_feature]` kernels.
+//! - [`adam`]: the Adam update of a chunk of f32 parameters, its AVX-512 form behind a safe call.
+//! - [`cpu`]: the SIMD tier, and the run-time checks for the instruction sets of the
+//!   `#[target_feature]` kernels.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
 //!   results are bitwise identical whatever the thread count.
 
 #![warn(missing_docs)]
 
+pub mod adam;
 pub mod cpu;
 pub mod error;
 pub mod f32_view;

@@ -1,7 +1,33 @@
-//! Helpers for numeric tests: closeness checks that name the worst element, and running code on
-//! a pool of a given size (for the thread-count independence tests).
+//! Helpers for numeric tests: closeness checks that name the worst element, running code on
+//! a pool of a given size (for the thread-count independence tests), and skipping a tier's test
+//! out loud where the CPU lacks the tier.
 
+use std::io::Write;
+
+use crate::cpu::Tier;
 use crate::Float;
+
+/// True when this CPU runs `tier`. Otherwise writes `SKIPPED <test>: CPU lacks <features>` to
+/// the process's stderr directly (past the test harness's capture, so the line shows in the
+/// test output even though the test passes) and returns false: the caller returns at once.
+/// Tests that call it name the tier they need (`..._needs_avx512`).
+pub fn require_tier(tier: Tier, test: &str) -> bool {
+    if tier.supported() {
+        return true;
+    }
+    let line = format!("SKIPPED {test}: CPU lacks {}\n", tier.needs());
+    // a failed write to stderr leaves nothing better to report to
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    false
+}
+
+/// The tiers this CPU runs other than [`Tier::Portable`]: the ones to compare with it.
+pub fn fast_tiers() -> Vec<Tier> {
+    crate::cpu::supported_tiers()
+        .into_iter()
+        .filter(|&t| t != Tier::Portable)
+        .collect()
+}
 
 /// Compares `got` with `want` elementwise under `|g - w| <= atol + rtol * |w|`.
 /// On failure the message names the worst element, its index, both values and the tolerance.
@@ -62,4 +88,23 @@ pub fn in_pool<R: Send>(threads: usize, f: impl FnOnce() -> R + Send) -> R {
         .build()
         .expect("a test thread pool")
         .install(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn require_tier_passes_a_supported_tier_and_refuses_a_missing_one() {
+        assert!(require_tier(Tier::Portable, "portable"));
+        // no CPU has both: x86-64 lacks neon, aarch64 lacks avx512
+        let missing = if Tier::Neon.supported() {
+            Tier::Avx512
+        } else {
+            Tier::Neon
+        };
+        assert!(!require_tier(missing, "a test of the skip line itself"));
+        assert!(!fast_tiers().contains(&Tier::Portable));
+        assert!(!fast_tiers().contains(&missing));
+    }
 }

@@ -122,6 +122,8 @@ pub struct BenchReport {
     pub batch_size: usize,
     /// Rayon worker threads.
     pub threads: usize,
+    /// The SIMD tier the kernels ran on (`portable`, `avx2`, `avx512`, `neon`).
+    pub simd: String,
     /// Median over rounds of images per second.
     pub images_per_second: f64,
     /// Slowest round, images per second.
@@ -144,12 +146,13 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} batch {}, {} thread{}: {:.1} images/s (median of {} rounds of {} calls; min {:.1}, max {:.1}), {:.3} ms per call",
+            "{} {} batch {}, {} thread{}, {} kernels: {:.1} images/s (median of {} rounds of {} calls; min {:.1}, max {:.1}), {:.3} ms per call",
             self.model,
             self.workload,
             self.batch_size,
             self.threads,
             if self.threads == 1 { "" } else { "s" },
+            self.simd,
             self.images_per_second,
             self.rounds,
             self.calls_per_round,
@@ -263,6 +266,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         model: config.model,
         batch_size: config.batch_size,
         threads: rayon::current_num_threads(),
+        simd: tensor::cpu::tier().name().to_string(),
         images_per_second: median(&samples),
         min: samples.iter().copied().fold(f64::INFINITY, f64::min),
         max: samples.iter().copied().fold(0.0, f64::max),
@@ -334,12 +338,14 @@ mod tests {
                 "model",
                 "batch_size",
                 "threads",
+                "simd",
                 "images_per_second",
                 "min",
                 "max",
             ] {
                 assert!(json.get(key).is_some(), "{workload}: no {key} in {json}");
             }
+            assert_eq!(json["simd"], tensor::cpu::tier().name(), "{workload}");
         }
     }
 }

@@ -5,6 +5,8 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Args;
 
+use tensor::cpu::Tier;
+
 use crate::bench::{run as measure, BenchConfig, Workload};
 use crate::models::ModelKind;
 
@@ -38,6 +40,10 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a sentence.
     #[arg(long)]
     json: bool,
+    /// SIMD tier to run: portable, avx2, avx512 or neon (default: SALIENCY_SIMD, else the best
+    /// this CPU has). A tier the CPU lacks is an error.
+    #[arg(long)]
+    simd: Option<Tier>,
 }
 
 /// Runs the measurement and prints it.
@@ -47,6 +53,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             "--round-seconds: expected a non-negative number, found {}",
             args.round_seconds
         );
+    }
+    if let Some(tier) = args.simd {
+        tensor::cpu::set_tier(tier).context("--simd")?;
     }
     let config = BenchConfig {
         rounds: args.rounds,

@@ -49,6 +49,12 @@ enum Command {
 pub fn main() -> ExitCode {
     crate::allocator::keep_freed_memory();
     let cli = Cli::parse();
+    // An unusable SALIENCY_SIMD is refused here, before any kernel runs, rather than left to
+    // the library's warning and fallback.
+    if let Err(e) = tensor::cpu::init_from_env() {
+        eprintln!("error: {}: {e}", tensor::cpu::SIMD_ENV);
+        return ExitCode::from(1);
+    }
     let result = match cli.command {
         Command::Study(a) => common::on_pool(a.threads, move || study::run(a)),
         Command::Models(a) => models::run(a),

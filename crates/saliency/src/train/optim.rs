@@ -1,6 +1,7 @@
 //! Optimizers: Adam and SGD with momentum and per-step decay, plus the L2 kernel penalty.
 
 use rayon::prelude::*;
+use tensor::adam::AdamStep;
 use tensor::Tensor;
 
 use crate::models::ParamInfo;
@@ -119,7 +120,7 @@ impl Optimizer {
                     eps: eps as f32,
                     decay: decay(i),
                 };
-                let mut tasks = Vec::new();
+                let (mut tasks, tier) = (Vec::new(), tensor::cpu::tier());
                 for (i, (((p, g), m), v)) in params
                     .iter_mut()
                     .zip(grads)
@@ -140,7 +141,7 @@ impl Optimizer {
                 }
                 tasks
                     .into_par_iter()
-                    .for_each(|(k, p, g, m, v)| k.apply(p, g, m, v));
+                    .for_each(|(k, p, g, m, v)| k.apply(tier, p, g, m, v));
             }
             OptimizerConfig::Sgd {
                 lr,
@@ -178,50 +179,6 @@ impl Optimizer {
 /// small tensors stay on one thread), small enough that alexnet's 9.4M-weight dense layer splits.
 /// Updates are elementwise, so the split never changes a result.
 const CHUNK: usize = 1 << 16;
-
-/// One Adam update with its per-step constants.
-#[derive(Clone, Copy)]
-struct AdamStep {
-    b1: f32,
-    b2: f32,
-    step: f32,
-    inv_sqrt_c2: f32,
-    eps: f32,
-    decay: f32,
-}
-
-impl AdamStep {
-    /// Updates one chunk. Written as a zip over equal-length slices so the compiler drops the
-    /// bounds checks and vectorizes (sqrt and division are correctly rounded, so the vector
-    /// form gives the scalar form's bits).
-    fn apply(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        #[cfg(target_arch = "x86_64")]
-        if tensor::cpu::avx512_available() {
-            // SAFETY: the CPU has the features the function is compiled for (checked above).
-            unsafe { self.apply_simd(p, g, m, v) };
-            return;
-        }
-        self.apply_body(p, g, m, v);
-    }
-
-    /// [`AdamStep::apply`] in AVX-512's 16 lanes: the same operations in the same order, so
-    /// the same bits (no multiply-add is fused; Rust never contracts them).
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn apply_simd(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        self.apply_body(p, g, m, v);
-    }
-
-    #[inline(always)]
-    fn apply_body(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let gj = g + self.decay * *p;
-            *m = self.b1 * *m + (1.0 - self.b1) * gj;
-            *v = self.b2 * *v + (1.0 - self.b2) * gj * gj;
-            *p -= self.step * *m / (v.sqrt() * self.inv_sqrt_c2 + self.eps);
-        }
-    }
-}
 
 /// One SGD-with-momentum update with its per-step constants.
 #[derive(Clone, Copy)]
@@ -357,27 +314,5 @@ mod tests {
         // d(5e-4 w^2)/dw = 1e-3 w.
         assert!((with[0].data()[1] - (2.0 - 2e-3)).abs() < 1e-7);
         assert_eq!(without[0].data(), &[1.0, 2.0]);
-    }
-
-    #[test]
-    fn the_dispatched_adam_update_is_the_portable_one_bit_for_bit() {
-        // On a CPU with AVX-512 `apply` runs the 16-lane function; its bits must not differ.
-        let k = AdamStep {
-            b1: 0.9,
-            b2: 0.999,
-            step: 1e-3 / 0.19,
-            inv_sqrt_c2: 1.0 / 0.0199f32.sqrt(),
-            eps: 1e-7,
-            decay: 2e-4,
-        };
-        let n = 1000 + 13;
-        let wave = |a: f32| (0..n).map(|i| ((i as f32) * a).sin()).collect::<Vec<f32>>();
-        let (g, p0, m0) = (wave(0.37), wave(1.1), wave(0.05));
-        let v0: Vec<f32> = wave(0.7).iter().map(|x| x * x).collect();
-        let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
-        let (mut p2, mut m2, mut v2) = (p0, m0, v0);
-        k.apply(&mut p1, &g, &mut m1, &mut v1);
-        k.apply_body(&mut p2, &g, &mut m2, &mut v2);
-        assert_eq!((p1, m1, v1), (p2, m2, v2));
     }
 }

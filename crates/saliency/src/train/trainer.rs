@@ -412,8 +412,12 @@ impl Trainer {
                 if all.is_empty() {
                     // Written with the first checkpoint of this invocation, not before: a run
                     // that stops before its first epoch leaves no file claiming a run exists,
-                    // and a resume with nothing to train leaves the old one as it was.
-                    let json = serde_json::to_string_pretty(&cfg).expect("config serializes");
+                    // and a resume with nothing to train leaves the old one as it was. It records
+                    // the SIMD tier the kernels took (tiers may round differently:
+                    // docs/architecture.md).
+                    let mut json = serde_json::to_value(&cfg).expect("config serializes");
+                    json["simd"] = tensor::cpu::tier().name().into();
+                    let json = serde_json::to_string_pretty(&json).expect("config serializes");
                     crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
                         .map_err(|e| TrainError::Output(e.to_string()))?;
                 }
