@@ -28,4 +28,4 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUNNER="qemu-aarch64 -L /usr/aarch64-linux-gnu"
 
 cargo check --workspace --all-targets --target "$TARGET"
-cargo test -p tensor -p conv -p pool -p tape --target "$TARGET"
+cargo test -p saliency-tensor -p saliency-conv -p saliency-pool -p saliency-tape --target "$TARGET"
