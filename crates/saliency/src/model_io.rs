@@ -195,8 +195,10 @@ pub fn model_from_checkpoint(
     ckpt: &Checkpoint,
 ) -> Result<(Model<f32>, ModelMeta), ModelIoError> {
     let meta = ModelMeta::from_map(source, &ckpt.metadata)?;
-    let built = match ckpt.metadata.get(LAYERS_KEY) {
-        Some(text) => {
+    // A preset is rebuilt from its own definition (its stored layer list is the same); only a
+    // custom network is rebuilt from the list, which it must have.
+    let built = match (meta.model, ckpt.metadata.get(LAYERS_KEY)) {
+        (ModelKind::Custom, Some(text)) => {
             let specs: Vec<LayerSpec> =
                 serde_json::from_str(text).map_err(|e| ModelIoError::Metadata {
                     path: source.into(),
@@ -208,7 +210,15 @@ pub fn model_from_checkpoint(
                 })?;
             build_from_specs(meta.model, meta.input, meta.class_names.len(), &specs, 0)
         }
-        None => meta.model.build(meta.input, meta.class_names.len(), 0),
+        (ModelKind::Custom, None) => {
+            return Err(ModelIoError::Metadata {
+                path: source.into(),
+                key: LAYERS_KEY,
+                expected: "the layer list of a custom network".into(),
+                found: "no such key".into(),
+            })
+        }
+        (kind, _) => kind.build(meta.input, meta.class_names.len(), 0),
     };
     let mut model: Model<f32> = built.map_err(|e| ModelIoError::Model {
         path: source.into(),

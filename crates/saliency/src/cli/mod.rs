@@ -17,7 +17,16 @@ use clap::{Parser, Subcommand};
 
 /// Input attribution and adversarial examples on a from-scratch CNN engine.
 #[derive(Parser, Debug)]
-#[command(name = "saliency", version, about, propagate_version = true)]
+#[command(
+    name = "saliency",
+    version,
+    about = "saliency: input attribution and adversarial examples on a CPU-only CNN engine \
+             written from scratch (tensors, convolution, autodiff). Reproduces the study \
+             'Input Attribution and Adversarial Examples': `saliency study` runs it whole.",
+    long_about = None,
+    propagate_version = true,
+    after_help = "`saliency help COMMAND` or `saliency COMMAND --help` lists a command's options."
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -246,7 +246,7 @@ fn item15_checkpoint_of_another_model_or_shape() {
         &[
             &shown,
             "metadata 'model'",
-            "expected deep, alexnet or medium",
+            "expected deep, alexnet, medium or custom",
             "found resnet",
         ],
     );
