@@ -103,3 +103,28 @@ fn a_write_error_says_its_cause_once() {
     assert_eq!(entries(&out), ["attributions.png"]);
     assert!(out.join("attributions.png").is_dir());
 }
+
+/// A folder where a data file belongs used to read as "not found", start a download and leave
+/// an empty folder; now it is named.
+#[test]
+fn a_folder_where_a_data_file_belongs_is_named() {
+    let s = Scratch::new("dir-as-file");
+    write_fashion(&s.0);
+    let images = s.join("fashion-mnist/t10k-images-idx3-ubyte");
+    std::fs::remove_file(&images).unwrap();
+    std::fs::create_dir_all(&images).unwrap();
+    let out = s.join("run");
+    let mut args = train_args(&s.0, &out, &[]);
+    // Downloads allowed: the refusal must come before any attempt.
+    args.retain(|a| a != "--no-download");
+    assert_refused(
+        &saliency(&s.0, &args),
+        &[
+            &images.display().to_string(),
+            "a Fashion-MNIST IDX file",
+            "found a folder",
+        ],
+    );
+    assert!(!out.exists());
+    assert_eq!(entries(&s.0), ["fashion-mnist"]);
+}

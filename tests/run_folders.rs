@@ -127,6 +127,13 @@ fn a_folder_holding_a_run_needs_resume_or_overwrite_and_an_idle_resume_writes_no
         unchanged("an idle resume");
     }
 
+    // --overwrite whose data fails to load keeps the old run: it is cleared only once the new
+    // one can start.
+    let gone = s.join("no-data");
+    let run = saliency(&s.0, &train_args(&gone, &out, &["--overwrite"]));
+    assert_refused(&run, &["not found"]);
+    unchanged("an --overwrite whose data is missing");
+
     // --overwrite starts over: one epoch, one metrics line, the new seed.
     assert_ok(&saliency(
         &s.0,

@@ -186,7 +186,7 @@ pub fn train_args(data_dir: &Path, out: &Path, extra: &[&str]) -> Vec<OsString> 
         ("--batch-size", "16"),
         ("--threads", "1"),
     ] {
-        if !extra.iter().any(|a| *a == flag) {
+        if !extra.contains(&flag) {
             args.extend([OsString::from(flag), OsString::from(value)]);
         }
     }

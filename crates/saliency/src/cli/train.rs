@@ -188,7 +188,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     // Held until the command ends: no other process writes this folder meanwhile, and a run
     // that fails before its first checkpoint removes the folder it created.
     let _lock = RunLock::acquire(&args.out).map_err(anyhow::Error::msg)?;
-    claim_run_folder(&args, &config)?;
+    let clear_old_run = claim_run_folder(&args, &config)?;
     let started = Instant::now();
     let (mut train, mut test) = spec.load().context("loading the data")?;
     // One class trains to a meaningless "100 %" and gives a checkpoint eval then refuses.
@@ -257,6 +257,9 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         movie: args.movie.is_some(),
         integrate_gradients: args.integrate_gradients,
     };
+    if clear_old_run {
+        run_folder::clear_run(&args.out).map_err(anyhow::Error::msg)?;
+    }
     let mut trainer = if args.resume {
         Trainer::resume(
             config.clone(),
@@ -397,9 +400,11 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
 }
 
 /// Checks that `--out` may be used as asked: a folder holding a run needs --resume or
-/// --overwrite (which clears it here), and --resume needs a state to continue from and at least
-/// as many epochs as were done (unless --force). Called with the folder locked.
-fn claim_run_folder(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<()> {
+/// --overwrite, and --resume needs a state to continue from and at least as many epochs as were
+/// done (unless --force). Returns whether the old run must be cleared (--overwrite), which the
+/// caller does only once the data has loaded, so a refused new run keeps the old one. Called
+/// with the folder locked.
+fn claim_run_folder(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<bool> {
     let out = args.out.display();
     match (run_folder::inspect(&args.out), args.resume) {
         (RunStatus::Empty, false) => {}
@@ -422,30 +427,23 @@ fn claim_run_folder(args: &TrainArgs, config: &TrainConfig) -> anyhow::Result<()
                 );
             }
         }
-        (status, false) => {
-            if !args.overwrite {
-                let what = match status {
-                    RunStatus::Run { done, planned } if done >= planned => {
-                        format!("a finished run ({done} of {planned} epochs)")
-                    }
-                    RunStatus::Run { done, planned } => {
-                        format!("a partial run ({done} of {planned} epochs)")
-                    }
-                    RunStatus::NoState { files, .. } => format!(
-                        "files of a run that never completed a checkpoint ({})",
-                        files.join(", ")
-                    ),
-                    RunStatus::Empty => unreachable!("matched above"),
-                };
-                bail!(
-                    "--out: {out} already holds {what}; pass --resume to continue it or \
-                     --overwrite to replace it"
-                );
-            }
-            run_folder::clear_run(&args.out).map_err(anyhow::Error::msg)?;
+        (RunStatus::Run { .. } | RunStatus::NoState { .. }, false) if args.overwrite => {
+            return Ok(true);
         }
+        (RunStatus::Run { done, planned }, false) => {
+            bail!(
+            "--out: {out} already holds a {} run ({done} of {planned} epochs); pass --resume to \
+             continue it or --overwrite to replace it",
+            if done >= planned { "finished" } else { "partial" }
+        )
+        }
+        (RunStatus::NoState { files, .. }, false) => bail!(
+            "--out: {out} already holds files of a run that never completed a checkpoint ({}); \
+             pass --overwrite to replace them",
+            files.join(", ")
+        ),
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Prints above the progress bar, or plainly when the bar is hidden (`--quiet`, no terminal).

@@ -122,12 +122,34 @@ pub fn ensure_fashion_mnist(
     ensure_from(data_dir, allow_download, OFFICIAL_BASE_URL)
 }
 
+/// Refuses a folder standing where one of the four files belongs (in `root` or
+/// `root/fashion-mnist`): it used to count as "not found", start a download, and leave an empty
+/// folder behind.
+fn folder_where_a_file_belongs(root: &Path) -> Result<(), DataError> {
+    use crate::data::fashion_mnist::{FILE_STEMS, SUBFOLDER};
+    for dir in [root.to_path_buf(), root.join(SUBFOLDER)] {
+        for stem in FILE_STEMS {
+            for path in [dir.join(stem), dir.join(format!("{stem}.gz"))] {
+                if path.is_dir() {
+                    return Err(DataError::Folder {
+                        path,
+                        expected: "a Fashion-MNIST IDX file (optionally .gz)".into(),
+                        found: "a folder".into(),
+                    });
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 /// `ensure_fashion_mnist` with the mirror as a parameter, for tests.
 fn ensure_from(
     data_dir: Option<&Path>,
     allow_download: bool,
     base_url: &str,
 ) -> Result<Found, DataError> {
+    folder_where_a_file_belongs(data_dir.unwrap_or(Path::new("data")))?;
     if let Ok(found) = locate_fashion_mnist(data_dir) {
         if found.origin == Origin::Full || !allow_download {
             return Ok(found);

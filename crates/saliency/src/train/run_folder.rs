@@ -6,8 +6,10 @@
 //! the second writer fail at once, and [`RunStatus`] lets the caller refuse to reuse a folder
 //! that holds a run unless told to resume or overwrite it.
 
-use std::fs::{self, OpenOptions};
-use std::io::{self, Write};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::attribution::TIG_FILE;
@@ -25,78 +27,85 @@ const RUN_FILES: [&str; 4] = [MODEL_FILE, STATE_FILE, "config.json", "metrics.js
 /// Holds a run folder for one process; dropping it removes the lock file, and the folder too if
 /// this lock created it and nothing else was written into it (so a run that fails before its
 /// first checkpoint leaves nothing behind).
+///
+/// The lock is an exclusive `flock` on the lock file, held through the open file: the kernel
+/// releases it when the process ends however it ends, so a lock file left by a killed process is
+/// simply locked again (no PID liveness guess, no race between two takers). The PID written in
+/// the file is for messages only.
 #[derive(Debug)]
 pub struct RunLock {
     dir: PathBuf,
     created: bool,
+    /// The open lock file; closing it releases the lock.
+    file: Option<File>,
 }
 
 impl RunLock {
-    /// Creates `dir` if needed and takes its lock. Refuses, naming the folder and the PID, if a
-    /// live process holds it; takes over a lock whose process is gone. Stale hidden temp files
+    /// Creates `dir` if needed and takes its lock. Refuses, naming the folder and the PID, if
+    /// another process holds it; takes over the file a dead process left. Stale hidden temp files
     /// (`.NAME.tmp-PID`, left by a killed writer) are removed, since no one else writes here now.
     pub fn acquire(dir: &Path) -> Result<RunLock, String> {
         let created = !dir.exists();
         fs::create_dir_all(dir)
             .map_err(|e| format!("{}: cannot create the output folder: {e}", dir.display()))?;
-        let lock = RunLock {
+        // Dropped on an error below: removes the folder if it was created just now (the lock
+        // file is only removed while `file` is held, i.e. when it is ours).
+        let mut lock = RunLock {
             dir: dir.to_path_buf(),
             created,
+            file: None,
         };
         let path = dir.join(LOCK_FILE);
-        // Two attempts: the second after removing a stale lock. If another process takes the
-        // lock between the removal and our creation, the second attempt sees it and refuses.
-        for attempt in 0..2 {
-            match OpenOptions::new().write(true).create_new(true).open(&path) {
-                Ok(mut f) => {
-                    writeln!(f, "{}", std::process::id())
-                        .map_err(|e| format!("{}: cannot write: {e}", path.display()))?;
-                    remove_temp_files(dir);
-                    return Ok(lock);
+        let io_error = |e: io::Error| format!("{}: cannot use the lock file: {e}", path.display());
+        // A holder that releases and removes the file between our open and our flock leaves us
+        // locking a file no longer in the folder; then we try again with the new one.
+        for _ in 0..8 {
+            let mut f = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(io_error)?;
+            // SAFETY: flock on a file descriptor we own; LOCK_NB makes it fail instead of wait.
+            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+                let err = io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                    return Err(io_error(err));
                 }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                    let holder = fs::read_to_string(&path).unwrap_or_default();
-                    match holder.trim().parse::<i32>() {
-                        Ok(pid) if attempt == 0 && !pid_alive(pid) => {
-                            eprintln!(
-                                "note: {} was left by process {pid}, which is gone; taking it over",
-                                path.display()
-                            );
-                            let _ = fs::remove_file(&path);
-                        }
-                        Ok(pid) => {
-                            // Not ours: dropping `lock` would delete the holder's lock file.
-                            std::mem::forget(lock);
-                            return Err(format!(
-                                "{}: another saliency process (PID {pid}) is writing this run \
-                                 folder (lock file {}); wait for it to finish, or use another --out",
-                                dir.display(),
-                                path.display()
-                            ));
-                        }
-                        Err(_) if attempt == 0 => {
-                            // Empty or garbled: a writer killed between creating and filling it.
-                            let _ = fs::remove_file(&path);
-                        }
-                        Err(_) => {
-                            std::mem::forget(lock);
-                            return Err(format!(
-                                "{}: the lock file {} holds no process id ('{}'); if no saliency \
-                                 process is writing the folder, delete it",
-                                dir.display(),
-                                path.display(),
-                                holder.trim()
-                            ));
-                        }
-                    }
-                }
-                Err(e) => {
-                    // Dropping `lock` removes the folder if it was created just now.
-                    return Err(format!("{}: cannot create: {e}", path.display()));
-                }
+                let holder = fs::read_to_string(&path).unwrap_or_default();
+                return Err(format!(
+                    "{}: another saliency process (PID {}) is writing this run folder (lock file \
+                     {}); wait for it to finish, or use another --out",
+                    dir.display(),
+                    holder.trim(),
+                    path.display()
+                ));
             }
+            let same =
+                fs::metadata(&path).map(|m| m.ino()).ok() == f.metadata().map(|m| m.ino()).ok();
+            if !same {
+                continue;
+            }
+            let mut previous = String::new();
+            let _ = f.read_to_string(&mut previous);
+            if let Ok(pid) = previous.trim().parse::<u32>() {
+                eprintln!(
+                    "note: {} was left by process {pid}, which is gone; taking it over",
+                    path.display()
+                );
+            }
+            f.set_len(0).map_err(io_error)?;
+            f.seek(SeekFrom::Start(0)).map_err(io_error)?;
+            writeln!(f, "{}", std::process::id()).map_err(io_error)?;
+            lock.file = Some(f);
+            remove_temp_files(dir);
+            return Ok(lock);
         }
-        unreachable!("the second attempt returns")
+        Err(format!(
+            "{}: the lock file keeps being replaced by other processes; try again",
+            path.display()
+        ))
     }
 
     /// The locked folder.
@@ -107,7 +116,12 @@ impl RunLock {
 
 impl Drop for RunLock {
     fn drop(&mut self) {
-        let _ = fs::remove_file(self.dir.join(LOCK_FILE));
+        // Removed while still locked, so no one can lock this file and then see it vanish
+        // unnoticed (the inode check in `acquire` catches that).
+        if let Some(f) = self.file.take() {
+            let _ = fs::remove_file(self.dir.join(LOCK_FILE));
+            drop(f);
+        }
         if self.created {
             // Fails (and keeps the folder) unless it is empty.
             let _ = fs::remove_dir(&self.dir);
