@@ -9,7 +9,6 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 use crate::attribution::TIG_FILE;
@@ -67,10 +66,9 @@ impl RunLock {
                 .truncate(false)
                 .open(&path)
                 .map_err(io_error)?;
-            // SAFETY: flock on a file descriptor we own; LOCK_NB makes it fail instead of wait.
-            if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-                let err = io::Error::last_os_error();
-                if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+            // std's exclusive lock (flock on Unix), failing at once instead of waiting.
+            if let Err(e) = f.try_lock() {
+                if let std::fs::TryLockError::Error(err) = e {
                     return Err(io_error(err));
                 }
                 let holder = fs::read_to_string(&path).unwrap_or_default();
