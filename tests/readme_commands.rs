@@ -106,6 +106,13 @@ fn study_runs_on_the_shipped_sample_in_an_empty_folder() {
     assert!(stderr.contains("wrote out/study/report.md"), "{stderr}");
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
+    assert_eq!(
+        json["simd"].as_str(),
+        md.split("| SIMD tier | ")
+            .nth(1)
+            .and_then(|r| r.split(" |").next()),
+        "report.json and the report's run facts name the same SIMD tier"
+    );
     let rows = json["comparison"].as_array().expect("comparison rows");
     assert!(rows.len() >= 8, "{json}");
     for row in rows {

@@ -211,6 +211,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
         serde_json::to_string_pretty(&serde_json::json!({
             "profile": cfg.profile.to_string(),
             "seed": cfg.seed,
+            "simd": tensor::cpu::tier().name(),
             "comparison": rows,
         }))?
         .as_bytes(),

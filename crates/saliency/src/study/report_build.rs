@@ -265,6 +265,8 @@ pub fn build(
             vec!["profile".into(), cfg.profile.to_string()],
             vec!["seed".into(), cfg.seed.to_string()],
             vec!["threads".into(), rayon::current_num_threads().to_string()],
+            // Tiers may round differently (docs/architecture.md), so the figures name theirs.
+            vec!["SIMD tier".into(), tensor::cpu::tier().name().to_string()],
             vec!["git commit".into(), commit],
             vec!["saliency version".into(), env!("CARGO_PKG_VERSION").into()],
             vec!["wall time (this invocation)".into(), format!("{wall:.0} s")],
