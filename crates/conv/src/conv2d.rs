@@ -22,12 +22,9 @@
 use rayon::prelude::*;
 
 use tensor::cpu::Tier;
-#[cfg(target_arch = "x86_64")]
-use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
-#[cfg(target_arch = "x86_64")]
-use crate::bias_f32;
+use crate::arch;
 use crate::blocks::{min_items, ColBlocks};
 use crate::direct2x2;
 use crate::direct3x3;
@@ -178,7 +175,7 @@ pub(crate) fn forward_on<T: Float>(
         }
         Path::Direct2x2 => {
             let workspace = scratch(workspace, direct2x2::workspace_len(g));
-            return direct2x2::forward(g, input, weight, bias, output, workspace);
+            return direct2x2::forward(tier, g, input, weight, bias, output, workspace);
         }
         Path::Unrolled => {
             let workspace = scratch(workspace, unrolled::workspace_len(g));
@@ -186,7 +183,7 @@ pub(crate) fn forward_on<T: Float>(
         }
         Path::Direct3x3 => {
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            return direct3x3::forward(g, input, weight, bias, output, workspace);
+            return direct3x3::forward(tier, g, input, weight, bias, output, workspace);
         }
         Path::Tapwise => {
             let workspace = scratch(workspace, tapwise::workspace_len(g));
@@ -275,7 +272,7 @@ pub(crate) fn backward_input_on<T: Float>(
         }
         Path::Direct2x2 => {
             let workspace = scratch(workspace, direct2x2::workspace_len(g));
-            return direct2x2::backward_input(g, weight, grad_output, grad_input, workspace);
+            return direct2x2::backward_input(tier, g, weight, grad_output, grad_input, workspace);
         }
         Path::Unrolled => {
             let workspace = scratch(workspace, unrolled::workspace_len(g));
@@ -283,7 +280,7 @@ pub(crate) fn backward_input_on<T: Float>(
         }
         Path::Direct3x3 => {
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            return direct3x3::backward_input(g, weight, grad_output, grad_input, workspace);
+            return direct3x3::backward_input(tier, g, weight, grad_output, grad_input, workspace);
         }
         Path::Tapwise => {
             let workspace = scratch(workspace, tapwise::workspace_len(g));
@@ -368,7 +365,7 @@ pub(crate) fn backward_weight_on<T: Float>(
         }
         Path::Direct2x2 => {
             let workspace = scratch(workspace, direct2x2::workspace_len(g));
-            return direct2x2::backward_weight(g, input, grad_output, grad_weight, workspace);
+            return direct2x2::backward_weight(tier, g, input, grad_output, grad_weight, workspace);
         }
         Path::Unrolled => {
             let workspace = scratch(workspace, unrolled::workspace_len(g));
@@ -376,7 +373,7 @@ pub(crate) fn backward_weight_on<T: Float>(
         }
         Path::Direct3x3 => {
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            return direct3x3::backward_weight(g, input, grad_output, grad_weight, workspace);
+            return direct3x3::backward_weight(tier, g, input, grad_output, grad_weight, workspace);
         }
         Path::Tapwise => {
             let workspace = scratch(workspace, tapwise::workspace_len(g));
@@ -461,42 +458,45 @@ pub(crate) fn backward_bias_on<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_bias", g.out_channels, grad_bias.len());
     let plane = g.out_plane();
-    #[cfg(target_arch = "x86_64")]
-    let avx512 = tier.avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = tier;
     grad_bias
         .par_iter_mut()
         .enumerate()
         .with_min_len(min_items(g.batch * plane))
         .for_each(|(o, db)| {
-            #[cfg(target_arch = "x86_64")]
-            if let (Some(dy), Some(db), true) = (
-                as_f32(grad_output),
-                as_f32_mut(std::slice::from_mut(db)),
-                avx512,
-            ) {
-                // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F.
-                db[0] = unsafe { bias_f32::channel_sum(dy, g.out_channels, plane, o) };
-                return;
+            *db = if tier.vector_kernels() {
+                arch::bias_channel_sum(tier, grad_output, g.out_channels, plane, o)
+            } else {
+                channel_sum_body(grad_output, g.out_channels, plane, o)
             }
-            // 16 running sums, one per lane, added up at the end: a single running sum is a
-            // chain of dependent adds the compiler may not vectorize (it would reorder them)
-            let mut lanes = [T::ZERO; LANES];
-            let mut tail = T::ZERO;
-            for n in 0..g.batch {
-                let start = (n * g.out_channels + o) * plane;
-                let values = &grad_output[start..start + plane];
-                let mut chunks = values.chunks_exact(LANES);
-                for chunk in &mut chunks {
-                    for (l, &v) in lanes.iter_mut().zip(chunk) {
-                        *l += v;
-                    }
-                }
-                tail += chunks.remainder().iter().copied().sum::<T>();
-            }
-            *db = lanes.iter().fold(T::ZERO, |sum, &l| sum + l) + tail;
         });
+}
+
+/// The sum of channel `o`'s planes of `grad_output` (`(N, channels, plane)`): 16 running sums,
+/// one per lane, over every image's whole vectors, a tail sum of each image's remaining
+/// values, then the lanes in order, then the tail. A single running sum is a chain of dependent
+/// adds the compiler may not vectorize (it would reorder them).
+#[inline(always)]
+pub(crate) fn channel_sum_body<T: Float>(
+    grad_output: &[T],
+    channels: usize,
+    plane: usize,
+    o: usize,
+) -> T {
+    let batch = grad_output.len() / (channels * plane);
+    let mut lanes = [T::ZERO; LANES];
+    let mut tail = T::ZERO;
+    for n in 0..batch {
+        let start = (n * channels + o) * plane;
+        let values = &grad_output[start..start + plane];
+        let mut chunks = values.chunks_exact(LANES);
+        for chunk in &mut chunks {
+            for (l, &v) in lanes.iter_mut().zip(chunk) {
+                *l += v;
+            }
+        }
+        tail += chunks.remainder().iter().copied().sum::<T>();
+    }
+    lanes.iter().fold(T::ZERO, |sum, &l| sum + l) + tail
 }
 
 /// Copies block `b` of the column-blocked `(Cout, N*OH*OW)` matrix of NCHW `grad_output` into

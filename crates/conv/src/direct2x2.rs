@@ -30,6 +30,7 @@ use tensor::Float;
 
 use tensor::cpu::Tier;
 
+use crate::arch;
 use crate::lanes::{fma_lanes, lanes_at, Lanes, LANES};
 use crate::Conv2dGeometry;
 
@@ -76,7 +77,7 @@ const fn pixel_pairs() -> [(usize, usize, usize); 16] {
 
 /// True when the direct kernels take the convolution: 2x2 in and out, stride 1, every offset
 /// in `-1..=1` a tap of the kernel (padding at least 1 and at most `K - 2`), a 3x3 or 5x5
-/// kernel, at most [`MAX_BATCH`] images, and a tier that runs AVX-512 (AVX-512F, AVX2, FMA).
+/// kernel, at most [`MAX_BATCH`] images, and a tier that runs the vector kernels.
 pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let two_by_two = g.in_h == 2 && g.in_w == 2 && g.out_h == 2 && g.out_w == 2;
     let offsets_are_taps = g.padding >= 1 && g.padding + 2 <= g.kernel;
@@ -85,7 +86,7 @@ pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
         && offsets_are_taps
         && matches!(g.kernel, 3 | 5)
         && g.batch <= MAX_BATCH
-        && tier.avx512()
+        && tier.vector_kernels()
 }
 
 /// The batch rounded up to whole vectors.
@@ -162,7 +163,7 @@ fn pixel_vectors<T: Float>(lanes: &[T]) -> [Lanes<T>; 4] {
 /// One forward tile: output channel `filter` (its `C*K*K` weights) and `bias` for 16 images
 /// (`xt_block`, `(C, 4, LANES)`): the 4 output-pixel vectors.
 #[inline(always)]
-fn forward_tile<T: Float, const K: usize>(
+pub(crate) fn forward_tile<T: Float, const K: usize>(
     xt_block: &[T],
     filter: &[T],
     bias: T,
@@ -182,7 +183,7 @@ fn forward_tile<T: Float, const K: usize>(
 /// One input-gradient tile: input channel `c` for 16 images (`dyt_block`, `(Cout, 4, LANES)`):
 /// the 4 input-pixel vectors.
 #[inline(always)]
-fn input_tile<T: Float, const K: usize>(
+pub(crate) fn input_tile<T: Float, const K: usize>(
     dyt_block: &[T],
     weight: &[T],
     in_channels: usize,
@@ -204,7 +205,7 @@ fn input_tile<T: Float, const K: usize>(
 /// for each offset index, the sum over images and the pixel pairs at that offset. `xc` is
 /// `(N, 4, Cpad)`, `grad_output` NCHW.
 #[inline(always)]
-fn weight_tile<T: Float>(
+pub(crate) fn weight_tile<T: Float>(
     xc: &[T],
     cpad: usize,
     c0: usize,
@@ -221,45 +222,6 @@ fn weight_tile<T: Float>(
         });
     }
     acc
-}
-
-// The tiles compiled for AVX-512. Safe functions with target features; calling them is unsafe
-// because the caller must know the CPU has the features, which `applies` checked.
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_tile_simd<T: Float, const K: usize>(
-    xt_block: &[T],
-    filter: &[T],
-    bias: T,
-    first: usize,
-) -> [Lanes<T>; 4] {
-    forward_tile::<T, K>(xt_block, filter, bias, first)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn input_tile_simd<T: Float, const K: usize>(
-    dyt_block: &[T],
-    weight: &[T],
-    in_channels: usize,
-    c: usize,
-    first: usize,
-) -> [Lanes<T>; 4] {
-    input_tile::<T, K>(dyt_block, weight, in_channels, c, first)
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn weight_tile_simd<T: Float>(
-    xc: &[T],
-    cpad: usize,
-    c0: usize,
-    grad_output: &[T],
-    out_channels: usize,
-    co: usize,
-) -> [Lanes<T>; 9] {
-    weight_tile(xc, cpad, c0, grad_output, out_channels, co)
 }
 
 /// The forward's and the input gradient's shared driver: `out` is `(channels, 4, Npad)` and
@@ -284,6 +246,7 @@ fn per_channel<T: Float>(
 
 /// Direct forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`] elements.
 pub(crate) fn forward<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     weight: &[T],
@@ -292,12 +255,13 @@ pub(crate) fn forward<T: Float>(
     workspace: &mut [T],
 ) {
     match g.kernel {
-        3 => forward_k::<T, 3>(g, input, weight, bias, output, workspace),
-        _ => forward_k::<T, 5>(g, input, weight, bias, output, workspace),
+        3 => forward_k::<T, 3>(tier, g, input, weight, bias, output, workspace),
+        _ => forward_k::<T, 5>(tier, g, input, weight, bias, output, workspace),
     }
 }
 
 fn forward_k<T: Float, const K: usize>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     weight: &[T],
@@ -314,18 +278,14 @@ fn forward_k<T: Float, const K: usize>(
     per_channel(xt, c, npad, yt, |xt_block, co| {
         let filter = &weight[co * c * K * K..][..c * K * K];
         let bias = bias.map_or(T::ZERO, |b| b[co]);
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-        return unsafe { forward_tile_simd::<T, K>(xt_block, filter, bias, first) };
-        // Off x86-64 `applies` is false; were the path taken, the same loops would run as is.
-        #[cfg(not(target_arch = "x86_64"))]
-        forward_tile::<T, K>(xt_block, filter, bias, first)
+        arch::tile2x2_forward(tier, K, xt_block, filter, bias, first)
     });
     from_channel_rows(yt, cout, npad, output);
 }
 
 /// Direct input gradient; see [`crate::conv2d_backward_input`].
 pub(crate) fn backward_input<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     weight: &[T],
     grad_output: &[T],
@@ -333,12 +293,13 @@ pub(crate) fn backward_input<T: Float>(
     workspace: &mut [T],
 ) {
     match g.kernel {
-        3 => backward_input_k::<T, 3>(g, weight, grad_output, grad_input, workspace),
-        _ => backward_input_k::<T, 5>(g, weight, grad_output, grad_input, workspace),
+        3 => backward_input_k::<T, 3>(tier, g, weight, grad_output, grad_input, workspace),
+        _ => backward_input_k::<T, 5>(tier, g, weight, grad_output, grad_input, workspace),
     }
 }
 
 fn backward_input_k<T: Float, const K: usize>(
+    tier: Tier,
     g: &Conv2dGeometry,
     weight: &[T],
     grad_output: &[T],
@@ -352,17 +313,14 @@ fn backward_input_k<T: Float, const K: usize>(
     let (dyt, first) = (&*dyt, first_tap(K, g.padding));
     // dxt: (C, 4, Npad), one input channel per task
     per_channel(dyt, cout, npad, dxt, |dyt_block, ci| {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-        return unsafe { input_tile_simd::<T, K>(dyt_block, weight, c, ci, first) };
-        #[cfg(not(target_arch = "x86_64"))]
-        input_tile::<T, K>(dyt_block, weight, c, ci, first)
+        arch::tile2x2_input(tier, K, dyt_block, weight, (c, ci), first)
     });
     from_channel_rows(dxt, c, npad, grad_input);
 }
 
 /// Direct weight gradient; see [`crate::conv2d_backward_weight`].
 pub(crate) fn backward_weight<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     grad_output: &[T],
@@ -393,11 +351,7 @@ pub(crate) fn backward_weight<T: Float>(
         .for_each(|(co, filter)| {
             filter.fill(T::ZERO);
             for c0 in (0..c).step_by(LANES) {
-                #[cfg(target_arch = "x86_64")]
-                // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                let acc = unsafe { weight_tile_simd(xc, cpad, c0, grad_output, cout, co) };
-                #[cfg(not(target_arch = "x86_64"))]
-                let acc = weight_tile(xc, cpad, c0, grad_output, cout, co);
+                let acc = arch::tile2x2_weight(tier, xc, (cpad, c0), grad_output, (cout, co));
                 for (l, taps) in filter[c0 * kk..].chunks_mut(kk).take(LANES).enumerate() {
                     for (d, lanes) in acc.iter().enumerate() {
                         taps[first + (d / 3) * k + d % 3] = lanes[l];

@@ -24,22 +24,26 @@
 
 use rayon::prelude::*;
 
-#[cfg(target_arch = "x86_64")]
-use tensor::f32_view::{as_f32, as_f32_mut};
+use tensor::cpu::Tier;
 use tensor::Float;
 
+use crate::arch;
+#[cfg(target_arch = "x86_64")]
+use crate::arch::BorderedShape;
 use crate::blocks::min_items;
-use tensor::cpu::Tier;
-
 use crate::lanes::{fma_lanes, lanes_at, Lanes, LANES};
-#[cfg(target_arch = "x86_64")]
-use crate::layout_f32::{bordered_plane, channels_last_image};
-#[cfg(target_arch = "x86_64")]
-use crate::tile3x3_f32::{forward_block, BorderedShape};
 use crate::Conv2dGeometry;
 
 /// Output channels per forward tile: one accumulator vector each.
 const CHANNEL_BLOCK: usize = 16;
+
+/// Output channels per forward tile where registers are fewer (AVX2's 16, NEON's 32 of a
+/// quarter of AVX-512's width): 4 channels of 16 lanes are 8 AVX2 or 16 NEON registers.
+const CHANNEL_PART: usize = 4;
+
+/// Lanes per weight-gradient tile where registers are fewer: 9 taps of 8 lanes are 9 AVX2
+/// registers (of 16 lanes, 18 would spill).
+const WEIGHT_LANES: usize = 8;
 
 /// Runs `$body` for the 9 taps with `$dy`, `$dx` and `$t = 3 * $dy + $dx` bound to literals, so
 /// the loads' offsets are constants.
@@ -72,12 +76,12 @@ macro_rules! for_each_channel {
 
 /// The shape of a same convolution's operands on this path.
 #[derive(Clone, Copy)]
-struct Same {
-    n: usize,
-    h: usize,
-    w: usize,
+pub(crate) struct Same {
+    pub(crate) n: usize,
+    pub(crate) h: usize,
+    pub(crate) w: usize,
     /// Vectors per row, `ceil(W / 16)`.
-    vectors: usize,
+    pub(crate) vectors: usize,
 }
 
 impl Same {
@@ -103,7 +107,7 @@ impl Same {
 
     /// The shape in the f32 kernels' terms.
     #[cfg(target_arch = "x86_64")]
-    fn bordered(&self) -> BorderedShape {
+    pub(crate) fn bordered(&self) -> BorderedShape {
         BorderedShape {
             h: self.h,
             w: self.w,
@@ -115,8 +119,8 @@ impl Same {
 }
 
 /// True when the convolution takes this path: a same 3x3 convolution on a map larger than 3x3
-/// (smaller ones take [`crate::unrolled`]), and a tier that runs AVX-512 (AVX-512F, AVX2, FMA).
-/// Any channel counts: a last block of fewer than 16 channels is computed one channel at a time.
+/// (smaller ones take [`crate::unrolled`]), and a tier that runs the vector kernels (AVX-512,
+/// AVX2 + FMA or NEON; the portable tier takes im2col + GEMM). Any channel counts: a last block of fewer than 16 channels is computed one channel at a time.
 pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
     let same = g.kernel == 3 && g.stride == 1 && g.padding == 1;
     let fits = g
@@ -124,7 +128,7 @@ pub(crate) fn applies(g: &Conv2dGeometry, tier: Tier) -> bool {
         .checked_add(g.output_len())
         .and_then(|l| l.checked_mul(4))
         .is_some();
-    same && g.in_h * g.in_w > 9 && fits && tier.avx512()
+    same && g.in_h * g.in_w > 9 && fits && tier.vector_kernels()
 }
 
 /// `channels` rounded up to whole blocks of 16.
@@ -145,31 +149,30 @@ pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
 }
 
 /// NCHW `src` (`channels` planes of `H x W` per image) into `dst` with a zero border and rows
-/// of [`Same::padded_w`].
-fn to_bordered<T: Float>(s: &Same, src: &[T], dst: &mut [T]) {
-    let (pw, plane) = (s.padded_w(), s.h * s.w);
+/// of [`Same::padded_w`], on `tier`.
+fn to_bordered<T: Float>(tier: Tier, s: &Same, src: &[T], dst: &mut [T]) {
     dst.par_chunks_mut(s.padded_plane())
-        .zip(src.par_chunks(plane))
+        .zip(src.par_chunks(s.h * s.w))
         .with_min_len(min_items(s.padded_plane()))
-        .for_each(|(out, input)| {
-            #[cfg(target_arch = "x86_64")]
-            if let (Some(input), Some(out)) = (as_f32(input), as_f32_mut(out)) {
-                // SAFETY: the direct kernels run only where the CPU has AVX-512F (`applies`).
-                return unsafe { bordered_plane(input, out, s.w, s.vectors) };
-            }
-            out[..pw].fill(T::ZERO);
-            out[(s.h + 1) * pw..].fill(T::ZERO);
-            for (row, src_row) in out[pw..].chunks_exact_mut(pw).zip(input.chunks_exact(s.w)) {
-                // element by element, as in `same_conv`'s stores: rows are short
-                row[0] = T::ZERO;
-                for (d, &v) in row[1..=s.w].iter_mut().zip(src_row) {
-                    *d = v;
-                }
-                for d in &mut row[s.w + 1..] {
-                    *d = T::ZERO;
-                }
-            }
-        });
+        .for_each(|(out, input)| arch::bordered_plane(tier, s, input, out));
+}
+
+/// One plane `input` into its zero-bordered rows `out` (see [`to_bordered`]).
+#[inline(always)]
+pub(crate) fn bordered_plane_body<T: Float>(s: &Same, input: &[T], out: &mut [T]) {
+    let pw = s.padded_w();
+    out[..pw].fill(T::ZERO);
+    out[(s.h + 1) * pw..].fill(T::ZERO);
+    for (row, src_row) in out[pw..].chunks_exact_mut(pw).zip(input.chunks_exact(s.w)) {
+        // element by element, as in `same_conv`'s stores: rows are short
+        row[0] = T::ZERO;
+        for (d, &v) in row[1..=s.w].iter_mut().zip(src_row) {
+            *d = v;
+        }
+        for d in &mut row[s.w + 1..] {
+            *d = T::ZERO;
+        }
+    }
 }
 
 /// One forward tile: 16 channels' accumulators for the 16 columns from `x0` of row `y` of one
@@ -222,26 +225,54 @@ fn forward_tile_one<T: Float>(
     acc
 }
 
-/// One weight-gradient tile: for input channel `ci` and the 16 output channels of block
-/// `block` (the lanes), the 9 taps' sums over every image and pixel of the output gradient
-/// (`dyh`, channels last: `(N, H, W, Cout)`) times the input pixel the tap reads (`xb`, the
-/// zero-bordered input).
+/// [`forward_tile`] for the [`CHANNEL_PART`] channels from `first` of the block: the same
+/// operations on each channel's accumulator, in the same order.
 #[inline(always)]
-fn weight_tile<T: Float>(
+fn forward_tile_part<T: Float>(
+    s: &Same,
+    image: &[T],
+    weights: &[T],
+    (first, bias): (usize, &Lanes<T>),
+    y: usize,
+    x0: usize,
+) -> [Lanes<T>; CHANNEL_PART] {
+    let (pw, plane) = (s.padded_w(), s.padded_plane());
+    let mut acc: [Lanes<T>; CHANNEL_PART] = std::array::from_fn(|o| [bias[first + o]; LANES]);
+    for (ci, w) in weights.chunks_exact(9 * CHANNEL_BLOCK).enumerate() {
+        let base = ci * plane + y * pw + x0;
+        for_each_tap!(|dy, dx, t| {
+            let x = lanes_at(image, base + dy * pw + dx);
+            let wt: &[T; CHANNEL_PART] = w[t * CHANNEL_BLOCK + first..][..CHANNEL_PART]
+                .try_into()
+                .expect("a part of the weights");
+            for (a, &wo) in acc.iter_mut().zip(wt) {
+                fma_lanes(a, &x, wo);
+            }
+        });
+    }
+    acc
+}
+
+/// One weight-gradient tile: for input channel `ci` and the `N` output channels from lane
+/// `first` of block `block` (the lanes), the 9 taps' sums over every image and pixel of the
+/// output gradient (`dyh`, channels last: `(N, H, W, Cout)`) times the input pixel the tap
+/// reads (`xb`, the zero-bordered input). Each lane's sum runs in the same order whatever `N`.
+#[inline(always)]
+fn weight_tile_lanes<T: Float, const N: usize>(
     s: &Same,
     dyh: &[T],
     xb: &[T],
-    (ci, block): (usize, usize),
+    (ci, block, first): (usize, usize, usize),
     (cout, c): (usize, usize),
-) -> [Lanes<T>; 9] {
+) -> [[T; N]; 9] {
     let (pw, plane) = (s.padded_w(), s.padded_plane());
-    let mut acc = [[T::ZERO; LANES]; 9];
+    let mut acc = [[T::ZERO; N]; 9];
     for ni in 0..s.n {
         let x_plane = &xb[(ni * c + ci) * plane..][..plane];
         let dy_image = &dyh[ni * s.h * s.w * cout..][..s.h * s.w * cout];
         for y in 0..s.h {
             for x in 0..s.w {
-                let d = lanes_at(dy_image, (y * s.w + x) * cout + block * LANES);
+                let d = lanes_at(dy_image, (y * s.w + x) * cout + block * LANES + first);
                 let window = &x_plane[y * pw + x..][..2 * pw + 3];
                 for_each_tap!(|dyo, dxo, t| {
                     fma_lanes(&mut acc[t], &d, window[dyo * pw + dxo]);
@@ -252,25 +283,45 @@ fn weight_tile<T: Float>(
     acc
 }
 
-/// One task of [`same_conv`]: every row of one image's block of output channels (`out_block`,
-/// whole `H x W` planes), tiles and stores both in AVX-512 code. Returned by value to a caller
-/// outside it, a tile's 256 values went through the stack and were copied one by one, which cost
-/// more than the arithmetic for a one-input-channel layer (`deep`'s conv1).
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn forward_block_simd<T: Float>(
+/// The weight-gradient tile of all 16 lanes at once (AVX-512: 9 accumulator registers).
+#[inline(always)]
+pub(crate) fn weight_tile<T: Float>(
     s: &Same,
-    image: &[T],
-    weights: &[T],
-    bias: &Lanes<T>,
-    out_block: &mut [T],
-) {
-    forward_block_body(s, image, weights, bias, out_block)
+    dyh: &[T],
+    xb: &[T],
+    (ci, block): (usize, usize),
+    counts: (usize, usize),
+) -> [Lanes<T>; 9] {
+    weight_tile_lanes::<T, LANES>(s, dyh, xb, (ci, block, 0), counts)
 }
 
-/// [`forward_block_simd`]'s loops, for any target: inlined into it on x86-64.
+/// The weight-gradient tile in parts of [`WEIGHT_LANES`] lanes (fewer registers): the same
+/// sums, lane for lane.
 #[inline(always)]
-fn forward_block_body<T: Float>(
+pub(crate) fn weight_tile_parts<T: Float>(
+    s: &Same,
+    dyh: &[T],
+    xb: &[T],
+    (ci, block): (usize, usize),
+    counts: (usize, usize),
+) -> [Lanes<T>; 9] {
+    let mut acc = [[T::ZERO; LANES]; 9];
+    for first in (0..LANES).step_by(WEIGHT_LANES) {
+        let part = weight_tile_lanes::<T, WEIGHT_LANES>(s, dyh, xb, (ci, block, first), counts);
+        for (whole, part) in acc.iter_mut().zip(&part) {
+            whole[first..first + WEIGHT_LANES].copy_from_slice(part);
+        }
+    }
+    acc
+}
+
+/// One task of [`same_conv`]: every row of one image's block of output channels (`out_block`,
+/// whole `H x W` planes), in tiles of all 16 channels (AVX-512: 16 accumulator registers).
+/// Inlined into the function [`arch::same_conv_block`] compiles for the tier; returned by value
+/// to a caller outside it, a tile's 256 values went through the stack and were copied one by
+/// one, which cost more than the arithmetic for a one-input-channel layer (`deep`'s conv1).
+#[inline(always)]
+pub(crate) fn forward_block_body<T: Float>(
     s: &Same,
     image: &[T],
     weights: &[T],
@@ -324,22 +375,43 @@ fn store_row<T: Float>(plane: &mut [T], at: usize, rest: usize, lanes: &Lanes<T>
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn weight_tile_simd<T: Float>(
+/// [`forward_block_body`] in tiles of [`CHANNEL_PART`] channels, for tiers with fewer vector
+/// registers (AVX2, NEON): every output value is the same sum in the same order.
+#[inline(always)]
+pub(crate) fn forward_block_parts<T: Float>(
     s: &Same,
-    dyh: &[T],
-    xb: &[T],
-    channels: (usize, usize),
-    counts: (usize, usize),
-) -> [Lanes<T>; 9] {
-    weight_tile(s, dyh, xb, channels, counts)
+    image: &[T],
+    weights: &[T],
+    bias: &Lanes<T>,
+    out_block: &mut [T],
+) {
+    let plane = s.h * s.w;
+    let channels = out_block.len() / plane;
+    for y in 0..s.h {
+        for v in 0..s.vectors {
+            let x0 = v * LANES;
+            let at = y * s.w + x0;
+            for first in (0..channels).step_by(CHANNEL_PART) {
+                let acc = forward_tile_part(s, image, weights, (first, bias), y, x0);
+                for (o, lanes) in acc.iter().enumerate().take(channels - first) {
+                    let o = first + o;
+                    store_row(
+                        &mut out_block[o * plane..(o + 1) * plane],
+                        at,
+                        s.w - x0,
+                        lanes,
+                    );
+                }
+            }
+        }
+    }
 }
 
 /// `out` (NCHW, `cout` channels) = the same 3x3 convolution of the zero-bordered `xb` (`c`
 /// channels) with `weights` in blocks `(ceil(Cout/16), C, 9, 16)` (zero past `cout`), plus
 /// `bias`. One task per image and block of 16 output channels.
 fn same_conv<T: Float>(
+    tier: Tier,
     s: &Same,
     (c, cout): (usize, usize),
     xb: &[T],
@@ -367,25 +439,7 @@ fn same_conv<T: Float>(
                             T::ZERO
                         }
                     });
-                    #[cfg(target_arch = "x86_64")]
-                    {
-                        let f32_operands = (as_f32(image), as_f32(w), as_f32(&bias));
-                        match (f32_operands, as_f32_mut(out_block)) {
-                            ((Some(image), Some(w), Some(bias)), Some(out_block)) => {
-                                let bias = bias.try_into().expect("16 biases");
-                                // SAFETY: `applies` checked that the CPU has AVX-512F.
-                                unsafe {
-                                    forward_block(s.bordered(), c, image, w, bias, out_block)
-                                };
-                            }
-                            // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-                            _ => unsafe { forward_block_simd(s, image, w, &bias, out_block) },
-                        }
-                    }
-                    // Off x86-64 `applies` is false; were the path taken, the same loops
-                    // would run as is.
-                    #[cfg(not(target_arch = "x86_64"))]
-                    forward_block_body(s, image, w, &bias, out_block);
+                    arch::same_conv_block(tier, s, c, image, w, &bias, out_block);
                 });
         });
 }
@@ -398,6 +452,7 @@ pub(crate) fn bordered_input_len(g: &Conv2dGeometry) -> usize {
 
 /// Forward; see [`crate::conv2d_forward`]. `workspace` holds [`workspace_len`] elements.
 pub(crate) fn forward<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     weight: &[T],
@@ -406,12 +461,14 @@ pub(crate) fn forward<T: Float>(
     workspace: &mut [T],
 ) {
     let (xb, rest) = workspace.split_at_mut(bordered_input_len(g));
-    forward_bordering(g, input, weight, bias, output, xb, rest);
+    forward_bordering(tier, g, input, weight, bias, output, xb, rest);
 }
 
 /// Forward that writes the zero-bordered input into `xb` ([`bordered_input_len`] elements),
 /// where the weight gradient can read it again; `workspace` holds the blocked weights.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn forward_bordering<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     weight: &[T],
@@ -422,7 +479,7 @@ pub(crate) fn forward_bordering<T: Float>(
 ) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
     let wt = &mut workspace[..padded_channels(cout) * c * 9];
-    to_bordered(&s, input, xb);
+    to_bordered(tier, &s, input, xb);
     // wt: (ceil(Cout/16), C, 9, 16), wt[block][ci][t][o] = W[block * 16 + o][ci][t], zero past Cout
     wt.par_chunks_mut(c * 9 * CHANNEL_BLOCK)
         .enumerate()
@@ -437,7 +494,7 @@ pub(crate) fn forward_bordering<T: Float>(
             };
             fill_blocked(dst, block_weights);
         });
-    same_conv(&s, (c, cout), xb, wt, bias, output);
+    same_conv(tier, &s, (c, cout), xb, wt, bias, output);
 }
 
 /// Fills one block of blocked weights, `(rows, 9, 16)`, with `value(row, tap, lane)` in
@@ -456,6 +513,7 @@ fn fill_blocked<T: Float>(dst: &mut [T], value: impl Fn(usize, usize, usize) -> 
 /// Input gradient; see [`crate::conv2d_backward_input`]: the forward of the output gradient
 /// with `W'[c][o][t] = W[o][c][8 - t]`.
 pub(crate) fn backward_input<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     weight: &[T],
     grad_output: &[T],
@@ -464,11 +522,12 @@ pub(crate) fn backward_input<T: Float>(
 ) {
     let (s, c, cout) = (Same::of(g), g.in_channels, g.out_channels);
     if c == 1 {
-        return backward_input_one_channel(&s, cout, weight, grad_output, grad_input, workspace);
+        let operands = (weight, grad_output);
+        return backward_input_one_channel(tier, &s, cout, operands, grad_input, workspace);
     }
     let (dyb, rest) = workspace.split_at_mut(s.n * cout * s.padded_plane());
     let wt = &mut rest[..padded_channels(c) * cout * 9];
-    to_bordered(&s, grad_output, dyb);
+    to_bordered(tier, &s, grad_output, dyb);
     // wt: (ceil(C/16), Cout, 9, 16), wt[block][o][t][i] = W[o][block * 16 + i][8 - t], zero past C
     wt.par_chunks_mut(cout * 9 * CHANNEL_BLOCK)
         .enumerate()
@@ -483,7 +542,7 @@ pub(crate) fn backward_input<T: Float>(
             };
             fill_blocked(dst, block_weights);
         });
-    same_conv(&s, (cout, c), dyb, wt, None, grad_input);
+    same_conv(tier, &s, (cout, c), dyb, wt, None, grad_input);
 }
 
 /// The input gradient of a convolution with one input channel (`deep`'s conv1, for attribution):
@@ -493,10 +552,10 @@ pub(crate) fn backward_input<T: Float>(
 /// and then `dX[y][x] = sum over t = (dy, dx) of Z_t[y + 1 - dy][x + 1 - dx]` from the
 /// zero-bordered `Z` planes. One task per image; each value is summed in a fixed order.
 fn backward_input_one_channel<T: Float>(
+    tier: Tier,
     s: &Same,
     cout: usize,
-    weight: &[T],
-    grad_output: &[T],
+    (weight, grad_output): (&[T], &[T]),
     grad_input: &mut [T],
     workspace: &mut [T],
 ) {
@@ -505,34 +564,13 @@ fn backward_input_one_channel<T: Float>(
     z.par_chunks_mut(zplanes)
         .zip(grad_output.par_chunks(cout * plane))
         .zip(grad_input.par_chunks_mut(plane))
-        .for_each(|((zb, dy), dx)| {
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-            unsafe {
-                one_channel_image_simd(s, cout, weight, dy, zb, dx)
-            };
-            #[cfg(not(target_arch = "x86_64"))]
-            one_channel_image(s, cout, weight, dy, zb, dx);
-        });
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn one_channel_image_simd<T: Float>(
-    s: &Same,
-    cout: usize,
-    weight: &[T],
-    dy: &[T],
-    zb: &mut [T],
-    dx: &mut [T],
-) {
-    one_channel_image(s, cout, weight, dy, zb, dx)
+        .for_each(|((zb, dy), dx)| arch::one_channel_image(tier, s, cout, weight, dy, zb, dx));
 }
 
 /// [`backward_input_one_channel`] for one image: `dy` its `Cout` planes, `zb` the 9 bordered
 /// `Z` planes (scratch), `dx` its input-gradient plane.
 #[inline(always)]
-fn one_channel_image<T: Float>(
+pub(crate) fn one_channel_image<T: Float>(
     s: &Same,
     cout: usize,
     weight: &[T],
@@ -575,7 +613,7 @@ fn one_channel_image<T: Float>(
             let x0 = v * LANES;
             let mut acc = [T::ZERO; LANES];
             for_each_tap!(|ty, tx, t| {
-                let z = lanes_at(zb, t * pplane + (y + 2 - ty) * pw + x0 + 2 - tx);
+                let z: Lanes<T> = lanes_at(zb, t * pplane + (y + 2 - ty) * pw + x0 + 2 - tx);
                 for (a, &zv) in acc.iter_mut().zip(&z) {
                     *a += zv;
                 }
@@ -590,6 +628,7 @@ fn one_channel_image<T: Float>(
 
 /// Weight gradient; see [`crate::conv2d_backward_weight`].
 pub(crate) fn backward_weight<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     input: &[T],
     grad_output: &[T],
@@ -597,13 +636,14 @@ pub(crate) fn backward_weight<T: Float>(
     workspace: &mut [T],
 ) {
     let (xb, rest) = workspace.split_at_mut(bordered_input_len(g));
-    to_bordered(&Same::of(g), input, xb);
-    backward_weight_bordered(g, xb, grad_output, grad_weight, rest);
+    to_bordered(tier, &Same::of(g), input, xb);
+    backward_weight_bordered(tier, g, xb, grad_output, grad_weight, rest);
 }
 
 /// Weight gradient from the zero-bordered input `xb` that [`forward_bordering`] wrote;
 /// `workspace` holds the channels-last output gradient.
 pub(crate) fn backward_weight_bordered<T: Float>(
+    tier: Tier,
     g: &Conv2dGeometry,
     xb: &[T],
     grad_output: &[T],
@@ -617,22 +657,7 @@ pub(crate) fn backward_weight_bordered<T: Float>(
     // dyh: the output gradient channels last, (N, H, W, ceil(Cout/16) * 16), zero past Cout
     dyh.par_chunks_mut(pixels * cpad)
         .zip(grad_output.par_chunks(cout * pixels))
-        .for_each(|(dst, src)| {
-            #[cfg(target_arch = "x86_64")]
-            if let (Some(src), Some(dst)) = (as_f32(src), as_f32_mut(dst)) {
-                // SAFETY: the direct kernels run only where the CPU has AVX-512F (`applies`).
-                return unsafe { channels_last_image(src, dst, cout, pixels, cpad) };
-            }
-            if cpad > cout {
-                dst.fill(T::ZERO);
-            }
-            // plane by plane: contiguous reads, writes 16 apart within a buffer that stays in cache
-            for (o, plane) in src.chunks_exact(pixels).enumerate() {
-                for (d, &v) in dst[o..].iter_mut().step_by(cpad).zip(plane) {
-                    *d = v;
-                }
-            }
-        });
+        .for_each(|(dst, src)| arch::channels_last_image(tier, src, dst, cout, pixels, cpad));
     let dyh = &*dyh;
     // one task per (input channel, block of 16 output channels); dW[o][ci][t] for its 16 o
     let blocks = cpad / LANES;
@@ -640,11 +665,7 @@ pub(crate) fn backward_weight_bordered<T: Float>(
         .into_par_iter()
         .map(|task| {
             let channels = (task / blocks, task % blocks);
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: `applies` checked that the CPU has AVX-512F, AVX2 and FMA.
-            return unsafe { weight_tile_simd(&s, dyh, xb, channels, (cpad, c)) };
-            #[cfg(not(target_arch = "x86_64"))]
-            weight_tile(&s, dyh, xb, channels, (cpad, c))
+            arch::weight_tile(tier, &s, dyh, xb, channels, (cpad, c))
         })
         .collect();
     grad_weight
@@ -661,60 +682,107 @@ pub(crate) fn backward_weight_bordered<T: Float>(
         });
 }
 
+/// One image's `Cout` planes `src` (`pixels` values each) into channels-last `dst`
+/// (`pixels` rows of `cpad` values, zero past `Cout`); see [`backward_weight_bordered`].
+#[inline(always)]
+pub(crate) fn channels_last_body<T: Float>(
+    src: &[T],
+    dst: &mut [T],
+    cout: usize,
+    pixels: usize,
+    cpad: usize,
+) {
+    if cpad > cout {
+        dst.fill(T::ZERO);
+    }
+    // plane by plane: contiguous reads, writes 16 apart within a buffer that stays in cache
+    for (o, plane) in src.chunks_exact(pixels).enumerate().take(cout) {
+        for (d, &v) in dst[o..].iter_mut().step_by(cpad).zip(plane) {
+            *d = v;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    #[cfg(target_arch = "x86_64")]
     use super::*;
-    #[cfg(target_arch = "x86_64")]
     use crate::test_util::random_vec;
 
-    /// The f32 intrinsics tile against the generic tile on f32, bit for bit: full and partial
-    /// channel blocks, rows of one, two and three vectors (full and partial), one and several
-    /// input channels.
-    #[cfg(target_arch = "x86_64")]
+    /// The geometries of the block tests: full and partial channel blocks (16, 9, 5, 1), rows of
+    /// one, two and three vectors (full and partial), one and several input channels.
+    const BLOCKS: [(usize, usize, usize, usize); 6] = [
+        (1, 1, 28, 16),
+        (2, 16, 14, 16),
+        (1, 16, 7, 9),
+        (1, 3, 33, 16),
+        (1, 2, 16, 1),
+        (1, 4, 5, 5),
+    ];
+
+    /// One block on `tier` through [`arch::same_conv_block`], and the plain generic body (no
+    /// target features: each `mul_add` the correctly rounded fused operation) on the same
+    /// operands, output pre-filled with NaN.
+    fn block_on<T: Float>(
+        tier: Tier,
+        (n, c, side, channels): (usize, usize, usize, usize),
+    ) -> [Vec<T>; 2] {
+        let g = Conv2dGeometry::new(n, c, side, side, channels, 3, 1, 1).expect("geometry");
+        let s = Same::of(&g);
+        let f =
+            |len, seed| -> Vec<T> { random_vec(len, seed).into_iter().map(T::from_f64).collect() };
+        let image = f(c * s.padded_plane(), 1);
+        let weights = f(c * 9 * CHANNEL_BLOCK, 2);
+        let bias: Lanes<T> = f(CHANNEL_BLOCK, 3).try_into().expect("16 values");
+        let plane = side * side;
+        let mut plain = vec![T::from_f64(f64::NAN); channels * plane];
+        let mut tiered = plain.clone();
+        forward_block_body(&s, &image, &weights, &bias, &mut plain);
+        arch::same_conv_block(tier, &s, c, &image, &weights, &bias, &mut tiered);
+        [plain, tiered]
+    }
+
+    fn bits<T: Float>(v: &[T]) -> Vec<u64> {
+        v.iter().map(|x| x.to_f64().to_bits()).collect()
+    }
+
+    /// On every vector tier this CPU runs (AVX-512 with its f32 intrinsics tile, AVX2 and NEON
+    /// with 4-channel tiles), a block is the plain generic block bit for bit, in f32 and f64;
+    /// a tier the CPU lacks prints a SKIPPED line.
     #[test]
-    fn the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit_needs_avx512() {
-        const NAME: &str =
-            "the_f32_intrinsics_block_matches_the_generic_block_bit_for_bit_needs_avx512";
-        if !tensor::testing::require_tier(Tier::Avx512, NAME) {
-            return;
-        }
-        for (n, c, side, channels) in [
-            (1, 1, 28, 16),
-            (2, 16, 14, 16),
-            (1, 16, 7, 9),
-            (1, 3, 33, 16),
-            (1, 2, 16, 1),
-        ] {
-            let g = Conv2dGeometry::new(n, c, side, side, channels, 3, 1, 1).expect("geometry");
-            let s = Same::of(&g);
-            let f = |len, seed| -> Vec<f32> {
-                random_vec(len, seed)
-                    .into_iter()
-                    .map(|v| v as f32)
-                    .collect()
-            };
-            let image = f(c * s.padded_plane(), 1);
-            let weights = f(c * 9 * CHANNEL_BLOCK, 2);
-            let bias: [f32; CHANNEL_BLOCK] = f(CHANNEL_BLOCK, 3).try_into().expect("16 values");
-            let plane = side * side;
-            let mut generic = vec![f32::NAN; channels * plane];
-            let mut intrinsics = vec![f32::NAN; channels * plane];
-            // SAFETY: the CPU has AVX-512F, AVX2 and FMA (`require_tier`).
-            unsafe {
-                forward_block_simd(&s, &image, &weights, &bias, &mut generic);
-                forward_block(s.bordered(), c, &image, &weights, &bias, &mut intrinsics);
+    fn every_tier_s_forward_block_is_the_plain_block_bit_for_bit() {
+        const NAME: &str = "every_tier_s_forward_block_is_the_plain_block_bit_for_bit";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if !tensor::testing::require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
             }
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(
-                bits(&generic),
-                bits(&intrinsics),
-                "c {c}, side {side}, channels {channels}"
-            );
-            assert!(
-                intrinsics.iter().all(|v| v.is_finite()),
-                "every output written"
-            );
+            for shape in BLOCKS {
+                let [plain, tiered] = block_on::<f32>(tier, shape);
+                assert_eq!(bits(&plain), bits(&tiered), "f32 on {tier}, {shape:?}");
+                assert!(tiered.iter().all(|v| v.is_finite()), "every output written");
+                let [plain, tiered] = block_on::<f64>(tier, shape);
+                assert_eq!(bits(&plain), bits(&tiered), "f64 on {tier}, {shape:?}");
+            }
+        }
+    }
+
+    /// The weight-gradient tile in 8-lane parts (AVX2, NEON) is the 16-lane tile bit for bit.
+    #[test]
+    fn the_weight_tile_in_parts_is_the_whole_tile_bit_for_bit() {
+        for (n, c, side, cout) in [(2, 3, 14, 16), (1, 2, 7, 32), (3, 1, 5, 16)] {
+            let g = Conv2dGeometry::new(n, c, side, side, cout, 3, 1, 1).expect("geometry");
+            let s = Same::of(&g);
+            let xb: Vec<f64> = random_vec(n * c * s.padded_plane(), 4);
+            let dyh: Vec<f64> = random_vec(n * side * side * cout, 5);
+            for ci in 0..c {
+                for block in 0..cout / LANES {
+                    let whole = weight_tile(&s, &dyh, &xb, (ci, block), (cout, c));
+                    let parts = weight_tile_parts(&s, &dyh, &xb, (ci, block), (cout, c));
+                    let flat = |a: &[Lanes<f64>; 9]| {
+                        a.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>()
+                    };
+                    assert_eq!(flat(&whole), flat(&parts), "{n} {c} {side} {cout} ci {ci}");
+                }
+            }
         }
     }
 

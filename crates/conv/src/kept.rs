@@ -130,7 +130,7 @@ pub(crate) fn forward_keeping_on<T: Float>(
         Kept::BorderedInput => {
             assert_forward_lens(OP, g, input, weight, bias, output);
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            direct3x3::forward_bordering(g, input, weight, bias, output, kept, workspace);
+            direct3x3::forward_bordering(tier, g, input, weight, bias, output, kept, workspace);
         }
     }
 }
@@ -226,7 +226,7 @@ pub(crate) fn backward_weight_kept_on<T: Float>(
             assert_len(OP, "grad_output", g.output_len(), grad_output.len());
             assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
             let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            direct3x3::backward_weight_bordered(g, kept, grad_output, grad_weight, workspace);
+            direct3x3::backward_weight_bordered(tier, g, kept, grad_output, grad_weight, workspace);
         }
         Kept::UnrolledWeight | Kept::Nothing => {
             backward_weight_on(tier, g, input, grad_output, grad_weight, workspace)

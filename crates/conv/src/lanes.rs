@@ -1,7 +1,9 @@
 //! The vectors the direct kernels ([`crate::direct2x2`], [`crate::direct3x3`]) compute with:
-//! `[T; 16]` arrays, one AVX-512 register of f32, handled by plain loops that the compiler turns
-//! into single instructions inside functions compiled with `#[target_feature(enable =
-//! "avx512f,avx2,fma")]`.
+//! `[T; N]` arrays (`N` = 16 for a whole vector, one AVX-512 register of f32), handled by plain
+//! loops that the compiler turns into single instructions inside the functions [`crate::arch`]
+//! compiles for each tier: one AVX-512 register, two AVX2 registers or four NEON registers per
+//! 16 lanes. Each lane is an independent column of the computation, so the lane count of a
+//! tier's registers never changes the arithmetic of any one value.
 
 use tensor::Float;
 
@@ -11,18 +13,18 @@ pub(crate) const LANES: usize = 16;
 /// One vector.
 pub(crate) type Lanes<T> = [T; LANES];
 
-/// The vector at `start` (one load: a fixed-size copy, not a gather of bounds-checked lanes).
+/// The `N` values at `start` (one load: a fixed-size copy, not a gather of bounds-checked lanes).
 #[inline(always)]
-pub(crate) fn lanes_at<T: Float>(values: &[T], start: usize) -> Lanes<T> {
-    let lanes: &Lanes<T> = values[start..start + LANES]
+pub(crate) fn lanes_at<T: Float, const N: usize>(values: &[T], start: usize) -> [T; N] {
+    let lanes: &[T; N] = values[start..start + N]
         .try_into()
-        .expect("a range of LANES values");
+        .expect("a range of N values");
     *lanes
 }
 
 /// `acc[l] += x[l] * w` over the lanes, each a fused multiply-add.
 #[inline(always)]
-pub(crate) fn fma_lanes<T: Float>(acc: &mut Lanes<T>, x: &Lanes<T>, w: T) {
+pub(crate) fn fma_lanes<T: Float, const N: usize>(acc: &mut [T; N], x: &[T; N], w: T) {
     for (a, &xv) in acc.iter_mut().zip(x) {
         *a = xv.mul_add(w, *a);
     }

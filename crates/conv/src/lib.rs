@@ -26,10 +26,10 @@
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
 #![warn(missing_docs)]
+// `unsafe` lives in `arch` only (intrinsics kernels and the tier instantiations).
+#![deny(unsafe_code)]
 
-// The f32 intrinsics kernels: x86-64 only, entered through the active tier's checks.
-#[cfg(target_arch = "x86_64")]
-mod bias_f32;
+mod arch;
 mod blocks;
 mod conv2d;
 mod direct2x2;
@@ -39,17 +39,11 @@ mod geometry;
 mod im2col;
 mod kept;
 mod lanes;
-#[cfg(target_arch = "x86_64")]
-mod layout_f32;
 pub mod naive;
 mod tapwise;
 #[cfg(test)]
 mod test_util;
-#[cfg(target_arch = "x86_64")]
-mod tile3x3_f32;
 mod unrolled;
-#[cfg(target_arch = "x86_64")]
-mod unrolled_f32;
 
 pub use conv2d::{
     conv2d_backward_bias, conv2d_backward_input, conv2d_backward_weight, conv2d_forward,

@@ -31,7 +31,8 @@ use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::{gemm_par, Float, MatRef};
 
 #[cfg(target_arch = "x86_64")]
-use crate::unrolled_f32::{self, PixelTables};
+#[cfg(target_arch = "x86_64")]
+use crate::arch::{self, PixelTables};
 
 use crate::blocks::min_items;
 use crate::Conv2dGeometry;
@@ -72,10 +73,10 @@ pub(crate) fn workspace_len(g: &Conv2dGeometry) -> usize {
 }
 
 #[cfg(target_arch = "x86_64")]
-/// True when f32 operands take [`unrolled_f32`]'s kernels: small enough, and a tier that
+/// True when f32 operands take the AVX-512 intrinsics kernels: small enough, and a tier that
 /// runs AVX-512 (so the CPU has it).
 fn vector_kernels(tier: Tier, kk: usize, q: usize) -> bool {
-    unrolled_f32::fits(kk, q) && tier.avx512()
+    PixelTables::fits(kk, q) && tier.avx512()
 }
 
 /// For every pixel pair `(p, q)`, in row-major `P x Q` order, the tap `ky * K + kx` that joins
@@ -112,8 +113,7 @@ pub(crate) fn unroll<T: Float>(tier: Tier, g: &Conv2dGeometry, weight: &[T], u: 
         u.par_chunks_mut(block)
             .zip(w.par_chunks(c * kk))
             .with_min_len(min_items(block))
-            // SAFETY: `vector_kernels` checked that the CPU has AVX-512F.
-            .for_each(|(u, w)| unsafe { unrolled_f32::unroll(w, u, &tables) });
+            .for_each(|(u, w)| arch::unroll_f32(tier, w, u, &tables));
         return;
     }
     unroll_scalar(g, weight, u);
@@ -166,8 +166,7 @@ fn fold<T: Float>(tier: Tier, g: &Conv2dGeometry, du: &[T], grad_weight: &mut [T
         dw.par_chunks_mut(c * kk)
             .zip(du.par_chunks(block))
             .with_min_len(min_items(block))
-            // SAFETY: `vector_kernels` checked that the CPU has AVX-512F.
-            .for_each(|(dw, du)| unsafe { unrolled_f32::fold(du, dw, &tables) });
+            .for_each(|(dw, du)| arch::fold_f32(tier, du, dw, &tables));
         return;
     }
     fold_scalar(g, du, grad_weight);

@@ -22,9 +22,10 @@
 //!   in one pass, bit for bit the two ops in sequence; its argmax feeds the same backward.
 
 #![warn(missing_docs)]
+// `unsafe` lives in `arch` only (intrinsics kernels and the tier instantiations).
+#![deny(unsafe_code)]
 
-#[cfg(target_arch = "x86_64")]
-mod backward2x2_f32;
+mod arch;
 pub mod error;
 pub mod geometry;
 pub mod max_pool2d;

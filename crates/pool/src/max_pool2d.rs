@@ -10,13 +10,9 @@
 
 use rayon::prelude::*;
 use tensor::cpu::Tier;
-#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
-#[cfg(target_arch = "x86_64")]
-use crate::backward2x2_f32;
-#[cfg(target_arch = "x86_64")]
 use crate::window2x2;
 
 use crate::relu_max_pool2d::NO_WINNER;
@@ -114,10 +110,7 @@ pub(crate) fn backward_on<T: Float>(
     // Non-overlapping 2x2 windows of f32 take the vector kernel, which writes each value once
     // (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
     // 1x1 pool outputs) the vector setup costs more than the scatter (`benches/pool.rs`).
-    #[cfg(target_arch = "x86_64")]
     let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tier.avx512();
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = tier;
     grad_input
         .par_chunks_mut(in_plane)
         .zip(grad_output.par_chunks(g.out_plane()))
@@ -125,11 +118,9 @@ pub(crate) fn backward_on<T: Float>(
         .with_min_len(planes_per_task(g))
         .for_each(|((grad_plane, grad_out), arg)| {
             // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
-            #[cfg(target_arch = "x86_64")]
             if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane))
             {
-                // SAFETY: `fast_2x2` includes `tier.avx512()`: the CPU has AVX-512F.
-                if unsafe { backward2x2_f32::backward_plane(g, dy, arg, dx) } {
+                if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx) {
                     return;
                 }
             }

@@ -31,7 +31,8 @@ pub(crate) fn applies(g: &Pool2dGeometry) -> bool {
 }
 
 /// `max_pool2d(relu(x))` of a run of whole consecutive `(H, W)` planes into their outputs and
-/// argmax (see [`crate::relu_max_pool2d_forward`]), in AVX-512 code where `tier` runs it.
+/// argmax (see [`crate::relu_max_pool2d_forward`]), in the vector code of `tier`'s instructions
+/// where it runs the vector kernels.
 pub(crate) fn relu_pool_planes<T: Float>(
     tier: Tier,
     g: &Pool2dGeometry,
@@ -39,31 +40,16 @@ pub(crate) fn relu_pool_planes<T: Float>(
     out: &mut [T],
     arg: &mut [u32],
 ) {
-    #[cfg(target_arch = "x86_64")]
-    if tier.avx512() {
-        // SAFETY: the CPU has the features the function is compiled for (`tier.avx512()`).
-        unsafe { relu_pool_planes_simd(g, planes, out, arg) };
-        return;
+    if tier.vector_kernels() {
+        crate::arch::relu_pool_planes(tier, g, planes, out, arg);
+    } else {
+        relu_pool_planes_body(g, planes, out, arg);
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = tier;
-    relu_pool_planes_body(g, planes, out, arg);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f,avx2,fma")]
-fn relu_pool_planes_simd<T: Float>(
-    g: &Pool2dGeometry,
-    planes: &[T],
-    out: &mut [T],
-    arg: &mut [u32],
-) {
-    relu_pool_planes_body(g, planes, out, arg);
 }
 
 /// The planes of a run in order, each given the rest of the run (see [`relu_pool_plane_body`]).
 #[inline(always)]
-fn relu_pool_planes_body<T: Float>(
+pub(crate) fn relu_pool_planes_body<T: Float>(
     g: &Pool2dGeometry,
     planes: &[T],
     out: &mut [T],
@@ -198,18 +184,20 @@ mod tests {
     use super::*;
     use tensor::testing::require_tier;
 
-    /// The portable tier's body against the AVX-512 tier's functions (the same loops compiled
-    /// for AVX-512), bit for bit.
+    /// The portable tier's body against each vector tier's instantiation (the same loops
+    /// compiled for AVX-512, AVX2 or NEON), bit for bit; a tier the CPU lacks prints a SKIPPED
+    /// line.
     #[test]
-    #[cfg_attr(
-        not(target_arch = "x86_64"),
-        ignore = "needs avx512: not an x86-64 target"
-    )]
-    fn the_avx512_kernels_match_the_portable_ones_bit_for_bit_needs_avx512() {
-        const NAME: &str = "the_avx512_kernels_match_the_portable_ones_bit_for_bit_needs_avx512";
-        if !require_tier(Tier::Avx512, NAME) {
-            return;
+    fn every_vector_tier_matches_the_portable_kernels_bit_for_bit() {
+        const NAME: &str = "every_vector_tier_matches_the_portable_kernels_bit_for_bit";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if require_tier(tier, &format!("{NAME} on {tier}")) {
+                check_tier(tier);
+            }
         }
+    }
+
+    fn check_tier(tier: Tier) {
         for (h, w) in [(28, 28), (7, 7), (5, 40), (2, 2)] {
             let g = Pool2dGeometry::new(2, 2, h, w, 2, 2).unwrap();
             let x: Vec<f32> = (0..g.input_len())
@@ -217,10 +205,10 @@ mod tests {
                 .collect();
             let (mut out, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
             let (mut out_p, mut arg_p) = (out.clone(), arg.clone());
-            relu_pool_planes(Tier::Avx512, &g, &x, &mut out, &mut arg);
+            relu_pool_planes(tier, &g, &x, &mut out, &mut arg);
             relu_pool_planes(Tier::Portable, &g, &x, &mut out_p, &mut arg_p);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!((bits(&out), &arg), (bits(&out_p), &arg_p), "{h}x{w}");
+            assert_eq!((bits(&out), &arg), (bits(&out_p), &arg_p), "{tier} {h}x{w}");
         }
     }
 }

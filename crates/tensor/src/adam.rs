@@ -1,6 +1,6 @@
 //! One Adam update of a chunk of f32 parameters: the optimizer's arithmetic as a kernel, so its
-//! AVX-512 instantiation (and the `unsafe` call into it) lives in this crate, behind a safe
-//! function that checks the lengths and the tier.
+//! per-tier instantiations (in `arch`, with the `unsafe` call into them) live in this crate,
+//! behind a safe function that checks the lengths and the tier.
 //!
 //! Every tier does the same operations in the same order on each element (the AVX-512 one in
 //! 16 lanes; no multiply-add is fused, since Rust never contracts them, and sqrt and division
@@ -39,27 +39,16 @@ impl AdamStep {
             m.len(),
             v.len()
         );
-        #[cfg(target_arch = "x86_64")]
-        if tier.avx512() {
-            // SAFETY: `tier.avx512()` checked that the CPU has the features.
-            unsafe { self.apply_avx512(p, g, m, v) };
-            return;
+        if tier.vector_kernels() {
+            crate::arch::adam_apply(tier, self, p, g, m, v);
+        } else {
+            self.apply_body(p, g, m, v);
         }
-        #[cfg(not(target_arch = "x86_64"))]
-        let _ = tier;
-        self.apply_body(p, g, m, v);
-    }
-
-    /// [`AdamStep::apply`]'s loop compiled for AVX-512's 16 lanes.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    fn apply_avx512(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
-        self.apply_body(p, g, m, v);
     }
 
     /// A zip over equal-length slices, so the compiler drops the bounds checks and vectorizes.
     #[inline(always)]
-    fn apply_body(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    pub(crate) fn apply_body(&self, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
             let gj = g + self.decay * *p;
             *m = self.b1 * *m + (1.0 - self.b1) * gj;

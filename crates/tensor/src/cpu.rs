@@ -91,6 +91,14 @@ impl Tier {
     pub fn avx2_fma(self) -> bool {
         matches!(self, Tier::Avx2 | Tier::Avx512) && avx2_fma_cpu()
     }
+
+    /// True when this tier runs the vector kernels (direct convolutions, fused pooling, layout
+    /// copies, Adam) at all: AVX-512, AVX2 + FMA or NEON on a CPU that has them. The portable
+    /// tier runs the reference algorithms instead (im2col + GEMM, scalar loops), since the
+    /// vector kernels' fused multiply-adds would be library calls without FMA hardware.
+    pub fn vector_kernels(self) -> bool {
+        self.avx2_fma() || (self == Tier::Neon && self.supported())
+    }
 }
 
 impl fmt::Display for Tier {

@@ -11,24 +11,28 @@
 //! - [`adam`]: the Adam update of a chunk of f32 parameters, its AVX-512 form behind a safe call.
 //! - [`cpu`]: the SIMD tier, and the run-time checks for the instruction sets of the
 //!   `#[target_feature]` kernels.
+//! - [`tiered!`]: one kernel body compiled once per SIMD tier, behind one safe function.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
 //!   results are bitwise identical whatever the thread count.
 
 #![warn(missing_docs)]
+// `unsafe` lives in `arch` only (GEMM's raw pointers, intrinsics, the f32 view, the tier
+// instantiations); every other module is safe Rust.
+#![deny(unsafe_code)]
 
 pub mod adam;
+mod arch;
 pub mod cpu;
 pub mod error;
-pub mod f32_view;
 pub mod float;
-pub mod gemm;
-mod gemm_narrow;
 pub mod parallel;
 pub mod simd;
 mod tensor;
 pub mod testing;
+mod tiered;
 
+pub use arch::{f32_view, gemm};
 pub use error::TensorError;
 pub use float::Float;
 pub use gemm::{gemm, gemm_par, gemm_par_split, GemmSplit, MatMut, MatRef};

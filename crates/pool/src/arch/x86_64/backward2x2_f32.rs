@@ -14,10 +14,8 @@
 //! argmax naming a position outside its window (no forward writes one) makes the kernel decline
 //! the plane, which the general scatter then handles (and panics on one outside the plane).
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-#[cfg(target_arch = "x86_64")]
 use tensor::cpu::first_lanes;
 
 use crate::relu_max_pool2d::NO_WINNER;
@@ -30,7 +28,6 @@ use crate::Pool2dGeometry;
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn backward_plane(
     g: &Pool2dGeometry,

@@ -5,10 +5,8 @@
 //! Written element by element, they were a tenth of a `deep` batch-16 training step: one
 //! load and one store per value, and the channels-last copy's stores 16 values apart.
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-#[cfg(target_arch = "x86_64")]
 use tensor::cpu::first_lanes;
 
 /// One `h x w` plane `src` into `dst`, `h + 2` rows of `pw = 16 * vectors + 2`: a zero row, the
@@ -16,7 +14,6 @@ use tensor::cpu::first_lanes;
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn bordered_plane(src: &[f32], dst: &mut [f32], w: usize, vectors: usize) {
     let pw = 16 * vectors + 2;
@@ -42,7 +39,6 @@ pub(crate) unsafe fn bordered_plane(src: &[f32], dst: &mut [f32], w: usize, vect
 }
 
 /// Transposes 16 rows of 16 lanes: lane `j` of row `i` goes to lane `i` of row `j`.
-#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn transpose16(r: &mut [__m512; 16]) {
     let mut t = [_mm512_setzero_ps(); 16];
@@ -76,7 +72,6 @@ unsafe fn transpose16(r: &mut [__m512; 16]) {
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn channels_last_image(
     src: &[f32],
@@ -107,7 +102,7 @@ pub(crate) unsafe fn channels_last_image(
     }
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use tensor::cpu::Tier;

@@ -11,7 +11,6 @@
 //! its channel's bias, then adds `x * w` as one fused multiply-add per input channel and tap in
 //! the same order, so the output is bit for bit the same.
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 /// A zero-bordered image's shape, as [`crate::direct3x3`] lays it out.
@@ -47,7 +46,6 @@ const TAPS: [(usize, usize); 9] = [
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here, so any slices are sound.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn forward_block(
     s: BorderedShape,

@@ -253,7 +253,7 @@ unsafe fn narrow_f32(
     rsc: usize,
     csc: usize,
 ) {
-    use crate::gemm_narrow::{sgemm, Strided};
+    use crate::arch::gemm_narrow::{sgemm, Strided};
     let (m, k, n) = (a.rows, a.cols, b.cols);
     let av = Strided {
         ptr: a.data.as_ptr(),
@@ -382,7 +382,7 @@ macro_rules! impl_gemm_scalar {
 impl_gemm_scalar!(
     f32,
     matrixmultiply::sgemm,
-    crate::gemm_narrow::fits,
+    crate::arch::gemm_narrow::fits,
     narrow_f32
 );
 impl_gemm_scalar!(f64, matrixmultiply::dgemm, no_narrow_kernel, no_narrow_run);

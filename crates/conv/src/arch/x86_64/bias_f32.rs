@@ -2,7 +2,6 @@
 //! one vector register here, each 16 values one vector add, the same additions in the same
 //! order (bit for bit the generic result).
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
 /// The sum of channel `o`'s planes of `grad_output` (`(N, channels, plane)`), as
@@ -11,7 +10,6 @@ use std::arch::x86_64::*;
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn channel_sum(
     grad_output: &[f32],
@@ -37,7 +35,7 @@ pub(crate) unsafe fn channel_sum(
     each.iter().fold(0.0, |sum, &l| sum + l) + tail
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::test_util::random_vec;

@@ -11,10 +11,8 @@
 //! Both move or add the same values in the same order as the scalar code (fold sums each tap
 //! over the output pixels in order, from zero), so the results are bit for bit the same.
 
-#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 
-#[cfg(target_arch = "x86_64")]
 use tensor::cpu::first_lanes;
 
 /// Per output pixel, the lane tables of both kernels, built once per pass (not per task).
@@ -33,7 +31,7 @@ impl PixelTables {
     /// The tables for `taps` (each pixel pair's tap, row-major `P x Q`), `c` input channels,
     /// `kk` taps. Requires [`fits`].
     pub(crate) fn new(taps: &[Option<usize>], c: usize, q: usize, kk: usize) -> Self {
-        assert!(fits(kk, q) && taps.len().is_multiple_of(q));
+        assert!(Self::fits(kk, q) && taps.len().is_multiple_of(q));
         let mut tap_of_input = Vec::new();
         let mut input_of_tap = Vec::new();
         for row in taps.chunks_exact(q) {
@@ -64,9 +62,11 @@ impl PixelTables {
     }
 }
 
-/// True when the vector kernels take the geometry's `K*K` taps and `Q` input pixels.
-pub(crate) fn fits(kk: usize, q: usize) -> bool {
-    kk < 16 && q <= 16
+impl PixelTables {
+    /// True when the vector kernels take the geometry's `K*K` taps and `Q` input pixels.
+    pub(crate) fn fits(kk: usize, q: usize) -> bool {
+        kk < 16 && q <= 16
+    }
 }
 
 /// Writes `u` ([`crate::unrolled`]'s `U`, `(Cout*P) x (C*Q)`) for the output channels of
@@ -74,7 +74,6 @@ pub(crate) fn fits(kk: usize, q: usize) -> bool {
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn unroll(weight: &[f32], u: &mut [f32], tables: &PixelTables) {
     let (c, q, kk, p) = (tables.c, tables.q, tables.kk, tables.pixels());
@@ -100,7 +99,6 @@ pub(crate) unsafe fn unroll(weight: &[f32], u: &mut [f32], tables: &PixelTables)
 ///
 /// # Safety
 /// The CPU must have AVX-512F. The lengths are checked here.
-#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 pub(crate) unsafe fn fold(du: &[f32], grad_weight: &mut [f32], tables: &PixelTables) {
     let (c, q, kk, p) = (tables.c, tables.q, tables.kk, tables.pixels());

@@ -1,0 +1,49 @@
+//! The one place this crate's `unsafe` lives: the fused ReLU + 2x2 max-pool's instantiation per
+//! SIMD tier (through [`tensor::tiered!`]) and the AVX-512 intrinsics backward for f32
+//! (`x86_64/`), behind safe functions that take the [`Tier`] and check the CPU and the lengths.
+#![allow(unsafe_code)]
+
+use tensor::cpu::Tier;
+use tensor::Float;
+
+use crate::window2x2;
+use crate::Pool2dGeometry;
+
+#[cfg(target_arch = "x86_64")]
+mod x86_64;
+
+tensor::tiered! {
+    /// `max_pool2d(relu(x))` of a run of whole planes, 16 windows at a time: see
+    /// [`window2x2::relu_pool_planes_body`]. Every tier makes each lane's compares in the
+    /// scalar scan's order, so all give the same bits.
+    pub(crate) fn relu_pool_planes<T: Float>(
+        g: &Pool2dGeometry,
+        planes: &[T],
+        out: &mut [T],
+        arg: &mut [u32],
+    ) {
+        avx512 => window2x2::relu_pool_planes_body(g, planes, out, arg),
+        avx2 => window2x2::relu_pool_planes_body(g, planes, out, arg),
+        other => window2x2::relu_pool_planes_body(g, planes, out, arg),
+    }
+}
+
+/// The 2x2 max-pool backward of one f32 plane in AVX-512 intrinsics (see
+/// `x86_64::backward2x2_f32::backward_plane`): true when it wrote `grad_in`; false when
+/// `tier` does not run AVX-512 here, or an argmax lies outside its window (the caller then
+/// runs the general scatter).
+pub(crate) fn backward_plane_2x2_f32(
+    tier: Tier,
+    g: &Pool2dGeometry,
+    grad_out: &[f32],
+    arg: &[u32],
+    grad_in: &mut [f32],
+) -> bool {
+    #[cfg(target_arch = "x86_64")]
+    if tier.avx512() {
+        // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F; lengths checked inside.
+        return unsafe { x86_64::backward2x2_f32::backward_plane(g, grad_out, arg, grad_in) };
+    }
+    let _ = (tier, g, grad_out, arg, grad_in);
+    false
+}

@@ -1,0 +1,22 @@
+//! The one place this crate's `unsafe` lives, each use behind a safe function that checks the
+//! CPU and every length: `matrixmultiply`'s raw-pointer GEMM and the narrow AVX2 kernels
+//! ([`gemm`]), generic slices seen as f32 ([`f32_view`]), and the Adam kernel's instantiation
+//! per SIMD tier.
+#![allow(unsafe_code)]
+
+pub mod f32_view;
+pub mod gemm;
+pub(crate) mod gemm_narrow;
+
+use crate::adam::AdamStep;
+
+crate::tiered! {
+    /// [`AdamStep::apply`]'s loop on `tier`: every tier the same operations in the same order
+    /// on each element (no multiply-add is fused, since Rust never contracts them), so the
+    /// same bits.
+    pub(crate) fn adam_apply(step: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+        avx512 => step.apply_body(p, g, m, v),
+        avx2 => step.apply_body(p, g, m, v),
+        other => step.apply_body(p, g, m, v),
+    }
+}
