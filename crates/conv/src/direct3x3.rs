@@ -786,6 +786,44 @@ mod tests {
         }
     }
 
+    /// On every vector tier this CPU runs, the weight-gradient tile (AVX2's in intrinsics) is the
+    /// plain generic tile bit for bit, in f32.
+    #[test]
+    fn every_tier_s_weight_tile_is_the_plain_tile_bit_for_bit() {
+        const NAME: &str = "every_tier_s_weight_tile_is_the_plain_tile_bit_for_bit";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if !tensor::testing::require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            for (n, c, side, cout) in [(2, 3, 14, 16), (1, 2, 7, 32), (3, 1, 5, 16), (1, 1, 17, 16)]
+            {
+                let g = Conv2dGeometry::new(n, c, side, side, cout, 3, 1, 1).expect("geometry");
+                let s = Same::of(&g);
+                let f = |len, seed| -> Vec<f32> {
+                    random_vec(len, seed)
+                        .into_iter()
+                        .map(|v| v as f32)
+                        .collect()
+                };
+                let (xb, dyh) = (f(n * c * s.padded_plane(), 6), f(n * side * side * cout, 7));
+                for ci in 0..c {
+                    for block in 0..cout / LANES {
+                        let plain = weight_tile(&s, &dyh, &xb, (ci, block), (cout, c));
+                        let tiered = arch::weight_tile(tier, &s, &dyh, &xb, (ci, block), (cout, c));
+                        let flat = |a: &[Lanes<f32>; 9]| {
+                            a.iter().flatten().map(|v| v.to_bits()).collect::<Vec<_>>()
+                        };
+                        assert_eq!(
+                            flat(&plain),
+                            flat(&tiered),
+                            "{tier}: {n} {c} {side} {cout} ci {ci}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn the_tap_macro_lists_the_9_taps_in_order() {
         let mut listed = Vec::new();

@@ -45,7 +45,15 @@ tensor::tiered! {
             }
             _ => direct3x3::forward_block_body(s, image, weights, bias, out_block),
         },
-        avx2 => direct3x3::forward_block_parts(s, image, weights, bias, out_block),
+        avx2 => match (as_f32(image), as_f32(weights), as_f32(bias), as_f32_mut(out_block)) {
+            (Some(image), Some(w), Some(bias), Some(out)) => {
+                let bias = bias.try_into().expect("16 biases");
+                // SAFETY: compiled for and entered on a CPU with AVX2 and FMA; lengths checked
+                // inside.
+                unsafe { x86_64::tile3x3_avx2::forward_block(s.bordered(), c, image, w, bias, out) }
+            }
+            _ => direct3x3::forward_block_parts(s, image, weights, bias, out_block),
+        },
         other => direct3x3::forward_block_parts(s, image, weights, bias, out_block),
     }
 }
@@ -81,7 +89,13 @@ tensor::tiered! {
             }
             _ => direct3x3::channels_last_body(src, dst, cout, pixels, cpad),
         },
-        avx2 => direct3x3::channels_last_body(src, dst, cout, pixels, cpad),
+        avx2 => match (as_f32(src), as_f32_mut(dst)) {
+            (Some(src), Some(dst)) => {
+                // SAFETY: entered on a CPU with AVX2; lengths checked inside.
+                unsafe { x86_64::layout_avx2::channels_last_image(src, dst, cout, pixels, cpad) }
+            }
+            _ => direct3x3::channels_last_body(src, dst, cout, pixels, cpad),
+        },
         other => direct3x3::channels_last_body(src, dst, cout, pixels, cpad),
     }
 }
@@ -113,7 +127,17 @@ tensor::tiered! {
         counts: (usize, usize),
     ) -> [Lanes<T>; 9] {
         avx512 => direct3x3::weight_tile(s, dyh, xb, channels, counts),
-        avx2 => direct3x3::weight_tile_parts(s, dyh, xb, channels, counts),
+        avx2 => match (as_f32(dyh), as_f32(xb)) {
+            (Some(dyh), Some(xb)) => {
+                // SAFETY: compiled for and entered on a CPU with AVX2 and FMA; lengths checked
+                // inside.
+                let sums = unsafe {
+                    x86_64::weight3x3_avx2::weight_tile(s.bordered(), s.n, (dyh, xb), channels, counts)
+                };
+                sums.map(|tap| tap.map(|v| T::from_f64(f64::from(v))))
+            }
+            _ => direct3x3::weight_tile_parts(s, dyh, xb, channels, counts),
+        },
         other => direct3x3::weight_tile_parts(s, dyh, xb, channels, counts),
     }
 }
