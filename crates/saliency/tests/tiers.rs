@@ -138,6 +138,16 @@ fn deep_trains_to_nearly_the_same_weights_on_every_tier_the_cpu_has() {
             fast.len()
         );
     }
+    // AVX2 and AVX-512 run the same fused multiply-adds in the same order (the kernels' tests
+    // compare each one), so a checkpoint does not depend on which of them trained it
+    if tiers.contains(&Tier::Avx2) && tiers.contains(&Tier::Avx512) {
+        let avx2 = train_on(Tier::Avx2, &s.0.join("data"), &s.0.join("avx2-again"));
+        let avx512 = train_on(Tier::Avx512, &s.0.join("data"), &s.0.join("avx512-again"));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&avx2), bits(&avx512), "avx2 and avx512 weights bit for bit");
+    } else {
+        eprintln!("SKIPPED avx2_and_avx512_train_to_the_same_bits: CPU lacks one of them");
+    }
     // the portable run itself is reproducible bit for bit
     let again = train_on(Tier::Portable, &s.0.join("data"), &s.0.join("portable2"));
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
