@@ -109,26 +109,27 @@ mod tests {
         );
     }
 
+    /// Each vector tier's instantiation against the portable loop, bit for bit; a tier the CPU
+    /// lacks prints a SKIPPED line.
     #[test]
-    #[cfg_attr(
-        not(target_arch = "x86_64"),
-        ignore = "needs avx512: not an x86-64 target"
-    )]
-    fn the_avx512_update_is_the_portable_one_bit_for_bit_needs_avx512() {
-        const NAME: &str = "the_avx512_update_is_the_portable_one_bit_for_bit_needs_avx512";
-        if !require_tier(Tier::Avx512, NAME) {
-            return;
+    fn every_vector_tier_s_update_is_the_portable_one_bit_for_bit() {
+        const NAME: &str = "every_vector_tier_s_update_is_the_portable_one_bit_for_bit";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if !require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            let [p0, g, m0, v0] = operands();
+            let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
+            let (mut p2, mut m2, mut v2) = (p0.clone(), m0, v0);
+            STEP.apply(tier, &mut p1, &g, &mut m1, &mut v1);
+            STEP.apply(Tier::Portable, &mut p2, &g, &mut m2, &mut v2);
+            assert_eq!(
+                (bits(&p1), bits(&m1), bits(&v1)),
+                (bits(&p2), bits(&m2), bits(&v2)),
+                "{tier}"
+            );
+            assert_ne!(bits(&p1), bits(&p0), "the update moved the parameters");
         }
-        let [p0, g, m0, v0] = operands();
-        let (mut p1, mut m1, mut v1) = (p0.clone(), m0.clone(), v0.clone());
-        let (mut p2, mut m2, mut v2) = (p0.clone(), m0, v0);
-        STEP.apply(Tier::Avx512, &mut p1, &g, &mut m1, &mut v1);
-        STEP.apply(Tier::Portable, &mut p2, &g, &mut m2, &mut v2);
-        assert_eq!(
-            (bits(&p1), bits(&m1), bits(&v1)),
-            (bits(&p2), bits(&m2), bits(&v2))
-        );
-        assert_ne!(bits(&p1), bits(&p0), "the update moved the parameters");
     }
 
     #[test]

@@ -20,12 +20,12 @@ pub const SIMD_ENV: &str = "SALIENCY_SIMD";
 
 /// A family of kernels the engine can run.
 ///
-/// - `Portable`: no `#[target_feature]` code of ours (`wide`'s baseline vectors and
-///   `matrixmultiply`, which picks its own kernels at run time, still run);
-/// - `Avx2`: adds the AVX2 + FMA narrow GEMM kernels;
-/// - `Avx512`: adds the AVX-512 direct convolution, pooling, layout, bias and Adam kernels;
-/// - `Neon`: an aarch64 CPU; it runs the portable kernels (NEON is aarch64's baseline, so the
-///   compiler already vectorizes them with it), until NEON instantiations exist.
+/// - `Portable`: the reference algorithms (im2col + GEMM, scalar and `wide` loops), no
+///   `#[target_feature]` code of ours (`matrixmultiply` still picks its own kernels);
+/// - `Avx2`, `Avx512`, `Neon`: the vector kernels (direct convolutions, fused ReLU + pooling,
+///   layout copies, bias sums, Adam), each one body instantiated for the tier's instructions
+///   (see [`crate::tiered!`]), plus the AVX2 narrow GEMMs on both x86 tiers. All three give the
+///   same bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Tier {
     /// Portable code only.
