@@ -144,7 +144,11 @@ fn deep_trains_to_nearly_the_same_weights_on_every_tier_the_cpu_has() {
         let avx2 = train_on(Tier::Avx2, &s.0.join("data"), &s.0.join("avx2-again"));
         let avx512 = train_on(Tier::Avx512, &s.0.join("data"), &s.0.join("avx512-again"));
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&avx2), bits(&avx512), "avx2 and avx512 weights bit for bit");
+        assert_eq!(
+            bits(&avx2),
+            bits(&avx512),
+            "avx2 and avx512 weights bit for bit"
+        );
     } else {
         eprintln!("SKIPPED avx2_and_avx512_train_to_the_same_bits: CPU lacks one of them");
     }

@@ -7,17 +7,18 @@ use clap::Args;
 
 use tensor::cpu::Tier;
 
+use super::choices::{one_of, MODELS, TIERS, WORKLOADS};
 use crate::bench::{run as measure, BenchConfig, Workload};
 use crate::models::ModelKind;
 
 /// Options of `saliency bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Workload: train-step, infer, gradient-x-input, integrated-gradients, fgsm or occlusion.
-    #[arg(long)]
+    /// Workload.
+    #[arg(long, value_parser = one_of::<Workload>(WORKLOADS))]
     workload: Workload,
-    /// Network: deep, alexnet or medium (built for Fashion-MNIST, 1x28x28, 10 classes).
-    #[arg(long, default_value = "deep")]
+    /// Network (built for Fashion-MNIST, 1x28x28, 10 classes).
+    #[arg(long, default_value = "deep", value_parser = one_of::<ModelKind>(MODELS))]
     model: ModelKind,
     /// Images per call (integrated gradients: images, each with --ig-steps path points).
     #[arg(long, allow_negative_numbers = true)]
@@ -40,9 +41,9 @@ pub struct BenchArgs {
     /// Print one JSON object instead of a sentence.
     #[arg(long)]
     json: bool,
-    /// SIMD tier to run: portable, avx2, avx512 or neon (default: SALIENCY_SIMD, else the best
-    /// this CPU has). A tier the CPU lacks is an error.
-    #[arg(long)]
+    /// SIMD tier to run (default: SALIENCY_SIMD, else the best this CPU has). A tier the CPU
+    /// lacks is an error.
+    #[arg(long, value_parser = one_of::<Tier>(TIERS))]
     simd: Option<Tier>,
 }
 

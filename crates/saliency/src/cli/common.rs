@@ -5,14 +5,15 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::Args;
 
+use super::choices::{one_of, DATA_SETS, MODELS};
 use crate::task::DataSpec;
 
 /// Which data set and where to find it.
 #[derive(Args, Debug, Clone)]
 pub struct DataArgs {
-    /// Data set: fashion-mnist (the default), flowers or flowers17. For a checkpoint's commands
-    /// (eval, attribute, adversary) the checkpoint's data set is used and another is refused.
-    #[arg(long)]
+    /// Data set (default: fashion-mnist). For a checkpoint's commands (eval, attribute,
+    /// adversary) the checkpoint's data set is used and another is refused.
+    #[arg(long, value_parser = one_of::<String>(DATA_SETS))]
     pub data: Option<String>,
     /// Folder holding the data sets (else $SALIENCY_DATA, ./data, /usr/share/datasets, then the
     /// sample shipped in data/sample).
@@ -33,9 +34,9 @@ pub struct DataArgs {
     /// Image folders: skip (and count) files that are not readable images instead of failing.
     #[arg(long)]
     pub lenient: bool,
-    /// The architecture of a plain PyTorch state_dict given as --checkpoint (no metadata): deep,
-    /// alexnet or medium; it is taken as trained on --data (with --classes for image folders).
-    #[arg(long)]
+    /// The architecture of a plain PyTorch state_dict given as --checkpoint (no metadata); it is
+    /// taken as trained on --data (with --classes for image folders).
+    #[arg(long, value_parser = one_of::<crate::models::ModelKind>(MODELS))]
     pub architecture: Option<crate::models::ModelKind>,
 }
 

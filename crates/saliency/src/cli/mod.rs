@@ -4,6 +4,7 @@ mod adversary;
 mod attribute;
 mod bench;
 mod checkpoint_data;
+mod choices;
 mod common;
 mod download;
 mod eval;

@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::choices::{one_of, LOSSES, MODELS, OPTIMIZERS};
 use super::common::DataArgs;
 use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradients};
 use crate::loss::LossKind;
@@ -21,8 +22,8 @@ use crate::train::{Augment, OptimizerConfig, RunRecord, TrainConfig, TrainEvent,
 pub struct TrainArgs {
     #[command(flatten)]
     data: DataArgs,
-    /// Network: deep, alexnet or medium.
-    #[arg(long, default_value = "deep")]
+    /// Network.
+    #[arg(long, default_value = "deep", value_parser = one_of::<ModelKind>(MODELS))]
     model: ModelKind,
     /// Epochs (the study: 10 on Fashion-MNIST).
     #[arg(long, allow_negative_numbers = true, default_value_t = 10)]
@@ -33,8 +34,8 @@ pub struct TrainArgs {
     /// Seed for initialization, shuffling, dropout, augmentation and the flowers split.
     #[arg(long, allow_negative_numbers = true, default_value_t = 0)]
     seed: u64,
-    /// Optimizer: adam or sgd (default: the study's, adam; sgd for alexnet).
-    #[arg(long)]
+    /// Optimizer (default: the study's, adam; sgd for alexnet).
+    #[arg(long, value_parser = one_of::<String>(OPTIMIZERS))]
     optimizer: Option<String>,
     /// Base learning rate (default: 1e-3 for adam, 0.01 for sgd).
     #[arg(long, allow_negative_numbers = true)]
@@ -48,8 +49,8 @@ pub struct TrainArgs {
     /// Learning-rate changes as EPOCH:LR pairs, e.g. 12:3e-4,18:1e-4 (epochs 0-based).
     #[arg(long, value_delimiter = ',')]
     lr_schedule: Vec<String>,
-    /// Loss: cross-entropy or double-softmax (the study's PyTorch scripts).
-    #[arg(long, default_value = "cross-entropy")]
+    /// Loss (double-softmax: the study's PyTorch scripts, softmax applied twice).
+    #[arg(long, default_value = "cross-entropy", value_parser = one_of::<LossKind>(LOSSES))]
     loss: LossKind,
     /// L2 penalty factor on kernels (default: 5e-4 for alexnet, 0 otherwise).
     #[arg(long, allow_negative_numbers = true)]

@@ -114,19 +114,19 @@ fn item18_nonsense_options_are_refused() {
         ),
         (
             &["--model", "resnet"],
-            &["--model", "unknown model 'resnet'", "deep, alexnet, medium"],
+            &["--model", "invalid value 'resnet'", "deep, alexnet, medium"],
         ),
         (
             &["--data", "cifar10"],
             &[
                 "--data",
-                "expected fashion-mnist, flowers or flowers17",
-                "found 'cifar10'",
+                "invalid value 'cifar10'",
+                "fashion-mnist, flowers, flowers17",
             ],
         ),
         (
             &["--optimizer", "rmsprop"],
-            &["--optimizer", "expected adam or sgd", "found 'rmsprop'"],
+            &["--optimizer", "invalid value 'rmsprop'", "adam, sgd"],
         ),
         (
             &["--momentum", "1.5", "--optimizer", "sgd"],
