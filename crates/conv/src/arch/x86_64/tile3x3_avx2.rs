@@ -120,15 +120,26 @@ impl Tile {
                 }
             }
         }
-        // lanes past the row's end are not stored
-        let valid = (s.w - x0).min(16) as i32;
-        let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        let mask_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
-        let mask_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane);
-        for (o, a) in acc.iter().enumerate().take(n) {
-            let dst = out_ptr.add((first + o) * plane + y * s.w + x0);
-            _mm256_maskstore_ps(dst, mask_lo, a[0]);
-            _mm256_maskstore_ps(dst.add(8), mask_hi, a[1]);
+        // Where the plane has room, all 16 lanes go in two plain stores: the extra ones land on
+        // the next row's first columns, which that row's own tiles write later (rows go in
+        // order within a block). Only a plane's last row masks (AMD's masked stores are slow).
+        let at = y * s.w + x0;
+        if at + 16 <= plane {
+            for (o, a) in acc.iter().enumerate().take(n) {
+                let dst = out_ptr.add((first + o) * plane + at);
+                _mm256_storeu_ps(dst, a[0]);
+                _mm256_storeu_ps(dst.add(8), a[1]);
+            }
+        } else {
+            let valid = (s.w - x0).min(16) as i32;
+            let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            let mask_lo = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), lane);
+            let mask_hi = _mm256_cmpgt_epi32(_mm256_set1_epi32(valid - 8), lane);
+            for (o, a) in acc.iter().enumerate().take(n) {
+                let dst = out_ptr.add((first + o) * plane + at);
+                _mm256_maskstore_ps(dst, mask_lo, a[0]);
+                _mm256_maskstore_ps(dst.add(8), mask_hi, a[1]);
+            }
         }
     }
 }
