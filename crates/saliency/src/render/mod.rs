@@ -5,6 +5,7 @@
 //! normalization functions return the scale, and callers put it in a caption or title bar.
 
 mod colormap;
+mod colour_bar;
 mod error;
 mod font;
 mod grid;
@@ -15,6 +16,7 @@ mod png;
 mod svg;
 
 pub use colormap::{color, palette_256, palette_index, ColorMap};
+pub use colour_bar::with_colour_bar;
 pub use error::RenderError;
 pub use font::{
     draw_text, text_height, text_width, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT,

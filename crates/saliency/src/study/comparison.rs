@@ -372,10 +372,10 @@ fn ours_of(cells: &[(String, bool)]) -> String {
 /// zero-mean sign noise, each beside the sign attack at the same eps (the same largest change
 /// of a pixel).
 fn random_row(rows: &mut Vec<ComparisonRow>, r: &Results) {
-    let cells: Vec<(String, bool)> = attacked(r)
-        .into_iter()
-        .flat_map(|(name, a)| {
-            [0.01, 0.1].into_iter().filter_map(move |eps| {
+    let at = |eps: f64| -> Vec<(String, bool)> {
+        attacked(r)
+            .into_iter()
+            .filter_map(|(name, a)| {
                 let sign = find(&a.stats, Method::Fgsm, eps)?;
                 let noise = find(&a.stats, Method::RandomSign, eps);
                 let uniform = find(&a.stats, Method::Random, eps);
@@ -396,15 +396,27 @@ fn random_row(rows: &mut Vec<ComparisonRow>, r: &Results) {
                 };
                 Some((text, noise.is_none_or(rare) && uniform.is_none_or(rare)))
             })
-        })
-        .collect();
+            .collect()
+    };
+    let (small, large) = (at(0.01), at(0.1));
+    // The study's claim is about noise of the attack's size (eps 0.01); at its control's 0.1
+    // the non-negative noise is a brightness shift as large as ten sign attacks.
+    let (verdict, reason) = match (verdict_of(&small), verdict_of(&large)) {
+        (Verdict::Reproduced, Verdict::Reproduced) => (Verdict::Reproduced, String::new()),
+        (Verdict::Reproduced, _) => (
+            Verdict::ReproducedWithAStatedDifference,
+            "at the sign attack's eps 0.01 both noises rarely flip; at eps 0.1 they flip more, the study's non-negative noise most: it brightens every pixel by 0.05 on average, a shift of the whole image (on Fashion-MNIST it lifts the black background), not a random direction".into(),
+        ),
+        (v, _) => (v, String::new()),
+    };
+    let cells = [small, large].concat();
     rows.push(ComparisonRow {
         claim: "random noise of the attack's size rarely flips a prediction".into(),
         study: "rarely changes the output".into(),
         ours: ours_of(&cells),
         settings: "the same trained models; random sign noise: eps * (+-1) per pixel, zero mean, the sign attack's size; the study's noise: eps * n / max(n), n ~ U[0, 1), which only brightens (mean eps/2 per pixel, lifting a black background); 'rarely' read as under 10 % and under half the sign attack's rate at that eps".into(),
-        verdict: verdict_of(&cells),
-        reason: String::new(),
+        verdict,
+        reason,
     });
 }
 
@@ -449,9 +461,14 @@ fn sign_image_row(rows: &mut Vec<ComparisonRow>, r: &Results) {
             classes.sort_unstable();
             classes.dedup();
             let own = a.sign_image.iter().filter(|s| s.0 == s.1).count();
+            let one = if classes.len() == 1 {
+                " (one class for every image: the model's answer to a near-black picture)"
+            } else {
+                ""
+            };
             (
                 format!(
-                    "{name}: mean confidence {}, classified as {} ({own} of {n} as their image's class)",
+                    "{name}: mean confidence {}, classified as {}{one}; {own} of {n} as their image's class",
                     pct(mean),
                     classes.join(", ")
                 ),
@@ -465,7 +482,11 @@ fn sign_image_row(rows: &mut Vec<ComparisonRow>, r: &Results) {
         ours: ours_of(&cells),
         settings: "eps 0.01, the first 6 test images; 'confidently' read as a mean top probability of at least 50 %".into(),
         verdict: verdict_of(&cells),
-        reason: String::new(),
+        reason: if verdict_of(&cells) == Verdict::Differs {
+            "the image eps * sign(g) is +-0.01 around black: a weakly trained model (few epochs, few photos) spreads its probability over the classes for it".into()
+        } else {
+            String::new()
+        },
     });
 }
 

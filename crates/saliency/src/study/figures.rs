@@ -4,7 +4,7 @@ use image::RgbImage;
 
 use crate::render::{
     grid, input_to_rgb, max_normalize, overlay, sum_channels, title_bar, upscale_nearest,
-    verdict_color, ColorMap, Tile, BLACK, WHITE,
+    verdict_color, with_colour_bar, ColorMap, Tile, BLACK, WHITE,
 };
 
 /// One image with its map and its captions' facts.
@@ -67,6 +67,12 @@ pub fn attribution_grid(
         .collect();
     let body = grid(&tiles, columns.clamp(1, items.len().max(1)), 4, BLACK);
     let max_scale = scales.iter().copied().fold(0.0f32, f32::max);
+    let body = with_colour_bar(
+        &body,
+        ColorMap::Inferno,
+        "0",
+        &format!("the map's maximum (overlay alpha {alpha})"),
+    );
     title_bar(
         &body,
         &format!("{title}; each map max-normalized (largest scale {max_scale:.2e})"),
@@ -88,7 +94,13 @@ pub fn gradient_image_figure(
     title: &str,
 ) -> RgbImage {
     let tiles = gradient_image_tiles(inputs, trained, untrained, labels, shape);
-    title_bar(&grid(&tiles, labels.len().max(1), 4, BLACK), title)
+    let body = with_colour_bar(
+        &grid(&tiles, labels.len().max(1), 4, BLACK),
+        ColorMap::Gray,
+        "g <= 0",
+        "g >= max(g) / 10 (per channel)",
+    );
+    title_bar(&body, title)
 }
 
 /// The tiles of [`gradient_image_figure`], row by row.

@@ -163,10 +163,22 @@ fn adversarial_section(sec: &mut Section, a: &AdversarialResults) {
     }
     sec.para("The sign image eps * sign(g) (eps 0.01) classified on its own:");
     sec.table(
-        &["true class", "sign image classified as", "confidence"],
+        &[
+            "true class",
+            "sign image classified as",
+            "confidence",
+            "the study: classified confidently (read as >= 50 %)",
+        ],
         a.sign_image
             .iter()
-            .map(|(t, p, c)| vec![t.clone(), p.clone(), format!("{:.2}", c)])
+            .map(|(t, p, c)| {
+                vec![
+                    t.clone(),
+                    p.clone(),
+                    format!("{:.2}", c),
+                    if *c >= 0.5 { "yes" } else { "no" }.into(),
+                ]
+            })
             .collect(),
     );
     feature_preservation(sec, a);
