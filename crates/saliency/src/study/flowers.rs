@@ -39,18 +39,17 @@ pub fn load(
     Ok(spec.load()?)
 }
 
-/// Trains a model for the flower attacks (no movies) with the given training loss.
-pub fn train_flowers_with_loss(
+/// Trains `medium` for the flower attacks (no movies) with the given training loss.
+pub fn train_attack_model(
     out: &Path,
     name: &str,
-    model: ModelKind,
     epochs: u64,
     seed: u64,
     train: &Dataset,
     test: &Dataset,
     loss: LossKind,
 ) -> anyhow::Result<(TrainSummary, usize)> {
-    let mut cfg = config(model, "flowers", epochs, seed);
+    let mut cfg = config(ModelKind::Medium, "flowers", epochs, seed);
     cfg.loss = loss;
     Ok((train_model(out, name, cfg, train, test, &mut [])?, 0))
 }

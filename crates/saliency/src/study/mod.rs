@@ -358,10 +358,9 @@ fn run_flowers(
     // agree attacks the stills' model itself.
     let attack_run = |steps: &mut steps::StepRunner, name: &str, loss: LossKind| {
         steps.run(name, || {
-            flowers::train_flowers_with_loss(
+            flowers::train_attack_model(
                 out,
                 name,
-                ModelKind::Medium,
                 plan.flower_attack_epochs,
                 seed,
                 &ftrain,
