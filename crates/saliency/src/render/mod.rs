@@ -26,7 +26,7 @@ pub use grid::{
     WHITE,
 };
 pub use image_ops::{heat_to_rgb, input_to_rgb, overlay, signed_to_rgb, upscale_nearest};
-pub use movie::{gif_palette, palette_index_of, save_frame_png, GifMovie};
+pub use movie::{dithered_index_of, gif_palette, palette_index_of, save_frame_png, GifMovie};
 pub use normalize::{max_normalize, percentile_clip, sum_channels, Normalized};
 pub use png::{encode_png, save_png};
 pub use svg::{line_plot_svg, xml_escape, Series};
