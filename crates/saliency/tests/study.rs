@@ -91,6 +91,44 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
         "fgsm flip share not in the table"
     );
 
+    // Feature preservation: the object-only edge correlation of the trained model, from JSON.
+    let probe = &adv["edge_probe"][0];
+    let on_object = probe["abs_vs_edges_on_object"].as_f64().unwrap();
+    assert!(
+        table.contains(&format!(
+            "edge correlation on the object trained {on_object:.3}"
+        )),
+        "feature preservation row lacks {on_object:.3}:\n{table}"
+    );
+    assert!(md.contains("figures/fashion_gradient_images.png"));
+    assert!(md.contains("figures/fashion_gradient_movie.gif"));
+    assert!(md.contains("figures/flowers-gray_movie.gif"));
+    assert!(md.contains("figures/flowers-medium_gxi_untrained.png"));
+    assert!(md.contains("figures/flowers-gray_gxi_trained.png"));
+    assert!(
+        md.contains("## Flowers: the attacks on a model trained with the study's double softmax")
+    );
+    assert!(!md.contains("-th minibatch"), "ordinal wording");
+    // report.json: one row per claim, each with a verdict, the new claims among them.
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let rows = json["comparison"].as_array().unwrap();
+    for claim in [
+        "feature preservation",
+        "the normalized gradient",
+        "the sign image",
+        "random noise of the attack's size",
+        "(the study's double softmax)",
+        "on an untrained network",
+    ] {
+        let row = rows
+            .iter()
+            .find(|r| r["claim"].as_str().unwrap().contains(claim))
+            .unwrap_or_else(|| panic!("report.json has no row for '{claim}'"));
+        assert_ne!(row["verdict"], "not_run", "{claim}");
+        assert!(table.contains(row["ours"].as_str().unwrap().split('|').next().unwrap()));
+    }
+
     // A second run skips every step and reports the same results.
     run_study(&cfg).unwrap();
     let again = std::fs::read_to_string(out.join("report.md")).unwrap();

@@ -12,7 +12,10 @@ use super::AdversarialError;
 use crate::data::Dataset;
 use crate::loss::LossKind;
 use crate::models::Model;
-use crate::render::{grid, input_to_rgb, title_bar, upscale_nearest, GifMovie, Tile, BLACK, WHITE};
+use crate::render::{
+    grid, input_to_rgb, title_bar, upscale_nearest, with_colour_bar, ColorMap, GifMovie, Tile,
+    BLACK, WHITE,
+};
 use crate::train::{TrainHook, TrainState};
 
 /// Images filmed by [`GradientMovie::new`]: the first six test images, a 2x3 grid.
@@ -144,7 +147,12 @@ impl GradientMovie {
                 .line(caption.clone(), WHITE)
             })
             .collect();
-        let body = grid(&tiles, COLS, 4, BLACK);
+        let body = with_colour_bar(
+            &grid(&tiles, COLS, 4, BLACK),
+            ColorMap::Gray,
+            "g <= 0",
+            "g >= max g / 10",
+        );
         Ok(title_bar(&body, &format!("clip(10g/max g) step {step}")))
     }
 

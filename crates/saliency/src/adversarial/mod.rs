@@ -37,6 +37,9 @@ pub use feature_preservation::{
     compare_trained_untrained, edge_correlation, gradient_display, mean_edge_correlation,
     model_edge_correlation, EdgeAgreement, EdgeCorrelation, FeaturePreservation, DISPLAY_GAIN,
 };
+pub use feature_preservation::{
+    edge_probe, mean_edge_probe, model_edge_probe, EdgeProbe, EdgeProbeMeans, BACKGROUND_LUMA,
+};
 pub use fgsm::{fgsm, iterative_fgsm, sign, sign_step};
 pub use gradient::{chunk_size, loss_gradient, loss_gradient_and_values, GRADIENT_BATCH};
 pub use gradient_movie::GradientMovie;

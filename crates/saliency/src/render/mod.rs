@@ -5,6 +5,7 @@
 //! normalization functions return the scale, and callers put it in a caption or title bar.
 
 mod colormap;
+mod colour_bar;
 mod error;
 mod font;
 mod grid;
@@ -15,6 +16,7 @@ mod png;
 mod svg;
 
 pub use colormap::{color, palette_256, palette_index, ColorMap};
+pub use colour_bar::with_colour_bar;
 pub use error::RenderError;
 pub use font::{
     draw_text, text_height, text_width, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT,
@@ -24,7 +26,7 @@ pub use grid::{
     WHITE,
 };
 pub use image_ops::{heat_to_rgb, input_to_rgb, overlay, signed_to_rgb, upscale_nearest};
-pub use movie::{gif_palette, palette_index_of, save_frame_png, GifMovie};
+pub use movie::{dithered_index_of, gif_palette, palette_index_of, save_frame_png, GifMovie};
 pub use normalize::{max_normalize, percentile_clip, sum_channels, Normalized};
 pub use png::{encode_png, save_png};
 pub use svg::{line_plot_svg, xml_escape, Series};

@@ -83,6 +83,58 @@ pub fn palette_index_of(rgb: [u8; 3]) -> u8 {
     lookup_table()[key]
 }
 
+/// The 8x8 Bayer threshold matrix (values 0..64) of ordered dithering.
+const BAYER_8: [[u8; 8]; 8] = [
+    [0, 32, 8, 40, 2, 34, 10, 42],
+    [48, 16, 56, 24, 50, 18, 58, 26],
+    [12, 44, 4, 36, 14, 46, 6, 38],
+    [60, 28, 52, 20, 62, 30, 54, 22],
+    [3, 35, 11, 43, 1, 33, 9, 41],
+    [51, 19, 59, 27, 49, 17, 57, 25],
+    [15, 47, 7, 39, 13, 45, 5, 37],
+    [63, 31, 55, 23, 61, 29, 53, 21],
+];
+
+/// Caption colors, drawn flat (never dithered) so text stays crisp.
+const FLAT_COLORS: [[u8; 3]; 4] = [
+    super::grid::GREEN,
+    super::grid::RED,
+    super::grid::WHITE,
+    super::grid::BLACK,
+];
+
+/// The palette index of the pixel at (x, y) with ordered dithering: each channel moves by less
+/// than half a palette step, by an amount set by the pixel's place in an 8x8 Bayer pattern, before
+/// it is rounded to the palette. A smooth ramp then comes out as a fine, fixed pattern whose local
+/// average is the ramp, instead of bands a palette step wide; a color on the palette stays itself,
+/// and the pattern is the same in every frame (no flicker). Gray pixels are dithered along the
+/// palette's gray ladder (steps of 51), so they stay gray; caption colors are not dithered.
+pub fn dithered_index_of(rgb: [u8; 3], x: u32, y: u32) -> u8 {
+    if FLAT_COLORS.contains(&rgb) {
+        return palette_index_of(rgb);
+    }
+    // In (-1/2, 1/2): the threshold's offset in palette steps.
+    let t = (BAYER_8[(y % 8) as usize][(x % 8) as usize] as f32 + 0.5) / 64.0 - 0.5;
+    let level = |v: u8, levels: usize| -> usize {
+        let step = 255.0 / (levels - 1) as f32;
+        ((v as f32 / step + t).round().max(0.0) as usize).min(levels - 1)
+    };
+    if rgb[0] == rgb[1] && rgb[1] == rgb[2] {
+        // Black, the four extra grays, white.
+        return match level(rgb[0], 6) {
+            0 => 0,
+            5 => (CUBE - 1) as u8,
+            l => (CUBE + l - 1) as u8,
+        };
+    }
+    let [r, g, b] = [
+        level(rgb[0], LEVELS[0]),
+        level(rgb[1], LEVELS[1]),
+        level(rgb[2], LEVELS[2]),
+    ];
+    ((r * LEVELS[1] + g) * LEVELS[2] + b) as u8
+}
+
 /// An animated GIF written frame by frame as frames arrive, so memory stays bounded however long
 /// training runs. It loops forever.
 ///
@@ -101,6 +153,9 @@ pub struct GifMovie {
     indices: Vec<u8>,
     /// Set once the temp file has been renamed to `path`; until then Drop deletes the temp file.
     finished: bool,
+    /// Ordered dithering ([`dithered_index_of`]) on, the default; off maps each pixel to its
+    /// nearest palette color.
+    dither: bool,
 }
 
 impl GifMovie {
@@ -139,6 +194,7 @@ impl GifMovie {
             frames: 0,
             indices: Vec::with_capacity(width as usize * height as usize),
             finished: false,
+            dither: true,
         };
         // From here on `movie`'s Drop removes the temp file if anything fails.
         let mut encoder =
@@ -148,6 +204,12 @@ impl GifMovie {
             .map_err(gif_error)?;
         movie.encoder = Some(encoder);
         Ok(movie)
+    }
+
+    /// Turns ordered dithering (on by default, against banding in smooth heat maps) on or off
+    /// (nearest palette color per pixel: flat areas exact, ramps in bands).
+    pub fn set_dither(&mut self, on: bool) {
+        self.dither = on;
     }
 
     /// Appends one frame; it must have the size given to [`GifMovie::create`].
@@ -163,8 +225,15 @@ impl GifMovie {
             });
         }
         self.indices.clear();
-        self.indices
-            .extend(img.pixels().map(|p| palette_index_of(p.0)));
+        if self.dither {
+            self.indices.extend(
+                img.enumerate_pixels()
+                    .map(|(x, y, p)| dithered_index_of(p.0, x, y)),
+            );
+        } else {
+            self.indices
+                .extend(img.pixels().map(|p| palette_index_of(p.0)));
+        }
         let mut frame = gif::Frame::from_indexed_pixels(
             self.width,
             self.height,
@@ -311,6 +380,7 @@ mod tests {
         };
         let frames: Vec<RgbImage> = (0..3).map(|k| frame(k * 50)).collect();
         let mut movie = GifMovie::create(&path, 64, 8, 10).unwrap();
+        movie.set_dither(false);
         for f in &frames {
             movie.push_frame(f).unwrap();
         }
@@ -379,6 +449,43 @@ mod tests {
         ));
         fs::remove_dir_all(&dir).unwrap();
     }
+
+    #[test]
+    fn dithering_keeps_palette_colors_and_averages_a_ramp_without_bands() {
+        let p = gif_palette();
+        // A palette color, a caption color and every gray stay flat (grays stay gray).
+        for (x, y) in [(0, 0), (3, 5), (7, 7)] {
+            assert_eq!(
+                p[dithered_index_of([51, 85, 102], x, y) as usize],
+                [51, 85, 102]
+            );
+            assert_eq!(dithered_index_of(GREEN_, x, y), palette_index_of(GREEN_));
+            for v in 0..=255u8 {
+                let c = p[dithered_index_of([v; 3], x, y) as usize];
+                assert!(c[0] == c[1] && c[1] == c[2], "gray {v} drawn as {c:?}");
+            }
+        }
+        // Each gray and each inferno color averaged over one 8x8 tile: within 4 levels of the
+        // input (nearest-color mapping is off by up to 25, which shows as bands).
+        let inferno = palette_256(ColorMap::Inferno);
+        let mut worst = 0.0f32;
+        for c in (0..=255u8).map(|v| [v; 3]).chain(inferno) {
+            for k in 0..3 {
+                let mean = (0..64)
+                    .map(|i| p[dithered_index_of(c, i % 8, i / 8) as usize][k] as f32)
+                    .sum::<f32>()
+                    / 64.0;
+                worst = worst.max((mean - c[k] as f32).abs());
+            }
+        }
+        assert!(worst <= 4.0, "tile mean off by {worst}");
+        let nearest = (0..=255u8)
+            .map(|v| (p[palette_index_of([v; 3]) as usize][0] as f32 - v as f32).abs())
+            .fold(0.0f32, f32::max);
+        assert!(nearest >= 20.0, "nearest-color error {nearest}");
+    }
+
+    const GREEN_: [u8; 3] = crate::render::GREEN;
 
     #[test]
     fn numbered_png_frames() {

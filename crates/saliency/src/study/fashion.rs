@@ -6,8 +6,9 @@ use tensor::Tensor;
 
 use crate::adversarial::{
     adversarial_figure, attack_stats, classify_sign_image, compare_trained_untrained,
-    flip_rate_plot, gradient_display, loss_gradient, output_change, write_summary, AttackConfig,
-    AttackStats, Method, OutputChange, Summary, Sweep,
+    flip_rate_plot, gradient_display, loss_gradient, model_edge_probe, output_change,
+    write_summary, AttackConfig, AttackStats, EdgeProbeMeans, GradientMovie, Method, OutputChange,
+    Summary, Sweep,
 };
 use crate::atomic_file::write_atomic;
 use crate::attribution::{
@@ -23,11 +24,15 @@ use crate::render::save_png;
 use crate::train::TrainConfig;
 
 use super::common::{first_images, median, save_grid};
+use super::figures::gradient_image_figure;
 use super::plan::Plan;
 use super::training::{train_model, trained, TrainSummary};
 
-/// Trains `deep` with the attribution movie of the first 16 test images and the
-/// training-integrated gradients attached.
+/// The gradient-over-training movie of the Fashion-MNIST `deep`, relative to the study folder.
+pub const GRADIENT_MOVIE: &str = "figures/fashion_gradient_movie.gif";
+
+/// Trains `deep` with the attribution movie of the first 16 test images, the gradient movie of
+/// the first 6 and the training-integrated gradients attached.
 pub fn train_deep(
     out: &Path,
     plan: &Plan,
@@ -55,13 +60,20 @@ pub fn train_deep(
         LossKind::CrossEntropy,
         Some(out.join("models/fashion-deep")),
     )?;
+    // The loss gradient itself over training, drawn as the study draws its gradient images.
+    let mut gradient_movie = GradientMovie::new(
+        &out.join(GRADIENT_MOVIE),
+        test,
+        plan.movie_every,
+        LossKind::CrossEntropy,
+    )?;
     let summary = train_model(
         out,
         "fashion-deep",
         cfg,
         &train,
         test,
-        &mut [&mut movie, &mut tig],
+        &mut [&mut movie, &mut tig, &mut gradient_movie],
     )?;
     Ok((summary, movie.frames()))
 }
@@ -246,11 +258,15 @@ pub struct AdversarialResults {
     /// The sign attack at eps 0.01 on the trained and the untrained network: (trained, untrained).
     #[serde(default)]
     pub output_change: Option<(OutputChange, OutputChange)>,
+    /// Every reading of the edge agreement on the same images: (trained, untrained).
+    #[serde(default)]
+    pub edge_probe: Option<(EdgeProbeMeans, EdgeProbeMeans)>,
 }
 
 /// All attacks and controls with an eps sweep over the test images, triptychs, the sign image,
 /// and feature preservation trained vs untrained.
-/// `limit` caps the attacked test images; `full_sweep` adds the iterated and L2 attacks and more eps.
+/// `limit` caps the attacked test images; `full_sweep` adds the iterated and L2 attacks and more eps;
+/// `loss` is the loss `deep` was trained with, whose gradient the attacks follow.
 pub fn adversarial(
     out: &Path,
     plan: &Plan,
@@ -260,13 +276,16 @@ pub fn adversarial(
     name: &str,
     limit: usize,
     full_sweep: bool,
+    loss: LossKind,
 ) -> anyhow::Result<AdversarialResults> {
     let model = trained(out, deep)?;
     let untrained: Model<f32> = deep.model.build(model.input, model.classes, seed)?;
     let data = test.take(limit);
+    // The gradient of the loss the model was trained with.
     let config = AttackConfig {
         steps: plan.iterative_steps,
         seed,
+        loss,
         ..AttackConfig::default()
     };
     let sign_eps = vec![0.001, 0.01, 0.05, 0.1];
@@ -277,7 +296,8 @@ pub fn adversarial(
         Sweep::new(Method::NormalizedGradient, vec![0.05, 0.15, 0.3]),
         Sweep::new(Method::RandomDirection, vec![0.05, 0.15, 0.3]),
         Sweep::new(Method::L2Gradient, vec![0.5, 1.0, 2.0]),
-        Sweep::new(Method::Random, vec![0.1]),
+        // The study's non-negative noise at its own 0.1 and at the sign attack's 0.01.
+        Sweep::new(Method::Random, vec![0.01, 0.1]),
     ];
     if !full_sweep {
         // Large images: the sign attack, the normalized gradient and their controls only.
@@ -341,22 +361,28 @@ pub fn adversarial(
     let fp_n = data.len().min(200);
     let (fx, fy) = first_images(&data, fp_n);
     let fp = compare_trained_untrained(&model, &untrained, &fx, &fy, &config)?;
-    for (state, m) in [("trained", &model), ("untrained", &untrained)] {
-        let g = loss_gradient(m, &x, &y, config.loss)?;
-        let shown = gradient_display(&g);
-        let rel = save_grid(
-            out,
-            &format!("figures/{name}_gradient_image_{state}.png"),
-            m,
-            &x,
-            &y,
-            &shown,
-            &test.class_names,
-            3,
-            &format!("gradient image clip(10 g / max g, 0, 1), {state}"),
-        )?;
-        figures.push((format!("loss gradient w.r.t. the input, {state} model, shown as clip(10 g / max(g), 0, 1) over the image"), rel));
-    }
+    let shown = |m: &Model<f32>| -> anyhow::Result<Tensor<f32>> {
+        Ok(gradient_display(&loss_gradient(m, &x, &y, config.loss)?))
+    };
+    let labels: Vec<String> = y.iter().map(|&l| test.class_names[l].clone()).collect();
+    let fig = gradient_image_figure(
+        x.data(),
+        shown(&model)?.data(),
+        shown(&untrained)?.data(),
+        &labels,
+        model.input,
+        "loss gradient dJ/da shown as clip(10 g / max g, 0, 1), trained and untrained",
+    );
+    let rel = format!("figures/{name}_gradient_images.png");
+    save_png(&out.join(&rel), &fig)?;
+    figures.push((
+        "feature preservation as the study draws it: the loss gradient w.r.t. the input itself, clip(10 g / max(g), 0, 1) (negative parts black, a tenth of the maximum saturates), for the trained model and the same architecture untrained".into(),
+        rel,
+    ));
+    let edge_probe = Some((
+        model_edge_probe(&model, &fx, &fy, &config)?,
+        model_edge_probe(&untrained, &fx, &fy, &config)?,
+    ));
     let change = |m: &Model<f32>| output_change(m, Method::Fgsm, &fx, &fy, 0.01, &config);
     let output_change = Some((change(&model)?, change(&untrained)?));
     Ok(AdversarialResults {
@@ -367,6 +393,7 @@ pub fn adversarial(
         sign_image,
         edge_correlation: (fp.trained.pearson, fp.untrained.pearson),
         output_change,
+        edge_probe,
     })
 }
 

@@ -2,14 +2,17 @@
 
 use std::path::Path;
 
-use crate::attribution::{AttributionMovie, MovieOptions};
+use crate::adversarial::GradientMovie;
+use crate::attribution::{gradient_x_input, AttributionMovie, MovieOptions, Target};
 use crate::data::Dataset;
-use crate::models::ModelKind;
+use crate::loss::LossKind;
+use crate::models::{Model, ModelKind};
 use crate::task::DataSpec;
 use crate::train::{OptimizerConfig, TrainConfig};
 
+use super::common::{first_images, save_grid};
 use super::plan::Plan;
-use super::training::{train_model, TrainSummary};
+use super::training::{train_model, trained, TrainSummary};
 
 /// The binary pair the study's "91 % on some pairs" is compared with.
 pub const PAIR: [&str; 2] = ["daisy", "sunflowers"];
@@ -36,6 +39,21 @@ pub fn load(
     Ok(spec.load()?)
 }
 
+/// Trains `medium` for the flower attacks (no movies) with the given training loss.
+pub fn train_attack_model(
+    out: &Path,
+    name: &str,
+    epochs: u64,
+    seed: u64,
+    train: &Dataset,
+    test: &Dataset,
+    loss: LossKind,
+) -> anyhow::Result<(TrainSummary, usize)> {
+    let mut cfg = config(ModelKind::Medium, "flowers", epochs, seed);
+    cfg.loss = loss;
+    Ok((train_model(out, name, cfg, train, test, &mut [])?, 0))
+}
+
 fn config(model: ModelKind, dataset: &str, epochs: u64, seed: u64) -> TrainConfig {
     let mut c = TrainConfig::study(model);
     c.dataset = dataset.into();
@@ -47,7 +65,13 @@ fn config(model: ModelKind, dataset: &str, epochs: u64, seed: u64) -> TrainConfi
     c
 }
 
-/// Trains `model` on a flower task; with `movie_every`, films the first 6 test images in color.
+/// The gradient-over-training movie of the flower run `name`, relative to the study folder.
+pub fn gradient_movie_path(name: &str) -> String {
+    format!("figures/{name}_gradient_movie.gif")
+}
+
+/// Trains `model` on a flower task; with `movie_every`, films the first 6 test images in color:
+/// their gradient x input (the attribution movie) and their loss gradient (the gradient movie).
 pub fn train_flowers(
     out: &Path,
     name: &str,
@@ -70,7 +94,9 @@ pub fn train_flowers(
                 ..MovieOptions::default()
             },
         )?;
-        let s = train_model(out, name, cfg, train, test, &mut [&mut m])?;
+        let mut g =
+            GradientMovie::new(&out.join(gradient_movie_path(name)), test, every, cfg.loss)?;
+        let s = train_model(out, name, cfg, train, test, &mut [&mut m, &mut g])?;
         Ok((s, m.frames()))
     } else {
         Ok((train_model(out, name, cfg, train, test, &mut [])?, 0))
@@ -84,4 +110,50 @@ pub fn epochs(plan: &Plan, model: ModelKind) -> u64 {
     } else {
         plan.flower_epochs
     }
+}
+
+/// Gradient x input of the first 6 test photos (one per class and more, the test split being
+/// interleaved by class) for the model of the training run `run`, untrained (its seed's initial
+/// weights) and trained, as the study's before/after stills. Returns (caption, path) of each.
+pub fn stills(
+    out: &Path,
+    run: &TrainSummary,
+    test: &Dataset,
+    seed: u64,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let trained_model = trained(out, run)?;
+    let untrained: Model<f32> =
+        run.model
+            .build(trained_model.input, trained_model.classes, seed)?;
+    let (x, y) = first_images(test, 6);
+    let colour = if trained_model.input[0] == 1 {
+        "gray"
+    } else {
+        "color"
+    };
+    let mut figures = Vec::new();
+    for (state, model) in [("untrained", &untrained), ("trained", &trained_model)] {
+        let pred = Target::Pred.resolve(model, &x, None)?;
+        let maps = gradient_x_input(model, &x, &pred)?;
+        let caption = format!(
+            "gradient x input |ds/da| * a, {state} {} on {colour} flowers ({} epochs)",
+            run.model, run.epochs
+        );
+        let rel = save_grid(
+            out,
+            &format!("figures/{}_gxi_{state}.png", run.name),
+            model,
+            &x,
+            &y,
+            &maps,
+            &test.class_names,
+            3,
+            &caption,
+        )?;
+        figures.push((
+            format!("{caption}; summed over channels, each map max-normalized, inferno overlay"),
+            rel,
+        ));
+    }
+    Ok(figures)
 }

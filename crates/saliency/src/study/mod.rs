@@ -27,6 +27,7 @@ use crate::data::download::ensure_fashion_mnist;
 use crate::data::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::locate::{locate_named_set, Found, Origin};
+use crate::loss::LossKind;
 use crate::models::ModelKind;
 
 pub use plan::{Plan, Profile};
@@ -165,6 +166,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
                     "fashion",
                     plan.test_images,
                     true,
+                    crate::loss::LossKind::CrossEntropy,
                 )
             })?;
             Some(report_build::FashionResults {
@@ -320,7 +322,7 @@ fn run_flowers(
         origin: found.origin,
         dir: found.dir.clone(),
         detail: format!(
-            "{} photos: {} training, {} test (the study: about 4,300 photos)",
+            "{} photos: {} training, {} test (the study: the Kaggle Flowers Recognition set of the same 5 classes, about 4,300 photos; TensorFlow's full flower_photos has 3,670)",
             ftrain.len() + ftest.len(),
             ftrain.len(),
             ftest.len()
@@ -352,17 +354,61 @@ fn run_flowers(
             None,
         )
     })?;
+    // The study attacks a medium trained 40 epochs (its stills: 25); a profile whose epochs
+    // agree attacks the stills' model itself.
+    let attack_run = |steps: &mut steps::StepRunner, name: &str, loss: LossKind| {
+        steps.run(name, || {
+            flowers::train_attack_model(
+                out,
+                name,
+                plan.flower_attack_epochs,
+                seed,
+                &ftrain,
+                &ftest,
+                loss,
+            )
+        })
+    };
+    let attacked = if plan.flower_attack_epochs == plan.flower_epochs {
+        medium.clone()
+    } else {
+        attack_run(steps, "flowers-attack", LossKind::CrossEntropy)?
+    };
     let fadv = steps.run("flowers-adversarial", || {
         fashion::adversarial(
             out,
             plan,
             seed,
-            &medium.0,
+            &attacked.0,
             &ftest,
             "flowers",
             plan.flower_test_images,
             false,
+            LossKind::CrossEntropy,
         )
+    })?;
+    // The study's PyTorch flower figures came from a network trained with softmax applied twice:
+    // the same attacks on such a model, with the gradient of that loss.
+    let double = attack_run(
+        steps,
+        "flowers-attack-double-softmax",
+        LossKind::DoubleSoftmax,
+    )?;
+    let fadv_double = steps.run("flowers-adversarial-double-softmax", || {
+        fashion::adversarial(
+            out,
+            plan,
+            seed,
+            &double.0,
+            &ftest,
+            "flowers_double_softmax",
+            plan.flower_test_images,
+            false,
+            LossKind::DoubleSoftmax,
+        )
+    })?;
+    let color_stills = steps.run("flowers-stills-color", || {
+        flowers::stills(out, &medium.0, &ftest, seed)
     })?;
     drop((ftrain, ftest));
     let pair = steps.run("flowers-pair", || {
@@ -379,20 +425,26 @@ fn run_flowers(
             None,
         )
     })?;
-    let gray = steps.run("flowers-gray", || {
+    let (gray, gray_stills) = {
         let (tr, te) = flowers::load(dd, "flowers", None, true, seed)?;
-        flowers::train_flowers(
-            out,
-            "flowers-gray",
-            ModelKind::Medium,
-            "flowers",
-            flowers::epochs(plan, ModelKind::Medium),
-            seed,
-            &tr,
-            &te,
-            None,
-        )
-    })?;
+        let gray = steps.run("flowers-gray", || {
+            flowers::train_flowers(
+                out,
+                "flowers-gray",
+                ModelKind::Medium,
+                "flowers",
+                flowers::epochs(plan, ModelKind::Medium),
+                seed,
+                &tr,
+                &te,
+                Some(plan.flower_movie_every),
+            )
+        })?;
+        let stills = steps.run("flowers-stills-gray", || {
+            flowers::stills(out, &gray.0, &te, seed)
+        })?;
+        (gray, stills)
+    };
     let f17 = if cfg.flowers17 {
         match locate_named_set(cfg.data_dir.as_deref(), "flowers17") {
             Ok(f17) => {
@@ -438,5 +490,8 @@ fn run_flowers(
         pair,
         gray,
         f17,
+        stills: [color_stills, gray_stills].concat(),
+        attacked: attacked.0,
+        double: (double.0, fadv_double),
     })
 }

@@ -5,7 +5,7 @@ use super::plan::Plan;
 use super::report::{Report, Section};
 use super::training::TrainSummary;
 use super::{DataUsed, Skipped, StudyConfig};
-use crate::adversarial::markdown_table;
+use crate::adversarial::{markdown_table, EdgeProbeMeans};
 
 /// The Fashion-MNIST sections' step results.
 pub struct FashionResults {
@@ -23,6 +23,12 @@ pub struct FlowerResults {
     pub pair: (TrainSummary, usize),
     pub gray: (TrainSummary, usize),
     pub f17: Option<(TrainSummary, usize)>,
+    /// Gradient x input stills before and after training, color then gray: (caption, path).
+    pub stills: Vec<(String, String)>,
+    /// The model the flower attacks ran on (the study's 40 epochs in the paper profile).
+    pub attacked: TrainSummary,
+    /// A medium trained with the study's double softmax, and the attacks on it.
+    pub double: (TrainSummary, AdversarialResults),
 }
 
 /// Every step's result, the data each part ran on, and what was skipped.
@@ -66,6 +72,21 @@ fn data_section(r: &Results) -> Section {
         );
     }
     s
+}
+
+/// "every minibatch update" for 1, else "every 2nd / 3rd / 50th minibatch update".
+pub fn every_nth(k: u64) -> String {
+    if k <= 1 {
+        return "every minibatch update".into();
+    }
+    let suffix = match (k % 10, k % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("every {k}{suffix} minibatch update")
 }
 
 fn pct(v: f64) -> String {
@@ -142,23 +163,85 @@ fn adversarial_section(sec: &mut Section, a: &AdversarialResults) {
     }
     sec.para("The sign image eps * sign(g) (eps 0.01) classified on its own:");
     sec.table(
-        &["true class", "sign image classified as", "confidence"],
+        &[
+            "true class",
+            "sign image classified as",
+            "confidence",
+            "the study: classified confidently (read as >= 50 %)",
+        ],
         a.sign_image
             .iter()
-            .map(|(t, p, c)| vec![t.clone(), p.clone(), format!("{:.2}", c)])
+            .map(|(t, p, c)| {
+                vec![
+                    t.clone(),
+                    p.clone(),
+                    format!("{:.2}", c),
+                    if *c >= 0.5 { "yes" } else { "no" }.into(),
+                ]
+            })
             .collect(),
     );
+    feature_preservation(sec, a);
+}
+
+/// The edge-agreement readings, trained beside untrained, and how to read them.
+fn feature_preservation(sec: &mut Section, a: &AdversarialResults) {
+    let Some((t, u)) = &a.edge_probe else {
+        sec.para(format!(
+            "Feature preservation: mean Pearson correlation between |dJ/da| and the image's Sobel edge map is {:.3} for the trained model and {:.3} for the untrained one.",
+            a.edge_correlation.0, a.edge_correlation.1
+        ));
+        return;
+    };
     sec.para(format!(
-        "Feature preservation: mean Pearson correlation between |dJ/da| and the image's Sobel edge map is {:.3} for the trained model and {:.3} for the untrained one.",
-        a.edge_correlation.0, a.edge_correlation.1
+        "Feature preservation in numbers: mean per-image Pearson correlations over the first {} test images (|g| = sum over channels of |dJ/da|; edges = Sobel magnitude of the luma; object = pixels with a non-background pixel (luma above 1/255) in their 3x3 neighbourhood, background = the rest, {} of the pixels here).",
+        t.n,
+        pct(t.background_pixels)
     ));
+    let row = |what: &str, f: fn(&EdgeProbeMeans) -> f64, digits: usize| {
+        vec![
+            what.to_string(),
+            format!("{:.*}", digits, f(t)),
+            format!("{:.*}", digits, f(u)),
+        ]
+    };
+    sec.table(
+        &["reading", "trained", "untrained"],
+        vec![
+            row("|g| vs edges, all pixels", |m| m.abs_vs_edges, 3),
+            row(
+                "|g| vs edges, object pixels only",
+                |m| m.abs_vs_edges_on_object,
+                3,
+            ),
+            row("signed g vs edges", |m| m.signed_vs_edges, 3),
+            row(
+                "the study's picture clip(10 g / max g) vs edges",
+                |m| m.display_vs_edges,
+                3,
+            ),
+            row("|g| vs the image itself (luma)", |m| m.abs_vs_image, 3),
+            row(
+                "the study's picture vs the image, value by value (colors)",
+                |m| m.display_vs_colors,
+                3,
+            ),
+            row(
+                "share of sum |g| on the background",
+                |m| m.background_share,
+                3,
+            ),
+        ],
+    );
+    sec.para("How to read it: on all pixels the correlation mixes two things, where the gradient is and what it looks like there. An untrained network (zero biases, ReLU) passes no gradient through a first-layer unit that sees only zero background, so its |g| sits on the object, and any object-shaped map correlates with the edge map; a trained network has non-zero biases and spreads |g| into the background. The object-only row removes that: it asks whether |g| is larger on the edges than elsewhere on the object, which is the study's claim. docs/adversarial.md (Feature preservation) has the investigation and the commands.");
 }
 
 fn fashion_sections(rep: &mut Report, plan: &Plan, r: &FashionResults) {
     let (ig_median, ig_max) = ig_error_summary(&r.attribution);
     let mut s = Section::new("Fashion-MNIST: training");
     training_table(&mut s, &[&r.deep.0, &r.alex]);
-    s.image("figures/fashion_deep_movie.gif", format!("gradient x input of the first 16 test images before every {}-th minibatch update ({} frames; frame 0 is the untrained model); each map max-normalized", plan.movie_every, r.deep.1));
+    s.image("figures/fashion_deep_movie.gif", format!("gradient x input of the first 16 test images before {} ({} frames; frame 0 is the untrained model); each map max-normalized", every_nth(plan.movie_every), r.deep.1));
+    s.image(super::fashion::GRADIENT_MOVIE, format!("the loss gradient dJ/da of the first 6 test images over training, drawn as the study draws its gradient images, clip(10 g / max g, 0, 1), before {} (frame 0 is the untrained model)", every_nth(plan.movie_every)));
     rep.sections.push(s);
 
     let mut s = Section::new("Fashion-MNIST: attribution before and after training");
@@ -192,6 +275,10 @@ fn fashion_sections(rep: &mut Report, plan: &Plan, r: &FashionResults) {
 fn flower_sections(rep: &mut Report, plan: &Plan, r: &FlowerResults, data: &[DataUsed]) {
     let mut s = Section::new("Flowers");
     let mut runs = vec![&r.medium.0, &r.fdeep.0, &r.pair.0, &r.gray.0];
+    if r.attacked.name != r.medium.0.name {
+        runs.push(&r.attacked);
+    }
+    runs.push(&r.double.0);
     if let Some(f) = &r.f17 {
         runs.push(&f.0);
     }
@@ -202,8 +289,28 @@ fn flower_sections(rep: &mut Report, plan: &Plan, r: &FlowerResults, data: &[Dat
         .map(|d| d.detail.clone())
         .unwrap_or_default();
     s.para(format!("The flower set here is small ({photos}); accuracies on so few test images move by several points per image."));
-    s.image("figures/flowers-medium_movie.gif", format!("gradient x input of the first 6 flower test images before every {}-th minibatch update ({} frames), color, inferno overlay alpha 0.6; each map summed over channels and max-normalized", plan.flower_movie_every, r.medium.1));
+    s.image("figures/flowers-medium_movie.gif", format!("gradient x input of the first 6 flower test images before {} ({} frames), color, inferno overlay alpha 0.6; each map summed over channels and max-normalized", every_nth(plan.flower_movie_every), r.medium.1));
+    for (cap, path) in &r.stills {
+        s.image(path.clone(), cap.clone());
+    }
+    s.image("figures/flowers-gray_movie.gif", format!("gradient x input of the same 6 photos in gray (the gray medium) before {} ({} frames), inferno overlay alpha 0.5; each map max-normalized", every_nth(plan.flower_movie_every), r.gray.1));
+    s.image(super::flowers::gradient_movie_path("flowers-medium"), format!("the loss gradient dJ/da of the same 6 photos over training, clip(10 g / max g, 0, 1) in color, before {} (frame 0 is the untrained model)", every_nth(plan.flower_movie_every)));
+    s.para(format!(
+        "The attacks below run on {} trained {} epochs with the proper loss (models/{}).",
+        r.attacked.model, r.attacked.epochs, r.attacked.name
+    ));
     adversarial_section(&mut s, &r.fadv);
+    rep.sections.push(s);
+    let mut s =
+        Section::new("Flowers: the attacks on a model trained with the study's double softmax");
+    s.para(format!(
+        "The study's PyTorch scripts applied cross-entropy to softmax probabilities (softmax twice). The same attacks on {} trained that way for {} epochs (models/{}, test accuracy {}), each following the gradient of that loss:",
+        r.double.0.model,
+        r.double.0.epochs,
+        r.double.0.name,
+        pct(r.double.0.test_accuracy)
+    ));
+    adversarial_section(&mut s, &r.double.1);
     rep.sections.push(s);
 }
 
@@ -295,4 +402,19 @@ pub fn build(
     );
     rep.sections.push(s);
     rep
+}
+
+#[cfg(test)]
+mod tests {
+    use super::every_nth;
+
+    #[test]
+    fn every_nth_reads_as_english() {
+        assert_eq!(every_nth(1), "every minibatch update");
+        assert_eq!(every_nth(2), "every 2nd minibatch update");
+        assert_eq!(every_nth(3), "every 3rd minibatch update");
+        assert_eq!(every_nth(11), "every 11th minibatch update");
+        assert_eq!(every_nth(21), "every 21st minibatch update");
+        assert_eq!(every_nth(50), "every 50th minibatch update");
+    }
 }
