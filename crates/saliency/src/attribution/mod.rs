@@ -7,24 +7,38 @@
 //! the method itself is defined on normalized maps.
 
 mod exact_ig;
+mod grad_cam;
+mod gradient_shap;
 mod gradient_x_input;
 mod integrated_gradients;
 mod movie;
 mod occlusion;
 mod occlusion_x_gradient;
+mod saliency_map;
+mod sampling;
 mod sanity;
+mod shapley_sampling;
+mod smoothgrad;
 mod target;
 mod training_integrated;
+mod vargrad;
 
 pub use exact_ig::{exact_integrated_gradients, ExactIgOptions, ExactIgResult};
+pub use grad_cam::{conv_layer_index, grad_cam, GradCamOptions};
+pub use gradient_shap::{gradient_shap, GradientShapOptions};
 pub use gradient_x_input::{gradient_x_input, gradient_x_input_signed};
 pub use integrated_gradients::{integrated_gradients, Baseline, IgOptions, IgResult};
 pub use movie::{AttributionMovie, MovieOptions};
 pub use occlusion::{default_patch, occlusion, OcclusionOptions};
 pub use occlusion_x_gradient::{combine_maps, occlusion_x_gradient};
+pub use saliency_map::saliency_map;
+pub use sampling::{MAX_SAMPLES, MAX_SIGMA};
 pub use sanity::{fresh_donor, randomization_sanity_check, spearman, SanityStep};
+pub use shapley_sampling::{shapley_sampling, ShapleyOptions};
+pub use smoothgrad::{smoothgrad, NoiseOptions};
 pub use target::{Score, Target};
 pub use training_integrated::{TrainingIntegratedGradients, TIG_FILE};
+pub use vargrad::vargrad;
 
 use tensor::{Float, Tensor};
 
@@ -214,3 +228,5 @@ fn max_normalize_f64(map: &mut [f64]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_sampling_methods;

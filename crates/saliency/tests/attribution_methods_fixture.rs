@@ -1,0 +1,68 @@
+//! The new attribution methods against the PyTorch fixture (`tests/fixtures/pytorch/`): where a
+//! method is deterministic and the fixture holds what it reduces to, ours must agree.
+
+use std::path::PathBuf;
+
+use safetensors::SafeTensors;
+use saliency::attribution::{saliency_map, Score};
+use saliency::model_io::load_state_dict;
+use saliency::models::ModelKind;
+use tensor::Tensor;
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/pytorch")
+        .join(name)
+}
+
+fn expected(name: &str) -> (Vec<usize>, Vec<f32>) {
+    let bytes = std::fs::read(fixture("deep_expected.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let v = st.tensor(name).unwrap();
+    let data = v
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    (v.shape().to_vec(), data)
+}
+
+/// Captum's `Saliency(softmax . model)` (abs=True) times the input is the fixture's PyTorch
+/// gradient x input |dp/dx| * x: ours must match it within 1e-5 of the largest value.
+#[test]
+fn saliency_map_times_input_is_pytorchs_gradient_x_input() {
+    let model = load_state_dict(
+        &fixture("deep_state_dict.safetensors"),
+        ModelKind::Deep,
+        [1, 28, 28],
+        10,
+    )
+    .unwrap();
+    let (shape, inputs) = expected("inputs");
+    let x = Tensor::from_vec(&shape, inputs).unwrap();
+    let (_, predicted) = expected("predicted");
+    let classes: Vec<usize> = predicted.iter().map(|&p| p as usize).collect();
+    let map = saliency_map(&model, &x, &classes, Score::Probability).unwrap();
+    assert!(map.data().iter().all(|&v| v >= 0.0));
+    let ours: Vec<f32> = map
+        .data()
+        .iter()
+        .zip(x.data())
+        .map(|(g, a)| g * a)
+        .collect();
+    let (_, theirs) = expected("gradient_x_input");
+    let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+    let worst = ours
+        .iter()
+        .zip(&theirs)
+        .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+    eprintln!(
+        "saliency x input: max error {:e} of the largest",
+        worst / scale
+    );
+    assert!(
+        worst <= 1e-5 * scale,
+        "differs by {:e} of the largest",
+        worst / scale
+    );
+}
