@@ -2,16 +2,13 @@
 
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use clap::Args;
 
+use super::attribute_method::{compute, Method};
 use super::checkpoint_data::{load_with_test_data, parse_indices};
 use super::common::DataArgs;
-use crate::attribution::{
-    exact_integrated_gradients, gradient_x_input, gradient_x_input_signed, integrated_gradients,
-    occlusion, occlusion_x_gradient, Baseline, ExactIgOptions, IgOptions, IgResult,
-    OcclusionOptions, Score, Target,
-};
+use crate::attribution::{Score, Target};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{argmax_rows, predict_probs};
 use crate::render::save_png;
@@ -25,34 +22,48 @@ pub struct AttributeArgs {
     /// The checkpoint (model.safetensors of a run).
     #[arg(long)]
     checkpoint: PathBuf,
-    /// gradient-x-input, occlusion, occlusion-x-gradient, integrated-gradients (midpoint rule,
-    /// --steps) or exact-integrated-gradients (region by region, no steps; piecewise-linear nets).
-    #[arg(long, default_value = "gradient-x-input")]
-    method: String,
+    /// The attribution method.
+    #[arg(long, value_enum, default_value_t = Method::GradientXInput)]
+    method: Method,
     /// Class to explain: pred (the predicted class), label (the true class) or a class index.
     #[arg(long, default_value = "pred")]
     target: Target,
     /// Gradient x input: the signed textbook form (dF/da) * a instead of the study's |ds/da| * a.
     #[arg(long)]
-    signed: bool,
+    pub(super) signed: bool,
     /// Test images to explain: A..B or a comma list.
     #[arg(long, default_value = "0..16")]
     indices: String,
     /// Integrated gradients: path steps.
     #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
-    steps: usize,
-    /// Gradient x input (signed) and integrated gradients: explain the probability or the logit.
-    #[arg(long, default_value = "probability")]
-    score: Score,
-    /// Integrated gradients: baseline, black or gray.
+    pub(super) steps: usize,
+    /// Explain the probability or the logit (default: probability for the study's methods,
+    /// logit, the model's output as in Captum, for the others).
+    #[arg(long)]
+    pub(super) score: Option<Score>,
+    /// Integrated gradients: baseline, black or gray (gradient-shap: black).
     #[arg(long, default_value = "black")]
-    baseline: String,
-    /// Occlusion: patch side (default 4 for 28x28, 32 for 256x256).
+    pub(super) baseline: String,
+    /// Occlusion and shapley-sampling: patch side (default 4 for 28x28, 32 for 256x256).
     #[arg(long, allow_negative_numbers = true)]
-    patch: Option<usize>,
+    pub(super) patch: Option<usize>,
     /// Occlusion: patch stride (default: the patch side).
     #[arg(long, allow_negative_numbers = true)]
-    stride: Option<usize>,
+    pub(super) stride: Option<usize>,
+    /// smoothgrad, vargrad, gradient-shap: noisy samples per image (default 50);
+    /// shapley-sampling: random orders per image (default 25). 1 to 10000.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) samples: Option<usize>,
+    /// smoothgrad, vargrad: noise standard deviation in input units, above 0 up to 10 (default
+    /// 0.15); gradient-shap: from 0 (the default) up to 10.
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) sigma: Option<f64>,
+    /// Seed of the sampling methods' draws.
+    #[arg(long, default_value_t = 0)]
+    pub(super) seed: u64,
+    /// grad-cam: the conv layer (conv1, conv2, ...; default the last).
+    #[arg(long)]
+    pub(super) layer: Option<String>,
     #[command(flatten)]
     data: DataArgs,
     /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.
@@ -72,42 +83,15 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
     let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();
     let classes = args.target.resolve(&model, &inputs, Some(&labels))?;
-    let mut occ = OcclusionOptions::for_input(model.input);
-    if let Some(p) = args.patch {
-        occ.patch = p;
-        occ.stride = p;
-    }
-    if let Some(s) = args.stride {
-        occ.stride = s;
-    }
-    let mut extra = String::new();
-    let maps = match args.method.as_str() {
-        "gradient-x-input" if args.signed => gradient_x_input_signed(&model, &inputs, &classes, args.score)?,
-        "gradient-x-input" => gradient_x_input(&model, &inputs, &classes)?,
-        "occlusion" => occlusion(&model, &inputs, &occ)?,
-        "occlusion-x-gradient" => occlusion_x_gradient(&model, &inputs, &occ)?,
-        "integrated-gradients" | "exact-integrated-gradients" => {
-            let baseline: Baseline<f32> = args.baseline.parse().map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
-            let (r, regions) = if args.method == "integrated-gradients" {
-                let options = IgOptions { steps: args.steps, score: args.score, ..IgOptions::default() };
-                (integrated_gradients(&model, &inputs, &classes, &baseline, &options)?, None)
-            } else {
-                let options = ExactIgOptions { score: args.score, ..ExactIgOptions::default() };
-                let r = exact_integrated_gradients(&model, &inputs, &classes, &baseline, &options)?;
-                (r.ig, Some(r.regions))
-            };
-            extra = report_completeness(&r, &idx, regions.as_deref());
-            r.attributions
-        }
-        other => bail!("--method: expected gradient-x-input, occlusion, occlusion-x-gradient, integrated-gradients or exact-integrated-gradients, found '{other}'"),
-    };
+    let method = args.method;
+    let (maps, extra) = compute(method, &args, &model, &inputs, &classes, &idx)?;
     // Written whole or not at all: the picture and tensors go to a stage beside --out first.
     let stage = StagedDir::new(&args.out)
         .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
     let per_image = maps.numel() / idx.len();
     for (i, m) in maps.data().chunks_exact(per_image).enumerate() {
         if m.iter().all(|&v| v == 0.0) {
-            eprintln!("warning: the {} map of image {} is zero everywhere; it is drawn as zeros (nothing to normalize)", args.method, idx[i]);
+            eprintln!("warning: the {} map of image {} is zero everywhere; it is drawn as zeros (nothing to normalize)", method.name(), idx[i]);
         }
     }
     let probs = predict_probs(&model, inputs.data(), 256)?;
@@ -136,7 +120,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         &items,
         model.input,
         columns,
-        &format!("{} (target {})", args.method, args.target),
+        &format!("{} (target {})", method.name(), args.target),
     );
     save_png(&stage.path().join("attributions.png"), &picture)?;
     let tensors = vec![
@@ -157,7 +141,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         },
     ];
     let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("method".into(), args.method.clone());
+    metadata.insert("method".into(), method.name().clone());
     metadata.insert("target".into(), args.target.to_string());
     metadata.insert("checkpoint".into(), args.checkpoint.display().to_string());
     metadata.insert("indices".into(), serde_json::to_string(&idx)?);
@@ -172,31 +156,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         "wrote {0}/attributions.safetensors and {0}/attributions.png ({1} images, {2}{extra})",
         args.out.display(),
         idx.len(),
-        args.method
+        method.name()
     );
     Ok(())
-}
-
-/// Prints each image's completeness error (and the regions its path crossed, for the exact
-/// method) and returns the summary for the final line.
-fn report_completeness(r: &IgResult<f32>, idx: &[usize], regions: Option<&[usize]>) -> String {
-    let relative = |e: f32, d: f32| (e.abs() / d.abs().max(1e-12)) as f64;
-    for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
-        let walked = regions.map_or(String::new(), |r| format!(", {} linear regions", r[i]));
-        eprintln!(
-            "  image {:>5}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %){walked}",
-            idx[i],
-            100.0 * relative(*e, *d)
-        );
-    }
-    let worst = r
-        .completeness_error
-        .iter()
-        .zip(&r.delta)
-        .map(|(e, d)| relative(*e, *d))
-        .fold(0.0, f64::max);
-    format!(
-        ", completeness error at most {:.2e} % of F(a) - F(baseline)",
-        100.0 * worst
-    )
 }

@@ -2,6 +2,7 @@
 
 mod adversary;
 mod attribute;
+mod attribute_method;
 mod bench;
 mod checkpoint_data;
 mod common;

@@ -1,0 +1,198 @@
+//! `attribute --method`: the methods the CLI offers and how each is called from the options.
+
+use anyhow::bail;
+use clap::ValueEnum;
+use tensor::Tensor;
+
+use super::attribute::AttributeArgs;
+use crate::attribution::{
+    exact_integrated_gradients, grad_cam, gradient_shap, gradient_x_input, gradient_x_input_signed,
+    integrated_gradients, occlusion, occlusion_x_gradient, saliency_map, shapley_sampling,
+    smoothgrad, vargrad, Baseline, ExactIgOptions, GradCamOptions, GradientShapOptions, IgOptions,
+    IgResult, NoiseOptions, OcclusionOptions, Score, ShapleyOptions,
+};
+use crate::models::Model;
+
+/// An attribution method, as `--method` names it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Method {
+    /// The study's |ds/da| * a (--signed: (dF/da) * a).
+    GradientXInput,
+    /// Occlusion with a zero patch (--patch, --stride).
+    Occlusion,
+    /// The study's mean of the normalized occlusion and gradient x input maps.
+    OcclusionXGradient,
+    /// Integrated gradients, midpoint rule (--steps, --baseline).
+    IntegratedGradients,
+    /// Integrated gradients region by region, no steps (piecewise-linear networks).
+    ExactIntegratedGradients,
+    /// |dF/dx| (Captum's Saliency).
+    SaliencyMap,
+    /// Mean |dF/dx| over noisy copies (--samples, --sigma, --seed).
+    Smoothgrad,
+    /// Variance of |dF/dx| over noisy copies (--samples, --sigma, --seed).
+    Vargrad,
+    /// Expected gradients over random path points (--samples, --sigma, --seed; black baseline).
+    GradientShap,
+    /// Grad-CAM at a conv layer (--layer, default the last), upsampled to the input.
+    GradCam,
+    /// Shapley value sampling over patches (--patch, --samples, --seed; black baseline).
+    ShapleySampling,
+}
+
+impl Method {
+    /// The name `--method` takes.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|v| v.get_name().to_string())
+            .unwrap_or_default()
+    }
+
+    /// The score explained when `--score` is not given: the study's methods explain the
+    /// probability, as the study does; the others follow Captum (the model's output, the logit).
+    pub fn default_score(self) -> Score {
+        match self {
+            Method::GradientXInput
+            | Method::Occlusion
+            | Method::OcclusionXGradient
+            | Method::IntegratedGradients
+            | Method::ExactIntegratedGradients => Score::Probability,
+            _ => Score::Logit,
+        }
+    }
+
+    /// True when maps can be negative (drawn with a diverging map by default).
+    pub fn signed(self, args_signed: bool) -> bool {
+        match self {
+            Method::GradientXInput => args_signed,
+            Method::IntegratedGradients
+            | Method::ExactIntegratedGradients
+            | Method::GradientShap
+            | Method::GradCam
+            | Method::ShapleySampling => true,
+            _ => false,
+        }
+    }
+}
+
+/// The maps of `method` for `inputs`, and a summary for the final line (completeness for IG).
+pub fn compute(
+    method: Method,
+    args: &AttributeArgs,
+    model: &Model<f32>,
+    inputs: &Tensor<f32>,
+    classes: &[usize],
+    idx: &[usize],
+) -> anyhow::Result<(Tensor<f32>, String)> {
+    let score = args.score.unwrap_or_else(|| method.default_score());
+    let mut occ = OcclusionOptions::for_input(model.input);
+    if let Some(p) = args.patch {
+        occ.patch = p;
+        occ.stride = p;
+    }
+    if let Some(s) = args.stride {
+        occ.stride = s;
+    }
+    let noise = || NoiseOptions {
+        samples: args.samples.unwrap_or(50),
+        sigma: args.sigma.unwrap_or(0.15),
+        seed: args.seed,
+        score,
+        batch: None,
+    };
+    let black = || Tensor::zeros(&[1, model.input[0], model.input[1], model.input[2]]);
+    let mut extra = String::new();
+    let maps = match method {
+        Method::GradientXInput if args.signed => {
+            gradient_x_input_signed(model, inputs, classes, score)?
+        }
+        Method::GradientXInput => gradient_x_input(model, inputs, classes)?,
+        Method::Occlusion => occlusion(model, inputs, &occ)?,
+        Method::OcclusionXGradient => occlusion_x_gradient(model, inputs, &occ)?,
+        Method::IntegratedGradients | Method::ExactIntegratedGradients => {
+            let baseline: Baseline<f32> = args
+                .baseline
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
+            let (r, regions) = if method == Method::IntegratedGradients {
+                let options = IgOptions {
+                    steps: args.steps,
+                    score,
+                    ..IgOptions::default()
+                };
+                let r = integrated_gradients(model, inputs, classes, &baseline, &options)?;
+                (r, None)
+            } else {
+                let options = ExactIgOptions {
+                    score,
+                    ..ExactIgOptions::default()
+                };
+                let r = exact_integrated_gradients(model, inputs, classes, &baseline, &options)?;
+                (r.ig, Some(r.regions))
+            };
+            extra = report_completeness(&r, idx, regions.as_deref());
+            r.attributions
+        }
+        Method::SaliencyMap => saliency_map(model, inputs, classes, score)?,
+        Method::Smoothgrad => smoothgrad(model, inputs, classes, &noise())?,
+        Method::Vargrad => vargrad(model, inputs, classes, &noise())?,
+        Method::GradientShap => {
+            if args.baseline != "black" {
+                bail!(
+                    "--baseline: gradient-shap draws from a black baseline here (a baseline \
+                     distribution is a library option), found '{}'",
+                    args.baseline
+                );
+            }
+            let options = GradientShapOptions {
+                samples: args.samples.unwrap_or(50),
+                sigma: args.sigma.unwrap_or(0.0),
+                seed: args.seed,
+                score,
+                batch: None,
+            };
+            gradient_shap(model, inputs, classes, &black(), &options)?
+        }
+        Method::GradCam => {
+            let options = GradCamOptions {
+                layer: args.layer.clone(),
+                relu: false,
+                score,
+            };
+            grad_cam(model, inputs, classes, &options)?
+        }
+        Method::ShapleySampling => {
+            let mut options = ShapleyOptions::for_input(model.input);
+            options.patch = args.patch.unwrap_or(options.patch);
+            options.samples = args.samples.unwrap_or(options.samples);
+            options.seed = args.seed;
+            options.score = score;
+            shapley_sampling(model, inputs, classes, &options)?
+        }
+    };
+    Ok((maps, extra))
+}
+
+/// Prints each image's completeness error (and the regions its path crossed, for the exact
+/// method) and returns the summary for the final line.
+fn report_completeness(r: &IgResult<f32>, idx: &[usize], regions: Option<&[usize]>) -> String {
+    let relative = |e: f32, d: f32| (e.abs() / d.abs().max(1e-12)) as f64;
+    for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
+        let walked = regions.map_or(String::new(), |r| format!(", {} linear regions", r[i]));
+        eprintln!(
+            "  image {:>5}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %){walked}",
+            idx[i],
+            100.0 * relative(*e, *d)
+        );
+    }
+    let worst = r
+        .completeness_error
+        .iter()
+        .zip(&r.delta)
+        .map(|(e, d)| relative(*e, *d))
+        .fold(0.0, f64::max);
+    format!(
+        ", completeness error at most {:.2e} % of F(a) - F(baseline)",
+        100.0 * worst
+    )
+}

@@ -1,0 +1,160 @@
+//! `saliency attribute --method M` for every method: it runs, writes maps shaped as documented,
+//! and refuses bad method options by name without writing anything.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use saliency::model_io::{save_model, ModelMeta};
+use saliency::models::{Model, ModelKind};
+
+/// An untrained `deep` checkpoint in a fresh folder.
+fn checkpoint(tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!(
+        "saliency-attr-methods-{tag}-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let model: Model<f32> = ModelKind::Deep.build([1, 28, 28], 10, 1).unwrap();
+    let meta = ModelMeta {
+        model: ModelKind::Deep,
+        dataset: "fashion-mnist".into(),
+        input: [1, 28, 28],
+        class_names: saliency::data::fashion_mnist::CLASS_NAMES
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        seed: 0,
+        step: 0,
+        epoch: 0,
+    };
+    let path = dir.join("model.safetensors");
+    save_model(&path, &model, &meta).unwrap();
+    (dir, path)
+}
+
+/// Runs the binary; returns (success, stdout, stderr).
+fn run(args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_saliency"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(common::data_root())
+        .arg("--no-download")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!stderr.contains("panicked"), "a panic: {stderr}");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        stderr,
+    )
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// The shape of the `attributions` tensor a run wrote.
+fn map_shape(out: &Path) -> Vec<usize> {
+    let bytes = std::fs::read(out.join("attributions.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    st.tensor("attributions").unwrap().shape().to_vec()
+}
+
+#[test]
+fn every_plain_gradient_method_runs_from_the_cli() {
+    let (dir, ck) = checkpoint("run");
+    let cases: &[(&str, &[&str], [usize; 4])] = &[
+        ("saliency-map", &[], [2, 1, 28, 28]),
+        (
+            "smoothgrad",
+            &["--samples", "3", "--sigma", "0.2"],
+            [2, 1, 28, 28],
+        ),
+        ("vargrad", &["--samples", "3"], [2, 1, 28, 28]),
+        ("gradient-shap", &["--samples", "3"], [2, 1, 28, 28]),
+        ("grad-cam", &["--layer", "conv3"], [2, 1, 28, 28]),
+        (
+            "shapley-sampling",
+            &["--samples", "2", "--patch", "7"],
+            [2, 1, 28, 28],
+        ),
+    ];
+    for (method, extra, shape) in cases {
+        let out = dir.join(method);
+        let mut args = vec!["attribute", "--checkpoint", s(&ck), "--indices", "0..2"];
+        args.extend(["--method", method, "--out", s(&out)]);
+        args.extend(extra.iter());
+        let (ok, _, stderr) = run(&args);
+        assert!(ok, "{method}: {stderr}");
+        assert_eq!(map_shape(&out), shape, "{method}");
+        assert!(out.join("attributions.png").exists(), "{method}");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn bad_method_options_are_refused_by_name() {
+    let (dir, ck) = checkpoint("bad");
+    let out = dir.join("attr");
+    let cases: &[(&[&str], &[&str])] = &[
+        (
+            &["--method", "grad-cam", "--layer", "fc1"],
+            &["layer", "'fc1'", "conv1", "conv9"],
+        ),
+        (&["--method", "smoothgrad", "--sigma", "0"], &["sigma", "0"]),
+        (
+            &["--method", "smoothgrad", "--sigma", "NaN"],
+            &["sigma", "NaN"],
+        ),
+        (
+            &["--method", "vargrad", "--samples", "0"],
+            &["samples", "0"],
+        ),
+        (
+            &["--method", "gradient-shap", "--samples", "10001"],
+            &["samples", "10001"],
+        ),
+        (
+            &["--method", "gradient-shap", "--sigma", "-1"],
+            &["sigma", "-1"],
+        ),
+        (
+            &["--method", "shapley-sampling", "--patch", "29"],
+            &["patch", "29"],
+        ),
+        (
+            &["--method", "gradient-shap", "--baseline", "gray"],
+            &["--baseline", "gray"],
+        ),
+        (
+            &["--method", "lrp"],
+            &["--method", "possible values", "saliency-map"],
+        ),
+    ];
+    for (extra, needles) in cases {
+        let mut args = vec![
+            "attribute",
+            "--checkpoint",
+            s(&ck),
+            "--indices",
+            "0..2",
+            "--out",
+            s(&out),
+        ];
+        args.extend(extra.iter());
+        let (ok, _, stderr) = run(&args);
+        assert!(!ok, "{extra:?} should fail");
+        for n in needles.iter() {
+            assert!(
+                stderr.contains(n),
+                "{extra:?}: message lacks '{n}':\n{stderr}"
+            );
+        }
+        assert!(!out.exists(), "{extra:?}: an output folder was left");
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
