@@ -65,7 +65,7 @@ fn map_shape(out: &Path) -> Vec<usize> {
 }
 
 #[test]
-fn every_plain_gradient_method_runs_from_the_cli() {
+fn every_method_runs_from_the_cli() {
     let (dir, ck) = checkpoint("run");
     let cases: &[(&str, &[&str], [usize; 4])] = &[
         ("saliency-map", &[], [2, 1, 28, 28]),

@@ -193,7 +193,14 @@ pub(crate) fn lrp_affine_backward<T: Float>(
             .zip(z)
             .zip(den)
             .map(|((&g, &z), &d)| {
-                T::from_f64(factor * g.to_f64() * z.to_f64() / stabilize(d.to_f64(), eps))
+                let den = stabilize(d.to_f64(), eps);
+                // Only with eps = 0: a zero denominator carries no relevance (R_j = z_j g_j
+                // is zero when z_j is, and a zero z+ or z- has only zero terms).
+                if den == 0.0 {
+                    T::ZERO
+                } else {
+                    T::from_f64(factor * g.to_f64() * z.to_f64() / den)
+                }
             })
             .collect()
     };

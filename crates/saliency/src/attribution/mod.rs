@@ -6,14 +6,20 @@
 //! are raw: normalizing for display is the caller's job (see `render::max_normalize`), except where
 //! the method itself is defined on normalized maps.
 
+mod deconvnet;
+mod deeplift;
 mod exact_ig;
 mod grad_cam;
 mod gradient_shap;
 mod gradient_x_input;
+mod guided_backprop;
+mod guided_grad_cam;
 mod integrated_gradients;
+mod lrp;
 mod movie;
 mod occlusion;
 mod occlusion_x_gradient;
+mod rule_signal;
 mod saliency_map;
 mod sampling;
 mod sanity;
@@ -23,11 +29,16 @@ mod target;
 mod training_integrated;
 mod vargrad;
 
+pub use deconvnet::deconvnet;
+pub use deeplift::deeplift;
 pub use exact_ig::{exact_integrated_gradients, ExactIgOptions, ExactIgResult};
 pub use grad_cam::{conv_layer_index, grad_cam, GradCamOptions};
 pub use gradient_shap::{gradient_shap, GradientShapOptions};
 pub use gradient_x_input::{gradient_x_input, gradient_x_input_signed};
+pub use guided_backprop::guided_backprop;
+pub use guided_grad_cam::guided_grad_cam;
 pub use integrated_gradients::{integrated_gradients, Baseline, IgOptions, IgResult};
+pub use lrp::{lrp, LrpRule};
 pub use movie::{AttributionMovie, MovieOptions};
 pub use occlusion::{default_patch, occlusion, OcclusionOptions};
 pub use occlusion_x_gradient::{combine_maps, occlusion_x_gradient};
@@ -228,5 +239,7 @@ fn max_normalize_f64(map: &mut [f64]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rule_methods;
 #[cfg(test)]
 mod tests_sampling_methods;

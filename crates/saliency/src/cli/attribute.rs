@@ -41,7 +41,7 @@ pub struct AttributeArgs {
     /// logit, the model's output as in Captum, for the others).
     #[arg(long)]
     pub(super) score: Option<Score>,
-    /// Integrated gradients: baseline, black or gray (gradient-shap: black).
+    /// Integrated gradients and deeplift: baseline (reference), black or gray (gradient-shap: black).
     #[arg(long, default_value = "black")]
     pub(super) baseline: String,
     /// Occlusion and shapley-sampling: patch side (default 4 for 28x28, 32 for 256x256).
@@ -61,9 +61,21 @@ pub struct AttributeArgs {
     /// Seed of the sampling methods' draws.
     #[arg(long, default_value_t = 0)]
     pub(super) seed: u64,
-    /// grad-cam: the conv layer (conv1, conv2, ...; default the last).
+    /// grad-cam, guided-grad-cam: the conv layer (conv1, conv2, ...; default the last).
     #[arg(long)]
     pub(super) layer: Option<String>,
+    /// lrp-epsilon, lrp-gamma, lrp-alpha-beta: the stabilizer eps, >= 0 (default 1e-9, Captum's).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) epsilon: Option<f64>,
+    /// lrp-gamma: weight of the positive weights, >= 0 (default 0.25).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) gamma: Option<f64>,
+    /// lrp-alpha-beta: weight of positive contributions, >= 0 (default 2).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) alpha: Option<f64>,
+    /// lrp-alpha-beta: weight of negative contributions, >= 0 (default 1).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) beta: Option<f64>,
     #[command(flatten)]
     data: DataArgs,
     /// Worker threads, 1 to 1024 (default: all cores); more are refused, as they only add overhead.

@@ -6,10 +6,11 @@ use tensor::Tensor;
 
 use super::attribute::AttributeArgs;
 use crate::attribution::{
-    exact_integrated_gradients, grad_cam, gradient_shap, gradient_x_input, gradient_x_input_signed,
-    integrated_gradients, occlusion, occlusion_x_gradient, saliency_map, shapley_sampling,
-    smoothgrad, vargrad, Baseline, ExactIgOptions, GradCamOptions, GradientShapOptions, IgOptions,
-    IgResult, NoiseOptions, OcclusionOptions, Score, ShapleyOptions,
+    deconvnet, deeplift, exact_integrated_gradients, grad_cam, gradient_shap, gradient_x_input,
+    gradient_x_input_signed, guided_backprop, guided_grad_cam, integrated_gradients, lrp,
+    occlusion, occlusion_x_gradient, saliency_map, shapley_sampling, smoothgrad, vargrad, Baseline,
+    ExactIgOptions, GradCamOptions, GradientShapOptions, IgOptions, IgResult, LrpRule,
+    NoiseOptions, OcclusionOptions, Score, ShapleyOptions,
 };
 use crate::models::Model;
 
@@ -38,6 +39,20 @@ pub enum Method {
     GradCam,
     /// Shapley value sampling over patches (--patch, --samples, --seed; black baseline).
     ShapleySampling,
+    /// Guided backpropagation (ReLUs pass positive signal where their input was positive).
+    GuidedBackprop,
+    /// Deconvnet (ReLUs pass the positive part of their signal).
+    Deconvnet,
+    /// Guided backpropagation times the ReLU'd Grad-CAM map (--layer).
+    GuidedGradCam,
+    /// LRP-epsilon on every layer (--epsilon).
+    LrpEpsilon,
+    /// LRP-gamma on conv layers, epsilon on dense layers (--gamma, --epsilon).
+    LrpGamma,
+    /// LRP-alpha-beta on conv layers, epsilon on dense layers (--alpha, --beta, --epsilon).
+    LrpAlphaBeta,
+    /// DeepLIFT, rescale rule, against a black or gray reference (--baseline).
+    Deeplift,
 }
 
 impl Method {
@@ -61,6 +76,20 @@ impl Method {
         }
     }
 
+    /// True for the methods that run on backward rules and explain the logit only.
+    pub fn rule_based(self) -> bool {
+        matches!(
+            self,
+            Method::GuidedBackprop
+                | Method::Deconvnet
+                | Method::GuidedGradCam
+                | Method::LrpEpsilon
+                | Method::LrpGamma
+                | Method::LrpAlphaBeta
+                | Method::Deeplift
+        )
+    }
+
     /// True when maps can be negative (drawn with a diverging map by default).
     pub fn signed(self, args_signed: bool) -> bool {
         match self {
@@ -69,7 +98,14 @@ impl Method {
             | Method::ExactIntegratedGradients
             | Method::GradientShap
             | Method::GradCam
-            | Method::ShapleySampling => true,
+            | Method::ShapleySampling
+            | Method::GuidedBackprop
+            | Method::Deconvnet
+            | Method::GuidedGradCam
+            | Method::LrpEpsilon
+            | Method::LrpGamma
+            | Method::LrpAlphaBeta
+            | Method::Deeplift => true,
             _ => false,
         }
     }
@@ -84,7 +120,15 @@ pub fn compute(
     classes: &[usize],
     idx: &[usize],
 ) -> anyhow::Result<(Tensor<f32>, String)> {
+    if method.rule_based() && args.score == Some(Score::Probability) {
+        bail!(
+            "--score: {} runs on backward rules from the logit (the model's output, as in \
+             Captum), found 'probability'",
+            method.name()
+        );
+    }
     let score = args.score.unwrap_or_else(|| method.default_score());
+    let epsilon = args.epsilon.unwrap_or(1e-9);
     let mut occ = OcclusionOptions::for_input(model.input);
     if let Some(p) = args.patch {
         occ.patch = p;
@@ -168,6 +212,36 @@ pub fn compute(
             options.seed = args.seed;
             options.score = score;
             shapley_sampling(model, inputs, classes, &options)?
+        }
+        Method::GuidedBackprop => guided_backprop(model, inputs, classes)?,
+        Method::Deconvnet => deconvnet(model, inputs, classes)?,
+        Method::GuidedGradCam => guided_grad_cam(model, inputs, classes, args.layer.as_deref())?,
+        Method::LrpEpsilon => lrp(model, inputs, classes, LrpRule::Epsilon { epsilon })?,
+        Method::LrpGamma => {
+            let gamma = args.gamma.unwrap_or(0.25);
+            lrp(model, inputs, classes, LrpRule::Gamma { gamma, epsilon })?
+        }
+        Method::LrpAlphaBeta => {
+            let (alpha, beta) = (args.alpha.unwrap_or(2.0), args.beta.unwrap_or(1.0));
+            lrp(
+                model,
+                inputs,
+                classes,
+                LrpRule::AlphaBeta {
+                    alpha,
+                    beta,
+                    epsilon,
+                },
+            )?
+        }
+        Method::Deeplift => {
+            let reference: Baseline<f32> = args
+                .baseline
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
+            let r = deeplift(model, inputs, classes, &reference)?;
+            extra = report_completeness(&r, idx, None);
+            r.attributions
         }
     };
     Ok((maps, extra))
