@@ -158,3 +158,145 @@ fn bad_method_options_are_refused_by_name() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn json_is_one_document_on_stdout_and_pictures_take_their_options() {
+    let (dir, ck) = checkpoint("json");
+    let out = dir.join("ig");
+    let (ok, stdout, stderr) = run(&[
+        "attribute",
+        "--checkpoint",
+        s(&ck),
+        "--indices",
+        "0..3",
+        "--method",
+        "deeplift",
+        "--sign",
+        "all",
+        "--style",
+        "heat-map",
+        "--outlier-percent",
+        "5",
+        "--json",
+        "--out",
+        s(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&stdout).expect("stdout is one JSON document");
+    assert_eq!(doc["method"], "deeplift");
+    assert_eq!(doc["sign"], "all");
+    assert_eq!(doc["images"].as_array().unwrap().len(), 3);
+    assert_eq!(doc["images"][0]["image"], "test 0");
+    assert!(
+        stderr.contains("wrote"),
+        "human text goes to stderr: {stderr}"
+    );
+    for style in ["blended", "masked"] {
+        let out = dir.join(style);
+        let (ok, _, stderr) = run(&[
+            "attribute",
+            "--checkpoint",
+            s(&ck),
+            "--indices",
+            "0..2",
+            "--method",
+            "saliency-map",
+            "--style",
+            style,
+            "--sign",
+            "absolute",
+            "--out",
+            s(&out),
+        ]);
+        assert!(ok, "{style}: {stderr}");
+        assert!(out.join("attributions.png").exists());
+    }
+    let bad = dir.join("bad");
+    for (extra, needles) in [
+        (
+            &["--sign", "all", "--style", "masked"][..],
+            &["--style masked", "--sign"][..],
+        ),
+        (
+            &["--outlier-percent", "100"][..],
+            &["--outlier-percent", "100"][..],
+        ),
+        (&["--sign", "both"][..], &["--sign", "possible values"][..]),
+    ] {
+        let mut args = vec![
+            "attribute",
+            "--checkpoint",
+            s(&ck),
+            "--indices",
+            "0..2",
+            "--out",
+            s(&bad),
+        ];
+        args.extend(extra.iter());
+        let (ok, _, stderr) = run(&args);
+        assert!(!ok, "{extra:?} should fail");
+        for n in needles.iter() {
+            assert!(
+                stderr.contains(n),
+                "{extra:?}: message lacks '{n}':\n{stderr}"
+            );
+        }
+        assert!(!bad.exists());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn user_images_are_attributed_and_bad_files_named() {
+    let (dir, ck) = checkpoint("image");
+    let png = dir.join("shirt.png");
+    image::GrayImage::from_fn(56, 40, |x, y| image::Luma([((x * 4 + y) % 256) as u8]))
+        .save(&png)
+        .unwrap();
+    let out = dir.join("mine");
+    let (ok, stdout, stderr) = run(&[
+        "attribute",
+        "--checkpoint",
+        s(&ck),
+        "--image",
+        s(&png),
+        "--method",
+        "grad-cam",
+        "--json",
+        "--out",
+        s(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("resized"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["images"][0]["image"], s(&png));
+    assert_eq!(map_shape(&out), [1, 1, 28, 28]);
+    let junk = dir.join("junk.jpg");
+    std::fs::write(&junk, b"no picture here").unwrap();
+    let bad = dir.join("bad");
+    for (extra, needles) in [
+        (vec!["--image", s(&junk)], vec!["--image", "junk.jpg"]),
+        (
+            vec!["--image", s(&png), "--target", "label"],
+            vec!["--target label", "--image"],
+        ),
+        (
+            vec!["--image", s(&png), "--indices", "0..2"],
+            vec!["--indices"],
+        ),
+    ] {
+        let mut args = vec!["attribute", "--checkpoint", s(&ck), "--out", s(&bad)];
+        args.extend(extra.iter());
+        let (ok, _, stderr) = run(&args);
+        assert!(!ok, "{extra:?} should fail");
+        for n in &needles {
+            assert!(
+                stderr.contains(n),
+                "{extra:?}: message lacks '{n}':\n{stderr}"
+            );
+        }
+        assert!(!bad.exists());
+    }
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -2,18 +2,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::Context;
-use clap::Args;
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
 
 use super::attribute_method::{compute, Method};
-use super::checkpoint_data::{load_with_test_data, parse_indices};
+use super::checkpoint_data::{load_any, load_with_test_data, parse_indices};
 use super::common::DataArgs;
+use super::user_images::load_user_images;
 use crate::attribution::{Score, Target};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{argmax_rows, predict_probs};
-use crate::render::save_png;
+use crate::render::{attribution_picture, save_png, PictureItem, PictureOptions, Sign, Style};
 use crate::staged_dir::StagedDir;
-use crate::study::figures::{attribution_grid, AttributedImage};
 use tensor::Tensor;
 
 /// Options of `saliency attribute`.
@@ -31,9 +31,25 @@ pub struct AttributeArgs {
     /// Gradient x input: the signed textbook form (dF/da) * a instead of the study's |ds/da| * a.
     #[arg(long)]
     pub(super) signed: bool,
-    /// Test images to explain: A..B or a comma list.
-    #[arg(long, default_value = "0..16")]
-    indices: String,
+    /// Test images to explain: A..B or a comma list (default 0..16).
+    #[arg(long)]
+    indices: Option<String>,
+    /// Attribute these PNG or JPEG files instead of test images (resized to the model's input).
+    #[arg(long, num_args = 1..)]
+    image: Vec<PathBuf>,
+    /// Which part of each map the picture shows (default: all for signed methods, positive else).
+    #[arg(long, value_enum)]
+    sign: Option<SignArg>,
+    /// How each map is drawn.
+    #[arg(long, value_enum, default_value_t = StyleArg::Blended)]
+    style: StyleArg,
+    /// Percent of each map's attribution mass clipped as outliers before scaling (Captum's 2).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 2.0)]
+    outlier_percent: f64,
+    /// Print one JSON document (per-image sums, targets, predictions, files) on stdout; the
+    /// human-readable lines go to stderr.
+    #[arg(long)]
+    json: bool,
     /// Integrated gradients: path steps.
     #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
     pub(super) steps: usize,
@@ -86,54 +102,161 @@ pub struct AttributeArgs {
     out: PathBuf,
 }
 
+/// Which part of a map the picture shows (Captum's `sign`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SignArg {
+    /// Positive and negative on a diverging map (the default for signed methods).
+    All,
+    /// The positive part (the default for non-negative methods).
+    Positive,
+    /// The negative part, by its magnitude.
+    Negative,
+    /// The magnitude.
+    Absolute,
+}
+
+/// How each map is drawn (Captum's `method`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StyleArg {
+    /// The map alone.
+    HeatMap,
+    /// The map over a gray copy of the image.
+    Blended,
+    /// The image times the map's magnitude (not with --sign all).
+    Masked,
+}
+
+/// The images to explain, with what is known about them.
+struct Batch {
+    inputs: Tensor<f32>,
+    /// True classes (test images only).
+    labels: Option<Vec<usize>>,
+    /// How each image is named in messages and the JSON: `test 12` or the file.
+    names: Vec<String>,
+    /// Test indices (empty for files).
+    indices: Vec<usize>,
+}
+
 /// Computes the maps and writes them.
 pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
-    let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
-    let idx = parse_indices(&args.indices, test.len())?;
-    let subset = test.subset(&idx, "selected");
-    let [c, h, w] = model.input;
-    let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
-    let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();
-    let classes = args.target.resolve(&model, &inputs, Some(&labels))?;
     let method = args.method;
-    let (maps, extra) = compute(method, &args, &model, &inputs, &classes, &idx)?;
+    let sign = args.sign.unwrap_or(if method.signed(args.signed) {
+        SignArg::All
+    } else {
+        SignArg::Positive
+    });
+    if sign == SignArg::All && args.style == StyleArg::Masked {
+        bail!("--style masked: the masked image shows magnitudes, not signs; pick --sign positive, negative or absolute (as in Captum)");
+    }
+    if !(args.outlier_percent.is_finite() && (0.0..100.0).contains(&args.outlier_percent)) {
+        bail!(
+            "--outlier-percent: expected a share of the attribution mass from 0 to below 100, found {}",
+            args.outlier_percent
+        );
+    }
+    let (model, meta, batch) = if args.image.is_empty() {
+        let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
+        let idx = parse_indices(args.indices.as_deref().unwrap_or("0..16"), test.len())?;
+        let subset = test.subset(&idx, "selected");
+        let [c, h, w] = model.input;
+        let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
+        let labels = subset.labels.iter().map(|&l| l as usize).collect();
+        let names = idx.iter().map(|i| format!("test {i}")).collect();
+        let batch = Batch {
+            inputs,
+            labels: Some(labels),
+            names,
+            indices: idx,
+        };
+        (model, meta, batch)
+    } else {
+        if let Some(spec) = &args.indices {
+            bail!("--indices {spec}: picks test images; with --image the files are the images");
+        }
+        if args.target == Target::Label {
+            bail!("--target label: files given with --image have no labels; use pred or a class index");
+        }
+        let (model, meta) = load_any(&args.checkpoint, &args.data)?;
+        let inputs = load_user_images(&args.image, model.input)?;
+        let names = args.image.iter().map(|p| p.display().to_string()).collect();
+        (
+            model,
+            meta,
+            Batch {
+                inputs,
+                labels: None,
+                names,
+                indices: Vec::new(),
+            },
+        )
+    };
+    let inputs = &batch.inputs;
+    let n = batch.names.len();
+    let [_, h, w] = model.input;
+    let classes = args
+        .target
+        .resolve(&model, inputs, batch.labels.as_deref())?;
+    let (maps, extra) = compute(method, &args, &model, inputs, &classes, &batch.names)?;
     // Written whole or not at all: the picture and tensors go to a stage beside --out first.
     let stage = StagedDir::new(&args.out)
         .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
-    let per_image = maps.numel() / idx.len();
+    let per_image = maps.numel() / n;
     for (i, m) in maps.data().chunks_exact(per_image).enumerate() {
         if m.iter().all(|&v| v == 0.0) {
-            eprintln!("warning: the {} map of image {} is zero everywhere; it is drawn as zeros (nothing to normalize)", method.name(), idx[i]);
+            eprintln!("warning: the {} map of {} is zero everywhere; it is drawn as zeros (nothing to normalize)", method.name(), batch.names[i]);
         }
     }
     let probs = predict_probs(&model, inputs.data(), 256)?;
     let preds = argmax_rows(&probs, model.classes);
     let map_channels = maps.shape()[1];
     let per_map = map_channels * h * w;
-    let items: Vec<AttributedImage> = (0..idx.len())
-        .map(|i| AttributedImage {
-            pixels: subset.image(i),
+    let per_input = inputs.numel() / n;
+    let items: Vec<PictureItem> = (0..n)
+        .map(|i| PictureItem {
+            pixels: &inputs.data()[i * per_input..(i + 1) * per_input],
             map: &maps.data()[i * per_map..(i + 1) * per_map],
             map_channels,
-            label: meta.class_names[labels[i]].clone(),
+            label: match &batch.labels {
+                Some(l) => meta.class_names[l[i]].clone(),
+                None => file_name(&batch.names[i]),
+            },
             prediction: Some((
                 meta.class_names[preds[i]].clone(),
                 probs[i * model.classes + preds[i]],
             )),
-            correct: preds[i] == labels[i],
+            correct: batch.labels.as_ref().map(|l| preds[i] == l[i]),
         })
         .collect();
-    let columns = if idx.len() == 16 {
+    let columns = if n == 16 {
         4
     } else {
-        ((idx.len() as f64).sqrt().ceil() as usize).max(1)
+        ((n as f64).sqrt().ceil() as usize).max(1)
     };
-    let picture = attribution_grid(
-        &items,
-        model.input,
-        columns,
-        &format!("{} (target {})", method.name(), args.target),
+    let options = PictureOptions {
+        sign: match sign {
+            SignArg::All => Sign::All,
+            SignArg::Positive => Sign::Positive,
+            SignArg::Negative => Sign::Negative,
+            SignArg::Absolute => Sign::Absolute,
+        },
+        style: match args.style {
+            StyleArg::HeatMap => Style::HeatMap,
+            StyleArg::Blended => Style::Blended,
+            StyleArg::Masked => Style::Masked,
+        },
+        outlier_percent: args.outlier_percent as f32,
+    };
+    let sign_name = sign
+        .to_possible_value()
+        .map(|v| v.get_name().to_string())
+        .unwrap_or_default();
+    let title = format!(
+        "{} (target {}); sign {sign_name}, each map clipped at its {}% outlier mass",
+        method.name(),
+        args.target,
+        args.outlier_percent
     );
+    let picture = attribution_picture(&items, model.input, columns, &title, &options);
     save_png(&stage.path().join("attributions.png"), &picture)?;
     let tensors = vec![
         NamedTensor {
@@ -153,10 +276,14 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         },
     ];
     let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("method".into(), method.name().clone());
+    metadata.insert("method".into(), method.name());
     metadata.insert("target".into(), args.target.to_string());
     metadata.insert("checkpoint".into(), args.checkpoint.display().to_string());
-    metadata.insert("indices".into(), serde_json::to_string(&idx)?);
+    if batch.labels.is_some() {
+        metadata.insert("indices".into(), serde_json::to_string(&batch.indices)?);
+    } else {
+        metadata.insert("images".into(), serde_json::to_string(&batch.names)?);
+    }
     checkpoint::save(
         &stage.path().join("attributions.safetensors"),
         &Checkpoint { tensors, metadata },
@@ -167,8 +294,49 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     eprintln!(
         "wrote {0}/attributions.safetensors and {0}/attributions.png ({1} images, {2}{extra})",
         args.out.display(),
-        idx.len(),
+        n,
         method.name()
     );
+    if args.json {
+        let images: Vec<serde_json::Value> = (0..n)
+            .map(|i| {
+                let m = &maps.data()[i * per_map..(i + 1) * per_map];
+                let sum: f64 = m.iter().map(|&v| f64::from(v)).sum();
+                let positive: f64 = m.iter().map(|&v| f64::from(v.max(0.0))).sum();
+                let negative: f64 = m.iter().map(|&v| f64::from(v.min(0.0))).sum();
+                serde_json::json!({
+                    "image": batch.names[i],
+                    "label": batch.labels.as_ref().map(|l| meta.class_names[l[i]].clone()),
+                    "target": classes[i],
+                    "target_name": meta.class_names[classes[i]],
+                    "predicted": meta.class_names[preds[i]],
+                    "confidence": probs[i * model.classes + preds[i]],
+                    "sum": sum,
+                    "positive_sum": positive,
+                    "negative_sum": negative,
+                    "max_abs": m.iter().fold(0.0f32, |a, &v| a.max(v.abs())),
+                })
+            })
+            .collect();
+        let doc = serde_json::json!({
+            "method": method.name(),
+            "target": args.target.to_string(),
+            "checkpoint": args.checkpoint.display().to_string(),
+            "out": args.out.display().to_string(),
+            "files": ["attributions.safetensors", "attributions.png"],
+            "map_shape": maps.shape(),
+            "sign": sign_name,
+            "images": images,
+        });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    }
     Ok(())
+}
+
+/// The last component of a path, for a caption.
+fn file_name(path: &str) -> String {
+    std::path::Path::new(path)
+        .file_name()
+        .map(|f| f.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.to_string())
 }

@@ -118,7 +118,7 @@ pub fn compute(
     model: &Model<f32>,
     inputs: &Tensor<f32>,
     classes: &[usize],
-    idx: &[usize],
+    names: &[String],
 ) -> anyhow::Result<(Tensor<f32>, String)> {
     if method.rule_based() && args.score == Some(Score::Probability) {
         bail!(
@@ -174,7 +174,7 @@ pub fn compute(
                 let r = exact_integrated_gradients(model, inputs, classes, &baseline, &options)?;
                 (r.ig, Some(r.regions))
             };
-            extra = report_completeness(&r, idx, regions.as_deref());
+            extra = report_completeness(&r, names, regions.as_deref());
             r.attributions
         }
         Method::SaliencyMap => saliency_map(model, inputs, classes, score)?,
@@ -240,7 +240,7 @@ pub fn compute(
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
             let r = deeplift(model, inputs, classes, &reference)?;
-            extra = report_completeness(&r, idx, None);
+            extra = report_completeness(&r, names, None);
             r.attributions
         }
     };
@@ -249,13 +249,13 @@ pub fn compute(
 
 /// Prints each image's completeness error (and the regions its path crossed, for the exact
 /// method) and returns the summary for the final line.
-fn report_completeness(r: &IgResult<f32>, idx: &[usize], regions: Option<&[usize]>) -> String {
+fn report_completeness(r: &IgResult<f32>, names: &[String], regions: Option<&[usize]>) -> String {
     let relative = |e: f32, d: f32| (e.abs() / d.abs().max(1e-12)) as f64;
     for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
         let walked = regions.map_or(String::new(), |r| format!(", {} linear regions", r[i]));
         eprintln!(
-            "  image {:>5}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %){walked}",
-            idx[i],
+            "  {}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %){walked}",
+            names[i],
             100.0 * relative(*e, *d)
         );
     }

@@ -11,6 +11,7 @@ mod eval;
 mod models;
 mod study;
 mod train;
+mod user_images;
 
 use std::process::ExitCode;
 
