@@ -6,6 +6,7 @@
 //! are raw: normalizing for display is the caller's job (see `render::max_normalize`), except where
 //! the method itself is defined on normalized maps.
 
+mod completeness;
 mod deconvnet;
 mod deeplift;
 mod deletion_insertion;
@@ -32,6 +33,7 @@ mod target;
 mod training_integrated;
 mod vargrad;
 
+pub use completeness::completeness_error;
 pub use deconvnet::deconvnet;
 pub use deeplift::deeplift;
 pub use deletion_insertion::{deletion_insertion, CurveOptions, Curves, Replacement};

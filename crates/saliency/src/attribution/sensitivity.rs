@@ -34,19 +34,20 @@ const SALT_SENSITIVITY: u64 = 0x5E00;
 /// unperturbed map's norm), d_k uniform in [-radius, radius], the perturbed input clipped to
 /// [0, 1] (our methods refuse values outside). `explain` maps a batch to its maps, the same
 /// targets each time; `maps` is its result on `inputs`. Lower is better; 0 for an all-zero map.
-pub fn max_sensitivity<T: Float>(
+pub fn max_sensitivity<T: Float, E: From<AttributionError>>(
     inputs: &Tensor<T>,
     maps: &Tensor<T>,
-    explain: impl Fn(&Tensor<T>) -> Result<Tensor<T>, AttributionError>,
+    explain: impl Fn(&Tensor<T>) -> Result<Tensor<T>, E>,
     options: &SensitivityOptions,
-) -> Result<Vec<f64>, AttributionError> {
+) -> Result<Vec<f64>, E> {
     check_samples(options.samples)?;
     if !(options.radius.is_finite() && options.radius > 0.0 && options.radius <= 1.0) {
         return Err(AttributionError::Option {
             option: "radius",
             expected: "a perturbation radius above 0 up to 1".into(),
             found: options.radius.to_string(),
-        });
+        }
+        .into());
     }
     let n = inputs.shape()[0];
     let per = inputs.numel() / n;
@@ -66,7 +67,8 @@ pub fn max_sensitivity<T: Float>(
                 T::from_f64((x.to_f64() + d).clamp(0.0, 1.0))
             }));
         }
-        let perturbed = explain(&Tensor::from_vec(inputs.shape(), data)?)?;
+        let perturbed =
+            explain(&Tensor::from_vec(inputs.shape(), data).map_err(AttributionError::from)?)?;
         for i in 0..n {
             let range = i * per_map..(i + 1) * per_map;
             let diff: f64 = perturbed.data()[range.clone()]

@@ -101,7 +101,7 @@ fn a_map_that_ignores_the_input_has_zero_sensitivity() {
     let s = max_sensitivity(&x, &maps, explain, &SensitivityOptions::default()).unwrap();
     assert_eq!(s, vec![0.0, 0.0]);
     // The input itself as the map moves by at most radius per element.
-    let identity = |t: &Tensor<f64>| Ok(t.clone());
+    let identity = |t: &Tensor<f64>| Ok::<_, AttributionError>(t.clone());
     let s = max_sensitivity(&x, &x, identity, &SensitivityOptions::default()).unwrap();
     for (i, v) in s.iter().enumerate() {
         let norm = x.data()[i * 16..(i + 1) * 16]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 
-use super::attribute_method::{compute, Method};
+use super::attribute_method::{compute, Method, MethodSettings};
 use super::checkpoint_data::{load_any, load_with_test_data, parse_indices};
 use super::common::DataArgs;
 use super::user_images::load_user_images;
@@ -196,7 +196,8 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let classes = args
         .target
         .resolve(&model, inputs, batch.labels.as_deref())?;
-    let (maps, extra) = compute(method, &args, &model, inputs, &classes, &batch.names)?;
+    let settings = MethodSettings::from(&args);
+    let (maps, extra) = compute(method, &settings, &model, inputs, &classes, &batch.names)?;
     // Written whole or not at all: the picture and tensors go to a stage beside --out first.
     let stage = StagedDir::new(&args.out)
         .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;

@@ -111,10 +111,89 @@ impl Method {
     }
 }
 
+/// The options the methods read, from `attribute`'s flags or `evaluate-attribution`'s defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MethodSettings {
+    /// Gradient x input: the signed form.
+    pub signed: bool,
+    /// Integrated gradients: path steps.
+    pub steps: usize,
+    /// Probability or logit; `None`: the method's default.
+    pub score: Option<Score>,
+    /// Integrated gradients, deeplift, gradient-shap: black or gray.
+    pub baseline: String,
+    /// Occlusion, shapley-sampling: patch side.
+    pub patch: Option<usize>,
+    /// Occlusion: stride.
+    pub stride: Option<usize>,
+    /// Sampling methods: samples per image.
+    pub samples: Option<usize>,
+    /// Sampling methods: noise level.
+    pub sigma: Option<f64>,
+    /// Sampling methods: seed.
+    pub seed: u64,
+    /// Grad-CAM: conv layer.
+    pub layer: Option<String>,
+    /// LRP: stabilizer.
+    pub epsilon: Option<f64>,
+    /// LRP-gamma: gamma.
+    pub gamma: Option<f64>,
+    /// LRP-alpha-beta: alpha.
+    pub alpha: Option<f64>,
+    /// LRP-alpha-beta: beta.
+    pub beta: Option<f64>,
+    /// Print nothing per image (completeness lines).
+    pub quiet: bool,
+}
+
+impl Default for MethodSettings {
+    fn default() -> Self {
+        MethodSettings {
+            signed: false,
+            steps: 50,
+            score: None,
+            baseline: "black".into(),
+            patch: None,
+            stride: None,
+            samples: None,
+            sigma: None,
+            seed: 0,
+            layer: None,
+            epsilon: None,
+            gamma: None,
+            alpha: None,
+            beta: None,
+            quiet: false,
+        }
+    }
+}
+
+impl From<&AttributeArgs> for MethodSettings {
+    fn from(a: &AttributeArgs) -> Self {
+        MethodSettings {
+            signed: a.signed,
+            steps: a.steps,
+            score: a.score,
+            baseline: a.baseline.clone(),
+            patch: a.patch,
+            stride: a.stride,
+            samples: a.samples,
+            sigma: a.sigma,
+            seed: a.seed,
+            layer: a.layer.clone(),
+            epsilon: a.epsilon,
+            gamma: a.gamma,
+            alpha: a.alpha,
+            beta: a.beta,
+            quiet: false,
+        }
+    }
+}
+
 /// The maps of `method` for `inputs`, and a summary for the final line (completeness for IG).
 pub fn compute(
     method: Method,
-    args: &AttributeArgs,
+    args: &MethodSettings,
     model: &Model<f32>,
     inputs: &Tensor<f32>,
     classes: &[usize],
@@ -174,7 +253,7 @@ pub fn compute(
                 let r = exact_integrated_gradients(model, inputs, classes, &baseline, &options)?;
                 (r.ig, Some(r.regions))
             };
-            extra = report_completeness(&r, names, regions.as_deref());
+            extra = report_completeness(&r, names, regions.as_deref(), args.quiet);
             r.attributions
         }
         Method::SaliencyMap => saliency_map(model, inputs, classes, score)?,
@@ -240,7 +319,7 @@ pub fn compute(
                 .parse()
                 .map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
             let r = deeplift(model, inputs, classes, &reference)?;
-            extra = report_completeness(&r, names, None);
+            extra = report_completeness(&r, names, None, args.quiet);
             r.attributions
         }
     };
@@ -249,9 +328,17 @@ pub fn compute(
 
 /// Prints each image's completeness error (and the regions its path crossed, for the exact
 /// method) and returns the summary for the final line.
-fn report_completeness(r: &IgResult<f32>, names: &[String], regions: Option<&[usize]>) -> String {
+fn report_completeness(
+    r: &IgResult<f32>,
+    names: &[String],
+    regions: Option<&[usize]>,
+    quiet: bool,
+) -> String {
     let relative = |e: f32, d: f32| (e.abs() / d.abs().max(1e-12)) as f64;
     for (i, (e, d)) in r.completeness_error.iter().zip(&r.delta).enumerate() {
+        if quiet {
+            break;
+        }
         let walked = regions.map_or(String::new(), |r| format!(", {} linear regions", r[i]));
         eprintln!(
             "  {}: F(a) - F(baseline) = {d:+.5}, completeness error {e:+.2e} ({:.3} %){walked}",

@@ -8,6 +8,7 @@ mod checkpoint_data;
 mod common;
 mod download;
 mod eval;
+mod evaluate_attribution;
 mod models;
 mod study;
 mod train;
@@ -46,6 +47,9 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Attribution maps (gradient x input, occlusion, integrated gradients) of test images.
     Attribute(attribute::AttributeArgs),
+    /// Which attribution map to trust: deletion/insertion areas, infidelity, max-sensitivity,
+    /// completeness and the randomization sanity check, per method.
+    EvaluateAttribution(evaluate_attribution::EvaluateAttributionArgs),
     /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
     Adversary(adversary::AdversaryArgs),
     /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
@@ -72,6 +76,9 @@ pub fn main() -> ExitCode {
         Command::Train(a) => common::on_pool(a.threads, move || train::run(a)),
         Command::Eval(a) => common::on_pool(a.threads, move || eval::run(a)),
         Command::Attribute(a) => common::on_pool(a.threads, move || attribute::run(a)),
+        Command::EvaluateAttribution(a) => {
+            common::on_pool(a.threads, move || evaluate_attribution::run(a))
+        }
         Command::Adversary(a) => common::on_pool(a.threads, move || adversary::run(a)),
         Command::Bench(a) => common::on_pool(a.threads, move || bench::run(a)),
         Command::Download(a) => download::run(a),
