@@ -306,32 +306,66 @@ fn evaluate_attribution_writes_json_and_a_table() {
     let (dir, ck) = checkpoint("evaluate");
     let out = dir.join("eval");
     let (ok, stdout, stderr) = run(&[
-        "evaluate-attribution", "--checkpoint", s(&ck), "--indices", "0..2",
-        "--methods", "saliency-map,deeplift,grad-cam", "--perturbations", "2", "--curve-steps", "7",
-        "--replacement", "blur", "--sanity", "--json", "--out", s(&out),
+        "evaluate-attribution",
+        "--checkpoint",
+        s(&ck),
+        "--indices",
+        "0..2",
+        "--methods",
+        "saliency-map,deeplift,grad-cam",
+        "--perturbations",
+        "2",
+        "--curve-steps",
+        "7",
+        "--replacement",
+        "blur",
+        "--sanity",
+        "--json",
+        "--out",
+        s(&out),
     ]);
     assert!(ok, "{stderr}");
     let doc: serde_json::Value = serde_json::from_str(&stdout).expect("one JSON document");
     let rows = doc["methods"].as_array().unwrap();
     assert_eq!(rows.len(), 3);
     for row in rows {
-        for key in ["deletion_area", "insertion_area", "infidelity", "max_sensitivity"] {
+        for key in [
+            "deletion_area",
+            "insertion_area",
+            "infidelity",
+            "max_sensitivity",
+        ] {
             let v = row[key].as_f64().unwrap();
             assert!(v.is_finite() && v >= 0.0, "{key} = {v}");
         }
-        assert!(row["per_image"]["deletion_curve"][0].as_array().unwrap().len() == 8);
+        assert!(
+            row["per_image"]["deletion_curve"][0]
+                .as_array()
+                .unwrap()
+                .len()
+                == 8
+        );
         // The sanity cascade: none, then each of deep's 12 layers.
         assert_eq!(row["sanity"].as_array().unwrap().len(), 13);
     }
     // DeepLIFT adds up to the logit difference; the others have no completeness.
     let deeplift = &rows[1]["completeness"];
-    assert!(deeplift["mean_relative_error"].as_f64().unwrap() < 1e-3, "{deeplift}");
+    assert!(
+        deeplift["mean_relative_error"].as_f64().unwrap() < 1e-3,
+        "{deeplift}"
+    );
     assert!(rows[0]["completeness"].is_null());
-    assert!(stderr.contains("| deeplift |"), "the table goes to stderr with --json");
+    assert!(
+        stderr.contains("| deeplift |"),
+        "the table goes to stderr with --json"
+    );
     let written: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("evaluation.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(out.join("evaluation.json")).unwrap())
+            .unwrap();
     assert_eq!(written, doc);
-    assert!(std::fs::read_to_string(out.join("evaluation.md")).unwrap().contains("| grad-cam |"));
+    assert!(std::fs::read_to_string(out.join("evaluation.md"))
+        .unwrap()
+        .contains("| grad-cam |"));
     let bad = dir.join("bad");
     for (extra, needle) in [
         (["--noise", "0"], "--noise"),
@@ -339,7 +373,13 @@ fn evaluate_attribution_writes_json_and_a_table() {
         (["--curve-steps", "0"], "--curve-steps"),
         (["--methods", "lrp"], "possible values"),
     ] {
-        let mut args = vec!["evaluate-attribution", "--checkpoint", s(&ck), "--out", s(&bad)];
+        let mut args = vec![
+            "evaluate-attribution",
+            "--checkpoint",
+            s(&ck),
+            "--out",
+            s(&bad),
+        ];
         args.extend(extra);
         let (ok, _, stderr) = run(&args);
         assert!(!ok && stderr.contains(needle), "{extra:?}: {stderr}");

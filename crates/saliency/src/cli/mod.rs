@@ -45,14 +45,16 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on its data set's test split.
     Eval(eval::EvalArgs),
-    /// Attribution maps (gradient x input, occlusion, integrated gradients) of test images.
+    /// Attribution maps of test images or image files (the study's methods, SmoothGrad, Grad-CAM,
+    /// LRP, DeepLIFT, ...; `--method` lists them).
     Attribute(attribute::AttributeArgs),
     /// Which attribution map to trust: deletion/insertion areas, infidelity, max-sensitivity,
     /// completeness and the randomization sanity check, per method.
     EvaluateAttribution(evaluate_attribution::EvaluateAttributionArgs),
     /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
     Adversary(adversary::AdversaryArgs),
-    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
+    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion,
+    /// smoothgrad-50, lrp-epsilon) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
     /// Download a full data set (fashion-mnist, flowers, flowers17) from its official address,
