@@ -20,13 +20,16 @@ fn positive(shape: &[usize], seed: u64) -> Tensor<f64> {
     Tensor::from_vec(shape, v).unwrap()
 }
 
+/// A graph under test, built on the input node.
+type Build<'a> = dyn Fn(&mut Tape<f64>, NodeId) -> Result<NodeId, TapeError> + 'a;
+
 /// The backward signal at `x` for a graph `build` seeded with `seed_out` at its output
 /// (sum(seed_out * y)), under `rules`, and the output's value.
 fn signal(
     rules: RuleSet,
     x: &Tensor<f64>,
     seed_out: &dyn Fn(&[usize]) -> Tensor<f64>,
-    build: &dyn Fn(&mut Tape<f64>, NodeId) -> Result<NodeId, TapeError>,
+    build: &Build<'_>,
 ) -> (Vec<f64>, Vec<f64>) {
     let mut tape = Tape::with_rules(rules);
     let xi = tape.variable(x.clone());

@@ -21,7 +21,7 @@ pub fn completeness_error<T: Float>(
     let n = check_inputs(model, inputs)?;
     check_classes(classes, n, model.classes)?;
     let per = inputs.numel() / n;
-    if baseline.numel() != per || maps.numel() % n != 0 {
+    if baseline.numel() != per || !maps.numel().is_multiple_of(n) {
         return Err(AttributionError::Shape {
             what: "baseline",
             expected: model.input,

@@ -110,7 +110,7 @@ pub fn deletion_insertion<T: Float>(
         deletion_area: Vec::new(),
         insertion_area: Vec::new(),
     };
-    for i in 0..n {
+    for (i, &class) in classes.iter().enumerate() {
         let image = &inputs.data()[i * per..(i + 1) * per];
         let map = &maps.data()[i * mc * plane..(i + 1) * mc * plane];
         let mut importance = vec![0.0f64; plane];
@@ -139,7 +139,7 @@ pub fn deletion_insertion<T: Float>(
         let f = scores(
             model,
             &x,
-            &vec![classes[i]; 2 * (options.steps + 1)],
+            &vec![class; 2 * (options.steps + 1)],
             Score::Probability,
         )?;
         let (del, ins) = f.split_at(options.steps + 1);

@@ -30,7 +30,7 @@ pub fn guided_grad_cam<T: Float>(
         let map = &cam.data()[i * plane..(i + 1) * plane];
         for channel in image.chunks_exact_mut(plane) {
             for (v, &m) in channel.iter_mut().zip(map) {
-                *v = *v * m;
+                *v *= m;
             }
         }
     }

@@ -87,7 +87,7 @@ pub fn lrp<T: Float>(
     rule.validate()?;
     let mut signal = rule_signal(model, inputs, classes, rule.rules(), None)?;
     for (s, &x) in signal.data_mut().iter_mut().zip(inputs.data()) {
-        *s = *s * x;
+        *s *= x;
     }
     Ok(signal)
 }
