@@ -272,6 +272,30 @@ fn user_images_are_attributed_and_bad_files_named() {
     let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(doc["images"][0]["image"], s(&png));
     assert_eq!(map_shape(&out), [1, 1, 28, 28]);
+    // A reference image of the model's size for DeepLIFT; another size is refused, not resized.
+    let gray = dir.join("gray.png");
+    image::GrayImage::from_pixel(28, 28, image::Luma([128]))
+        .save(&gray)
+        .unwrap();
+    let out = dir.join("ref");
+    let (ok, stdout, stderr) = run(&[
+        "attribute",
+        "--checkpoint",
+        s(&ck),
+        "--indices",
+        "0..2",
+        "--method",
+        "deeplift",
+        "--reference",
+        s(&gray),
+        "--json",
+        "--out",
+        s(&out),
+    ]);
+    assert!(ok, "{stderr}");
+    assert!(stderr.contains("completeness error"), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["images"].as_array().unwrap().len(), 2);
     let junk = dir.join("junk.jpg");
     std::fs::write(&junk, b"no picture here").unwrap();
     let bad = dir.join("bad");

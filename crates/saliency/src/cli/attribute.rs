@@ -60,6 +60,10 @@ pub struct AttributeArgs {
     /// Integrated gradients and deeplift: baseline (reference), black or gray (gradient-shap: black).
     #[arg(long, default_value = "black")]
     pub(super) baseline: String,
+    /// Integrated gradients, deeplift, gradient-shap: a reference image (PNG/JPEG of exactly the
+    /// model's input size) instead of --baseline.
+    #[arg(long)]
+    pub(super) reference: Option<PathBuf>,
     /// Occlusion and shapley-sampling: patch side (default 4 for 28x28, 32 for 256x256).
     #[arg(long, allow_negative_numbers = true)]
     pub(super) patch: Option<usize>,

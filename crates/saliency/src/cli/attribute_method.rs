@@ -5,6 +5,7 @@ use clap::ValueEnum;
 use tensor::Tensor;
 
 use super::attribute::AttributeArgs;
+use super::user_images::load_reference;
 use crate::attribution::{
     deconvnet, deeplift, exact_integrated_gradients, grad_cam, gradient_shap, gradient_x_input,
     gradient_x_input_signed, guided_backprop, guided_grad_cam, integrated_gradients, lrp,
@@ -142,6 +143,9 @@ pub struct MethodSettings {
     pub alpha: Option<f64>,
     /// LRP-alpha-beta: beta.
     pub beta: Option<f64>,
+    /// Integrated gradients, deeplift, gradient-shap: a reference image file instead of
+    /// `baseline`.
+    pub reference: Option<std::path::PathBuf>,
     /// Print nothing per image (completeness lines).
     pub quiet: bool,
 }
@@ -163,6 +167,7 @@ impl Default for MethodSettings {
             gamma: None,
             alpha: None,
             beta: None,
+            reference: None,
             quiet: false,
         }
     }
@@ -185,6 +190,7 @@ impl From<&AttributeArgs> for MethodSettings {
             gamma: a.gamma,
             alpha: a.alpha,
             beta: a.beta,
+            reference: a.reference.clone(),
             quiet: false,
         }
     }
@@ -223,7 +229,19 @@ pub fn compute(
         score,
         batch: None,
     };
-    let black = || Tensor::zeros(&[1, model.input[0], model.input[1], model.input[2]]);
+    let reference = match &args.reference {
+        Some(path) => Some(load_reference(path, model.input)?),
+        None => None,
+    };
+    let baseline = || -> anyhow::Result<Baseline<f32>> {
+        match &reference {
+            Some(r) => Ok(Baseline::Given(r.clone())),
+            None => args
+                .baseline
+                .parse()
+                .map_err(|e| anyhow::anyhow!("--baseline: {e}")),
+        }
+    };
     let mut extra = String::new();
     let maps = match method {
         Method::GradientXInput if args.signed => {
@@ -233,10 +251,7 @@ pub fn compute(
         Method::Occlusion => occlusion(model, inputs, &occ)?,
         Method::OcclusionXGradient => occlusion_x_gradient(model, inputs, &occ)?,
         Method::IntegratedGradients | Method::ExactIntegratedGradients => {
-            let baseline: Baseline<f32> = args
-                .baseline
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
+            let baseline = baseline()?;
             let (r, regions) = if method == Method::IntegratedGradients {
                 let options = IgOptions {
                     steps: args.steps,
@@ -260,13 +275,17 @@ pub fn compute(
         Method::Smoothgrad => smoothgrad(model, inputs, classes, &noise())?,
         Method::Vargrad => vargrad(model, inputs, classes, &noise())?,
         Method::GradientShap => {
-            if args.baseline != "black" {
-                bail!(
-                    "--baseline: gradient-shap draws from a black baseline here (a baseline \
-                     distribution is a library option), found '{}'",
+            let baselines = match &reference {
+                Some(r) => r.clone(),
+                None if args.baseline == "black" => {
+                    Tensor::zeros(&[1, model.input[0], model.input[1], model.input[2]])
+                }
+                None => bail!(
+                    "--baseline: gradient-shap draws from a black baseline or --reference FILE \
+                     here (a baseline distribution is a library option), found '{}'",
                     args.baseline
-                );
-            }
+                ),
+            };
             let options = GradientShapOptions {
                 samples: args.samples.unwrap_or(50),
                 sigma: args.sigma.unwrap_or(0.0),
@@ -274,7 +293,7 @@ pub fn compute(
                 score,
                 batch: None,
             };
-            gradient_shap(model, inputs, classes, &black(), &options)?
+            gradient_shap(model, inputs, classes, &baselines, &options)?
         }
         Method::GradCam => {
             let options = GradCamOptions {
@@ -314,11 +333,7 @@ pub fn compute(
             )?
         }
         Method::Deeplift => {
-            let reference: Baseline<f32> = args
-                .baseline
-                .parse()
-                .map_err(|e| anyhow::anyhow!("--baseline: {e}"))?;
-            let r = deeplift(model, inputs, classes, &reference)?;
+            let r = deeplift(model, inputs, classes, &baseline()?)?;
             extra = report_completeness(&r, names, None, args.quiet);
             r.attributions
         }

@@ -45,6 +45,25 @@ pub fn load_user_images(paths: &[PathBuf], input: [usize; 3]) -> anyhow::Result<
     Ok(Tensor::from_vec(&[paths.len(), c, h, w], data)?)
 }
 
+/// `--reference FILE`: one PNG or JPEG of exactly the model's (H, W) (a reference is not resized:
+/// its pixels are the point the attribution is measured from), as a (1, C, H, W) tensor.
+pub fn load_reference(path: &std::path::Path, input: [usize; 3]) -> anyhow::Result<Tensor<f32>> {
+    let [_, h, w] = input;
+    let (iw, ih) = image::image_dimensions(path).with_context(|| {
+        format!(
+            "--reference {}: expected a PNG or JPEG image",
+            path.display()
+        )
+    })?;
+    if (ih as usize, iw as usize) != (h, w) {
+        bail!(
+            "--reference {}: expected an image of the model's input size {w}x{h}, found {iw}x{ih}",
+            path.display()
+        );
+    }
+    load_user_images(&[path.to_path_buf()], input)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
