@@ -207,16 +207,11 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
             let black = Tensor::zeros(&[c, h, w]);
             let (errors, deltas) =
                 completeness_error(&model, &inputs, &classes, &maps, &black, score)?;
-            let relative: Vec<f64> = errors
-                .iter()
-                .zip(&deltas)
-                .map(|(e, d)| e.abs() / d.abs().max(1e-12))
-                .collect();
-            Some((
-                mean(&errors.iter().map(|e| e.abs()).collect::<Vec<_>>()),
-                mean(&relative),
-                score,
-            ))
+            // Relative to the mean |F(x) - F(0)|, not image by image: an image whose
+            // difference is near zero would otherwise dominate the mean.
+            let abs_error = mean(&errors.iter().map(|e| e.abs()).collect::<Vec<_>>());
+            let abs_delta = mean(&deltas.iter().map(|d| d.abs()).collect::<Vec<_>>());
+            Some((abs_error, abs_error / abs_delta.max(1e-12), score))
         } else {
             None
         };
