@@ -66,3 +66,80 @@ fn saliency_map_times_input_is_pytorchs_gradient_x_input() {
         worst / scale
     );
 }
+
+/// Captum's deterministic methods on the fixture (made by `make_method_fixture.py`, which needs
+/// torch and captum; not in the repository yet): ours must agree within 1e-4 of the largest value.
+#[test]
+#[ignore = "needs tests/fixtures/pytorch/deep_methods_expected.safetensors: run make_method_fixture.py with torch and captum"]
+fn captum_methods_agree_on_the_fixture() {
+    use saliency::attribution::{
+        deconvnet, deeplift, grad_cam, guided_backprop, guided_grad_cam, lrp, Baseline,
+        GradCamOptions, LrpRule,
+    };
+    let model = load_state_dict(
+        &fixture("deep_state_dict.safetensors"),
+        ModelKind::Deep,
+        [1, 28, 28],
+        10,
+    )
+    .unwrap();
+    let (shape, inputs) = expected("inputs");
+    let x = Tensor::from_vec(&shape, inputs).unwrap();
+    let (_, predicted) = expected("predicted");
+    let classes: Vec<usize> = predicted.iter().map(|&p| p as usize).collect();
+    let bytes = std::fs::read(fixture("deep_methods_expected.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let theirs = |name: &str| -> Vec<f32> {
+        st.tensor(name)
+            .unwrap()
+            .data()
+            .chunks_exact(4)
+            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+            .collect()
+    };
+    let cam = |layer: &str| {
+        let options = GradCamOptions {
+            layer: Some(layer.into()),
+            ..GradCamOptions::default()
+        };
+        grad_cam(&model, &x, &classes, &options).unwrap()
+    };
+    let ours = [
+        (
+            "guided_backprop",
+            guided_backprop(&model, &x, &classes).unwrap(),
+        ),
+        ("deconvnet", deconvnet(&model, &x, &classes).unwrap()),
+        (
+            "deeplift",
+            deeplift(&model, &x, &classes, &Baseline::Black)
+                .unwrap()
+                .attributions,
+        ),
+        ("grad_cam_conv4", cam("conv4")),
+        ("grad_cam_conv2", cam("conv2")),
+        (
+            "guided_grad_cam_conv4",
+            guided_grad_cam(&model, &x, &classes, Some("conv4")).unwrap(),
+        ),
+        (
+            "lrp_epsilon",
+            lrp(&model, &x, &classes, LrpRule::Epsilon { epsilon: 1e-9 }).unwrap(),
+        ),
+    ];
+    for (name, map) in ours {
+        let t = theirs(name);
+        let scale = t.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        let worst = map
+            .data()
+            .iter()
+            .zip(&t)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        eprintln!("{name}: max error {:e} of the largest", worst / scale);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{name} differs from Captum's by {:e}",
+            worst / scale
+        );
+    }
+}
