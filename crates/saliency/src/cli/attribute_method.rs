@@ -34,7 +34,8 @@ pub enum Method {
     Smoothgrad,
     /// Variance of |dF/dx| over noisy copies (--samples, --sigma, --seed).
     Vargrad,
-    /// Expected gradients over random path points (--samples, --sigma, --seed; black baseline).
+    /// Expected gradients over random path points (--samples, --sigma, --seed; black baseline or
+    /// --reference).
     GradientShap,
     /// Grad-CAM at a conv layer (--layer, default the last), upsampled to the input.
     GradCam,
@@ -52,7 +53,7 @@ pub enum Method {
     LrpGamma,
     /// LRP-alpha-beta on conv layers, epsilon on dense layers (--alpha, --beta, --epsilon).
     LrpAlphaBeta,
-    /// DeepLIFT, rescale rule, against a black or gray reference (--baseline).
+    /// DeepLIFT, rescale rule, against a black or gray reference (--baseline) or --reference FILE.
     Deeplift,
 }
 
