@@ -36,10 +36,12 @@ pub mod gradcheck;
 mod gradients;
 mod op;
 pub mod ops;
+pub mod rules;
 mod scratch;
 mod tape;
 
 pub use error::TapeError;
 pub use gradients::Gradients;
 pub use ops::batch_norm::{BatchNormMode, BatchNormOutput};
+pub use rules::{AffineRule, PoolRule, ReluRule, RuleSet};
 pub use tape::{NodeId, Tape};

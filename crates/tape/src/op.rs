@@ -43,10 +43,10 @@ impl<T: Float> Op<T> {
     ) -> Result<(), TapeError> {
         match self {
             Op::Leaf => Ok(()),
-            Op::Conv2d(op) => op.backward(tape, g, grads, scratch),
-            Op::MaxPool2d(op) => op.backward(tape, g, grads, &mut scratch.buffers),
-            Op::Linear(op) => op.backward(tape, g, grads, &mut scratch.buffers),
-            Op::Relu(op) => op.backward(tape, g, grads, &mut scratch.buffers),
+            Op::Conv2d(op) => op.backward(tape, out, g, grads, scratch),
+            Op::MaxPool2d(op) => op.backward(tape, out, g, grads, &mut scratch.buffers),
+            Op::Linear(op) => op.backward(tape, out, g, grads, &mut scratch.buffers),
+            Op::Relu(op) => op.backward(tape, out, g, grads, &mut scratch.buffers),
             Op::Reshape(op) => op.backward(tape, g, grads),
             Op::Dropout(op) => op.backward(tape, g, grads),
             Op::BatchNorm(op) => op.backward(tape, g, grads),

@@ -5,6 +5,7 @@ use tensor::{Float, Tensor};
 
 use crate::gradients::Gradients;
 use crate::op::Op;
+use crate::rules::RuleSet;
 use crate::scratch::Scratch;
 use crate::TapeError;
 
@@ -28,6 +29,8 @@ pub struct Tape<T: Float> {
     /// Kernel workspace and retired buffers, kept across ops and steps so the steady state
     /// neither allocates nor zeroes.
     pub(crate) scratch: Scratch<T>,
+    /// The backward rules given to the ops recorded from now on.
+    pub(crate) rules: RuleSet,
 }
 
 impl<T: Float> Default for Tape<T> {
@@ -43,6 +46,7 @@ impl<T: Float> Tape<T> {
             nodes: Vec::new(),
             recording: true,
             scratch: Scratch::default(),
+            rules: RuleSet::default(),
         }
     }
 
@@ -52,7 +56,27 @@ impl<T: Float> Tape<T> {
             nodes: Vec::new(),
             recording: false,
             scratch: Scratch::default(),
+            rules: RuleSet::default(),
         }
+    }
+
+    /// A recording tape whose ops pass their gradient back by `rules` (see [`RuleSet`]).
+    pub fn with_rules(rules: RuleSet) -> Self {
+        Self {
+            rules,
+            ..Self::new()
+        }
+    }
+
+    /// Sets the backward rules of the ops recorded from now on (ops already recorded keep
+    /// theirs), so one tape can mix rules layer by layer.
+    pub fn set_rules(&mut self, rules: RuleSet) {
+        self.rules = rules;
+    }
+
+    /// The rules new ops are recorded with.
+    pub fn rules(&self) -> RuleSet {
+        self.rules
     }
 
     /// True unless made with [`Tape::no_record`].

@@ -6,25 +6,58 @@
 //! are raw: normalizing for display is the caller's job (see `render::max_normalize`), except where
 //! the method itself is defined on normalized maps.
 
+mod completeness;
+mod deconvnet;
+mod deeplift;
+mod deletion_insertion;
 mod exact_ig;
+mod grad_cam;
+mod gradient_shap;
 mod gradient_x_input;
+mod guided_backprop;
+mod guided_grad_cam;
+mod infidelity;
 mod integrated_gradients;
+mod lrp;
 mod movie;
 mod occlusion;
 mod occlusion_x_gradient;
+mod rule_signal;
+mod saliency_map;
+mod sampling;
 mod sanity;
+mod sensitivity;
+mod shapley_sampling;
+mod smoothgrad;
 mod target;
 mod training_integrated;
+mod vargrad;
 
+pub use completeness::completeness_error;
+pub use deconvnet::deconvnet;
+pub use deeplift::deeplift;
+pub use deletion_insertion::{deletion_insertion, CurveOptions, Curves, Replacement};
 pub use exact_ig::{exact_integrated_gradients, ExactIgOptions, ExactIgResult};
+pub use grad_cam::{conv_layer_index, grad_cam, GradCamOptions};
+pub use gradient_shap::{gradient_shap, GradientShapOptions};
 pub use gradient_x_input::{gradient_x_input, gradient_x_input_signed};
+pub use guided_backprop::guided_backprop;
+pub use guided_grad_cam::guided_grad_cam;
+pub use infidelity::{infidelity, InfidelityOptions};
 pub use integrated_gradients::{integrated_gradients, Baseline, IgOptions, IgResult};
+pub use lrp::{lrp, LrpRule};
 pub use movie::{AttributionMovie, MovieOptions};
 pub use occlusion::{default_patch, occlusion, OcclusionOptions};
 pub use occlusion_x_gradient::{combine_maps, occlusion_x_gradient};
+pub use saliency_map::saliency_map;
+pub use sampling::{MAX_SAMPLES, MAX_SIGMA};
 pub use sanity::{fresh_donor, randomization_sanity_check, spearman, SanityStep};
+pub use sensitivity::{max_sensitivity, SensitivityOptions};
+pub use shapley_sampling::{shapley_sampling, ShapleyOptions};
+pub use smoothgrad::{smoothgrad, NoiseOptions};
 pub use target::{Score, Target};
 pub use training_integrated::{TrainingIntegratedGradients, TIG_FILE};
+pub use vargrad::vargrad;
 
 use tensor::{Float, Tensor};
 
@@ -214,3 +247,9 @@ fn max_normalize_f64(map: &mut [f64]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_metrics;
+#[cfg(test)]
+mod tests_rule_methods;
+#[cfg(test)]
+mod tests_sampling_methods;

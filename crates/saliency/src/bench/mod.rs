@@ -36,17 +36,25 @@ pub enum Workload {
     /// Occlusion with the study's 4x4 zero patch and stride 4: 49 occluded copies per image,
     /// batched through the network in evaluation mode (`attribution::occlusion`).
     Occlusion,
+    /// SmoothGrad with 50 noisy copies per image (`attribution::smoothgrad`, sigma 0.15), the
+    /// copies batched `default_batch` at a time.
+    Smoothgrad50,
+    /// LRP-epsilon (eps 1e-9) on the tape's backward rules (`attribution::lrp`), targets the
+    /// predicted classes.
+    LrpEpsilon,
 }
 
 impl Workload {
     /// Every workload, in the order the CLI lists them.
-    pub const ALL: [Workload; 6] = [
+    pub const ALL: [Workload; 8] = [
         Workload::TrainStep,
         Workload::Infer,
         Workload::GradientXInput,
         Workload::IntegratedGradients,
         Workload::Fgsm,
         Workload::Occlusion,
+        Workload::Smoothgrad50,
+        Workload::LrpEpsilon,
     ];
 }
 
@@ -59,6 +67,8 @@ impl fmt::Display for Workload {
             Workload::IntegratedGradients => "integrated-gradients",
             Workload::Fgsm => "fgsm",
             Workload::Occlusion => "occlusion",
+            Workload::Smoothgrad50 => "smoothgrad-50",
+            Workload::LrpEpsilon => "lrp-epsilon",
         })
     }
 }
@@ -71,7 +81,7 @@ impl FromStr for Workload {
             .find(|w| w.to_string() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion"
+                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion, smoothgrad-50, lrp-epsilon"
                 )
             })
     }
@@ -201,6 +211,9 @@ fn check_memory(config: &BenchConfig) -> Result<(), BenchError> {
         Workload::IntegratedGradients => (1.0, batch),
         // 49 occluded copies of each image go through the network.
         Workload::Occlusion => (1.0, 49.0 * batch),
+        // Noisy copies go through `default_batch` (256 at 28x28) at a time.
+        Workload::Smoothgrad50 => (1.0, 3.0 * (50.0 * batch).min(256.0)),
+        Workload::LrpEpsilon => (1.0, 3.0 * batch),
     };
     let needed = pool * batch * input_bytes + passes * per_image;
     crate::memory::check(

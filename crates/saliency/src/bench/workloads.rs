@@ -6,7 +6,7 @@
 
 use tensor::Tensor;
 
-use crate::attribution::{occlusion, OcclusionOptions};
+use crate::attribution::{lrp, occlusion, smoothgrad, LrpRule, NoiseOptions, OcclusionOptions};
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
 use crate::loss::LossKind;
 use crate::models::{mix_seed, Mode, Model, ModelKind};
@@ -106,6 +106,23 @@ impl Workload {
                     &OcclusionOptions::for_input(INPUT),
                 )?;
                 std::hint::black_box(maps);
+                Ok(())
+            }
+            Kind::Smoothgrad50 => {
+                let x = self.input_tensor(0);
+                let classes = self.batches[0].1.clone();
+                let options = NoiseOptions {
+                    samples: 50,
+                    ..NoiseOptions::default()
+                };
+                std::hint::black_box(smoothgrad(&self.model, &x, &classes, &options)?);
+                Ok(())
+            }
+            Kind::LrpEpsilon => {
+                let x = self.input_tensor(0);
+                let classes = self.batches[0].1.clone();
+                let rule = LrpRule::Epsilon { epsilon: 1e-9 };
+                std::hint::black_box(lrp(&self.model, &x, &classes, rule)?);
                 Ok(())
             }
         }

@@ -15,7 +15,7 @@ use crate::models::ModelKind;
 #[derive(Args, Debug)]
 pub struct BenchArgs {
     /// Workload.
-    #[arg(long, value_parser = one_of::<Workload>(WORKLOADS))]
+    #[arg(long, value_parser = one_of::<Workload>(&WORKLOADS))]
     workload: Workload,
     /// Network (built for Fashion-MNIST, 1x28x28, 10 classes).
     #[arg(long, default_value = "deep", value_parser = one_of::<ModelKind>(MODELS))]

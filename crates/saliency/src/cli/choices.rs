@@ -4,10 +4,14 @@
 
 use std::str::FromStr;
 
+use std::sync::LazyLock;
+
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 
+use crate::bench::Workload;
+
 /// A value parser for `T` that accepts exactly `names` (each parsed with `T::from_str`).
-pub(crate) fn one_of<T>(names: &'static [&'static str]) -> impl TypedValueParser<Value = T>
+pub(crate) fn one_of<T>(names: &[&'static str]) -> impl TypedValueParser<Value = T>
 where
     T: FromStr + Clone + Send + Sync + 'static,
     T::Err: std::fmt::Display,
@@ -30,20 +34,18 @@ pub(crate) const LOSSES: &[&str] = &["cross-entropy", "double-softmax"];
 /// SIMD tiers.
 pub(crate) const TIERS: &[&str] = &["portable", "avx2", "avx512", "neon"];
 
-/// Benchmark workloads.
-pub(crate) const WORKLOADS: &[&str] = &[
-    "train-step",
-    "infer",
-    "gradient-x-input",
-    "integrated-gradients",
-    "fgsm",
-    "occlusion",
-];
+/// Benchmark workloads: every [`Workload`]'s name, in order (from its `Display`, so a new
+/// workload is listed without an edit here; clap keeps `'static` names, made once per process).
+pub(crate) static WORKLOADS: LazyLock<Vec<&'static str>> = LazyLock::new(|| {
+    Workload::ALL
+        .iter()
+        .map(|w| &*Box::leak(w.to_string().into_boxed_str()))
+        .collect()
+});
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::Workload;
     use crate::loss::LossKind;
     use crate::models::ModelKind;
     use tensor::cpu::Tier;
@@ -60,10 +62,9 @@ mod tests {
         for name in TIERS {
             Tier::from_str(name).expect(name);
         }
-        for name in WORKLOADS {
+        for name in WORKLOADS.iter() {
             Workload::from_str(name).expect(name);
         }
-        assert_eq!(WORKLOADS.len(), Workload::ALL.len());
         assert_eq!(TIERS.len(), Tier::ALL.len());
     }
 }

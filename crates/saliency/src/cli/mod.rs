@@ -2,15 +2,18 @@
 
 mod adversary;
 mod attribute;
+mod attribute_method;
 mod bench;
 mod checkpoint_data;
 mod choices;
 mod common;
 mod download;
 mod eval;
+mod evaluate_attribution;
 mod models;
 mod study;
 mod train;
+mod user_images;
 
 use std::process::ExitCode;
 
@@ -43,11 +46,16 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a checkpoint on its data set's test split.
     Eval(eval::EvalArgs),
-    /// Attribution maps (gradient x input, occlusion, integrated gradients) of test images.
+    /// Attribution maps of test images or image files (the study's methods, SmoothGrad, Grad-CAM,
+    /// LRP, DeepLIFT, ...; `--method` lists them).
     Attribute(attribute::AttributeArgs),
+    /// Which attribution map to trust: deletion/insertion areas, infidelity, max-sensitivity,
+    /// completeness and the randomization sanity check, per method.
+    EvaluateAttribution(evaluate_attribution::EvaluateAttributionArgs),
     /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
     Adversary(adversary::AdversaryArgs),
-    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
+    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion,
+    /// smoothgrad-50, lrp-epsilon) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
     /// Download a full data set (fashion-mnist, flowers, flowers17) from its official address,
@@ -71,6 +79,9 @@ pub fn main() -> ExitCode {
         Command::Train(a) => common::on_pool(a.threads, move || train::run(a)),
         Command::Eval(a) => common::on_pool(a.threads, move || eval::run(a)),
         Command::Attribute(a) => common::on_pool(a.threads, move || attribute::run(a)),
+        Command::EvaluateAttribution(a) => {
+            common::on_pool(a.threads, move || evaluate_attribution::run(a))
+        }
         Command::Adversary(a) => common::on_pool(a.threads, move || adversary::run(a)),
         Command::Bench(a) => common::on_pool(a.threads, move || bench::run(a)),
         Command::Download(a) => download::run(a),

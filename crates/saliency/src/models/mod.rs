@@ -218,10 +218,26 @@ impl<T: Float> Model<T> {
                 found: shape,
             });
         }
+        self.forward_layers(tape, x, params, mode, 0..self.layers.len())
+    }
+
+    /// Runs layers `span` only, from the node `x` (whatever shape those layers take), and
+    /// returns the last node and the batch-norm updates: [`Model::forward`] is the whole span.
+    /// Splitting a pass in two gives a layer's output as a leaf of its own (Grad-CAM
+    /// differentiates with respect to a conv layer's output). The caller checks `x`'s shape.
+    pub fn forward_layers(
+        &self,
+        tape: &mut Tape<T>,
+        x: NodeId,
+        params: &[NodeId],
+        mode: Mode,
+        span: std::ops::Range<usize>,
+    ) -> Result<(NodeId, Vec<RunningUpdate<T>>), ModelError> {
         let mut h = x;
         let mut updates = Vec::new();
         let mut pool_done_by_relu = false;
-        for (i, layer) in self.layers.iter().enumerate() {
+        let end = span.end.min(self.layers.len());
+        for (i, layer) in self.layers.iter().enumerate().take(end).skip(span.start) {
             if std::mem::take(&mut pool_done_by_relu) {
                 continue;
             }
@@ -235,7 +251,7 @@ impl<T: Float> Model<T> {
                 } => tape.conv2d(h, params[*weight], Some(params[*bias]), *stride, *padding)?,
                 // A ReLU straight into a max-pool runs as one op: the same values and
                 // gradients bit for bit, without the ReLU's full-size activation.
-                Layer::Relu => match self.layers.get(i + 1) {
+                Layer::Relu => match self.layers.get(i + 1).filter(|_| i + 1 < end) {
                     Some(Layer::MaxPool { kernel, stride }) => {
                         pool_done_by_relu = true;
                         tape.relu_max_pool2d(h, *kernel, *stride)?

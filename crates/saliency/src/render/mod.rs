@@ -4,6 +4,7 @@
 //! (C, H, W) `f32` slices as the engine stores them. Pictures record how they were scaled: the
 //! normalization functions return the scale, and callers put it in a caption or title bar.
 
+mod attribution_picture;
 mod colormap;
 mod colour_bar;
 mod error;
@@ -15,6 +16,10 @@ mod normalize;
 mod png;
 mod svg;
 
+pub use attribution_picture::{
+    attribution_picture, prepare_map, scale_caption, sign_colormap, PictureItem, PictureOptions,
+    Sign, Style,
+};
 pub use colormap::{color, palette_256, palette_index, ColorMap};
 pub use colour_bar::with_colour_bar;
 pub use error::RenderError;

@@ -5,6 +5,8 @@ use conv::Conv2dGeometry;
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
+use crate::ops::lrp_on_parameters;
+use crate::rules::{lrp_affine_backward, AffineKernels, AffineRule};
 use crate::scratch::Scratch;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
@@ -16,6 +18,27 @@ pub(crate) struct Conv2dOp {
     bias: Option<NodeId>,
     geom: Conv2dGeometry,
     kept: Option<NodeId>,
+    rule: AffineRule,
+}
+
+/// The conv layer's kernels for an LRP rule, on the tape's workspace.
+struct ConvKernels<'a, T> {
+    geom: &'a Conv2dGeometry,
+    workspace: &'a mut Vec<T>,
+}
+
+impl<T: Float> AffineKernels<T> for ConvKernels<'_, T> {
+    fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        let mut z = vec![T::ZERO; self.geom.output_len()];
+        conv::conv2d_forward(self.geom, x, w, b, &mut z, self.workspace);
+        z
+    }
+
+    fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T> {
+        let mut dx = vec![T::ZERO; self.geom.input_len()];
+        conv::conv2d_backward_input(self.geom, w, s, &mut dx, self.workspace);
+        dx
+    }
 }
 
 impl<T: Float> Tape<T> {
@@ -90,6 +113,7 @@ impl<T: Float> Tape<T> {
                 bias,
                 geom,
                 kept,
+                rule: self.rules.conv,
             }),
             &inputs,
         ))
@@ -100,6 +124,7 @@ impl Conv2dOp {
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
+        out: NodeId,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
         scratch: &mut Scratch<T>,
@@ -112,6 +137,25 @@ impl Conv2dOp {
         let geom = &self.geom;
         let x = tape.try_value("conv2d backward", self.input)?;
         let w = tape.try_value("conv2d backward", self.weight)?;
+        if self.rule != AffineRule::Gradient {
+            // An LRP rule passes relevance to the input only: weights have no such gradient.
+            if tape.needs_grad(self.weight) || self.bias.is_some_and(|b| tape.needs_grad(b)) {
+                return Err(lrp_on_parameters("conv2d"));
+            }
+            let b = match self.bias {
+                Some(b) => Some(tape.try_value("conv2d backward", b)?.data()),
+                None => None,
+            };
+            let z = tape.try_value("conv2d backward", out)?.data();
+            let mut kernels = ConvKernels {
+                geom,
+                workspace: ws,
+            };
+            let dx =
+                lrp_affine_backward(self.rule, &mut kernels, x.data(), w.data(), b, z, g.data());
+            grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
+            return Ok(());
+        }
         let kept = match self.kept {
             Some(k) => Some(tape.try_value("conv2d backward", k)?.data()),
             None => None,

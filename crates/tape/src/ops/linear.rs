@@ -3,15 +3,51 @@
 use tensor::{gemm_par, Float, MatRef, Tensor};
 
 use crate::op::Op;
-use crate::ops::matrix_dims;
+use crate::ops::{lrp_on_parameters, matrix_dims};
+use crate::rules::{lrp_affine_backward, AffineKernels, AffineRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// Input, weight and bias ids.
+/// Input, weight and bias ids, and the backward rule.
 pub(crate) struct LinearOp {
     input: NodeId,
     weight: NodeId,
     bias: Option<NodeId>,
+    rule: AffineRule,
+}
+
+/// The dense layer's kernels for an LRP rule: (N, in) x (out, in)^T and back.
+struct DenseKernels {
+    n: usize,
+    fin: usize,
+    fout: usize,
+}
+
+impl<T: Float> AffineKernels<T> for DenseKernels {
+    fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
+        let mut z = vec![T::ZERO; self.n * self.fout];
+        par_gemm(
+            MatRef::row_major(x, self.n, self.fin),
+            MatRef::row_major(w, self.fout, self.fin).t(),
+            &mut z,
+        );
+        if let Some(b) = b {
+            for row in z.chunks_exact_mut(self.fout) {
+                T::vadd_assign(row, b);
+            }
+        }
+        z
+    }
+
+    fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T> {
+        let mut dx = vec![T::ZERO; self.n * self.fin];
+        par_gemm(
+            MatRef::row_major(s, self.n, self.fout),
+            MatRef::row_major(w, self.fout, self.fin),
+            &mut dx,
+        );
+        dx
+    }
 }
 
 /// `out (m x n) = a (m x k) * b (k x n)`, in parallel, overwriting `out` (row-major).
@@ -80,6 +116,7 @@ impl<T: Float> Tape<T> {
                 input: x,
                 weight,
                 bias,
+                rule: self.rules.linear,
             }),
             &inputs,
         ))
@@ -90,6 +127,7 @@ impl LinearOp {
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
+        out: NodeId,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
         buffers: &mut BufferPool<T>,
@@ -99,6 +137,21 @@ impl LinearOp {
         let (n, fin) = (x.shape()[0], x.shape()[1]);
         let fout = w.shape()[0];
         let gv = g.data();
+        if self.rule != AffineRule::Gradient {
+            // An LRP rule passes relevance to the input only: weights have no such gradient.
+            if tape.needs_grad(self.weight) || self.bias.is_some_and(|b| tape.needs_grad(b)) {
+                return Err(lrp_on_parameters("linear"));
+            }
+            let b = match self.bias {
+                Some(b) => Some(tape.try_value("linear backward", b)?.data()),
+                None => None,
+            };
+            let z = tape.try_value("linear backward", out)?.data();
+            let mut kernels = DenseKernels { n, fin, fout };
+            let dx = lrp_affine_backward(self.rule, &mut kernels, x.data(), w.data(), b, z, gv);
+            grads.accumulate(self.input, Tensor::from_vec(&[n, fin], dx)?);
+            return Ok(());
+        }
         if tape.needs_grad(self.input) {
             // dx (N, in) = g (N, out) x W (out, in)
             let mut dx = buffers.output(n * fin); // overwritten: beta = 0

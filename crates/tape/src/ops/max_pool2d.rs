@@ -11,14 +11,17 @@ use pool::Pool2dGeometry;
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
+use crate::ops::relu::RESCALE_EPS;
+use crate::rules::PoolRule;
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// The input id, geometry and the winning index of every output element.
+/// The input id, geometry, the winning index of every output element, and the backward rule.
 pub(crate) struct MaxPool2dOp {
     input: NodeId,
     geom: Pool2dGeometry,
     argmax: Vec<u32>,
+    rule: PoolRule,
 }
 
 impl<T: Float> Tape<T> {
@@ -52,12 +55,25 @@ impl<T: Float> Tape<T> {
         stride: usize,
         relu: bool,
     ) -> Result<NodeId, TapeError> {
+        if relu && !self.rules.fuses_relu_pool() {
+            // A backward rule applies to each op on its own: record the two.
+            let r = self.relu(x)?;
+            return self.record_pool(r, kernel, stride, false);
+        }
         let (op, what) = if relu {
             ("relu_max_pool2d", "relu_max_pool2d input")
         } else {
             ("max_pool2d", "max_pool2d input")
         };
         let [n, c, h, w] = self.try_value(op, x)?.dims4(what)?;
+        if self.rules.max_pool == PoolRule::Rescale && n % 2 != 0 {
+            return Err(TapeError::Argument {
+                op,
+                what: format!(
+                    "the rescale rule needs a batch of inputs then as many references, found {n} images"
+                ),
+            });
+        }
         let geom = Pool2dGeometry::new(n, c, h, w, kernel, stride)?;
         // every forward kernel writes every output
         let mut out = self.scratch.buffers.output(geom.output_len());
@@ -82,6 +98,7 @@ impl<T: Float> Tape<T> {
                 input: x,
                 geom,
                 argmax,
+                rule: self.rules.max_pool,
             }),
             &[x],
         ))
@@ -89,6 +106,37 @@ impl<T: Float> Tape<T> {
 }
 
 impl MaxPool2dOp {
+    /// DeepLIFT's rescale for max-pool (Captum's `maxpool` rule), overwriting `dx`, which holds
+    /// the plain gradient: the batch holds the inputs then as many references. Output o's
+    /// difference y - y' goes as max(y, y') - y' to the input's winner and y - max(y, y') to the
+    /// reference's winner, each position's sum divided by its x - x' (the plain gradient stays
+    /// where |x - x'| < 1e-10); the references get zero.
+    fn rescale<T: Float>(&self, x: &[T], y: &[T], g: &[T], dx: &mut [T]) {
+        let (in_plane, out_plane) = (
+            self.geom.in_h * self.geom.in_w,
+            self.geom.out_h * self.geom.out_w,
+        );
+        let (half_in, half_out) = (x.len() / 2, y.len() / 2);
+        let mut moved = vec![0.0f64; half_in];
+        for o in 0..half_out {
+            let plane = o / out_plane;
+            let (ya, yr) = (y[o].to_f64(), y[o + half_out].to_f64());
+            let top = ya.max(yr);
+            let gv = g[o].to_f64();
+            let at_input = plane * in_plane + self.argmax[o] as usize;
+            let at_reference = plane * in_plane + self.argmax[o + half_out] as usize;
+            moved[at_input] += gv * (top - yr);
+            moved[at_reference] += gv * (ya - top);
+        }
+        for (i, m) in moved.into_iter().enumerate() {
+            let delta_in = x[i].to_f64() - x[i + half_in].to_f64();
+            if delta_in.abs() >= RESCALE_EPS {
+                dx[i] = T::from_f64(m / delta_in);
+            }
+        }
+        dx[half_in..].iter_mut().for_each(|d| *d = T::ZERO);
+    }
+
     /// The argmax buffer, for reuse once the op is done.
     pub(crate) fn into_argmax(self) -> Vec<u32> {
         self.argmax
@@ -97,6 +145,7 @@ impl MaxPool2dOp {
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
+        out: NodeId,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
         buffers: &mut BufferPool<T>,
@@ -104,6 +153,11 @@ impl MaxPool2dOp {
         // max_pool2d_backward zeroes each plane before scattering into it
         let mut dx = buffers.output(self.geom.input_len());
         pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
+        if self.rule == PoolRule::Rescale {
+            let x = tape.try_value("max_pool2d backward", self.input)?.data();
+            let y = tape.try_value("max_pool2d backward", out)?.data();
+            self.rescale(x, y, g.data(), &mut dx);
+        }
         let shape = tape
             .try_value("max_pool2d backward", self.input)?
             .shape()

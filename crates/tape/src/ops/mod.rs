@@ -36,6 +36,16 @@ pub(crate) fn matrix_dims(op: &'static str, shape: &[usize]) -> Result<(usize, u
     }
 }
 
+/// The error of an LRP rule asked for a parameter's gradient.
+pub(crate) fn lrp_on_parameters(op: &'static str) -> TapeError {
+    TapeError::Argument {
+        op,
+        what: "an LRP rule propagates relevance to the input only; record parameters as \
+               constants (no weight or bias gradient) under it"
+            .into(),
+    }
+}
+
 /// Checks that two inputs have the same shape.
 pub(crate) fn same_shape(op: &'static str, a: &[usize], b: &[usize]) -> Result<(), TapeError> {
     if a != b {

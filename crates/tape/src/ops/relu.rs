@@ -1,14 +1,17 @@
-//! relu: `y = max(x, 0)`; backward passes the gradient where `x > 0`.
+//! relu: `y = max(x, 0)`; backward passes the gradient where `x > 0`, or by the ReLU rule the
+//! op was recorded with (guided backpropagation, deconvnet, DeepLIFT's rescale).
 
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
+use crate::rules::ReluRule;
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// The input id (its value decides where gradient passes).
+/// The input id (its value decides where gradient passes) and the backward rule.
 pub(crate) struct ReluOp {
     input: NodeId,
+    rule: ReluRule,
 }
 
 impl<T: Float> Tape<T> {
@@ -16,11 +19,23 @@ impl<T: Float> Tape<T> {
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId, TapeError> {
         let xv = self.try_value("relu", x)?;
         let (n, shape) = (xv.numel(), xv.shape().to_vec());
+        if self.rules.relu == ReluRule::Rescale && shape.first().is_none_or(|b| b % 2 != 0) {
+            return Err(TapeError::Argument {
+                op: "relu",
+                what: format!(
+                    "the rescale rule needs a batch of inputs then as many references, found shape {shape:?}"
+                ),
+            });
+        }
         let mut out = self.scratch.buffers.output(n);
         // vrelu overwrites every element
         T::vrelu(self.value(x).data(), &mut out);
         let value = Tensor::from_vec(&shape, out)?;
-        Ok(self.push(value, Op::Relu(ReluOp { input: x }), &[x]))
+        let op = ReluOp {
+            input: x,
+            rule: self.rules.relu,
+        };
+        Ok(self.push(value, Op::Relu(op), &[x]))
     }
 }
 
@@ -28,15 +43,59 @@ impl ReluOp {
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
+        _out: NodeId,
         g: &Tensor<T>,
         grads: &mut Gradients<T>,
         buffers: &mut BufferPool<T>,
     ) -> Result<(), TapeError> {
         let x = tape.try_value("relu backward", self.input)?;
-        // vrelu_backward overwrites every element
+        // every rule below overwrites every element
         let mut dx = buffers.output(x.numel());
-        T::vrelu_backward(x.data(), g.data(), &mut dx);
+        let (xv, gv) = (x.data(), g.data());
+        match self.rule {
+            ReluRule::Gradient => T::vrelu_backward(xv, gv, &mut dx),
+            ReluRule::GuidedBackprop => {
+                for ((d, &xi), &gi) in dx.iter_mut().zip(xv).zip(gv) {
+                    *d = if xi > T::ZERO && gi > T::ZERO {
+                        gi
+                    } else {
+                        T::ZERO
+                    };
+                }
+            }
+            ReluRule::Deconvnet => {
+                for (d, &gi) in dx.iter_mut().zip(gv) {
+                    *d = gi.max(T::ZERO);
+                }
+            }
+            ReluRule::Rescale => rescale(xv, gv, &mut dx),
+        }
         grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         Ok(())
     }
+}
+
+/// Below this input difference the rescale rule takes the gradient (Captum's 1e-10).
+pub(crate) const RESCALE_EPS: f64 = 1e-10;
+
+/// DeepLIFT's rescale multiplier times the first half's gradient: `x` holds the inputs then as
+/// many references; the references get zero.
+fn rescale<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
+    let half = x.len() / 2;
+    let (xa, xr) = x.split_at(half);
+    let (da, dr) = dx.split_at_mut(half);
+    for (((d, &a), &r), &gi) in da.iter_mut().zip(xa).zip(xr).zip(&g[..half]) {
+        let delta_in = a.to_f64() - r.to_f64();
+        *d = if delta_in.abs() < RESCALE_EPS {
+            if a > T::ZERO {
+                gi
+            } else {
+                T::ZERO
+            }
+        } else {
+            let delta_out = a.to_f64().max(0.0) - r.to_f64().max(0.0);
+            T::from_f64(gi.to_f64() * delta_out / delta_in)
+        };
+    }
+    dr.iter_mut().for_each(|d| *d = T::ZERO);
 }

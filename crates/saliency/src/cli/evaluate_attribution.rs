@@ -1,0 +1,328 @@
+//! `saliency evaluate-attribution`: which map to trust. Per method, on test images: deletion and
+//! insertion areas, infidelity, max-sensitivity, the completeness error where defined, and
+//! optionally the randomization sanity check; written as JSON and a table.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use tensor::Tensor;
+
+use super::attribute_method::{compute, Method, MethodSettings};
+use super::checkpoint_data::{load_with_test_data, parse_indices};
+use super::common::DataArgs;
+use crate::attribution::{
+    completeness_error, deletion_insertion, fresh_donor, infidelity, max_sensitivity,
+    randomization_sanity_check, AttributionError, CurveOptions, InfidelityOptions, Replacement,
+    Score, SensitivityOptions, Target,
+};
+use crate::models::Model;
+use crate::staged_dir::StagedDir;
+
+/// What removed pixels become in the deletion and insertion curves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReplacementArg {
+    /// Zero.
+    Black,
+    /// The image blurred (Gaussian, sigma = max(1, side / 14) pixels).
+    Blur,
+    /// The image's mean per channel.
+    Mean,
+}
+
+/// Options of `saliency evaluate-attribution`.
+#[derive(Args, Debug)]
+pub struct EvaluateAttributionArgs {
+    /// The checkpoint (model.safetensors of a run).
+    #[arg(long)]
+    checkpoint: PathBuf,
+    /// Methods to compare, comma-separated (default: every method).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    methods: Vec<Method>,
+    /// Class to explain: pred, label or a class index.
+    #[arg(long, default_value = "pred")]
+    target: Target,
+    /// Test images: A..B or a comma list.
+    #[arg(long, default_value = "0..16")]
+    indices: String,
+    /// Deletion and insertion: what removed pixels become.
+    #[arg(long, value_enum, default_value_t = ReplacementArg::Black)]
+    replacement: ReplacementArg,
+    /// Deletion and insertion: points on each curve after the start, 1 to the pixel count.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 20)]
+    curve_steps: usize,
+    /// Infidelity and max-sensitivity: perturbations per image, 1 to 10000 (Captum's 10).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 10)]
+    perturbations: usize,
+    /// Infidelity: standard deviation of the Gaussian perturbations, above 0 up to 10.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.1)]
+    noise: f64,
+    /// Max-sensitivity: perturbations uniform in [-radius, radius], above 0 up to 1 (Captum's 0.02).
+    #[arg(long, allow_negative_numbers = true, default_value_t = 0.02)]
+    radius: f64,
+    /// Sampling methods: samples per image (default: each method's own).
+    #[arg(long, allow_negative_numbers = true)]
+    samples: Option<usize>,
+    /// Seed of every random draw (methods and metrics).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Also run the cascading randomization sanity check (one attribution per layer per method).
+    #[arg(long)]
+    sanity: bool,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Worker threads, 1 to 1024 (default: all cores).
+    #[arg(long, allow_negative_numbers = true)]
+    pub(super) threads: Option<usize>,
+    /// Output folder for evaluation.json and evaluation.md.
+    #[arg(long)]
+    out: PathBuf,
+    /// Print the JSON document on stdout (the table goes to stderr).
+    #[arg(long)]
+    json: bool,
+}
+
+/// Every method, in `--help` order.
+fn all_methods() -> Vec<Method> {
+    Method::value_variants().to_vec()
+}
+
+/// The mean of a list (NaN for none).
+fn mean(v: &[f64]) -> f64 {
+    v.iter().sum::<f64>() / v.len() as f64
+}
+
+/// The methods whose maps add up to F(x) - F(baseline), with the score they explain.
+fn completeness_defined(method: Method) -> bool {
+    matches!(
+        method,
+        Method::IntegratedGradients
+            | Method::ExactIntegratedGradients
+            | Method::Deeplift
+            | Method::GradientShap
+            | Method::ShapleySampling
+    )
+}
+
+/// Runs every metric for every method and writes the results.
+pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
+    if !(args.noise.is_finite() && args.noise > 0.0 && args.noise <= 10.0) {
+        bail!(
+            "--noise: expected a standard deviation above 0 up to 10, found {}",
+            args.noise
+        );
+    }
+    if !(args.radius.is_finite() && args.radius > 0.0 && args.radius <= 1.0) {
+        bail!(
+            "--radius: expected a radius above 0 up to 1, found {}",
+            args.radius
+        );
+    }
+    if args.perturbations == 0 || args.perturbations > 10_000 {
+        bail!(
+            "--perturbations: expected 1 to 10000, found {}",
+            args.perturbations
+        );
+    }
+    let (model, _meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
+    let [c, h, w] = model.input;
+    if args.curve_steps == 0 || args.curve_steps > h * w {
+        bail!(
+            "--curve-steps: expected 1 to the {} pixels, found {}",
+            h * w,
+            args.curve_steps
+        );
+    }
+    let idx = parse_indices(&args.indices, test.len())?;
+    let subset = test.subset(&idx, "selected");
+    let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
+    let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();
+    let classes = args.target.resolve(&model, &inputs, Some(&labels))?;
+    let names: Vec<String> = idx.iter().map(|i| format!("test {i}")).collect();
+    let methods = if args.methods.is_empty() {
+        all_methods()
+    } else {
+        args.methods.clone()
+    };
+    let settings = MethodSettings {
+        samples: args.samples,
+        seed: args.seed,
+        quiet: true,
+        ..MethodSettings::default()
+    };
+    let replacement = match args.replacement {
+        ReplacementArg::Black => Replacement::Black,
+        ReplacementArg::Blur => Replacement::Blur,
+        ReplacementArg::Mean => Replacement::Mean,
+    };
+    let donor = if args.sanity {
+        Some(fresh_donor(&model, args.seed ^ 0x5A5A)?)
+    } else {
+        None
+    };
+    let stage = StagedDir::new(&args.out)
+        .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
+    let mut rows = Vec::new();
+    for &method in &methods {
+        let started = Instant::now();
+        eprintln!("evaluating {} ...", method.name());
+        let explain = |x: &Tensor<f32>| -> anyhow::Result<Tensor<f32>> {
+            Ok(compute(method, &settings, &model, x, &classes, &names)?.0)
+        };
+        let maps = explain(&inputs)?;
+        let curves = deletion_insertion(
+            &model,
+            &inputs,
+            &classes,
+            &maps,
+            &CurveOptions {
+                steps: args.curve_steps,
+                replacement,
+            },
+        )?;
+        let infid = infidelity(
+            &model,
+            &inputs,
+            &classes,
+            &maps,
+            &InfidelityOptions {
+                samples: args.perturbations,
+                sigma: args.noise,
+                seed: args.seed,
+            },
+        )?;
+        let sens = max_sensitivity(
+            &inputs,
+            &maps,
+            explain,
+            &SensitivityOptions {
+                samples: args.perturbations,
+                radius: args.radius,
+                seed: args.seed,
+            },
+        )?;
+        let completeness = if completeness_defined(method) {
+            let score = method.default_score();
+            let black = Tensor::zeros(&[c, h, w]);
+            let (errors, deltas) =
+                completeness_error(&model, &inputs, &classes, &maps, &black, score)?;
+            // Relative to the mean |F(x) - F(0)|, not image by image: an image whose
+            // difference is near zero would otherwise dominate the mean.
+            let abs_error = mean(&errors.iter().map(|e| e.abs()).collect::<Vec<_>>());
+            let abs_delta = mean(&deltas.iter().map(|d| d.abs()).collect::<Vec<_>>());
+            Some((abs_error, abs_error / abs_delta.max(1e-12), score))
+        } else {
+            None
+        };
+        let sanity = match &donor {
+            Some(donor) => {
+                let attribute = |m: &Model<f32>, x: &Tensor<f32>| {
+                    compute(method, &settings, m, x, &classes, &names)
+                        .map(|r| r.0)
+                        .map_err(|e| AttributionError::Sanity(format!("{e:#}")))
+                };
+                Some(randomization_sanity_check(
+                    &model, donor, &inputs, attribute,
+                )?)
+            }
+            None => None,
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        rows.push(serde_json::json!({
+            "method": method.name(),
+            "deletion_area": mean(&curves.deletion_area),
+            "insertion_area": mean(&curves.insertion_area),
+            "infidelity": mean(&infid),
+            "max_sensitivity": mean(&sens),
+            "completeness": completeness.map(|(abs, rel, score)| serde_json::json!({
+                "mean_abs_error": abs, "mean_relative_error": rel, "score": score.to_string(),
+                "baseline": "black",
+            })),
+            "sanity": sanity.as_ref().map(|steps| steps.iter().map(|s| serde_json::json!({
+                "randomized_down_to": s.layer, "spearman": s.spearman,
+            })).collect::<Vec<_>>()),
+            "per_image": {
+                "deletion_area": curves.deletion_area,
+                "insertion_area": curves.insertion_area,
+                "infidelity": infid,
+                "max_sensitivity": sens,
+                "deletion_curve": curves.deletion,
+                "insertion_curve": curves.insertion,
+            },
+            "seconds": seconds,
+        }));
+    }
+    let doc = serde_json::json!({
+        "checkpoint": args.checkpoint.display().to_string(),
+        "target": args.target.to_string(),
+        "images": idx,
+        "settings": {
+            "replacement": format!("{replacement:?}").to_lowercase(),
+            "curve_steps": args.curve_steps,
+            "curve_score": Score::Probability.to_string(),
+            "infidelity": {"perturbations": args.perturbations, "noise_sigma": args.noise,
+                           "score": "logit", "normalize": true},
+            "max_sensitivity": {"perturbations": args.perturbations, "radius": args.radius,
+                                "norm": "frobenius, relative to the map's"},
+            "seed": args.seed,
+        },
+        "methods": rows,
+    });
+    let table = table(&doc);
+    std::fs::write(stage.path().join("evaluation.md"), &table)?;
+    std::fs::write(
+        stage.path().join("evaluation.json"),
+        serde_json::to_string_pretty(&doc)?,
+    )?;
+    stage
+        .commit(&["evaluation.json"])
+        .with_context(|| format!("--out: cannot move the results into {}", args.out.display()))?;
+    if args.json {
+        eprint!("{table}");
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{table}");
+    }
+    eprintln!(
+        "wrote {0}/evaluation.json and {0}/evaluation.md",
+        args.out.display()
+    );
+    Ok(())
+}
+
+/// The markdown table of the means.
+fn table(doc: &serde_json::Value) -> String {
+    let mut s = String::from(
+        "| method | deletion area (lower) | insertion area (higher) | infidelity (lower) | \
+         max-sensitivity (lower) | completeness error | sanity: Spearman, all layers random | \
+         seconds |\n|---|---|---|---|---|---|---|---|\n",
+    );
+    let num = |v: &serde_json::Value| v.as_f64().map_or("-".into(), |x| format!("{x:.4}"));
+    for row in doc["methods"].as_array().into_iter().flatten() {
+        let completeness = match row["completeness"].get("mean_relative_error") {
+            Some(v) => format!(
+                "{:.2e} ({})",
+                v.as_f64().unwrap_or(f64::NAN),
+                row["completeness"]["score"].as_str().unwrap_or("")
+            ),
+            None => "-".into(),
+        };
+        let sanity = row["sanity"]
+            .as_array()
+            .and_then(|s| s.last())
+            .map_or("-".into(), |s| num(&s["spearman"]));
+        s.push_str(&format!(
+            "| {} | {} | {} | {:.3e} | {} | {} | {} | {:.1} |\n",
+            row["method"].as_str().unwrap_or(""),
+            num(&row["deletion_area"]),
+            num(&row["insertion_area"]),
+            row["infidelity"].as_f64().unwrap_or(f64::NAN),
+            num(&row["max_sensitivity"]),
+            completeness,
+            sanity,
+            row["seconds"].as_f64().unwrap_or(0.0),
+        ));
+    }
+    s
+}

@@ -1,0 +1,291 @@
+//! Backward rules: how the ops recorded under a [`RuleSet`] pass their gradient back.
+//!
+//! The plain rule is the chain rule. The others turn backward into the propagation of an
+//! attribution method (guided backpropagation, deconvnet, LRP, DeepLIFT's rescale rule) without
+//! touching the models: a rule set is chosen on the tape ([`Tape::set_rules`](crate::Tape::set_rules))
+//! and every op recorded while it is in effect keeps its rule. Each op's rule is implemented in
+//! that op's file (`ops/relu.rs`, `ops/linear.rs`, `ops/conv2d.rs`, `ops/max_pool2d.rs`); this
+//! file holds the rule types and the LRP arithmetic linear and conv share. Formulas and papers:
+//! docs/derivations.md, "Backward rules".
+//!
+//! LRP runs in the "gradient x input" form: the signal that flows is c with R = a * c for every
+//! activation a (R its relevance), so ReLU and max-pool keep their plain backward and the input
+//! relevance is `x * (backward signal at x)` when the output is seeded with 1 at the target
+//! logit (output relevance R = logit).
+
+use tensor::Float;
+
+/// The backward rule of ReLU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ReluRule {
+    /// dx = g where x > 0.
+    #[default]
+    Gradient,
+    /// Guided backpropagation (Springenberg et al. 2015): dx = g where x > 0 and g > 0.
+    GuidedBackprop,
+    /// Deconvnet (Zeiler and Fergus 2014): dx = max(g, 0), whatever x.
+    Deconvnet,
+    /// DeepLIFT's rescale rule (Shrikumar et al. 2017) against the reference in the second half
+    /// of the batch: dx = g (relu(x) - relu(x')) / (x - x') (the plain gradient where
+    /// |x - x'| < 1e-10); the reference half gets no gradient.
+    Rescale,
+}
+
+/// The backward rule of the affine ops (linear and conv2d).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum AffineRule {
+    /// The chain rule.
+    #[default]
+    Gradient,
+    /// LRP-epsilon: R_i = sum_j x_i w_ji R_j / (z_j + eps sign(z_j)), sign(0) = 1.
+    Epsilon {
+        /// The stabilizer eps (Captum's default is 1e-9).
+        epsilon: f64,
+    },
+    /// LRP-gamma: the epsilon rule with w + gamma w+ and b + gamma b+ in place of w and b.
+    Gamma {
+        /// Weight of the positive part.
+        gamma: f64,
+        /// Stabilizer of the denominator.
+        epsilon: f64,
+    },
+    /// LRP-alpha-beta: R_i = sum_j (alpha (x_i w_ji)+ / z+_j - beta (x_i w_ji)- / z-_j) R_j,
+    /// biases left out of z+ and z-.
+    AlphaBeta {
+        /// Weight of the positive contributions.
+        alpha: f64,
+        /// Weight of the negative contributions (alpha - beta = 1 conserves relevance).
+        beta: f64,
+        /// Stabilizer of the denominators.
+        epsilon: f64,
+    },
+}
+
+/// The backward rule of max-pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PoolRule {
+    /// The gradient goes to each window's maximum.
+    #[default]
+    Gradient,
+    /// DeepLIFT's rescale for max-pool as Captum computes it, against the reference in the
+    /// second half of the batch: each window's output difference y - y' is split into
+    /// max(y, y') - y' at the input's maximum and y - max(y, y') at the reference's maximum,
+    /// and divided by x - x' there (the plain gradient where |x - x'| < 1e-10).
+    Rescale,
+}
+
+/// The rules in effect while recording: one per kind of op. Ops not listed (batch norm,
+/// reshape, softmax, ...) always use the chain rule.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct RuleSet {
+    /// ReLU (and the ReLU half of a fused ReLU + max-pool, which is recorded as two ops when
+    /// any rule here is not the gradient).
+    pub relu: ReluRule,
+    /// Conv layers.
+    pub conv: AffineRule,
+    /// Dense layers.
+    pub linear: AffineRule,
+    /// Max-pool.
+    pub max_pool: PoolRule,
+}
+
+impl RuleSet {
+    /// Plain gradients everywhere.
+    pub fn gradient() -> Self {
+        Self::default()
+    }
+
+    /// Guided backpropagation.
+    pub fn guided_backprop() -> Self {
+        RuleSet {
+            relu: ReluRule::GuidedBackprop,
+            ..Self::default()
+        }
+    }
+
+    /// Deconvnet.
+    pub fn deconvnet() -> Self {
+        RuleSet {
+            relu: ReluRule::Deconvnet,
+            ..Self::default()
+        }
+    }
+
+    /// LRP-epsilon on every conv and dense layer.
+    pub fn lrp_epsilon(epsilon: f64) -> Self {
+        let rule = AffineRule::Epsilon { epsilon };
+        RuleSet {
+            conv: rule,
+            linear: rule,
+            ..Self::default()
+        }
+    }
+
+    /// LRP-gamma on conv layers, LRP-epsilon on dense layers.
+    pub fn lrp_gamma(gamma: f64, epsilon: f64) -> Self {
+        RuleSet {
+            conv: AffineRule::Gamma { gamma, epsilon },
+            linear: AffineRule::Epsilon { epsilon },
+            ..Self::default()
+        }
+    }
+
+    /// LRP-alpha-beta on conv layers, LRP-epsilon on dense layers.
+    pub fn lrp_alpha_beta(alpha: f64, beta: f64, epsilon: f64) -> Self {
+        RuleSet {
+            conv: AffineRule::AlphaBeta {
+                alpha,
+                beta,
+                epsilon,
+            },
+            linear: AffineRule::Epsilon { epsilon },
+            ..Self::default()
+        }
+    }
+
+    /// DeepLIFT's rescale rule; the batch's second half holds the references.
+    pub fn deeplift_rescale() -> Self {
+        RuleSet {
+            relu: ReluRule::Rescale,
+            max_pool: PoolRule::Rescale,
+            ..Self::default()
+        }
+    }
+
+    /// True when a ReLU straight into a max-pool may run as one fused op (plain rules for both).
+    pub(crate) fn fuses_relu_pool(&self) -> bool {
+        self.relu == ReluRule::Gradient && self.max_pool == PoolRule::Gradient
+    }
+}
+
+/// z + eps sign(z) with sign(0) = 1 (Captum's stabilizer).
+fn stabilize(z: f64, eps: f64) -> f64 {
+    if z >= 0.0 {
+        z + eps
+    } else {
+        z - eps
+    }
+}
+
+/// The two kernels an LRP rule needs from an affine op: its forward with given weights (and
+/// bias), and the input-gradient pass of its linear part.
+pub(crate) trait AffineKernels<T> {
+    /// z = x * w (+ b), shaped like the op's output.
+    fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T>;
+    /// The input gradient of the linear part (no bias) for upstream signal `s`.
+    fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T>;
+}
+
+/// The backward signal at the input of an affine op under an LRP `rule` (not `Gradient`):
+/// `x`, `w`, `b` the op's input, weight and bias, `z` its output, `g` the signal at the output.
+pub(crate) fn lrp_affine_backward<T: Float>(
+    rule: AffineRule,
+    kernels: &mut dyn AffineKernels<T>,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    z: &[T],
+    g: &[T],
+) -> Vec<T> {
+    // s_j = g_j z_j / denominator_j: R_j = z_j g_j is the output's relevance.
+    let scaled = |den: &[T], eps: f64, factor: f64| -> Vec<T> {
+        g.iter()
+            .zip(z)
+            .zip(den)
+            .map(|((&g, &z), &d)| {
+                let den = stabilize(d.to_f64(), eps);
+                // Only with eps = 0: a zero denominator carries no relevance (R_j = z_j g_j
+                // is zero when z_j is, and a zero z+ or z- has only zero terms).
+                if den == 0.0 {
+                    T::ZERO
+                } else {
+                    T::from_f64(factor * g.to_f64() * z.to_f64() / den)
+                }
+            })
+            .collect()
+    };
+    match rule {
+        AffineRule::Gradient => kernels.backward_input(w, g),
+        AffineRule::Epsilon { epsilon } => {
+            let s = scaled(z, epsilon, 1.0);
+            kernels.backward_input(w, &s)
+        }
+        AffineRule::Gamma { gamma, epsilon } => {
+            let lift = |v: &[T]| -> Vec<T> {
+                v.iter()
+                    .map(|&a| a + T::from_f64(gamma) * a.max(T::ZERO))
+                    .collect()
+            };
+            let (w2, b2) = (lift(w), b.map(lift));
+            let z2 = kernels.forward(x, &w2, b2.as_deref());
+            let s = scaled(&z2, epsilon, 1.0);
+            kernels.backward_input(&w2, &s)
+        }
+        AffineRule::AlphaBeta {
+            alpha,
+            beta,
+            epsilon,
+        } => {
+            let part = |v: &[T], positive: bool| -> Vec<T> {
+                v.iter()
+                    .map(|&a| {
+                        if (a > T::ZERO) == positive && a != T::ZERO {
+                            a
+                        } else {
+                            T::ZERO
+                        }
+                    })
+                    .collect()
+            };
+            let (wp, wn) = (part(w, true), part(w, false));
+            let (xp, xn) = (part(x, true), part(x, false));
+            let any_negative = xn.iter().any(|&v| v != T::ZERO);
+            let add = |a: Vec<T>, b: Vec<T>| -> Vec<T> {
+                a.into_iter().zip(b).map(|(a, b)| a + b).collect()
+            };
+            let sub = |a: Vec<T>, b: Vec<T>| -> Vec<T> {
+                a.into_iter().zip(b).map(|(a, b)| a - b).collect()
+            };
+            // z+ = x+ w+ + x- w-, z- = x+ w- + x- w+ (each product's sign is that of its term).
+            let mut zp = kernels.forward(&xp, &wp, None);
+            let mut zn = kernels.forward(&xp, &wn, None);
+            if any_negative {
+                zp = add(zp, kernels.forward(&xn, &wn, None));
+                zn = add(zn, kernels.forward(&xn, &wp, None));
+            }
+            let sp = scaled(&zp, epsilon, alpha);
+            let sn = scaled(&zn, epsilon, beta);
+            // Where x > 0 the positive terms come through w+, the negative through w-; where
+            // x < 0 the other way round.
+            let at_positive = sub(
+                kernels.backward_input(&wp, &sp),
+                kernels.backward_input(&wn, &sn),
+            );
+            if !any_negative {
+                return at_positive
+                    .into_iter()
+                    .zip(x)
+                    .map(|(c, &xv)| if xv > T::ZERO { c } else { T::ZERO })
+                    .collect();
+            }
+            let at_negative = sub(
+                kernels.backward_input(&wn, &sp),
+                kernels.backward_input(&wp, &sn),
+            );
+            at_positive
+                .into_iter()
+                .zip(at_negative)
+                .zip(x)
+                .map(|((cp, cn), &xv)| {
+                    if xv > T::ZERO {
+                        cp
+                    } else if xv < T::ZERO {
+                        cn
+                    } else {
+                        T::ZERO
+                    }
+                })
+                .collect()
+        }
+    }
+}
