@@ -171,7 +171,25 @@ fn deepfool_on_an_affine_binary_classifier_lands_on_the_boundary() {
         model.params[1].data().to_vec(),
     );
     let x = mid_inputs(5);
-    let labels = vec![0; 5]; // DeepFool attacks the prediction, not the label
+    // DeepFool attacks the label of images classified right (foolbox's criterion): the labels
+    // here are the predictions, and a wrong label leaves its image alone.
+    let labels: Vec<usize> = (0..5)
+        .map(|i| {
+            let z = logits_f64(&w, &b, &x.data()[i * 4..(i + 1) * 4]);
+            usize::from(z[1] > z[0])
+        })
+        .collect();
+    let wrong: Vec<usize> = labels.iter().map(|&y| 1 - y).collect();
+    let untouched = attack(
+        &model,
+        Method::DeepFool,
+        &x,
+        &wrong,
+        10.0,
+        &AttackConfig::default(),
+    )
+    .unwrap();
+    assert_eq!(bits(&untouched), bits(&x));
     let exact = AttackConfig {
         deepfool: DeepFoolConfig {
             max_iter: 1,

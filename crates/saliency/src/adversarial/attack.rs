@@ -211,7 +211,7 @@ pub(crate) fn minimal_perturbation(
     config: &AttackConfig,
 ) -> Result<Tensor<f32>, AdversarialError> {
     match method {
-        Method::DeepFool => deepfool_unbounded(model, inputs, config),
+        Method::DeepFool => deepfool_unbounded(model, inputs, labels, config),
         Method::CwL2 => carlini_wagner_unbounded(model, inputs, labels, config),
         _ => unreachable!("only the minimal-perturbation attacks"),
     }

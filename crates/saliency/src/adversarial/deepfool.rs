@@ -34,9 +34,10 @@ impl Default for DeepFoolConfig {
     }
 }
 
-/// DeepFool against each image's clean prediction, with `config.deepfool`; the result keeps an
-/// image only if its perturbation's L2 norm is at most `eps` (otherwise the clean image is
-/// returned: the attack failed within the budget), as foolbox reports minimal attacks.
+/// DeepFool against each image's label, with `config.deepfool`, as foolbox runs it: an image
+/// already misclassified is left as it is; the result keeps an image only if its perturbation's
+/// L2 norm is at most `eps` (otherwise the clean image is returned: the attack failed within the
+/// budget), as foolbox reports minimal attacks.
 pub fn deepfool(
     model: &Model<f32>,
     inputs: &Tensor<f32>,
@@ -48,23 +49,26 @@ pub fn deepfool(
 }
 
 /// DeepFool without a budget: the adversarial point of every image (values clipped to [0, 1]
-/// after each step). Starting from the clean prediction o, each step linearizes
+/// after each step). For an image predicted as its label o, each step linearizes
 /// f'_k = Z_k - Z_o for every k != o at the current point x, picks
 /// l = argmin_k |f'_k| / ||grad f'_k||_2 and adds r = |f'_l| / ||grad f'_l||_2^2 grad f'_l to the
-/// accumulated step; x = a + (1 + overshoot) * sum r. Images stop once their class changes.
+/// accumulated step; x = a + (1 + overshoot) * sum r. Images stop once their class is no longer
+/// o (misclassified images never start).
 pub(crate) fn deepfool_unbounded(
     model: &Model<f32>,
     inputs: &Tensor<f32>,
+    labels: &[usize],
     config: &AttackConfig,
 ) -> Result<Tensor<f32>, AdversarialError> {
     let n = inputs.shape()[0];
     let k = model.classes;
     let per = per_image(inputs);
     let settings = &config.deepfool;
-    let original = argmax_rows(&logits(model, inputs)?, k);
+    let original = labels;
+    let predicted = argmax_rows(&logits(model, inputs)?, k);
     let mut total = vec![0.0f64; inputs.numel()];
     let mut x = inputs.clone();
-    let mut active: Vec<usize> = (0..n).collect();
+    let mut active: Vec<usize> = (0..n).filter(|&i| predicted[i] == labels[i]).collect();
     for _ in 0..settings.max_iter {
         if active.is_empty() || k < 2 {
             break;

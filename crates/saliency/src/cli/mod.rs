@@ -44,7 +44,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Attribution maps (gradient x input, occlusion, integrated gradients) of test images.
     Attribute(attribute::AttributeArgs),
-    /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
+    /// Adversarial examples (the study's attacks and controls; PGD, targeted, DeepFool, Carlini-Wagner),
+    /// flip statistics and robust accuracy curves.
     Adversary(adversary::AdversaryArgs),
     /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
     /// synthetic data and print images per second.
