@@ -33,6 +33,12 @@ pub(crate) fn logits(
     Ok(out)
 }
 
+/// Chooses (a, b) for image i from its logits row.
+pub(crate) type PickClasses = dyn Fn(usize, &[f32]) -> (usize, usize) + Sync;
+
+/// One shard's input gradient and logits, flat.
+type ShardResult = Result<(Vec<f32>, Vec<f32>), AdversarialError>;
+
 /// For each image i: the logits of `inputs` and the input gradient of Z_{a_i} - Z_{b_i}, where
 /// `(a_i, b_i) = pick(i, logits row i)` is chosen from the logits of that very pass (so
 /// Carlini-Wagner can differentiate against the currently strongest other class). Images pass
@@ -41,11 +47,11 @@ pub(crate) fn logits(
 pub(crate) fn margin_gradient(
     model: &Model<f32>,
     inputs: &Tensor<f32>,
-    pick: &(dyn Fn(usize, &[f32]) -> (usize, usize) + Sync),
+    pick: &PickClasses,
 ) -> Result<(Tensor<f32>, Vec<f32>), AdversarialError> {
     let n = inputs.shape()[0];
     let k = model.classes;
-    let parts: Vec<Result<(Vec<f32>, Vec<f32>), AdversarialError>> = shards::ranges(n)
+    let parts: Vec<ShardResult> = shards::ranges(n)
         .into_par_iter()
         .map(|range| {
             let first = range.start;
