@@ -34,7 +34,7 @@ pub(crate) fn logits(
 }
 
 /// Chooses (a, b) for image i from its logits row.
-pub(crate) type PickClasses = dyn Fn(usize, &[f32]) -> (usize, usize) + Sync;
+pub(crate) type PickClasses<'a> = dyn Fn(usize, &[f32]) -> (usize, usize) + Sync + 'a;
 
 /// One shard's input gradient and logits, flat.
 type ShardResult = Result<(Vec<f32>, Vec<f32>), AdversarialError>;
@@ -47,7 +47,7 @@ type ShardResult = Result<(Vec<f32>, Vec<f32>), AdversarialError>;
 pub(crate) fn margin_gradient(
     model: &Model<f32>,
     inputs: &Tensor<f32>,
-    pick: &PickClasses,
+    pick: &PickClasses<'_>,
 ) -> Result<(Tensor<f32>, Vec<f32>), AdversarialError> {
     let n = inputs.shape()[0];
     let k = model.classes;
