@@ -13,7 +13,8 @@ use crate::models::ModelKind;
 /// Options of `saliency bench`.
 #[derive(Args, Debug)]
 pub struct BenchArgs {
-    /// Workload: train-step, infer, gradient-x-input, integrated-gradients, fgsm or occlusion.
+    /// Workload: train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step or
+    /// occlusion.
     #[arg(long)]
     workload: Workload,
     /// Network: deep, alexnet or medium (built for Fashion-MNIST, 1x28x28, 10 classes).

@@ -47,7 +47,8 @@ enum Command {
     /// Adversarial examples (the study's attacks and controls; PGD, targeted, DeepFool, Carlini-Wagner),
     /// flip statistics and robust accuracy curves.
     Adversary(adversary::AdversaryArgs),
-    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion) on
+    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step,
+    /// occlusion) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
     /// Download a full data set (fashion-mnist, flowers, flowers17) from its official address,
