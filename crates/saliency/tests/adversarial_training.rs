@@ -108,3 +108,56 @@ fn adversarial_training_resumes_exactly_and_refuses_a_changed_setting() {
     assert!(err.contains("adversarial"), "{err}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn bad_adversarial_training_options_are_refused_naming_the_option() {
+    let dir = std::env::temp_dir().join(format!("saliency-adv-train-cli-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let refused = |extra: &[&str], needles: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_saliency"))
+            .args([
+                "train",
+                "--no-download",
+                "--quiet",
+                "--limit-train",
+                "32",
+                "--out",
+            ])
+            .arg(dir.join("run"))
+            .arg("--data-dir")
+            .arg(common::data_root())
+            .args(extra)
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{extra:?} should be refused");
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        for n in needles {
+            assert!(
+                stderr.contains(n),
+                "{extra:?}: message lacks '{n}':\n{stderr}"
+            );
+        }
+        assert!(!dir.join("run").join("config.json").exists());
+    };
+    refused(
+        &["--adversarial", "pgd", "--epsilon", "-0.1"],
+        &["--epsilon", "-0.1"],
+    );
+    refused(&["--adversarial", "pgd", "--steps", "0"], &["--steps", "0"]);
+    refused(
+        &["--adversarial", "pgd", "--step-size", "NaN"],
+        &["--step-size", "NaN"],
+    );
+    refused(
+        &["--adversarial", "pgd", "--clean-fraction", "1.5"],
+        &["--clean-fraction", "1.5"],
+    );
+    refused(
+        &["--adversarial", "fgsm"],
+        &["--adversarial", "fgsm", "pgd"],
+    );
+    refused(&["--epsilon", "0.1"], &["--epsilon", "--adversarial"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
