@@ -142,7 +142,7 @@ pub(crate) fn pgd_from(
 }
 
 /// Untargeted PGD under L-infinity: x_0 = clip(a + U[-eps, eps]^d), then
-/// x_{t+1} = clip_[0,1](Proj_{||x - a||_inf <= eps}(x_t + alpha sign(dJ(x_t, y)/dx))),
+/// `x_{t+1} = clip_01(Proj_{||x - a||_inf <= eps}(x_t + alpha sign(dJ(x_t, y)/dx)))`,
 /// `config.pgd.steps` times (alpha and the start in `config.pgd`).
 pub fn pgd_linf(
     model: &Model<f32>,
