@@ -2,11 +2,16 @@
 
 use tensor::Tensor;
 
+use super::carlini_wagner::{carlini_wagner_unbounded, CwConfig};
 use super::check::{check_batch, check_epsilon, check_inputs_in_unit_range};
+use super::deepfool::{deepfool_unbounded, within_l2_budget, DeepFoolConfig};
 use super::fgsm::{iterate_sign_steps, sign_step};
 use super::gradient::loss_gradient_and_values;
 use super::normalized::{l2_gradient_step, normalized_gradient_step, normalized_step_norms};
+use super::pgd::{pgd_from, Norm, PgdConfig};
 use super::random::{random_direction_from, sign_noise_from, uniform_noise_from};
+use super::target::TargetClass;
+use super::targeted::fgsm_towards;
 use super::{AdversarialError, Method};
 use crate::loss::LossKind;
 use crate::models::Model;
@@ -29,6 +34,18 @@ pub struct AttackConfig {
     /// Images per forward/backward pass (0 = [`super::GRADIENT_BATCH`]); large images are
     /// further limited by [`super::chunk_size`].
     pub batch: usize,
+    /// Projected gradient descent (`pgd`, `pgd-l2`, `pgd-targeted`): steps, step size, start.
+    #[serde(default)]
+    pub pgd: PgdConfig,
+    /// The target of `fgsm-targeted` and `pgd-targeted`.
+    #[serde(default)]
+    pub target: TargetClass,
+    /// DeepFool's iterations and overshoot.
+    #[serde(default)]
+    pub deepfool: DeepFoolConfig,
+    /// Carlini-Wagner's search.
+    #[serde(default)]
+    pub cw: CwConfig,
 }
 
 impl Default for AttackConfig {
@@ -40,19 +57,37 @@ impl Default for AttackConfig {
             steps: STUDY_ITERATIVE_STEPS,
             seed: 0,
             batch: 0,
+            pgd: PgdConfig::default(),
+            target: TargetClass::default(),
+            deepfool: DeepFoolConfig::default(),
+            cw: CwConfig::default(),
         }
     }
 }
 
 impl AttackConfig {
-    /// Checks the settings that can be wrong (a zero step count).
+    /// Checks the settings that can be wrong (zero step counts, negative or non-finite sizes),
+    /// naming the setting as the CLI spells it.
     pub fn validate(&self) -> Result<(), AdversarialError> {
-        if self.steps == 0 {
-            return Err(AdversarialError::Steps {
-                option: "steps",
-                found: self.steps,
-            });
+        let counts = [
+            ("steps", self.steps),
+            ("pgd steps", self.pgd.steps),
+            ("deepfool max-iter", self.deepfool.max_iter),
+            ("cw binary-steps", self.cw.binary_steps),
+            ("cw steps", self.cw.steps),
+        ];
+        for (option, found) in counts {
+            if found == 0 {
+                return Err(AdversarialError::Steps { option, found });
+            }
         }
+        if let Some(alpha) = self.pgd.step_size {
+            check_epsilon("step-size", alpha)?;
+        }
+        check_epsilon("deepfool overshoot", self.deepfool.overshoot)?;
+        check_epsilon("cw learning-rate", self.cw.learning_rate)?;
+        check_epsilon("cw initial-c", self.cw.initial_c)?;
+        check_epsilon("cw confidence", self.cw.confidence)?;
         Ok(())
     }
 }
@@ -74,6 +109,9 @@ pub fn attack(
     config.validate()?;
     check_batch(model, inputs, labels)?;
     check_inputs_in_unit_range(inputs)?;
+    if method.is_targeted() {
+        config.target.check("target-class", model.classes)?;
+    }
     let grad = if method.needs_gradient() {
         Some(loss_gradient_and_values(model, inputs, labels, config.loss, config.batch)?.0)
     } else {
@@ -119,5 +157,62 @@ pub(crate) fn perturb(
             let norms = normalized_step_norms(need(), eps);
             random_direction_from(inputs, &norms, config.seed, config.clip, first_image)?
         }
+        Method::Pgd => pgd_from(
+            model,
+            inputs,
+            labels,
+            Norm::LInf,
+            false,
+            eps,
+            config,
+            first_image,
+        )?,
+        Method::PgdL2 => pgd_from(
+            model,
+            inputs,
+            labels,
+            Norm::L2,
+            false,
+            eps,
+            config,
+            first_image,
+        )?,
+        Method::FgsmTargeted => {
+            let targets = config.target.resolve(model, inputs)?;
+            fgsm_towards(model, inputs, &targets, eps, config)?
+        }
+        Method::PgdTargeted => {
+            let targets = config.target.resolve(model, inputs)?;
+            pgd_from(
+                model,
+                inputs,
+                &targets,
+                Norm::LInf,
+                true,
+                eps,
+                config,
+                first_image,
+            )?
+        }
+        Method::DeepFool | Method::CwL2 => {
+            let adversarial = minimal_perturbation(model, method, inputs, labels, config)?;
+            within_l2_budget(inputs, &adversarial, eps)
+        }
     })
+}
+
+/// The unbounded result of a minimal-perturbation attack (`deepfool`, `cw-l2`); a sweep over eps
+/// computes it once and applies each budget with `within_l2_budget`.
+pub(crate) fn minimal_perturbation(
+    model: &Model<f32>,
+    method: Method,
+    inputs: &Tensor<f32>,
+    labels: &[usize],
+    config: &AttackConfig,
+) -> Result<Tensor<f32>, AdversarialError> {
+    match method {
+        Method::DeepFool => deepfool_unbounded(model, inputs, labels, config),
+        Method::CwL2 => carlini_wagner_unbounded(model, inputs, labels, config),
+        _ => unreachable!("only the minimal-perturbation attacks"),
+    }
 }

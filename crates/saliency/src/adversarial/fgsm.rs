@@ -31,6 +31,17 @@ pub fn sign_step(
     clip: bool,
 ) -> Result<Tensor<f32>, AdversarialError> {
     check_epsilon("epsilon", eps)?;
+    sign_step_signed(inputs, grad, eps, clip)
+}
+
+/// a' = a + eps * sign(g) for an eps of either sign (a negative eps steps down the gradient,
+/// as the targeted attacks do).
+pub(crate) fn sign_step_signed(
+    inputs: &Tensor<f32>,
+    grad: &Tensor<f32>,
+    eps: f64,
+    clip: bool,
+) -> Result<Tensor<f32>, AdversarialError> {
     check_same_shape("gradient", inputs, grad)?;
     let e = eps as f32;
     let delta: Vec<f32> = grad.data().iter().map(|&g| e * sign(g)).collect();

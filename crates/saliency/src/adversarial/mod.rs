@@ -7,21 +7,28 @@
 //! every control a step of matched size built from seeded noise. Formulas: `docs/adversarial.md`.
 
 mod attack;
+mod carlini_wagner;
 mod check;
+mod deepfool;
 mod edges;
 mod feature_preservation;
 mod fgsm;
 mod gradient;
 mod gradient_movie;
+mod margin;
 mod normalized;
 mod output_change;
+mod pgd;
 mod pictures;
 mod prediction;
 mod random;
 mod report;
+mod robust;
 mod sign_image;
 mod stats;
 mod step;
+mod target;
+mod targeted;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -31,7 +38,9 @@ use crate::models::ModelError;
 use crate::render::RenderError;
 
 pub use attack::{attack, AttackConfig, STUDY_ITERATIVE_STEPS};
+pub use carlini_wagner::{carlini_wagner_l2, CwConfig};
 pub use check::{check_batch, check_epsilon, check_inputs_in_unit_range, INPUT_RANGE_TOLERANCE};
+pub use deepfool::{deepfool, DeepFoolConfig};
 pub use edges::{luma, pearson, sobel_magnitude, spearman};
 pub use feature_preservation::{
     compare_trained_untrained, edge_correlation, gradient_display, mean_edge_correlation,
@@ -48,14 +57,18 @@ pub use normalized::{
     normalized_step_norms, L2_FLOOR,
 };
 pub use output_change::{output_change, OutputChange};
+pub use pgd::{pgd_l2, pgd_linf, pgd_targeted, Norm, PgdConfig, DEFAULT_PGD_STEPS};
 pub use pictures::{
     adversarial_figure, flip_rate_plot, nice_gain, triptych_grid, triptych_tiles, Triptych,
 };
 pub use prediction::{predict, Prediction};
 pub use random::{random_direction, sign_noise, uniform_noise, STUDY_RANDOM_EPSILON};
 pub use report::{markdown_table, write_summary, Summary, SUMMARY_FILE};
+pub use robust::{robust_accuracy_plot, robust_table, RobustPoint};
 pub use sign_image::{classify_sign_image, sign_image};
-pub use stats::{attack_stats, AttackStats, Sweep};
+pub use stats::{attack_stats, attack_stats_detailed, AttackStats, Sweep};
+pub use target::TargetClass;
+pub use targeted::fgsm_targeted;
 
 /// Errors of the adversarial module. Each names the option or value at fault, what was expected
 /// and what was found.
@@ -77,6 +90,16 @@ pub enum AdversarialError {
         option: &'static str,
         /// The value given.
         found: usize,
+    },
+    /// A target class the model does not have.
+    #[error("{option}: expected a class below {classes} (the model's classes) or least-likely, found {class}")]
+    TargetClass {
+        /// The option, e.g. `target-class`.
+        option: String,
+        /// The class given.
+        class: usize,
+        /// Number of classes of the model.
+        classes: usize,
     },
     /// A method name that is not one of ours.
     #[error(
@@ -137,6 +160,12 @@ pub enum AdversarialError {
     },
 }
 
+impl From<tape::TapeError> for AdversarialError {
+    fn from(e: tape::TapeError) -> Self {
+        AdversarialError::Model(ModelError::Tape(e))
+    }
+}
+
 impl From<tensor::TensorError> for AdversarialError {
     fn from(e: tensor::TensorError) -> Self {
         AdversarialError::Model(ModelError::Tape(tape::TapeError::from(e)))
@@ -147,8 +176,9 @@ impl From<tensor::TensorError> for AdversarialError {
 /// against.
 ///
 /// The CLI names are `fgsm`, `iterative-fgsm`, `normalized-gradient`, `l2-gradient`, `random`
-/// (the study's uniform-noise control), and the two norm-matched controls `random-sign` (matches
-/// `fgsm`) and `random-direction` (matches `normalized-gradient`).
+/// (the study's uniform-noise control), the two norm-matched controls `random-sign` (matches
+/// `fgsm`) and `random-direction` (matches `normalized-gradient`), and the stronger attacks of
+/// the later literature: `pgd`, `pgd-l2`, `fgsm-targeted`, `pgd-targeted`, `deepfool`, `cw-l2`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
@@ -168,11 +198,27 @@ pub enum Method {
     /// A uniformly random direction with the L2 norm of the normalized-gradient step at the same
     /// eps (so it needs the gradient, only for its norm).
     RandomDirection,
+    /// Projected gradient descent under L-infinity (Madry et al. 2018): random start, k steps
+    /// alpha sign(g), each projected onto the eps-ball and clipped to [0, 1].
+    Pgd,
+    /// Projected gradient descent under L2: steps alpha g / ||g||_2, L2-ball projection.
+    PgdL2,
+    /// One sign step down the loss of a target class: a - eps sign(dJ(a, t)/da).
+    FgsmTargeted,
+    /// PGD under L-infinity down the loss of a target class.
+    PgdTargeted,
+    /// DeepFool (Moosavi-Dezfooli et al. 2016): minimal L2 step to the linearized nearest
+    /// boundary, iterated; kept if its L2 norm is at most eps.
+    #[serde(rename = "deepfool")]
+    DeepFool,
+    /// Carlini-Wagner L2 (2017): minimal L2 perturbation by optimization with a binary search
+    /// over the constant; kept if its L2 norm is at most eps.
+    CwL2,
 }
 
 impl Method {
     /// Every method, attacks first, in the order the CLI lists them.
-    pub const ALL: [Method; 7] = [
+    pub const ALL: [Method; 13] = [
         Method::Fgsm,
         Method::IterativeFgsm,
         Method::NormalizedGradient,
@@ -180,6 +226,12 @@ impl Method {
         Method::Random,
         Method::RandomSign,
         Method::RandomDirection,
+        Method::Pgd,
+        Method::PgdL2,
+        Method::FgsmTargeted,
+        Method::PgdTargeted,
+        Method::DeepFool,
+        Method::CwL2,
     ];
 
     /// The CLI name.
@@ -192,6 +244,12 @@ impl Method {
             Method::Random => "random",
             Method::RandomSign => "random-sign",
             Method::RandomDirection => "random-direction",
+            Method::Pgd => "pgd",
+            Method::PgdL2 => "pgd-l2",
+            Method::FgsmTargeted => "fgsm-targeted",
+            Method::PgdTargeted => "pgd-targeted",
+            Method::DeepFool => "deepfool",
+            Method::CwL2 => "cw-l2",
         }
     }
 
@@ -241,6 +299,10 @@ impl Method {
             Method::NormalizedGradient | Method::RandomDirection => 0.15,
             Method::L2Gradient => 1.0,
             Method::Random => STUDY_RANDOM_EPSILON,
+            // Issue 23's robustness target on Fashion-MNIST.
+            Method::Pgd | Method::FgsmTargeted | Method::PgdTargeted => 0.1,
+            // L2 budgets, as l2-gradient's.
+            Method::PgdL2 | Method::DeepFool | Method::CwL2 => 1.0,
         }
     }
 
@@ -254,6 +316,26 @@ impl Method {
             Method::Random => "a + eps n / max(n), n ~ U[0,1)",
             Method::RandomSign => "a + eps s, s = +-1",
             Method::RandomDirection => "a + r d / ||d||2, r = ||eps g / max(g)||2",
+            Method::Pgd => "k steps x + alpha sign(g), projected to ||x - a||inf <= eps",
+            Method::PgdL2 => "k steps x + alpha g / ||g||2, projected to ||x - a||2 <= eps",
+            Method::FgsmTargeted => "a - eps sign(g_t), g_t the gradient of the target's loss",
+            Method::PgdTargeted => "k steps x - alpha sign(g_t), projected to ||x - a||inf <= eps",
+            Method::DeepFool => "minimal step to the linearized nearest boundary, if ||r||2 <= eps",
+            Method::CwL2 => "argmin ||d||2^2 + c max(Z_y - max Z_j, -k), if ||d||2 <= eps",
+        }
+    }
+
+    /// True for the attacks that push towards a target class.
+    pub fn is_targeted(self) -> bool {
+        matches!(self, Method::FgsmTargeted | Method::PgdTargeted)
+    }
+
+    /// The norm in which eps is the perturbation's size: L2 for the L2 forms; L-infinity for the
+    /// sign forms, the study's g / max(g) (its largest element moves by eps) and the controls.
+    pub fn norm(self) -> Norm {
+        match self {
+            Method::L2Gradient | Method::PgdL2 | Method::DeepFool | Method::CwL2 => Norm::L2,
+            _ => Norm::LInf,
         }
     }
 }

@@ -172,7 +172,7 @@ pub fn adversarial_figure(
 }
 
 /// Line colors (matplotlib's tab10), one per method in order of first appearance.
-const COLORS: [&str; 10] = [
+pub(crate) const COLORS: [&str; 10] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
     "#bcbd22", "#17becf",
 ];

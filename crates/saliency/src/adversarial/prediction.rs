@@ -47,3 +47,15 @@ pub fn predict(
         })
         .collect())
 }
+
+/// Softmax probabilities (N, classes) of a checked batch, in the chunks [`predict`] uses.
+pub(crate) fn predict_probs_of(
+    model: &Model<f32>,
+    inputs: &Tensor<f32>,
+) -> Result<Vec<f32>, AdversarialError> {
+    Ok(predict_probs(
+        model,
+        inputs.data(),
+        chunk_size(per_image(inputs), 0),
+    )?)
+}

@@ -21,9 +21,11 @@ pub const STUDY_RANDOM_EPSILON: f64 = 0.1;
 const SALT_UNIFORM: u64 = 0x0A11;
 const SALT_SIGN: u64 = 0x0A12;
 const SALT_DIRECTION: u64 = 0x0A13;
+/// The random start of projected gradient descent.
+pub(crate) const SALT_PGD_START: u64 = 0x0A14;
 
 /// The generator of image `image` for one control.
-fn image_rng(seed: u64, salt: u64, image: usize) -> ChaCha8Rng {
+pub(crate) fn image_rng(seed: u64, salt: u64, image: usize) -> ChaCha8Rng {
     ChaCha8Rng::seed_from_u64(mix_seed(mix_seed(seed, salt), image as u64))
 }
 
@@ -33,12 +35,12 @@ fn unit_f32(rng: &mut ChaCha8Rng) -> f32 {
 }
 
 /// A draw in [0, 1) with 53 random bits.
-fn unit_f64(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn unit_f64(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// One standard normal draw (Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]).
-fn normal(rng: &mut ChaCha8Rng) -> f64 {
+pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
     let u1 = 1.0 - unit_f64(rng);
     let u2 = unit_f64(rng);
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()

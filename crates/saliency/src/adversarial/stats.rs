@@ -3,10 +3,12 @@
 
 use tensor::Tensor;
 
-use super::attack::{perturb, AttackConfig};
+use super::attack::{minimal_perturbation, perturb, AttackConfig};
 use super::check::{check_epsilon, check_labels, check_unit_range_slice};
+use super::deepfool::within_l2_budget;
 use super::gradient::{chunk_size, loss_gradient_and_values};
 use super::prediction::{predict, Prediction};
+use super::robust::RobustPoint;
 use super::{AdversarialError, Method};
 use crate::data::Dataset;
 use crate::models::Model;
@@ -72,16 +74,64 @@ struct Tally {
     flipped: usize,
     correct: usize,
     confidence: f64,
+    /// Images the attack could succeed on (untargeted: right before; targeted: target != label).
+    candidates: usize,
+    /// Of those, the ones it succeeded on (untargeted: wrong after; targeted: the target after).
+    successes: usize,
+    l2: f64,
+    linf: f64,
 }
 
 impl Tally {
-    fn add(&mut self, before: &[Prediction], after: &[Prediction], labels: &[usize]) {
-        for ((b, a), &y) in before.iter().zip(after).zip(labels) {
+    /// Adds one chunk: its predictions before and after, labels, targets (targeted attacks) and
+    /// the per-image perturbation norms.
+    fn add(
+        &mut self,
+        before: &[Prediction],
+        after: &[Prediction],
+        labels: &[usize],
+        targets: Option<&[usize]>,
+        norms: &[(f64, f64)],
+    ) {
+        for (i, ((b, a), &y)) in before.iter().zip(after).zip(labels).enumerate() {
             self.flipped += usize::from(a.class != b.class);
             self.correct += usize::from(a.class == y);
             self.confidence += a.confidence as f64;
+            match targets {
+                Some(t) if t[i] != y => {
+                    self.candidates += 1;
+                    self.successes += usize::from(a.class == t[i]);
+                }
+                Some(_) => {}
+                None if b.class == y => {
+                    self.candidates += 1;
+                    self.successes += usize::from(a.class != y);
+                }
+                None => {}
+            }
+            self.l2 += norms[i].0;
+            self.linf += norms[i].1;
         }
     }
+}
+
+/// (L2, L-infinity) norm of a' - a for each image, in f64.
+fn perturbation_norms(clean: &Tensor<f32>, perturbed: &Tensor<f32>) -> Vec<(f64, f64)> {
+    let per = super::check::per_image(clean);
+    clean
+        .data()
+        .chunks(per)
+        .zip(perturbed.data().chunks(per))
+        .map(|(a, b)| {
+            let (mut s, mut m) = (0.0f64, 0.0f64);
+            for (&x, &y) in a.iter().zip(b) {
+                let d = (y as f64 - x as f64).abs();
+                s += d * d;
+                m = m.max(d);
+            }
+            (s.sqrt(), m)
+        })
+        .collect()
 }
 
 /// Runs every sweep over every image of `data` (in chunks of `config.batch` images) and returns
@@ -96,6 +146,25 @@ pub fn attack_stats(
     config: &AttackConfig,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<Vec<AttackStats>, AdversarialError> {
+    Ok(
+        attack_stats_detailed(model, data, sweeps, config, progress)?
+            .into_iter()
+            .map(|p| p.stats)
+            .collect(),
+    )
+}
+
+/// [`attack_stats`] with the robustness figures of each row: the attack's success rate and the
+/// mean perturbation norms (a robust accuracy curve is the `accuracy` of these rows against eps).
+/// The minimal-perturbation attacks (`deepfool`, `cw-l2`) run once per chunk and every eps is
+/// applied to their result as an L2 budget.
+pub fn attack_stats_detailed(
+    model: &Model<f32>,
+    data: &Dataset,
+    sweeps: &[Sweep],
+    config: &AttackConfig,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Vec<RobustPoint>, AdversarialError> {
     config.validate()?;
     for sweep in sweeps {
         for (j, &eps) in sweep.epsilons.iter().enumerate() {
@@ -113,6 +182,9 @@ pub fn attack_stats(
     // Checked on the flat data: a copy of a large data set as one tensor would double its memory.
     check_unit_range_slice(&data.images, data.image_len())?;
     check_labels(&labels, model.classes)?;
+    if sweeps.iter().any(|s| s.method.is_targeted()) {
+        config.target.check("target-class", model.classes)?;
+    }
     if data.images.len() != data.len() * data.image_len() {
         return Err(AdversarialError::Shape {
             what: "data set images",
@@ -152,20 +224,36 @@ pub fn attack_stats(
         } else {
             None
         };
+        let targets = if sweeps.iter().any(|s| s.method.is_targeted()) {
+            Some(config.target.resolve(model, &x)?)
+        } else {
+            None
+        };
         for (sweep, row) in sweeps.iter().zip(tallies.iter_mut()) {
+            let minimal = match sweep.method {
+                Method::DeepFool | Method::CwL2 => {
+                    Some(minimal_perturbation(model, sweep.method, &x, y, config)?)
+                }
+                _ => None,
+            };
             for (&eps, tally) in sweep.epsilons.iter().zip(row.iter_mut()) {
-                let perturbed = perturb(
-                    model,
-                    sweep.method,
-                    &x,
-                    y,
-                    grad.as_ref(),
-                    eps,
-                    config,
-                    start,
-                )?;
+                let perturbed = match &minimal {
+                    Some(adversarial) => within_l2_budget(&x, adversarial, eps),
+                    None => perturb(
+                        model,
+                        sweep.method,
+                        &x,
+                        y,
+                        grad.as_ref(),
+                        eps,
+                        config,
+                        start,
+                    )?,
+                };
                 let after = predict(model, &perturbed, chunk)?;
-                tally.add(&before, &after, y);
+                let norms = perturbation_norms(&x, &perturbed);
+                let t = targets.as_deref().filter(|_| sweep.method.is_targeted());
+                tally.add(&before, &after, y, t, &norms);
             }
         }
         progress(end, n);
@@ -176,15 +264,23 @@ pub fn attack_stats(
     let mut out = Vec::new();
     for (sweep, row) in sweeps.iter().zip(&tallies) {
         for (&eps, tally) in sweep.epsilons.iter().zip(row) {
-            out.push(AttackStats {
-                method: sweep.method.name().to_string(),
-                epsilon: eps,
-                n,
-                flipped_fraction: share(tally.flipped as f64),
-                accuracy_before: share(correct_before as f64),
-                accuracy: share(tally.correct as f64),
-                mean_confidence_before: share(confidence_before),
-                mean_confidence_after: share(tally.confidence),
+            out.push(RobustPoint {
+                stats: AttackStats {
+                    method: sweep.method.name().to_string(),
+                    epsilon: eps,
+                    n,
+                    flipped_fraction: share(tally.flipped as f64),
+                    accuracy_before: share(correct_before as f64),
+                    accuracy: share(tally.correct as f64),
+                    mean_confidence_before: share(confidence_before),
+                    mean_confidence_after: share(tally.confidence),
+                },
+                targeted: sweep.method.is_targeted(),
+                norm: sweep.method.norm(),
+                success_rate: tally.successes as f64 / tally.candidates.max(1) as f64,
+                attempted: tally.candidates,
+                mean_l2: share(tally.l2),
+                mean_linf: share(tally.linf),
             });
         }
     }

@@ -33,6 +33,11 @@ pub enum Workload {
     IntegratedGradients,
     /// FGSM: the loss gradient with respect to the input, then `clamp(x + 0.1 sign(g), 0, 1)`.
     Fgsm,
+    /// One step of projected gradient descent as `adversary --method pgd` and `train
+    /// --adversarial pgd` take it (`adversarial::pgd_linf` with one step, no random start): the
+    /// loss gradient at the point, `x + alpha sign(g)`, projection onto the eps-ball (eps 0.1)
+    /// and clipping to [0, 1]. A PGD-k attack costs k of these.
+    PgdStep,
     /// Occlusion with the study's 4x4 zero patch and stride 4: 49 occluded copies per image,
     /// batched through the network in evaluation mode (`attribution::occlusion`).
     Occlusion,
@@ -46,12 +51,13 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in the order the CLI lists them.
-    pub const ALL: [Workload; 8] = [
+    pub const ALL: [Workload; 9] = [
         Workload::TrainStep,
         Workload::Infer,
         Workload::GradientXInput,
         Workload::IntegratedGradients,
         Workload::Fgsm,
+        Workload::PgdStep,
         Workload::Occlusion,
         Workload::Smoothgrad50,
         Workload::LrpEpsilon,
@@ -66,6 +72,7 @@ impl fmt::Display for Workload {
             Workload::GradientXInput => "gradient-x-input",
             Workload::IntegratedGradients => "integrated-gradients",
             Workload::Fgsm => "fgsm",
+            Workload::PgdStep => "pgd-step",
             Workload::Occlusion => "occlusion",
             Workload::Smoothgrad50 => "smoothgrad-50",
             Workload::LrpEpsilon => "lrp-epsilon",
@@ -81,7 +88,7 @@ impl FromStr for Workload {
             .find(|w| w.to_string() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion, smoothgrad-50, lrp-epsilon"
+                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step, occlusion, smoothgrad-50, lrp-epsilon"
                 )
             })
     }
@@ -190,6 +197,9 @@ pub enum BenchError {
     /// An attribution method failed.
     #[error(transparent)]
     Attribution(#[from] crate::attribution::AttributionError),
+    /// An attack failed.
+    #[error(transparent)]
+    Adversarial(#[from] crate::adversarial::AdversarialError),
 }
 
 /// Refuses a batch (or an integrated-gradients path) whose activations would not fit in memory,
@@ -207,7 +217,7 @@ fn check_memory(config: &BenchConfig) -> Result<(), BenchError> {
     let (pool, passes) = match config.workload {
         Workload::TrainStep => (workloads::TRAIN_POOL as f64, 3.0 * batch),
         Workload::Infer => (1.0, batch),
-        Workload::GradientXInput | Workload::Fgsm => (1.0, 3.0 * batch),
+        Workload::GradientXInput | Workload::Fgsm | Workload::PgdStep => (1.0, 3.0 * batch),
         Workload::IntegratedGradients => (1.0, batch),
         // 49 occluded copies of each image go through the network.
         Workload::Occlusion => (1.0, 49.0 * batch),

@@ -6,6 +6,7 @@
 
 use tensor::Tensor;
 
+use crate::adversarial::{pgd_linf, AttackConfig, PgdConfig};
 use crate::attribution::{lrp, occlusion, smoothgrad, LrpRule, NoiseOptions, OcclusionOptions};
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
 use crate::loss::LossKind;
@@ -99,6 +100,7 @@ impl Workload {
             Kind::GradientXInput => self.gradient_x_input(),
             Kind::IntegratedGradients => self.integrated_gradients(),
             Kind::Fgsm => self.fgsm(),
+            Kind::PgdStep => self.pgd_step(),
             Kind::Occlusion => {
                 let maps = occlusion(
                     &self.model,
@@ -201,6 +203,30 @@ impl Workload {
                 (xi + FGSM_EPS * s).clamp(0.0, 1.0)
             })
             .collect();
+        std::hint::black_box(adv);
+        Ok(())
+    }
+
+    /// One PGD step from the clean batch through the library's attack (with its checks), so it
+    /// times what a PGD-k attack or an adversarial training step pays k times.
+    fn pgd_step(&mut self) -> Result<(), BenchError> {
+        let x = self.input_tensor(0);
+        let config = AttackConfig {
+            batch: self.batch_size,
+            pgd: PgdConfig {
+                steps: 1,
+                step_size: None,
+                random_start: false,
+            },
+            ..AttackConfig::default()
+        };
+        let adv = pgd_linf(
+            &self.model,
+            &x,
+            &self.batches[0].1,
+            FGSM_EPS as f64,
+            &config,
+        )?;
         std::hint::black_box(adv);
         Ok(())
     }

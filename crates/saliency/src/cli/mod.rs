@@ -52,10 +52,11 @@ enum Command {
     /// Which attribution map to trust: deletion/insertion areas, infidelity, max-sensitivity,
     /// completeness and the randomization sanity check, per method.
     EvaluateAttribution(evaluate_attribution::EvaluateAttributionArgs),
-    /// Adversarial examples (fast gradient sign, normalized gradient, random controls) and flip statistics.
+    /// Adversarial examples (the study's attacks and controls; PGD, targeted, DeepFool, Carlini-Wagner),
+    /// flip statistics and robust accuracy curves.
     Adversary(adversary::AdversaryArgs),
-    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, occlusion,
-    /// smoothgrad-50, lrp-epsilon) on
+    /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step,
+    /// occlusion, smoothgrad-50, lrp-epsilon) on
     /// synthetic data and print images per second.
     Bench(bench::BenchArgs),
     /// Download a full data set (fashion-mnist, flowers, flowers17) from its official address,

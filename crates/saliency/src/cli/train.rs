@@ -15,7 +15,10 @@ use crate::models::ModelKind;
 use crate::staged_dir::StagedDir;
 use crate::train::run_folder::{self, RunLock, RunStatus};
 use crate::train::state::STATE_FILE;
-use crate::train::{Augment, OptimizerConfig, RunRecord, TrainConfig, TrainEvent, Trainer};
+use crate::train::{
+    AdversarialTraining, Augment, OptimizerConfig, RunRecord, TrainConfig, TrainEvent, Trainer,
+    TrainingAttack,
+};
 
 /// Options of `saliency train`.
 #[derive(Args, Debug)]
@@ -106,6 +109,37 @@ pub struct TrainArgs {
     /// No progress bar (one line per epoch instead).
     #[arg(long)]
     quiet: bool,
+    /// Adversarial training (Madry et al.): replace each minibatch by its PGD examples against
+    /// the current model (L-infinity, random start).
+    #[arg(long)]
+    adversarial: Option<TrainingAttack>,
+    /// With --adversarial: the L-infinity budget eps.
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        requires = "adversarial",
+        default_value_t = 0.1
+    )]
+    epsilon: f64,
+    /// With --adversarial: PGD steps per minibatch.
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        requires = "adversarial",
+        default_value_t = 7
+    )]
+    steps: usize,
+    /// With --adversarial: PGD's step size (default 2.5 eps / steps).
+    #[arg(long, allow_negative_numbers = true, requires = "adversarial")]
+    step_size: Option<f64>,
+    /// With --adversarial: share of each minibatch kept clean (0: all replaced, as Madry et al.).
+    #[arg(
+        long,
+        allow_negative_numbers = true,
+        requires = "adversarial",
+        default_value_t = 0.0
+    )]
+    clean_fraction: f64,
 }
 
 impl TrainArgs {
@@ -172,6 +206,13 @@ impl TrainArgs {
         c.limit_train = self.limit_train;
         c.limit_test = self.limit_test;
         c.validation = self.validation;
+        c.adversarial = self.adversarial.map(|attack| AdversarialTraining {
+            attack,
+            epsilon: self.epsilon,
+            steps: self.steps,
+            step_size: self.step_size,
+            clean_fraction: self.clean_fraction,
+        });
         c.validate().map_err(anyhow::Error::msg)?;
         Ok(c)
     }
@@ -251,6 +292,16 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         threads,
         started.elapsed().as_secs_f64()
     );
+    if let Some(adv) = &config.adversarial {
+        eprintln!(
+            "adversarial training: each minibatch replaced by PGD-{} (L-infinity eps {}, step {}), {} % kept clean",
+            adv.steps,
+            adv.epsilon,
+            adv.step_size
+                .map_or_else(|| "2.5 eps / steps".to_string(), |a| a.to_string()),
+            100.0 * adv.clean_fraction
+        );
+    }
     let record = RunRecord {
         test_fraction: (config.dataset != "fashion-mnist").then_some(spec.test_fraction),
         train_images: train.len(),

@@ -3,6 +3,7 @@
 use crate::loss::LossKind;
 use crate::models::ModelKind;
 
+use super::adversarial::AdversarialTraining;
 use super::optim::OptimizerConfig;
 
 /// Training-side augmentation (off by default, as the study).
@@ -44,6 +45,10 @@ pub struct TrainConfig {
     /// Hold out this many training images (seeded) as a validation set and evaluate on it
     /// instead of the test set (for choosing settings without touching the test set).
     pub validation: Option<usize>,
+    /// Adversarial training: each minibatch replaced by its PGD examples (none by default; left
+    /// out of config.json when off, so standard runs' files are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adversarial: Option<AdversarialTraining>,
 }
 
 impl TrainConfig {
@@ -67,6 +72,7 @@ impl TrainConfig {
             limit_train: None,
             limit_test: None,
             validation: None,
+            adversarial: None,
         }
     }
 
@@ -111,6 +117,9 @@ impl TrainConfig {
         }
         if self.limit_test == Some(0) {
             return Err("--limit-test: expected at least 1, found 0".into());
+        }
+        if let Some(adversarial) = &self.adversarial {
+            adversarial.validate()?;
         }
         Ok(())
     }

@@ -21,7 +21,16 @@ pub(super) fn config_differences(saved: &TrainConfig, requested: &TrainConfig) -
         return "the settings differ".into();
     };
     let mut items = Vec::new();
-    for (key, new) in b.iter().filter(|(key, _)| key.as_str() != "epochs") {
+    // Settings left out when off (`adversarial`) appear in one of the two only: both are named.
+    let only_saved = a
+        .keys()
+        .filter(|key| !b.contains_key(key.as_str()))
+        .map(|key| (key, &serde_json::Value::Null));
+    for (key, new) in b
+        .iter()
+        .chain(only_saved)
+        .filter(|(key, _)| key.as_str() != "epochs")
+    {
         let old = a.get(key.as_str()).unwrap_or(&serde_json::Value::Null);
         match (old, new) {
             // One level down, so `optimizer.lr` is named rather than the whole optimizer.

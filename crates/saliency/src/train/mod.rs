@@ -1,5 +1,6 @@
 //! Training: optimizers, the minibatch loop, evaluation, resumable state.
 
+pub mod adversarial;
 pub mod batch;
 pub mod config;
 mod diagnose;
@@ -13,6 +14,7 @@ pub mod state;
 pub mod step;
 pub mod trainer;
 
+pub use adversarial::{AdversarialTraining, TrainingAttack};
 pub use config::{Augment, TrainConfig};
 pub use evaluate::{evaluate, Evaluation};
 pub use hook::{TrainHook, TrainState};

@@ -12,6 +12,7 @@ use crate::infer::argmax_rows;
 use crate::model_io::{save_model, ModelMeta};
 use crate::models::{mix_seed, Mode, Model, ModelError};
 
+use super::adversarial::adversarial_batch;
 use super::batch::{augment, epoch_order, gather};
 use super::config::TrainConfig;
 use super::diagnose::{
@@ -103,6 +104,9 @@ pub enum TrainError {
     /// Writing a run file failed.
     #[error("{0}")]
     Output(String),
+    /// Generating a minibatch's adversarial examples failed.
+    #[error("adversarial training: {0}")]
+    Adversarial(#[from] crate::adversarial::AdversarialError),
     /// A hook failed.
     #[error("training hook: {0}")]
     Hook(anyhow::Error),
@@ -333,6 +337,18 @@ impl Trainer {
                 let [c, h, w] = train.shape;
                 let images =
                     Tensor::from_vec(&[idx.len(), c, h, w], images).expect("gathered length");
+                let images = match &cfg.adversarial {
+                    Some(adv) => adversarial_batch(
+                        &self.model,
+                        images,
+                        &labels,
+                        adv,
+                        cfg.loss,
+                        cfg.seed,
+                        self.step,
+                    )?,
+                    None => images,
+                };
                 let mode = Mode::Train {
                     seed: mix_seed(cfg.seed, self.step),
                 };
