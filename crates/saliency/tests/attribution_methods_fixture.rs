@@ -67,10 +67,10 @@ fn saliency_map_times_input_is_pytorchs_gradient_x_input() {
     );
 }
 
-/// Captum's deterministic methods on the fixture (made by `make_method_fixture.py`, which needs
-/// torch and captum; not in the repository yet): ours must agree within 1e-4 of the largest value.
+/// Captum's deterministic methods on the fixture (`deep_methods_expected.safetensors`, made by
+/// `make_method_fixture.py` with torch 2.15 and captum 0.9): ours must agree within 1e-4 of the
+/// largest value.
 #[test]
-#[ignore = "needs tests/fixtures/pytorch/deep_methods_expected.safetensors: run make_method_fixture.py with torch and captum"]
 fn captum_methods_agree_on_the_fixture() {
     use saliency::attribution::{
         deconvnet, deeplift, grad_cam, guided_backprop, guided_grad_cam, lrp, Baseline,
