@@ -69,12 +69,14 @@ fn saliency_map_times_input_is_pytorchs_gradient_x_input() {
 
 /// Captum's deterministic methods on the fixture (`deep_methods_expected.safetensors`, made by
 /// `make_method_fixture.py` with torch 2.15 and captum 0.9): ours must agree within 1e-4 of the
-/// largest value.
+/// largest value. DeepLIFT is not compared: Captum's `DeepLift` passes no gradient through the
+/// references' half of the batch above the topmost max-pool, so its max-pool rule drops the
+/// `y - max(y, y')` term there, and its maps on this model do not sum to F(x) - F(0) (up to 46 %
+/// off, checked with torch 2.15 / captum 0.9); ours do, to 1e-6 (`attribution::tests_rule_methods`).
 #[test]
 fn captum_methods_agree_on_the_fixture() {
     use saliency::attribution::{
-        deconvnet, deeplift, grad_cam, guided_backprop, guided_grad_cam, lrp, Baseline,
-        GradCamOptions, LrpRule,
+        deconvnet, grad_cam, guided_backprop, guided_grad_cam, lrp, GradCamOptions, LrpRule,
     };
     let model = load_state_dict(
         &fixture("deep_state_dict.safetensors"),
@@ -110,12 +112,6 @@ fn captum_methods_agree_on_the_fixture() {
             guided_backprop(&model, &x, &classes).unwrap(),
         ),
         ("deconvnet", deconvnet(&model, &x, &classes).unwrap()),
-        (
-            "deeplift",
-            deeplift(&model, &x, &classes, &Baseline::Black)
-                .unwrap()
-                .attributions,
-        ),
         ("grad_cam_conv4", cam("conv4")),
         ("grad_cam_conv2", cam("conv2")),
         (
@@ -127,6 +123,7 @@ fn captum_methods_agree_on_the_fixture() {
             lrp(&model, &x, &classes, LrpRule::Epsilon { epsilon: 1e-9 }).unwrap(),
         ),
     ];
+    let mut failures = Vec::new();
     for (name, map) in ours {
         let t = theirs(name);
         let scale = t.iter().fold(0.0f32, |m, v| m.max(v.abs()));
@@ -136,10 +133,12 @@ fn captum_methods_agree_on_the_fixture() {
             .zip(&t)
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         eprintln!("{name}: max error {:e} of the largest", worst / scale);
-        assert!(
-            worst <= 1e-4 * scale,
-            "{name} differs from Captum's by {:e}",
-            worst / scale
-        );
+        if worst > 1e-4 * scale {
+            failures.push(format!(
+                "{name} differs from Captum's by {:e}",
+                worst / scale
+            ));
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("; "));
 }
