@@ -104,6 +104,19 @@ fn study_runs_on_the_shipped_sample_in_an_empty_folder() {
         );
     }
     assert!(stderr.contains("wrote out/study/report.md"), "{stderr}");
+    // Standard error is a pipe here: the progress bar stays hidden and the log gets plain lines,
+    // one per step start and end, with each epoch's metrics.
+    assert!(
+        !stderr.contains('\r') && !stderr.contains('\u{1b}'),
+        "a bar was drawn into a pipe: {stderr:?}"
+    );
+    for line in [
+        "[fashion-deep] ...",
+        "[fashion-deep] done in ",
+        "  fashion-deep epoch 1: train acc ",
+    ] {
+        assert!(stderr.contains(line), "no line {line:?} in {stderr}");
+    }
     let json: serde_json::Value =
         serde_json::from_slice(&std::fs::read(report.join("report.json")).unwrap()).unwrap();
     assert_eq!(

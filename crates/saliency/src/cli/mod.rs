@@ -12,6 +12,7 @@ mod eval;
 mod evaluate_attribution;
 mod models;
 mod study;
+mod study_bar;
 mod train;
 mod user_images;
 

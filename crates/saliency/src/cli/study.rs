@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::study::{run_study, Profile, StudyConfig};
+use crate::study::{progress, run_study, Profile, StudyConfig};
 
 /// Options of `saliency study`.
 #[derive(Args, Debug)]
@@ -45,7 +45,7 @@ pub struct StudyArgs {
 /// Runs the study.
 pub fn run(args: StudyArgs) -> anyhow::Result<()> {
     let command = std::env::args().collect::<Vec<_>>().join(" ");
-    run_study(&StudyConfig {
+    let config = StudyConfig {
         out: args.out,
         profile: args.profile,
         data_dir: args.data_dir,
@@ -55,5 +55,8 @@ pub fn run(args: StudyArgs) -> anyhow::Result<()> {
         strict: args.strict,
         command,
         overwrite: args.overwrite,
-    })
+    };
+    // A bar on a terminal; on a log, the same lines the library prints.
+    let bar = std::sync::Arc::new(super::study_bar::StudyBar::new());
+    progress::with_observer(bar, || run_study(&config))
 }

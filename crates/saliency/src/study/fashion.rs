@@ -308,7 +308,9 @@ pub fn adversarial(
             )
         });
     }
-    let stats = attack_stats(&model, &data, &sweeps, &config, &mut |_, _| {})?;
+    let stats = attack_stats(&model, &data, &sweeps, &config, &mut |done, total| {
+        super::progress::work(done as u64, total as u64, "images attacked")
+    })?;
     let dir = out.join(format!("{name}_adversarial"));
     write_summary(
         &dir,

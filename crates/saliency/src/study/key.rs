@@ -105,10 +105,10 @@ pub fn claim(out: &Path, key: &StudyKey, overwrite: bool) -> anyhow::Result<()> 
                 out.display()
             );
         }
-        eprintln!(
+        super::progress::line(format!(
             "--overwrite: deleting the earlier study's results in {}",
             out.display()
-        );
+        ));
         for name in STUDY_OUTPUTS {
             let p = out.join(name);
             let result = if p.is_dir() {

@@ -13,6 +13,7 @@ pub mod figures;
 pub mod flowers;
 pub mod key;
 pub mod plan;
+pub mod progress;
 pub mod report;
 mod report_build;
 pub mod steps;
@@ -99,12 +100,12 @@ pub struct Skipped {
 pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     let started = Instant::now();
     let plan = Plan::of(cfg.profile);
-    eprintln!(
+    progress::line(format!(
         "study, profile {} (expected wall time about {:.0} minutes on 2 cores), output {}",
         cfg.profile,
         plan.expected_minutes(),
         cfg.out.display()
-    );
+    ));
     let mut data = Vec::new();
     let mut skipped = Vec::new();
     // Find the data before creating any output, so a strict run that cannot start leaves nothing.
@@ -225,13 +226,13 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
         }
     }
     for s in &results.skipped {
-        eprintln!("skipped {}: {}", s.sections, s.reason);
+        progress::line(format!("skipped {}: {}", s.sections, s.reason));
     }
-    eprintln!(
+    progress::line(format!(
         "wrote {0}/report.md, {0}/report.html and {0}/report.json in {1:.0} s",
         out.display(),
         started.elapsed().as_secs_f64()
-    );
+    ));
     Ok(())
 }
 
@@ -254,7 +255,7 @@ fn find_fashion(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result
     let reason = match found {
         Ok(f) if f.origin == Origin::Full || !paper => {
             if let Some(note) = &f.note {
-                eprintln!("note: {note}");
+                progress::line(format!("note: {note}"));
             }
             return Ok(Some(f));
         }
@@ -276,7 +277,7 @@ fn find_flowers(cfg: &StudyConfig, skipped: &mut Vec<Skipped>) -> anyhow::Result
     match ensure_named_set(cfg.data_dir.as_deref(), "flowers", download) {
         Ok(f) => {
             if let Some(note) = &f.note {
-                eprintln!("note: {note}");
+                progress::line(format!("note: {note}"));
             }
             Ok(Some(f))
         }
@@ -294,7 +295,7 @@ fn skip<T>(
     if cfg.strict {
         anyhow::bail!("--strict: the study cannot run {sections}: {reason}");
     }
-    eprintln!("skipping {sections}: {reason}");
+    progress::line(format!("skipping {sections}: {reason}"));
     skipped.push(Skipped {
         sections: sections.into(),
         reason,

@@ -61,10 +61,7 @@ impl StepRunner {
         let path = self.dir.join(format!("{name}.json"));
         if let Ok(bytes) = std::fs::read(&path) {
             if let Ok(file) = serde_json::from_slice::<StepFile<R>>(&bytes) {
-                eprintln!(
-                    "[{name}] done in an earlier run ({:.1} s), skipped",
-                    file.seconds
-                );
+                super::progress::step_finished(name, file.seconds, true);
                 self.timings.push(StepTiming {
                     name: name.into(),
                     seconds: file.seconds,
@@ -73,13 +70,13 @@ impl StepRunner {
                 return Ok(file.result);
             }
         }
-        eprintln!("[{name}] ...");
+        super::progress::step_started(name);
         let t = Instant::now();
         let result = f().with_context(|| format!("study step '{name}'"))?;
         let seconds = t.elapsed().as_secs_f64();
         let file = StepFile { seconds, result };
         write_atomic(&path, serde_json::to_string_pretty(&file)?.as_bytes())?;
-        eprintln!("[{name}] done in {seconds:.1} s");
+        super::progress::step_finished(name, seconds, false);
         self.timings.push(StepTiming {
             name: name.into(),
             seconds,

@@ -46,15 +46,24 @@ pub fn train_model(
     let dir = out.join("models").join(name);
     let started = Instant::now();
     let mut trainer = Trainer::new(config.clone(), train.shape, train.class_names.clone())?;
-    let metrics = trainer.run(train, test, Some(&dir), hooks, &mut |e| {
-        if let TrainEvent::Epoch(m) = e {
-            eprintln!(
+    let epochs = config.epochs;
+    let metrics = trainer.run(train, test, Some(&dir), hooks, &mut |e| match e {
+        TrainEvent::Batch(p) => {
+            let batches = p.batches as u64;
+            super::progress::work(
+                p.epoch * batches + p.batch as u64,
+                epochs * batches,
+                "batches",
+            );
+        }
+        TrainEvent::Epoch(m) => {
+            super::progress::line(format!(
                 "  {name} epoch {}: train acc {:.2} %, test acc {:.2} %, {:.0} img/s",
                 m.epoch,
                 100.0 * m.train_accuracy,
                 100.0 * m.test_accuracy,
                 m.images_per_second
-            );
+            ));
         }
     })?;
     Ok(TrainSummary {
