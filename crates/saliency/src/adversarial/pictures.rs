@@ -12,7 +12,7 @@ use super::{AdversarialError, Method};
 use crate::models::Model;
 use crate::render::{
     grid, input_to_rgb, line_plot_svg, signed_to_rgb, title_bar, upscale_nearest, verdict_color,
-    Series, Tile, BLACK, WHITE,
+    with_colour_bar, ColorMap, Series, Tile, BLACK, WHITE,
 };
 
 /// Small images are enlarged to at least this many pixels a side (a 28x28 image 8x), so the
@@ -107,9 +107,11 @@ pub fn triptych_tiles(
     ]
 }
 
-/// One triptych per row under `title`. With `gain` None, one factor for the whole figure is
-/// chosen by [`nice_gain`] from the largest perturbation, so rows can be compared; the title
-/// should say which method and eps made the perturbations.
+/// One triptych per row under `title`, with a gray colour bar beneath giving the perturbation's
+/// scale: black is a' - a = -0.5 / gain, mid gray 0, white +0.5 / gain (per channel on colour
+/// images). With `gain` None, one factor for the whole figure is chosen by [`nice_gain`] from the
+/// largest perturbation, so rows can be compared; the title should say which method and eps made
+/// the perturbations.
 pub fn triptych_grid(
     items: &[Triptych],
     shape: [usize; 3],
@@ -133,7 +135,14 @@ pub fn triptych_grid(
         .iter()
         .flat_map(|t| triptych_tiles(t, shape, class_names, gain))
         .collect();
-    title_bar(&grid(&tiles, 3, 6, BLACK), title)
+    let reach = 0.5 / gain;
+    let body = with_colour_bar(
+        &grid(&tiles, 3, 6, BLACK),
+        ColorMap::Gray,
+        &format!("a' - a: -{reach}"),
+        &format!("+{reach}"),
+    );
+    title_bar(&body, title)
 }
 
 /// Attacks `inputs` with `method` at `eps` and draws one triptych per image, titled with the
@@ -274,5 +283,28 @@ mod tests {
         assert_eq!(tiles[2].caption[1].1, crate::render::RED);
         let img = triptych_grid(&[t, t], [1, 2, 2], &names, "t", None);
         assert!(img.height() > 2 * 224 && img.width() > 3 * 224);
+        // The gray scale bar sits under the grid: dark on its left end, bright on its right,
+        // in the same row, and the grid without a bar is shorter.
+        let bare = title_bar(
+            &grid(
+                &[t, t]
+                    .iter()
+                    .flat_map(|t| triptych_tiles(t, [1, 2, 2], &names, 4.0))
+                    .collect::<Vec<_>>(),
+                3,
+                6,
+                BLACK,
+            ),
+            "t",
+        );
+        assert!(img.height() > bare.height());
+        let row = (bare.height()..img.height())
+            .find(|&y| {
+                let l = img.get_pixel(img.width() / 2 - 200, y).0;
+                let r = img.get_pixel(img.width() / 2 + 200, y).0;
+                l[0] < 80 && r[0] > 170 && l[0] == l[1] && r[0] == r[2]
+            })
+            .is_some();
+        assert!(row, "no gray ramp under the triptychs");
     }
 }

@@ -295,6 +295,7 @@ fn flower_sections(rep: &mut Report, plan: &Plan, r: &FlowerResults, data: &[Dat
     }
     s.image("figures/flowers-gray_movie.gif", format!("gradient x input of the same 6 photos in gray (the gray medium) before {} ({} frames), inferno overlay alpha 0.5; each map max-normalized", every_nth(plan.flower_movie_every), r.gray.1));
     s.image(super::flowers::gradient_movie_path("flowers-medium"), format!("the loss gradient dJ/da of the same 6 photos over training, clip(10 g / max g, 0, 1) in color, before {} (frame 0 is the untrained model)", every_nth(plan.flower_movie_every)));
+    s.image(super::flowers::gradient_movie_path("flowers-gray"), format!("the same loss gradient movie for the gray medium, clip(10 g / max g, 0, 1) in gray, before {} (frame 0 is the untrained model)", every_nth(plan.flower_movie_every)));
     s.para(format!(
         "The attacks below run on {} trained {} epochs with the proper loss (models/{}).",
         r.attacked.model, r.attacked.epochs, r.attacked.name
