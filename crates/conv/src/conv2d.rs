@@ -26,13 +26,10 @@ use tensor::{gemm, gemm_par, Float, MatMut, MatRef};
 
 use crate::arch;
 use crate::blocks::{min_items, ColBlocks};
-use crate::direct2x2;
-use crate::direct3x3;
 use crate::geometry::assert_len;
 use crate::im2col::{col2im_images, im2col_block};
 use crate::lanes::LANES;
-use crate::tapwise;
-use crate::unrolled;
+use crate::path::ConvPath;
 use crate::Conv2dGeometry;
 
 /// Columns per GEMM block: wide enough that repacking `W` for every block costs little
@@ -47,40 +44,9 @@ pub(crate) const MAX_WEIGHT_PARTIALS: usize = 16;
 /// output are both 1x1: the window at the one output position covers padded rows and columns
 /// `0..K`, where the input pixel sits at `padding` (so it is inside iff `padding < K`). `None`
 /// for every other geometry, which takes the im2col path.
-fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
+pub(crate) fn single_tap(g: &Conv2dGeometry) -> Option<usize> {
     let one_by_one = g.in_h == 1 && g.in_w == 1 && g.out_h == 1 && g.out_w == 1;
     (one_by_one && g.padding < g.kernel).then(|| g.padding * g.kernel + g.padding)
-}
-
-/// The kernels a geometry runs on, in the order the passes try them: all three passes (and
-/// [`crate::conv2d_forward_keeping`]) take the same path for a geometry.
-#[derive(Clone, Copy)]
-pub(crate) enum Path {
-    /// 1x1 in and out: a dense layer on the one tap that reads the input ([`single_tap`]).
-    SingleTap(usize),
-    Direct2x2,
-    Unrolled,
-    Direct3x3,
-    Tapwise,
-    Im2col,
-}
-
-impl Path {
-    pub(crate) fn of(g: &Conv2dGeometry, tier: Tier) -> Self {
-        if let Some(tap) = single_tap(g) {
-            Path::SingleTap(tap)
-        } else if direct2x2::applies(g, tier) {
-            Path::Direct2x2
-        } else if unrolled::applies(g) {
-            Path::Unrolled
-        } else if direct3x3::applies(g, tier) {
-            Path::Direct3x3
-        } else if tapwise::applies(g) {
-            Path::Tapwise
-        } else {
-            Path::Im2col
-        }
-    }
 }
 
 /// That tap's weights `W[:, :, p, p]` as a `(Cout, C)` view of the `[Cout, C, K, K]` weight.
@@ -160,38 +126,18 @@ pub(crate) fn forward_on<T: Float>(
     g.assert_consistent(OP);
     assert_forward_lens(OP, g, input, weight, bias, output);
 
-    match Path::of(g, tier) {
-        Path::SingleTap(tap) => {
-            // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
-            let x = MatRef::row_major(input, g.batch, g.in_channels);
-            let w_tap = tap_weights(g, weight, tap);
-            gemm_par(T::ONE, x, w_tap.t(), T::ZERO, output);
-            if let Some(b) = bias {
-                for row in output.chunks_exact_mut(g.out_channels) {
-                    T::vadd_assign(row, b);
-                }
-            }
-            return;
-        }
-        Path::Direct2x2 => {
-            let workspace = scratch(workspace, direct2x2::workspace_len(g));
-            return direct2x2::forward(tier, g, input, weight, bias, output, workspace);
-        }
-        Path::Unrolled => {
-            let workspace = scratch(workspace, unrolled::workspace_len(g));
-            return unrolled::forward(tier, g, input, weight, bias, output, workspace);
-        }
-        Path::Direct3x3 => {
-            let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            return direct3x3::forward(tier, g, input, weight, bias, output, workspace);
-        }
-        Path::Tapwise => {
-            let workspace = scratch(workspace, tapwise::workspace_len(g));
-            return tapwise::forward(g, input, weight, bias, output, workspace);
-        }
-        Path::Im2col => {}
-    }
+    crate::path::choose(g, tier).forward(tier, g, input, weight, bias, output, workspace);
+}
 
+/// The portable reference forward: im2col + GEMM, block by block.
+fn im2col_forward<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    weight: &[T],
+    bias: Option<&[T]>,
+    output: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
     let blocks = ColBlocks::tiled(g, BLOCK_COLS);
     let workspace = scratch(workspace, (rows + cout) * ncols);
@@ -262,33 +208,25 @@ pub(crate) fn backward_input_on<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_input", g.input_len(), grad_input.len());
 
-    match Path::of(g, tier) {
-        Path::SingleTap(tap) => {
-            // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
-            let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
-            let w_tap = tap_weights(g, weight, tap);
-            gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
-            return;
-        }
-        Path::Direct2x2 => {
-            let workspace = scratch(workspace, direct2x2::workspace_len(g));
-            return direct2x2::backward_input(tier, g, weight, grad_output, grad_input, workspace);
-        }
-        Path::Unrolled => {
-            let workspace = scratch(workspace, unrolled::workspace_len(g));
-            return unrolled::backward_input(tier, g, weight, grad_output, grad_input, workspace);
-        }
-        Path::Direct3x3 => {
-            let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            return direct3x3::backward_input(tier, g, weight, grad_output, grad_input, workspace);
-        }
-        Path::Tapwise => {
-            let workspace = scratch(workspace, tapwise::workspace_len(g));
-            return tapwise::backward_input(g, weight, grad_output, grad_input, workspace);
-        }
-        Path::Im2col => {}
-    }
+    crate::path::choose(g, tier).backward_input(
+        tier,
+        g,
+        weight,
+        grad_output,
+        grad_input,
+        workspace,
+    );
+}
 
+/// The portable reference input gradient: `W^T * dY2` per block of whole images, folded back
+/// by col2im.
+fn im2col_backward_input<T: Float>(
+    g: &Conv2dGeometry,
+    weight: &[T],
+    grad_output: &[T],
+    grad_input: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     let (rows, cout, ncols) = (g.col_rows(), g.out_channels, g.col_cols());
     // Blocks of whole images (about BLOCK_COLS columns, at least one image), so each block's
     // columns fold back onto its own images' planes and nothing else.
@@ -351,37 +289,24 @@ pub(crate) fn backward_weight_on<T: Float>(
     assert_len(OP, "grad_output", g.output_len(), grad_output.len());
     assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
 
-    match Path::of(g, tier) {
-        Path::SingleTap(tap) => {
-            // dW[:, :, p, p] (Cout, C) = dy^T (Cout, N) * x (N, C), one GEMM so each element
-            // sums the batch in one order; the taps that read only padding get zero.
-            grad_weight.fill(T::ZERO);
-            let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
-            let dy_t = MatRef::row_major(grad_output, g.batch, cout).t();
-            let x = MatRef::row_major(input, g.batch, c);
-            let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
-            gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
-            return;
-        }
-        Path::Direct2x2 => {
-            let workspace = scratch(workspace, direct2x2::workspace_len(g));
-            return direct2x2::backward_weight(tier, g, input, grad_output, grad_weight, workspace);
-        }
-        Path::Unrolled => {
-            let workspace = scratch(workspace, unrolled::workspace_len(g));
-            return unrolled::backward_weight(tier, g, input, grad_output, grad_weight, workspace);
-        }
-        Path::Direct3x3 => {
-            let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            return direct3x3::backward_weight(tier, g, input, grad_output, grad_weight, workspace);
-        }
-        Path::Tapwise => {
-            let workspace = scratch(workspace, tapwise::workspace_len(g));
-            return tapwise::backward_weight(g, input, grad_output, grad_weight, workspace);
-        }
-        Path::Im2col => {}
-    }
+    crate::path::choose(g, tier).backward_weight(
+        tier,
+        g,
+        input,
+        grad_output,
+        grad_weight,
+        workspace,
+    );
+}
 
+/// The portable reference weight gradient: `dY2 * cols^T` summed over blocks in a fixed order.
+fn im2col_backward_weight<T: Float>(
+    g: &Conv2dGeometry,
+    input: &[T],
+    grad_output: &[T],
+    grad_weight: &mut [T],
+    workspace: &mut Vec<T>,
+) {
     let (rows, cout, ncols, wlen) = (g.col_rows(), g.out_channels, g.col_cols(), g.weight_len());
     // Each block's GEMM reads and writes a whole (Cout, C*K*K) accumulator, so wider blocks than
     // the other passes' pay off here: about ncols / MAX_WEIGHT_PARTIALS columns each.
@@ -432,6 +357,119 @@ pub(crate) fn backward_weight_on<T: Float>(
     grad_weight.copy_from_slice(parts.next().expect("at least two partials"));
     for part in parts {
         T::vadd_assign(grad_weight, part);
+    }
+}
+
+/// 1x1 in and out: a dense layer on the one tap that reads the input ([`single_tap`]).
+pub(crate) struct SingleTap;
+
+impl<T: Float> ConvPath<T> for SingleTap {
+    fn name(&self) -> &'static str {
+        "single-tap"
+    }
+    fn applies(&self, g: &Conv2dGeometry, _tier: Tier) -> bool {
+        single_tap(g).is_some()
+    }
+    fn forward(
+        &self,
+        _tier: Tier,
+        g: &Conv2dGeometry,
+        input: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
+        output: &mut [T],
+        _workspace: &mut Vec<T>,
+    ) {
+        // output: (N, Cout) = x (N, C) * W_tap^T (C, Cout), then + bias per row
+        let tap = single_tap(g).expect("chosen for a single-tap geometry");
+        let x = MatRef::row_major(input, g.batch, g.in_channels);
+        let w_tap = tap_weights(g, weight, tap);
+        gemm_par(T::ONE, x, w_tap.t(), T::ZERO, output);
+        if let Some(b) = bias {
+            for row in output.chunks_exact_mut(g.out_channels) {
+                T::vadd_assign(row, b);
+            }
+        }
+    }
+    fn backward_input(
+        &self,
+        _tier: Tier,
+        g: &Conv2dGeometry,
+        weight: &[T],
+        grad_output: &[T],
+        grad_input: &mut [T],
+        _workspace: &mut Vec<T>,
+    ) {
+        // grad_input: (N, C) = dy (N, Cout) * W_tap (Cout, C); the other taps read padding
+        let tap = single_tap(g).expect("chosen for a single-tap geometry");
+        let dy = MatRef::row_major(grad_output, g.batch, g.out_channels);
+        let w_tap = tap_weights(g, weight, tap);
+        gemm_par(T::ONE, dy, w_tap, T::ZERO, grad_input);
+    }
+    fn backward_weight(
+        &self,
+        _tier: Tier,
+        g: &Conv2dGeometry,
+        input: &[T],
+        grad_output: &[T],
+        grad_weight: &mut [T],
+        _workspace: &mut Vec<T>,
+    ) {
+        // dW[:, :, p, p] (Cout, C) = dy^T (Cout, N) * x (N, C), one GEMM so each element
+        // sums the batch in one order; the taps that read only padding get zero.
+        let tap = single_tap(g).expect("chosen for a single-tap geometry");
+        grad_weight.fill(T::ZERO);
+        let (cout, c, kk) = (g.out_channels, g.in_channels, g.kernel * g.kernel);
+        let dy_t = MatRef::row_major(grad_output, g.batch, cout).t();
+        let x = MatRef::row_major(input, g.batch, c);
+        let dw_tap = MatMut::new(&mut grad_weight[tap..], cout, c, g.col_rows(), kk);
+        gemm(T::ONE, dy_t, x, T::ZERO, dw_tap);
+    }
+}
+
+/// The portable reference: im2col + GEMM, for every geometry.
+pub(crate) struct Im2col;
+
+impl<T: Float> ConvPath<T> for Im2col {
+    fn name(&self) -> &'static str {
+        "im2col"
+    }
+    fn applies(&self, _g: &Conv2dGeometry, _tier: Tier) -> bool {
+        true
+    }
+    fn forward(
+        &self,
+        _tier: Tier,
+        g: &Conv2dGeometry,
+        input: &[T],
+        weight: &[T],
+        bias: Option<&[T]>,
+        output: &mut [T],
+        workspace: &mut Vec<T>,
+    ) {
+        im2col_forward(g, input, weight, bias, output, workspace)
+    }
+    fn backward_input(
+        &self,
+        _tier: Tier,
+        g: &Conv2dGeometry,
+        weight: &[T],
+        grad_output: &[T],
+        grad_input: &mut [T],
+        workspace: &mut Vec<T>,
+    ) {
+        im2col_backward_input(g, weight, grad_output, grad_input, workspace)
+    }
+    fn backward_weight(
+        &self,
+        _tier: Tier,
+        g: &Conv2dGeometry,
+        input: &[T],
+        grad_output: &[T],
+        grad_weight: &mut [T],
+        workspace: &mut Vec<T>,
+    ) {
+        im2col_backward_weight(g, input, grad_output, grad_weight, workspace)
     }
 }
 
@@ -522,7 +560,9 @@ fn gather_block<T: Float>(
 mod tests {
     use super::*;
     use crate::naive::*;
+    use crate::path::choose;
     use crate::test_util::random_vec;
+    use crate::{direct2x2, direct3x3, tapwise, unrolled};
     use tensor::cpu::supported_tiers;
     use tensor::testing::{assert_close, in_pool, require_tier};
 
@@ -733,16 +773,12 @@ mod tests {
                 .map(|&(n, c, h, w, cout)| Conv2dGeometry::new(n, c, h, w, cout, 3, 1, 1).unwrap()),
         );
         for g in geometries {
-            let fast = [Path::of(&g, Tier::Avx512), Path::of(&g, Tier::Portable)];
+            let fast = choose::<f32>(&g, Tier::Avx512).name();
+            let portable = choose::<f32>(&g, Tier::Portable).name();
             assert!(
-                matches!(
-                    fast,
-                    [
-                        Path::Direct2x2 | Path::Direct3x3,
-                        Path::Unrolled | Path::Tapwise | Path::Im2col
-                    ]
-                ),
-                "{g:?}"
+                ["direct2x2", "direct3x3"].contains(&fast)
+                    && ["unrolled", "tapwise", "im2col"].contains(&portable),
+                "{g:?}: {fast} on AVX-512, {portable} on portable"
             );
         }
     }

@@ -19,29 +19,10 @@ use tensor::Float;
 
 use tensor::cpu::Tier;
 
-use crate::conv2d::{assert_forward_lens, backward_input_on, backward_weight_on, forward_on};
-use crate::conv2d::{scratch, Path};
+use crate::conv2d::assert_forward_lens;
 use crate::geometry::assert_len;
-use crate::{direct3x3, unrolled, Conv2dGeometry};
-
-/// Which buffer the path `g` takes keeps.
-enum Kept {
-    /// `U`, the unrolled weight.
-    UnrolledWeight,
-    /// The zero-bordered input.
-    BorderedInput,
-    Nothing,
-}
-
-impl Kept {
-    fn of(g: &Conv2dGeometry, tier: Tier) -> Self {
-        match Path::of(g, tier) {
-            Path::Unrolled => Kept::UnrolledWeight,
-            Path::Direct3x3 => Kept::BorderedInput,
-            _ => Kept::Nothing,
-        }
-    }
-}
+use crate::path::choose;
+use crate::Conv2dGeometry;
 
 /// The backward pass that reads what the forward keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,11 +41,7 @@ pub fn conv2d_kept_for(g: &Conv2dGeometry) -> Option<KeptFor> {
 
 /// [`conv2d_kept_for`] on `tier`.
 pub(crate) fn kept_for_on(tier: Tier, g: &Conv2dGeometry) -> Option<KeptFor> {
-    match Kept::of(g, tier) {
-        Kept::UnrolledWeight => Some(KeptFor::InputGradient),
-        Kept::BorderedInput => Some(KeptFor::WeightGradient),
-        Kept::Nothing => None,
-    }
+    choose::<f32>(g, tier).keeps()
 }
 
 /// Elements the forward of `g` keeps for its backward passes; 0 when its path keeps nothing.
@@ -74,11 +51,7 @@ pub fn conv2d_kept_len(g: &Conv2dGeometry) -> usize {
 
 /// [`conv2d_kept_len`] on `tier`.
 pub(crate) fn kept_len_on(tier: Tier, g: &Conv2dGeometry) -> usize {
-    match Kept::of(g, tier) {
-        Kept::UnrolledWeight => unrolled::workspace_len(g),
-        Kept::BorderedInput => direct3x3::bordered_input_len(g),
-        Kept::Nothing => 0,
-    }
+    choose::<f32>(g, tier).kept_len(g)
 }
 
 /// [`crate::conv2d_forward`], also writing into `kept` ([`conv2d_kept_len`] elements) what the
@@ -120,19 +93,8 @@ pub(crate) fn forward_keeping_on<T: Float>(
     const OP: &str = "conv2d_forward_keeping";
     g.assert_consistent(OP);
     assert_len(OP, "kept", kept_len_on(tier, g), kept.len());
-    match Kept::of(g, tier) {
-        Kept::Nothing => forward_on(tier, g, input, weight, bias, output, workspace),
-        Kept::UnrolledWeight => {
-            assert_forward_lens(OP, g, input, weight, bias, output);
-            unrolled::unroll(tier, g, weight, kept);
-            unrolled::forward_unrolled(g, input, kept, bias, output);
-        }
-        Kept::BorderedInput => {
-            assert_forward_lens(OP, g, input, weight, bias, output);
-            let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            direct3x3::forward_bordering(tier, g, input, weight, bias, output, kept, workspace);
-        }
-    }
+    assert_forward_lens(OP, g, input, weight, bias, output);
+    choose(g, tier).forward_keeping(tier, g, input, weight, bias, output, workspace, kept);
 }
 
 /// [`crate::conv2d_backward_input`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
@@ -171,17 +133,10 @@ pub(crate) fn backward_input_kept_on<T: Float>(
     const OP: &str = "conv2d_backward_input_kept";
     g.assert_consistent(OP);
     assert_len(OP, "kept", kept_len_on(tier, g), kept.len());
-    match Kept::of(g, tier) {
-        Kept::UnrolledWeight => {
-            assert_len(OP, "weight", g.weight_len(), weight.len());
-            assert_len(OP, "grad_output", g.output_len(), grad_output.len());
-            assert_len(OP, "grad_input", g.input_len(), grad_input.len());
-            unrolled::backward_input_unrolled(g, kept, grad_output, grad_input);
-        }
-        Kept::BorderedInput | Kept::Nothing => {
-            backward_input_on(tier, g, weight, grad_output, grad_input, workspace)
-        }
-    }
+    assert_len(OP, "weight", g.weight_len(), weight.len());
+    assert_len(OP, "grad_output", g.output_len(), grad_output.len());
+    assert_len(OP, "grad_input", g.input_len(), grad_input.len());
+    choose(g, tier).backward_input_kept(tier, g, weight, kept, grad_output, grad_input, workspace);
 }
 
 /// [`crate::conv2d_backward_weight`], reading `kept` as [`conv2d_forward_keeping`] wrote it for the
@@ -220,23 +175,16 @@ pub(crate) fn backward_weight_kept_on<T: Float>(
     const OP: &str = "conv2d_backward_weight_kept";
     g.assert_consistent(OP);
     assert_len(OP, "kept", kept_len_on(tier, g), kept.len());
-    match Kept::of(g, tier) {
-        Kept::BorderedInput => {
-            assert_len(OP, "input", g.input_len(), input.len());
-            assert_len(OP, "grad_output", g.output_len(), grad_output.len());
-            assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
-            let workspace = scratch(workspace, direct3x3::workspace_len(g));
-            direct3x3::backward_weight_bordered(tier, g, kept, grad_output, grad_weight, workspace);
-        }
-        Kept::UnrolledWeight | Kept::Nothing => {
-            backward_weight_on(tier, g, input, grad_output, grad_weight, workspace)
-        }
-    }
+    assert_len(OP, "input", g.input_len(), input.len());
+    assert_len(OP, "grad_output", g.output_len(), grad_output.len());
+    assert_len(OP, "grad_weight", g.weight_len(), grad_weight.len());
+    choose(g, tier).backward_weight_kept(tier, g, input, kept, grad_output, grad_weight, workspace);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::conv2d::{backward_input_on, backward_weight_on, forward_on};
     use crate::test_util::random_vec;
     use tensor::cpu::supported_tiers;
     use tensor::testing::require_tier;

@@ -22,6 +22,9 @@
 //! - [`conv2d_forward_keeping`] also hands the caller what the backward passes of the same step
 //!   would rebuild (the unrolled weight, the bordered input), for [`conv2d_backward_input_kept`]
 //!   and [`conv2d_backward_weight_kept`]: same bits, less work.
+//! - Every path above sits behind one seam (`path.rs`): a path says whether it applies to a
+//!   geometry on a tier, what its forward keeps and for which pass, and runs the passes; the
+//!   path of a (geometry, tier) is chosen in one place and [`conv2d_path`] names it.
 //! - [`im2col`] / [`col2im`]: the unfold and its adjoint, column `j = n*OH*OW + oy*OW + ox`.
 //! - [`naive`]: direct loops, the oracle the tests compare against (public for other crates' tests).
 
@@ -40,6 +43,7 @@ mod im2col;
 mod kept;
 mod lanes;
 pub mod naive;
+mod path;
 mod tapwise;
 #[cfg(test)]
 mod test_util;
@@ -59,3 +63,4 @@ pub use naive::{
     conv2d_naive_backward_bias, conv2d_naive_backward_input, conv2d_naive_backward_weight,
     conv2d_naive_forward,
 };
+pub use path::conv2d_path;
