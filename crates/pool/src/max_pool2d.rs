@@ -107,10 +107,10 @@ pub(crate) fn backward_on<T: Float>(
     assert_len(op, "argmax", argmax.len(), g.output_len());
     assert_len(op, "grad_input", grad_input.len(), g.input_len());
     let in_plane = g.in_plane();
-    // Non-overlapping 2x2 windows of f32 take the vector kernel, which writes each value once
-    // (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
+    // Non-overlapping 2x2 windows of f32 take the vector kernel (AVX-512 or AVX2), which writes
+    // each value once (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
     // 1x1 pool outputs) the vector setup costs more than the scatter (`benches/pool.rs`).
-    let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tier.avx512();
+    let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tier.avx2_fma();
     grad_input
         .par_chunks_mut(in_plane)
         .zip(grad_output.par_chunks(g.out_plane()))
@@ -251,19 +251,24 @@ mod tests {
     use super::*;
     use tensor::testing::require_tier;
 
-    /// The AVX-512 tier's 2x2 backward (each value written once) against the portable
+    /// The AVX-512 and AVX2 tiers' 2x2 backward (each value written once) against the portable
     /// scatter, bit for bit, on argmaxes from a real forward (ties, negatives, no winner).
     #[test]
     #[cfg_attr(
         not(target_arch = "x86_64"),
-        ignore = "needs avx512: not an x86-64 target"
+        ignore = "needs avx512 or avx2: not an x86-64 target"
     )]
-    fn the_avx512_backward_has_the_portable_bits_needs_avx512() {
-        const NAME: &str = "the_avx512_backward_has_the_portable_bits_needs_avx512";
-        if !require_tier(Tier::Avx512, NAME) {
-            return;
+    fn the_x86_tiers_backward_has_the_portable_bits_needs_avx512_or_avx2() {
+        const NAME: &str = "the_x86_tiers_backward_has_the_portable_bits_needs_avx512_or_avx2";
+        for tier in [Tier::Avx512, Tier::Avx2] {
+            if require_tier(tier, NAME) {
+                same_bits_as_portable(tier);
+            }
         }
-        for (h, w) in [(28, 28), (14, 14), (9, 65), (8, 8)] {
+    }
+
+    fn same_bits_as_portable(tier: Tier) {
+        for (h, w) in [(28, 28), (14, 14), (9, 65), (8, 8), (6, 10)] {
             let g = Pool2dGeometry::new(2, 3, h, w, 2, 2).expect("geometry");
             let x: Vec<f32> = (0..g.input_len())
                 .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 4.0)
@@ -280,10 +285,10 @@ mod tests {
                 })
                 .collect();
             let (mut fast, mut portable) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
-            backward_on(Tier::Avx512, &g, &dy, &arg, &mut fast);
+            backward_on(tier, &g, &dy, &arg, &mut fast);
             backward_on(Tier::Portable, &g, &dy, &arg, &mut portable);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&fast), bits(&portable), "{h}x{w}");
+            assert_eq!(bits(&fast), bits(&portable), "{tier} {h}x{w}");
         }
     }
 }

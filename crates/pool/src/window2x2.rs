@@ -9,9 +9,10 @@
 //! otherwise). Each lane does exactly the scalar scan's compares in the scalar order, so results
 //! are those of the general kernels bit for bit.
 //!
-//! The backward of these windows, for f32, is `crate::backward2x2_f32` (AVX-512 intrinsics,
-//! each input-gradient value written once); a portable vector version written like this forward
-//! measured slower than zeroing the plane and scattering.
+//! The backward of these windows, for f32, is in intrinsics (`arch/x86_64/backward2x2_f32.rs`
+//! for AVX-512, `backward2x2_avx2.rs` for AVX2; each input-gradient value written once); a
+//! portable vector version written like this forward measured slower than zeroing the plane and
+//! scattering, so NEON and the portable tier scatter.
 
 use tensor::cpu::Tier;
 use tensor::Float;

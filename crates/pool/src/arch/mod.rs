@@ -1,5 +1,5 @@
 //! The one place this crate's `unsafe` lives: the fused ReLU + 2x2 max-pool's instantiation per
-//! SIMD tier (through [`tensor::tiered!`]) and the AVX-512 intrinsics backward for f32
+//! SIMD tier (through [`tensor::tiered!`]) and the AVX-512 and AVX2 intrinsics backward for f32
 //! (`x86_64/`), behind safe functions that take the [`Tier`] and check the CPU and the lengths.
 #![allow(unsafe_code)]
 
@@ -28,10 +28,10 @@ tensor::tiered! {
     }
 }
 
-/// The 2x2 max-pool backward of one f32 plane in AVX-512 intrinsics (see
-/// `x86_64::backward2x2_f32::backward_plane`): true when it wrote `grad_in`; false when
-/// `tier` does not run AVX-512 here, or an argmax lies outside its window (the caller then
-/// runs the general scatter).
+/// The 2x2 max-pool backward of one f32 plane in AVX-512 or AVX2 intrinsics (see
+/// `x86_64::backward2x2_f32` and `x86_64::backward2x2_avx2`, the same values in 16 or 8 lanes):
+/// true when it wrote `grad_in`; false when `tier` runs neither here, or an argmax lies outside
+/// its window (the caller then runs the general scatter).
 pub(crate) fn backward_plane_2x2_f32(
     tier: Tier,
     g: &Pool2dGeometry,
@@ -43,6 +43,11 @@ pub(crate) fn backward_plane_2x2_f32(
     if tier.avx512() {
         // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F; lengths checked inside.
         return unsafe { x86_64::backward2x2_f32::backward_plane(g, grad_out, arg, grad_in) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if tier.avx2_fma() {
+        // SAFETY: `tier.avx2_fma()` checked that the CPU has AVX2; lengths checked inside.
+        return unsafe { x86_64::backward2x2_avx2::backward_plane(g, grad_out, arg, grad_in) };
     }
     let _ = (tier, g, grad_out, arg, grad_in);
     false

@@ -1,3 +1,4 @@
-//! The f32 pooling kernels written in AVX-512 intrinsics.
+//! The f32 pooling kernels written in intrinsics: the 2x2 backward in AVX-512 and in AVX2.
 
+pub(crate) mod backward2x2_avx2;
 pub(crate) mod backward2x2_f32;

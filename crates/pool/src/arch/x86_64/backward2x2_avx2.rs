@@ -1,0 +1,217 @@
+//! Max-pool's backward for 2x2 windows at stride 2, f32, in AVX2 intrinsics: the AVX-512
+//! kernel (`backward2x2_f32`) in 8-lane vectors, for CPUs with AVX2 but no AVX-512.
+//!
+//! Each input-gradient value is written once, with no zero fill and no scatter. For 8 windows of
+//! one output row, four compares of the argmax against the four positions give four lane masks;
+//! the masked gradients of the left and right columns are interleaved (unpack, then a swap of
+//! 128-bit halves) into the 16 values of each of the two input rows. A row's last chunk of fewer
+//! than 8 windows loads and stores through lane masks. The values are the scatter's: `0.0 + dy`
+//! at the winner, +0.0 elsewhere, so the results are the AVX-512 kernel's and the general
+//! backward's bit for bit.
+
+use std::arch::x86_64::*;
+
+use crate::relu_max_pool2d::NO_WINNER;
+use crate::Pool2dGeometry;
+
+/// Lane mask of the first `n` of 8 lanes (each lane all ones or zero), for masked loads/stores.
+#[inline(always)]
+unsafe fn first_of_8(n: usize) -> __m256i {
+    debug_assert!(n <= 8);
+    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
+}
+
+/// Stores the first `n` of the 16 values `lo` (lanes 0..8) and `hi` (8..16) at `dst`.
+#[inline(always)]
+unsafe fn store_first(dst: *mut f32, n: usize, lo: __m256, hi: __m256) {
+    if n == 16 {
+        _mm256_storeu_ps(dst, lo);
+        _mm256_storeu_ps(dst.add(8), hi);
+    } else {
+        _mm256_maskstore_ps(dst, first_of_8(n.min(8)), lo);
+        if n > 8 {
+            _mm256_maskstore_ps(dst.add(8), first_of_8(n - 8), hi);
+        }
+    }
+}
+
+/// The input gradient of one plane, as `backward2x2_f32::backward_plane`: returns false, with
+/// `grad_in` partly written, when an argmax names a position outside its own window.
+///
+/// # Safety
+/// The CPU must have AVX2. The lengths are checked here.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn backward_plane(
+    g: &Pool2dGeometry,
+    grad_out: &[f32],
+    arg: &[u32],
+    grad_in: &mut [f32],
+) -> bool {
+    let (w, out_w, out_h) = (g.in_w, g.out_w, g.out_h);
+    assert!(g.kernel == 2 && g.stride == 2 && 2 * out_w <= w && 2 * out_h <= g.in_h);
+    assert!(grad_out.len() == out_h * out_w && arg.len() == out_h * out_w);
+    assert!(grad_in.len() == g.in_h * w);
+    // lane j of a chunk: window j, whose top-left input is 2 * j past the chunk's first
+    let steps = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
+    let (one, width) = (_mm256_set1_epi32(1), _mm256_set1_epi32(w as i32));
+    let none = _mm256_set1_epi32(NO_WINNER as i32);
+    let zero = _mm256_setzero_ps();
+    let (dy_ptr, arg_ptr, dx_ptr) = (grad_out.as_ptr(), arg.as_ptr(), grad_in.as_mut_ptr());
+    for oh in 0..out_h {
+        let mut first = 0;
+        while first < out_w {
+            let n = (out_w - first).min(8);
+            let at = oh * out_w + first;
+            let (dy, a) = if n == 8 {
+                (
+                    _mm256_loadu_ps(dy_ptr.add(at)),
+                    _mm256_loadu_si256(arg_ptr.add(at).cast::<__m256i>()),
+                )
+            } else {
+                let m = first_of_8(n);
+                (
+                    _mm256_maskload_ps(dy_ptr.add(at), m),
+                    _mm256_maskload_epi32(arg_ptr.add(at).cast::<i32>(), m),
+                )
+            };
+            let dy = _mm256_add_ps(zero, dy);
+            let start = 2 * oh * w + 2 * first;
+            // Fits: the geometry caps a plane at u32::MAX elements (compared as bit patterns).
+            let top_left = _mm256_add_epi32(_mm256_set1_epi32(start as i32), steps);
+            let bottom_left = _mm256_add_epi32(top_left, width);
+            let masks = [
+                _mm256_cmpeq_epi32(a, top_left),
+                _mm256_cmpeq_epi32(a, _mm256_add_epi32(top_left, one)),
+                _mm256_cmpeq_epi32(a, bottom_left),
+                _mm256_cmpeq_epi32(a, _mm256_add_epi32(bottom_left, one)),
+            ];
+            let placed = _mm256_or_si256(
+                _mm256_or_si256(
+                    _mm256_or_si256(masks[0], masks[1]),
+                    _mm256_or_si256(masks[2], masks[3]),
+                ),
+                _mm256_cmpeq_epi32(a, none),
+            );
+            // every loaded lane must name a position of its window (or none)
+            let placed_bits = _mm256_movemask_ps(_mm256_castsi256_ps(placed)) as u32;
+            let wanted = (1u32 << n) - 1;
+            if placed_bits & wanted != wanted {
+                return false;
+            }
+            for (row, left, right) in [(start, masks[0], masks[1]), (start + w, masks[2], masks[3])]
+            {
+                let l = _mm256_and_ps(_mm256_castsi256_ps(left), dy);
+                let r = _mm256_and_ps(_mm256_castsi256_ps(right), dy);
+                // [l0 r0 l1 r1 | l4 r4 l5 r5] and [l2 r2 l3 r3 | l6 r6 l7 r7]
+                let (u, v) = (_mm256_unpacklo_ps(l, r), _mm256_unpackhi_ps(l, r));
+                let lo = _mm256_permute2f128_ps::<0x20>(u, v);
+                let hi = _mm256_permute2f128_ps::<0x31>(u, v);
+                store_first(dx_ptr.add(row), 2 * n, lo, hi);
+            }
+            first += 8;
+        }
+        if w > 2 * out_w {
+            grad_in[2 * oh * w + w - 1] = 0.0;
+            grad_in[(2 * oh + 1) * w + w - 1] = 0.0;
+        }
+    }
+    grad_in[2 * out_h * w..].fill(0.0);
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tensor::cpu::Tier;
+    use tensor::testing::require_tier;
+
+    /// The general backward's definition: zero, then add each gradient at its winner.
+    fn reference(g: &Pool2dGeometry, dy: &[f32], arg: &[u32]) -> Vec<f32> {
+        let mut dx = vec![0.0f32; g.in_h * g.in_w];
+        for (&d, &a) in dy.iter().zip(arg) {
+            if a != NO_WINNER {
+                dx[a as usize] += d;
+            }
+        }
+        dx
+    }
+
+    #[test]
+    fn every_value_is_the_scatter_s_bit_for_bit_needs_avx2() {
+        if !require_tier(
+            Tier::Avx2,
+            "every_value_is_the_scatter_s_bit_for_bit_needs_avx2",
+        ) {
+            return;
+        }
+        // even and odd sides; rows of one to three chunks of 8 windows, full and partial
+        for (h, w) in [
+            (28, 28),
+            (14, 14),
+            (7, 7),
+            (3, 3),
+            (2, 2),
+            (5, 9),
+            (4, 16),
+            (4, 34),
+            (9, 65),
+            (2, 3),
+        ] {
+            let g = Pool2dGeometry::new(1, 1, h, w, 2, 2).expect("geometry");
+            let outputs = g.out_h * g.out_w;
+            // specials among the gradients: -0.0, NaN, infinities
+            let dy: Vec<f32> = (0..outputs)
+                .map(|i| match i % 7 {
+                    0 => -0.0,
+                    3 => f32::NAN,
+                    5 => f32::NEG_INFINITY,
+                    _ => i as f32 * 0.75 - 3.0,
+                })
+                .collect();
+            // each window's winner cycles through its four positions, some windows without one
+            let arg: Vec<u32> = (0..outputs)
+                .map(|i| {
+                    let (oh, ow) = (i / g.out_w, i % g.out_w);
+                    let (r, c) = ((i / 2) % 2, i % 2);
+                    if i % 5 == 4 {
+                        NO_WINNER
+                    } else {
+                        ((2 * oh + r) * w + 2 * ow + c) as u32
+                    }
+                })
+                .collect();
+            let mut dx = vec![f32::NAN; h * w];
+            // SAFETY: the CPU has AVX2 (`require_tier`).
+            assert!(unsafe { backward_plane(&g, &dy, &arg, &mut dx) });
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&dx), bits(&reference(&g, &dy, &arg)), "{h}x{w}");
+        }
+    }
+
+    #[test]
+    fn an_argmax_outside_its_window_is_declined_needs_avx2() {
+        if !require_tier(
+            Tier::Avx2,
+            "an_argmax_outside_its_window_is_declined_needs_avx2",
+        ) {
+            return;
+        }
+        let g = Pool2dGeometry::new(1, 1, 4, 4, 2, 2).expect("geometry");
+        let mut dx = vec![0.0f32; 16];
+        // SAFETY: the CPU has AVX2 (`require_tier`).
+        let placed =
+            |arg: &[u32], dx: &mut [f32]| unsafe { backward_plane(&g, &[1.0; 4], arg, dx) };
+        assert!(placed(&[0, 3, 13, NO_WINNER], &mut dx));
+        assert!(
+            !placed(&[0, 3, 13, 1], &mut dx),
+            "window 3 names window 0's position"
+        );
+        assert!(!placed(&[0, 3, 13, 16], &mut dx), "outside the plane");
+        // a partial chunk's unloaded lanes do not count: 3 windows in a row of 3
+        let g = Pool2dGeometry::new(1, 1, 2, 6, 2, 2).expect("geometry");
+        let mut dx = vec![0.0f32; 12];
+        // SAFETY: as above.
+        assert!(unsafe { backward_plane(&g, &[1.0; 3], &[0, 3, 10], &mut dx) });
+    }
+}
