@@ -178,6 +178,8 @@ pub(crate) fn bordered_plane_body<T: Float>(s: &Same, input: &[T], out: &mut [T]
 /// One forward tile: 16 channels' accumulators for the 16 columns from `x0` of row `y` of one
 /// image (`image`: its zero-bordered planes), `weights` the block's `(C, 9, 16)` weights.
 #[inline(always)]
+// The AVX-512 tier's body: other targets run the tiles in parts.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn forward_tile<T: Float>(
     s: &Same,
     image: &[T],
@@ -205,6 +207,8 @@ fn forward_tile<T: Float>(
 
 /// [`forward_tile`] for channel `o` of the block alone (a last block of fewer than 16).
 #[inline(always)]
+// The AVX-512 tier's body: other targets run the tiles in parts.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 fn forward_tile_one<T: Float>(
     s: &Same,
     image: &[T],
@@ -285,6 +289,8 @@ fn weight_tile_lanes<T: Float, const N: usize>(
 
 /// The weight-gradient tile of all 16 lanes at once (AVX-512: 9 accumulator registers).
 #[inline(always)]
+// The AVX-512 tier's body: other targets run the tiles in parts.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn weight_tile<T: Float>(
     s: &Same,
     dyh: &[T],
@@ -321,6 +327,8 @@ pub(crate) fn weight_tile_parts<T: Float>(
 /// to a caller outside it, a tile's 256 values went through the stack and were copied one by
 /// one, which cost more than the arithmetic for a one-input-channel layer (`deep`'s conv1).
 #[inline(always)]
+// The AVX-512 tier's body: other targets run the tiles in parts.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub(crate) fn forward_block_body<T: Float>(
     s: &Same,
     image: &[T],

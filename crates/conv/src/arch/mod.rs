@@ -10,7 +10,10 @@
 //! order for each value, so all of them give the same bits (the tests compare them).
 #![allow(unsafe_code)]
 
+// Only the x86-64 tiers' arms name the tier or view f32 buffers.
+#[cfg(target_arch = "x86_64")]
 use tensor::cpu::Tier;
+#[cfg(target_arch = "x86_64")]
 use tensor::f32_view::{as_f32, as_f32_mut};
 use tensor::Float;
 
