@@ -5,7 +5,7 @@
 //! one output row, four compares of the argmax against the four positions give four lane masks;
 //! the masked gradients of the left and right columns are interleaved (unpack, then a swap of
 //! 128-bit halves) into the 16 values of each of the two input rows. A row's last chunk of fewer
-//! than 8 windows loads and stores through lane masks. The values are the scatter's: `0.0 + dy`
+//! than 8 windows loads and stores through stack buffers. The values are the scatter's: `0.0 + dy`
 //! at the winner, +0.0 elsewhere, so the results are the AVX-512 kernel's and the general
 //! backward's bit for bit.
 
@@ -14,25 +14,19 @@ use std::arch::x86_64::*;
 use crate::relu_max_pool2d::NO_WINNER;
 use crate::Pool2dGeometry;
 
-/// Lane mask of the first `n` of 8 lanes (each lane all ones or zero), for masked loads/stores.
-#[inline(always)]
-unsafe fn first_of_8(n: usize) -> __m256i {
-    debug_assert!(n <= 8);
-    let lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-    _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lanes)
-}
-
-/// Stores the first `n` of the 16 values `lo` (lanes 0..8) and `hi` (8..16) at `dst`.
+/// Stores the first `n` of the 16 values `lo` (lanes 0..8) and `hi` (8..16) at `dst`. A partial
+/// store goes through a stack buffer: AVX2's masked store (`vmaskmovps`) is microcoded and slow
+/// on AMD's cores, slower than the scatter this kernel replaces.
 #[inline(always)]
 unsafe fn store_first(dst: *mut f32, n: usize, lo: __m256, hi: __m256) {
     if n == 16 {
         _mm256_storeu_ps(dst, lo);
         _mm256_storeu_ps(dst.add(8), hi);
     } else {
-        _mm256_maskstore_ps(dst, first_of_8(n.min(8)), lo);
-        if n > 8 {
-            _mm256_maskstore_ps(dst.add(8), first_of_8(n - 8), hi);
-        }
+        let mut buf = [0.0f32; 16];
+        _mm256_storeu_ps(buf.as_mut_ptr(), lo);
+        _mm256_storeu_ps(buf.as_mut_ptr().add(8), hi);
+        std::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n);
     }
 }
 
@@ -69,10 +63,13 @@ pub(crate) unsafe fn backward_plane(
                     _mm256_loadu_si256(arg_ptr.add(at).cast::<__m256i>()),
                 )
             } else {
-                let m = first_of_8(n);
+                // a row's last, partial chunk: through stack buffers, as the stores
+                let (mut dy_buf, mut arg_buf) = ([0.0f32; 8], [0u32; 8]);
+                dy_buf[..n].copy_from_slice(&grad_out[at..at + n]);
+                arg_buf[..n].copy_from_slice(&arg[at..at + n]);
                 (
-                    _mm256_maskload_ps(dy_ptr.add(at), m),
-                    _mm256_maskload_epi32(arg_ptr.add(at).cast::<i32>(), m),
+                    _mm256_loadu_ps(dy_buf.as_ptr()),
+                    _mm256_loadu_si256(arg_buf.as_ptr().cast::<__m256i>()),
                 )
             };
             let dy = _mm256_add_ps(zero, dy);
