@@ -151,3 +151,61 @@ fn bench_with_a_batch_beyond_memory_is_refused_naming_the_option() {
         entries(&s.0)
     );
 }
+
+/// Item 9: 10,000 tiny flower files with `--limit-train 2` used to be decoded and resized to
+/// 256 x 256 up front (7.9 GB, an abort under a memory limit). The listing and the seeded split
+/// now come from the file names alone and only the images the split and the limits select are
+/// decoded: here every other file is not an image at all, and the run still trains. Without
+/// `--limit-test` a corrupt file is selected, and strict loading names it.
+#[test]
+fn a_large_folder_with_small_limits_decodes_only_the_selected_files() {
+    use saliency::data::split::{interleave_by_class, train_test_split};
+    let s = Scratch::new("limits-decode");
+    let per_class = 1000;
+    let classes = ["daisy", "roses"];
+    // Load order: classes in order, files sorted by name within each.
+    let labels: Vec<u32> = (0..2 * per_class).map(|i| (i / per_class) as u32).collect();
+    let (train, test) = train_test_split(&labels, 0.2, 0).unwrap();
+    let test = interleave_by_class(&test, &labels);
+    let selected: Vec<usize> = train[..2].iter().chain(&test[..2]).copied().collect();
+    let path_of = |i: usize| {
+        s.0.join(format!(
+            "flowers/{}/{:04}.png",
+            classes[i / per_class],
+            i % per_class
+        ))
+    };
+    for class in classes {
+        std::fs::create_dir_all(s.join(&format!("flowers/{class}"))).unwrap();
+    }
+    for i in 0..2 * per_class {
+        let bytes = if selected.contains(&i) {
+            png(4, i as u32)
+        } else {
+            b"not an image".to_vec()
+        };
+        std::fs::write(path_of(i), bytes).unwrap();
+    }
+    let out = s.join("run");
+    let limits = [
+        "--data",
+        "flowers",
+        "--limit-train",
+        "2",
+        "--limit-test",
+        "2",
+    ];
+    let stderr = assert_ok(&saliency(&s.0, &train_args(&s.0, &out, &limits)));
+    assert!(stderr.contains("2 training / 2 test images"), "{stderr}");
+    assert!(out.join("model.safetensors").is_file());
+
+    // The first test image after the two selected ones is one of the corrupt files.
+    let first_corrupt = path_of(test[2]);
+    let out = s.join("run-all-tests");
+    let args = ["--data", "flowers", "--limit-train", "2"];
+    let stderr = assert_refused(
+        &saliency(&s.0, &train_args(&s.0, &out, &args)),
+        &[&first_corrupt.display().to_string(), "not an image"],
+    );
+    assert!(!out.exists(), "a refused run leaves no folder: {stderr}");
+}

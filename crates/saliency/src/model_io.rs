@@ -167,19 +167,21 @@ pub fn save_model(
     model: &Model<f32>,
     meta: &ModelMeta,
 ) -> Result<(), CheckpointError> {
+    checkpoint::save(path, &model_checkpoint(model, meta))
+}
+
+/// The checkpoint [`save_model`] writes: the model's tensors, `meta` and the layer specs.
+pub fn model_checkpoint(model: &Model<f32>, meta: &ModelMeta) -> Checkpoint {
     let mut metadata = meta.to_map();
     // The architecture itself, so networks built in code load back (presets rebuild the same).
     metadata.insert(
         LAYERS_KEY.into(),
         serde_json::to_string(&model.layer_specs()).expect("layer specs serialize"),
     );
-    checkpoint::save(
-        path,
-        &Checkpoint {
-            tensors: model_tensors(model),
-            metadata,
-        },
-    )
+    Checkpoint {
+        tensors: model_tensors(model),
+        metadata,
+    }
 }
 
 /// Rebuilds a model from a checkpoint: reads the metadata, builds that architecture, checks every

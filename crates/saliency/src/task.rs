@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use crate::data::download::ensure_fashion_mnist;
 use crate::data::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
-use crate::data::image_folder::{load_image_folder, ImageFolderOptions};
+use crate::data::image_folder::{list_image_folder, ImageFolderOptions};
 use crate::data::locate::Found;
 use crate::data::split::{interleave_by_class, train_test_split};
-use crate::data::{DataError, Dataset};
+use crate::data::{DataError, Dataset, Selection};
 
 /// Which data, where, and how to split it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -66,15 +66,30 @@ impl DataSpec {
 
     /// Loads (train, test) and says where they were found (full copy or shipped sample).
     pub fn load_found(&self) -> Result<(Dataset, Dataset, Found), DataError> {
+        let (train, test, found) = self.select()?;
+        Ok((
+            decode_noting_skips(train)?,
+            decode_noting_skips(test)?,
+            found,
+        ))
+    }
+
+    /// Chooses (train, test) without decoding an image folder's files: the listing and the seeded
+    /// split come from the file names alone, so only the images a run finally keeps (after
+    /// `--validation` and `--limit-*`) are ever opened, with [`decode_noting_skips`].
+    pub fn select(&self) -> Result<(Selection, Selection, Found), DataError> {
         match self.name.as_str() {
             "fashion-mnist" => {
                 let found = ensure_fashion_mnist(self.data_dir.as_deref(), self.allow_download)?;
                 let (train, test) = load_fashion_mnist(&found.dir)?;
-                Ok((train, test, found))
+                Ok((
+                    Selection::of_dataset(train),
+                    Selection::of_dataset(test),
+                    found,
+                ))
             }
             set => {
                 let found = ensure_named_set(self.data_dir.as_deref(), set, self.allow_download)?;
-                let dir = &found.dir;
                 let opts = ImageFolderOptions {
                     size: self.size,
                     gray: self.gray,
@@ -83,24 +98,33 @@ impl DataSpec {
                     strict: self.strict,
                     ..ImageFolderOptions::default()
                 };
-                let (all, report) = load_image_folder(dir, &opts)?;
-                if !report.skipped.is_empty() {
-                    eprintln!(
-                        "note: --lenient: skipped {} unreadable file(s) of {}, the first {}: {}",
-                        report.skipped.len(),
-                        dir.display(),
-                        report.skipped[0].0.display(),
-                        report.skipped[0].1
-                    );
-                }
+                let listing = list_image_folder(&found.dir, &opts)?;
                 let (train_idx, test_idx) =
-                    train_test_split(&all.labels, self.test_fraction, self.split_seed)?;
-                let train = all.subset(&train_idx, &format!("{set}/train"));
+                    train_test_split(&listing.labels, self.test_fraction, self.split_seed)?;
                 // Classes in turn, so the first test images (the figures') show every class.
-                let test_idx = interleave_by_class(&test_idx, &all.labels);
-                let test = all.subset(&test_idx, &format!("{set}/test"));
+                let test_idx = interleave_by_class(&test_idx, &listing.labels);
+                let (train, test) = Selection::pair_of_listing(
+                    listing,
+                    &opts,
+                    (train_idx, &format!("{set}/train")),
+                    (test_idx, &format!("{set}/test")),
+                );
                 Ok((train, test, found))
             }
         }
     }
+}
+
+/// Decodes a selection; files skipped under `--lenient` are counted in a note on standard error.
+pub fn decode_noting_skips(selection: Selection) -> Result<Dataset, DataError> {
+    let (data, report) = selection.decode()?;
+    if let Some((first, reason)) = report.skipped.first() {
+        eprintln!(
+            "note: --lenient: skipped {} unreadable file(s) of {}, the first {}: {reason}",
+            report.skipped.len(),
+            data.name,
+            first.display(),
+        );
+    }
+    Ok(data)
 }

@@ -9,6 +9,7 @@ use sha2::{Digest, Sha256};
 use super::decode::from_bytes;
 use super::encode::encode;
 use super::error::CheckpointError;
+use crate::atomic_file::FileGroup;
 
 /// The version written to, and required in, the `format_version` metadata key.
 pub const FORMAT_VERSION: &str = "1";
@@ -52,22 +53,37 @@ pub struct Checkpoint {
 /// Writes the checkpoint to `path` atomically: a reader or a crash sees the old file or the
 /// whole new one. Errors name `path`.
 pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
+    let mut group = FileGroup::new();
+    stage(&mut group, path, ckpt)?;
+    group
+        .commit()
+        .map_err(|source| write_error(&path.display().to_string(), source))
+}
+
+/// Encodes the checkpoint and writes it beside `path` in `group`; `path` itself is replaced when
+/// the group is committed, together with the group's other files. Errors name `path`.
+pub fn stage(group: &mut FileGroup, path: &Path, ckpt: &Checkpoint) -> Result<(), CheckpointError> {
     let shown = path.display().to_string();
     let bytes = encode(&shown, ckpt)?;
-    crate::atomic_file::write_atomic(path, &bytes).map_err(|source| {
-        // write_atomic's message already starts with "writing PATH: "; said once here, and not
-        // called a "checkpoint" (attribution and gradient files are written here too).
-        let text = source.to_string();
-        let text = text
-            .strip_prefix(&format!("writing {shown}: "))
-            .unwrap_or(&text)
-            .to_string();
-        CheckpointError::Io {
-            path: shown,
-            action: "write",
-            source: std::io::Error::new(source.kind(), text),
-        }
-    })
+    group
+        .stage(path, &bytes)
+        .map_err(|source| write_error(&shown, source))
+}
+
+/// A write error naming `shown` once.
+fn write_error(shown: &str, source: std::io::Error) -> CheckpointError {
+    // The file group's message already starts with "writing PATH: "; said once here, and not
+    // called a "checkpoint" (attribution and gradient files are written here too).
+    let text = source.to_string();
+    let text = text
+        .strip_prefix(&format!("writing {shown}: "))
+        .unwrap_or(&text)
+        .to_string();
+    CheckpointError::Io {
+        path: shown.to_string(),
+        action: "write",
+        source: std::io::Error::new(source.kind(), text),
+    }
 }
 
 /// Reads and validates the checkpoint at `path` (see [`from_bytes`]).

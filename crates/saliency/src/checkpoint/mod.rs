@@ -15,7 +15,7 @@ pub use decode::from_bytes;
 pub use encode::to_bytes;
 pub use error::CheckpointError;
 pub use format::{
-    load, save, Checkpoint, NamedTensor, CHECKSUM_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY,
+    load, save, stage, Checkpoint, NamedTensor, CHECKSUM_KEY, FORMAT_VERSION, FORMAT_VERSION_KEY,
     MAX_HEADER_BYTES,
 };
 pub use plain::from_any_bytes;

@@ -49,9 +49,15 @@ pub fn load_with_test_data(
         data.classes = Some(meta.class_names.clone());
     }
     data.gray = meta.input[0] == 1 && meta.dataset != "fashion-mnist";
-    let (_, test) = data
+    // Only the test split is decoded: an image folder's training files are never opened.
+    let (_, test, found) = data
         .spec(meta.seed)?
-        .load()
+        .select()
+        .with_context(|| format!("loading the test data for {shown}"))?;
+    if let Some(note) = &found.note {
+        eprintln!("note: {note}");
+    }
+    let test = crate::task::decode_noting_skips(test)
         .with_context(|| format!("loading the test data for {shown}"))?;
     if test.shape != meta.input {
         bail!(

@@ -13,6 +13,7 @@ use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradi
 use crate::loss::LossKind;
 use crate::models::ModelKind;
 use crate::staged_dir::StagedDir;
+use crate::task::decode_noting_skips;
 use crate::train::run_folder::{self, RunLock, RunStatus};
 use crate::train::state::STATE_FILE;
 use crate::train::{
@@ -232,15 +233,20 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let _lock = RunLock::acquire(&args.out).map_err(anyhow::Error::msg)?;
     let clear_old_run = claim_run_folder(&args, &config)?;
     let started = Instant::now();
-    let (mut train, mut test) = spec.load().context("loading the data")?;
+    // Chosen by index first (an image folder's split comes from its file names), decoded once
+    // `--validation` and the limits have picked the images the run keeps.
+    let (mut train, mut test, found) = spec.select().context("loading the data")?;
+    if let Some(note) = &found.note {
+        eprintln!("note: {note}");
+    }
     // One class trains to a meaningless "100 %" and gives a checkpoint eval then refuses.
-    if train.class_names.len() < 2 {
+    if train.class_names().len() < 2 {
         bail!(
             "--data {}: training needs at least 2 classes, found {} ({}); add class folders, or \
              name two or more with --classes",
             config.dataset,
-            train.class_names.len(),
-            train.class_names.join(",")
+            train.class_names().len(),
+            train.class_names().join(",")
         );
     }
     if test.is_empty() {
@@ -265,9 +271,10 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         keep.sort_unstable();
         held.sort_unstable();
         test = train.subset(&held, "validation");
-        train = train.subset(&keep, &train.name);
+        train = train.subset(&keep, train.name());
     }
-    let side = train.shape[1].min(train.shape[2]);
+    let [_, height, width] = train.shape();
+    let side = height.min(width);
     if config.augment.max_shift >= side {
         bail!(
             "--max-shift: expected fewer pixels than the image side ({side}), found {}",
@@ -280,6 +287,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(n) = config.limit_test {
         test = test.take(n);
     }
+    let train = decode_noting_skips(train).context("loading the data")?;
+    let test = decode_noting_skips(test).context("loading the data")?;
     eprintln!(
         "{} on {}: {} training / {} {} images, {} epochs, batch {}, {} thread(s), data loaded in {:.1} s",
         config.model,

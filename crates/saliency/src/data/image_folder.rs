@@ -1,12 +1,11 @@
-//! Image-folder data sets (one sub-folder per class), decoded under limits and resized to a square `Dataset`.
+//! Image-folder data sets (one sub-folder per class): listed by file name, then the chosen files
+//! decoded under limits and resized to a square `Dataset`.
 
 use std::path::{Path, PathBuf};
 
-use rayon::prelude::*;
-
 use crate::data::dataset::Dataset;
-use crate::data::decode::decode_into;
 use crate::data::error::DataError;
+pub use crate::data::folder_listing::FolderListing;
 
 /// How to load an image folder.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -63,10 +62,42 @@ pub struct LoadReport {
 /// Files within a class are taken in sorted order, so the output never depends on the file
 /// system or on the number of threads. Pixels are resized with bilinear filtering without keeping
 /// the aspect ratio and scaled to [0, 1]. The dataset is named after `dir`'s last component.
+///
+/// This decodes every file, and (lenient) refuses a class folder none of whose files decode;
+/// [`list_image_folder`] and [`FolderListing::decode`] decode only a
+/// chosen few.
 pub fn load_image_folder(
     dir: &Path,
     opts: &ImageFolderOptions,
 ) -> Result<(Dataset, LoadReport), DataError> {
+    let listing = list_image_folder(dir, opts)?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| dir.display().to_string());
+    let every: Vec<usize> = (0..listing.len()).collect();
+    let (dataset, report) = listing.decode(&every, opts, &name)?;
+    for (label, class) in dataset.class_names.iter().enumerate() {
+        if !dataset.labels.contains(&(label as u32)) {
+            return Err(DataError::Folder {
+                path: dir.join(class),
+                expected: "at least one decodable image in the class folder".into(),
+                found: "every file skipped (see the skipped list)".into(),
+            });
+        }
+    }
+    Ok((dataset, report))
+}
+
+/// Lists `dir/<class>/<image>` without opening a file: the classes and files that
+/// [`load_image_folder`] would load, in the same order, each file labelled by its folder.
+///
+/// A train/test split and any limits can then be chosen from the labels alone, and only the
+/// chosen files decoded.
+pub fn list_image_folder(
+    dir: &Path,
+    opts: &ImageFolderOptions,
+) -> Result<FolderListing, DataError> {
     if opts.size == 0 {
         return Err(DataError::InvalidArgument {
             name: "size",
@@ -75,110 +106,27 @@ pub fn load_image_folder(
         });
     }
     let classes = select_classes(dir, opts.classes.as_deref())?;
-    let mut jobs: Vec<(PathBuf, u32)> = Vec::new();
+    let mut files = Vec::new();
+    let mut labels = Vec::new();
     for (label, class) in classes.iter().enumerate() {
         let class_dir = dir.join(class);
-        let files = sorted_entries(&class_dir, false)?;
-        if files.is_empty() {
+        let names = sorted_entries(&class_dir, false)?;
+        if names.is_empty() {
             return Err(DataError::Folder {
                 path: class_dir,
                 expected: "at least one image file in the class folder".into(),
                 found: "an empty folder".into(),
             });
         }
-        jobs.extend(files.into_iter().map(|f| (class_dir.join(f), label as u32)));
+        labels.extend(std::iter::repeat_n(label as u32, names.len()));
+        files.extend(names.into_iter().map(|f| class_dir.join(f)));
     }
-
-    let channels = if opts.gray { 1 } else { 3 };
-    let too_big = || DataError::InvalidArgument {
-        name: "size",
-        expected: "an output that fits in memory".into(),
-        found: format!(
-            "{} images of {channels} x {} x {}",
-            jobs.len(),
-            opts.size,
-            opts.size
-        ),
-    };
-    let image_len = channels * opts.size.checked_mul(opts.size).ok_or_else(too_big)?;
-    let total = jobs.len().checked_mul(image_len).ok_or_else(too_big)?;
-    // Every image is resized into one buffer up front: refuse one the machine cannot hold,
-    // rather than abort on the allocation (10,000 files at 256 x 256 need 7.9 GB).
-    let bytes = total as f64 * 4.0;
-    if let Some(available) = crate::memory::available_bytes() {
-        if bytes > available as f64 {
-            return Err(DataError::InvalidArgument {
-                name: "images",
-                expected: format!(
-                    "images that fit in the {} of memory available (use --classes to load fewer)",
-                    crate::memory::show_bytes(available as f64)
-                ),
-                found: format!(
-                    "{} images of {channels} x {} x {} in {}, {}",
-                    jobs.len(),
-                    opts.size,
-                    opts.size,
-                    dir.display(),
-                    crate::memory::show_bytes(bytes)
-                ),
-            });
-        }
-    }
-
-    // Each image decodes into its own slot of the output, so the order is fixed by `jobs`
-    // whatever order the threads finish in.
-    let mut images = vec![0f32; total];
-    let results: Vec<Result<(), String>> = images
-        .par_chunks_mut(image_len)
-        .zip(jobs.par_iter())
-        .map(|(out, (path, _))| decode_into(path, opts, out))
-        .collect();
-
-    let mut report = LoadReport::default();
-    let mut labels = Vec::with_capacity(jobs.len());
-    let mut kept = 0;
-    for (i, ((path, label), result)) in jobs.iter().zip(results).enumerate() {
-        match result {
-            Ok(()) => {
-                // Lenient mode: slide later images down over skipped slots.
-                if kept != i {
-                    images.copy_within(i * image_len..(i + 1) * image_len, kept * image_len);
-                }
-                labels.push(*label);
-                kept += 1;
-            }
-            Err(reason) if opts.strict => {
-                return Err(DataError::Image {
-                    path: path.clone(),
-                    reason,
-                })
-            }
-            Err(reason) => report.skipped.push((path.clone(), reason)),
-        }
-    }
-    images.truncate(kept * image_len);
-    for (label, class) in classes.iter().enumerate() {
-        if !labels.contains(&(label as u32)) {
-            return Err(DataError::Folder {
-                path: dir.join(class),
-                expected: "at least one decodable image in the class folder".into(),
-                found: "every file skipped (see the skipped list)".into(),
-            });
-        }
-    }
-    report.loaded = kept;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| dir.display().to_string());
-    let dataset = Dataset {
-        name,
-        images,
-        labels,
-        shape: [channels, opts.size, opts.size],
+    Ok(FolderListing {
+        dir: dir.to_path_buf(),
         class_names: classes,
-    };
-    Ok((dataset, report))
+        files,
+        labels,
+    })
 }
 
 /// The class folder names to use, in label order.

@@ -7,9 +7,11 @@ pub mod download;
 pub mod download_archive;
 pub mod error;
 pub mod fashion_mnist;
+pub mod folder_listing;
 pub mod idx;
 pub mod image_folder;
 pub mod locate;
+pub mod selection;
 pub mod split;
 #[cfg(all(test, feature = "download"))]
 pub(crate) mod test_server;
@@ -19,9 +21,11 @@ pub use decode::decode_image_bytes;
 pub use download::{download_fashion_mnist, ensure_fashion_mnist, OFFICIAL_BASE_URL};
 pub use error::{DataError, DownloadFailure};
 pub use fashion_mnist::{load_fashion_mnist, CLASS_NAMES as FASHION_MNIST_CLASS_NAMES};
+pub use folder_listing::FolderListing;
 pub use idx::{parse_idx_images, parse_idx_labels, read_idx_file, IdxImages};
-pub use image_folder::{load_image_folder, ImageFolderOptions, LoadReport};
+pub use image_folder::{list_image_folder, load_image_folder, ImageFolderOptions, LoadReport};
 pub use locate::{data_roots, find_fashion_mnist, find_named_set, Found, Origin};
+pub use selection::Selection;
 
 /// The image set `name`: a full copy on disk, else (with `allow_download` and the `download`
 /// feature) its official archive fetched into the data folder, else the shipped sample; see

@@ -34,9 +34,9 @@ pub(super) fn trim_metrics(path: &Path, epochs_done: u64) -> Result<(), TrainErr
         .map_err(|e| TrainError::Output(e.to_string()))
 }
 
-/// Appends one JSON line; the whole file is rewritten atomically so a crash never leaves half a
-/// line.
-pub(super) fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), TrainError> {
+/// The content of `path` with `m`'s line appended; the caller writes it back whole, atomically,
+/// so a crash never leaves half a line.
+pub(super) fn metrics_appended(path: &Path, m: &EpochMetrics) -> Result<Vec<u8>, TrainError> {
     let mut bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
@@ -54,5 +54,5 @@ pub(super) fn append_metrics(path: &Path, m: &EpochMetrics) -> Result<(), TrainE
         serde_json::to_string(m).expect("metrics serialize")
     )
     .expect("write to a Vec");
-    crate::atomic_file::write_atomic(path, &bytes).map_err(|e| TrainError::Output(e.to_string()))
+    Ok(bytes)
 }

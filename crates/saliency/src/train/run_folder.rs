@@ -93,10 +93,12 @@ impl RunLock {
                     path.display()
                 );
             }
+            // Ours from here: a failure to write the PID (a full disk) removes the lock file
+            // on drop, and with it the folder if it was created just now.
+            let f = lock.file.insert(f);
             f.set_len(0).map_err(io_error)?;
             f.seek(SeekFrom::Start(0)).map_err(io_error)?;
             writeln!(f, "{}", std::process::id()).map_err(io_error)?;
-            lock.file = Some(f);
             remove_temp_files(dir);
             return Ok(lock);
         }

@@ -31,8 +31,21 @@ pub fn save_state(
     opt: &Optimizer,
     config: &TrainConfig,
     progress: Progress,
-    mut metadata: BTreeMap<String, String>,
+    metadata: BTreeMap<String, String>,
 ) -> Result<(), checkpoint::CheckpointError> {
+    let ckpt = state_checkpoint(model, opt, config, progress, metadata);
+    checkpoint::save(path, &ckpt)
+}
+
+/// The checkpoint [`save_state`] writes: parameters, buffers, optimizer moments, the
+/// configuration and the counters, with `metadata` added.
+pub fn state_checkpoint(
+    model: &Model<f32>,
+    opt: &Optimizer,
+    config: &TrainConfig,
+    progress: Progress,
+    mut metadata: BTreeMap<String, String>,
+) -> Checkpoint {
     let mut tensors = model_tensors(model);
     for (i, info) in model.param_info.iter().enumerate() {
         tensors.push(NamedTensor {
@@ -55,7 +68,7 @@ pub fn save_state(
     metadata.insert("optimizer_t".into(), opt.t.to_string());
     metadata.insert("step".into(), progress.step.to_string());
     metadata.insert("epoch".into(), progress.epoch.to_string());
-    checkpoint::save(path, &Checkpoint { tensors, metadata })
+    Checkpoint { tensors, metadata }
 }
 
 /// Reads a state file into `model` and `opt` (already built from the same configuration) and

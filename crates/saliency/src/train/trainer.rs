@@ -6,10 +6,11 @@ use std::time::Instant;
 
 use tensor::Tensor;
 
+use crate::atomic_file::FileGroup;
 use crate::checkpoint;
 use crate::data::Dataset;
 use crate::infer::argmax_rows;
-use crate::model_io::{save_model, ModelMeta};
+use crate::model_io::{model_checkpoint, ModelMeta};
 use crate::models::{mix_seed, Mode, Model, ModelError};
 
 use super::adversarial::adversarial_batch;
@@ -20,11 +21,11 @@ use super::diagnose::{
 };
 use super::evaluate::evaluate;
 use super::hook::{TrainHook, TrainState};
-use super::metrics_file::{append_metrics, trim_metrics};
+use super::metrics_file::{metrics_appended, trim_metrics};
 use super::optim::Optimizer;
 use super::record::{RunRecord, RECORD_KEY};
 use super::state::{
-    save_state, saved_config, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
+    saved_config, state_checkpoint, state_from_checkpoint, Progress, MODEL_FILE, STATE_FILE,
 };
 use super::step::{forward_backward, StepTapes};
 
@@ -244,11 +245,26 @@ impl Trainer {
         }
     }
 
-    /// Writes `model.safetensors` and `state.safetensors` into `dir`, atomically.
+    /// Writes `model.safetensors` and `state.safetensors` into `dir`, atomically: both are
+    /// written whole before either replaces its file.
     pub fn save(&self, dir: &Path) -> Result<(), TrainError> {
+        let mut group = FileGroup::new();
+        self.stage_checkpoints(&mut group, dir)?;
+        group
+            .commit()
+            .map_err(|e| TrainError::Output(e.to_string()))
+    }
+
+    /// Writes the model and the state into `group`, to replace `dir`'s files at its commit.
+    fn stage_checkpoints(&self, group: &mut FileGroup, dir: &Path) -> Result<(), TrainError> {
         let meta = self.meta();
-        save_model(&dir.join(MODEL_FILE), &self.model, &meta)
-            .map_err(|e| TrainError::Output(e.to_string()))?;
+        let output = |e: crate::checkpoint::CheckpointError| TrainError::Output(e.to_string());
+        checkpoint::stage(
+            group,
+            &dir.join(MODEL_FILE),
+            &model_checkpoint(&self.model, &meta),
+        )
+        .map_err(output)?;
         let mut md = BTreeMap::new();
         md.insert("model".into(), meta.model.to_string());
         md.insert("dataset".into(), meta.dataset.clone());
@@ -265,8 +281,7 @@ impl Trainer {
             RECORD_KEY.into(),
             serde_json::to_string(&self.record).expect("record serializes"),
         );
-        save_state(
-            &dir.join(STATE_FILE),
+        let state = state_checkpoint(
             &self.model,
             &self.optimizer,
             &self.config,
@@ -275,15 +290,16 @@ impl Trainer {
                 epoch: self.epoch,
             },
             md,
-        )
-        .map_err(|e| TrainError::Output(e.to_string()))
+        );
+        checkpoint::stage(group, &dir.join(STATE_FILE), &state).map_err(output)
     }
 
     /// Trains until `config.epochs` epochs are done, evaluating on `eval` after each epoch.
     /// With `out`, writes `config.json` with the first epoch's checkpoint, and after each epoch
     /// appends to `metrics.jsonl` and replaces the checkpoints (all atomically).
     ///
-    /// Crash safety: each file is replaced atomically, in the order `metrics.jsonl`,
+    /// Crash safety: all of an epoch's files are written to temp files first (a full disk then
+    /// changes nothing), then each is renamed into place, in the order `metrics.jsonl`,
     /// `model.safetensors`, `state.safetensors`, so after a kill the state is never ahead of the
     /// other two. At the start, `metrics.jsonl` keeps only the lines of the epochs the state
     /// holds (all of them when resuming normally, none for a fresh run), so a resumed run
@@ -425,6 +441,10 @@ impl Trainer {
                 images_per_second: seen as f64 / train_secs,
             };
             if let Some(dir) = out {
+                // Every file of this checkpoint is written whole before the first is moved in:
+                // a full disk leaves the previous checkpoint (or, before the first, nothing).
+                let mut group = FileGroup::new();
+                let output = |e: std::io::Error| TrainError::Output(e.to_string());
                 if all.is_empty() {
                     // Written with the first checkpoint of this invocation, not before: a run
                     // that stops before its first epoch leaves no file claiming a run exists,
@@ -434,11 +454,16 @@ impl Trainer {
                     let mut json = serde_json::to_value(&cfg).expect("config serializes");
                     json["simd"] = tensor::cpu::tier().name().into();
                     let json = serde_json::to_string_pretty(&json).expect("config serializes");
-                    crate::atomic_file::write_atomic(&dir.join("config.json"), json.as_bytes())
-                        .map_err(|e| TrainError::Output(e.to_string()))?;
+                    group
+                        .stage(&dir.join("config.json"), json.as_bytes())
+                        .map_err(output)?;
                 }
-                append_metrics(&dir.join("metrics.jsonl"), &m)?;
-                self.save(dir)?;
+                let metrics = dir.join("metrics.jsonl");
+                group
+                    .stage(&metrics, &metrics_appended(&metrics, &m)?)
+                    .map_err(output)?;
+                self.stage_checkpoints(&mut group, dir)?;
+                group.commit().map_err(output)?;
             }
             progress(&TrainEvent::Epoch(m.clone()));
             all.push(m);
