@@ -76,9 +76,9 @@ pub const FLOWER_EPSILON: f64 = 8.0 / 255.0;
 impl RobustPlan {
     /// The plan of `profile`. Paper: the settings of docs/results.md's robust `deep` (eps 0.1,
     /// PGD-7 training on all 60,000 images for 10 epochs with half of each minibatch clean,
-    /// PGD-20 evaluation on the whole test set); quick: PGD-3 training for one epoch on the
-    /// standard run's 30,000 images and PGD-2 for the flowers' 5 epochs, PGD-5 and PGD-3
-    /// evaluation; tiny: enough to run every step.
+    /// PGD-20 evaluation on the whole test set); quick: PGD-3 training for one epoch on 15,000
+    /// images and PGD-2 for 3 epochs on the flowers, PGD-5 and PGD-3 evaluation; tiny: enough to
+    /// run every step.
     pub fn of(profile: Profile) -> Self {
         let flower_eps = vec![0.0, 2.0 / 255.0, 4.0 / 255.0, FLOWER_EPSILON, 16.0 / 255.0];
         match profile {
@@ -115,7 +115,9 @@ impl RobustPlan {
             Profile::Quick => RobustPlan {
                 fashion: PairPlan {
                     epsilon: 0.1,
-                    train_images: 30_000,
+                    // Half the standard run's images: one epoch on all 30,000 stayed at chance
+                    // (10 %, the constant-output start of docs/results.md), on these it trains.
+                    train_images: 15_000,
                     epochs: 1,
                     train_steps: 3,
                     clean_fraction: 0.5,
@@ -130,12 +132,12 @@ impl RobustPlan {
                 flowers: PairPlan {
                     epsilon: FLOWER_EPSILON,
                     train_images: usize::MAX,
-                    epochs: 5,
+                    epochs: 3,
                     train_steps: 2,
                     clean_fraction: 0.5,
                     eval_steps: 3,
                     eval_images: usize::MAX,
-                    epsilons: vec![0.0, 4.0 / 255.0, FLOWER_EPSILON],
+                    epsilons: vec![0.0, FLOWER_EPSILON],
                     map_images: 4,
                     probe_images: usize::MAX,
                     ig_steps: 16,
