@@ -260,6 +260,18 @@ fn bad_attack_options_are_refused_naming_the_option() {
     refused(
         &ck,
         &out,
+        &["--method", "pgd", "--restarts", "0"],
+        &["--restarts", "0"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "pgd", "--restarts", "3", "--no-random-start"],
+        &["--restarts", "3", "--no-random-start"],
+    );
+    refused(
+        &ck,
+        &out,
         &["--method", "pgd", "--target-class", "2"],
         &["--target-class", "fgsm-targeted"],
     );

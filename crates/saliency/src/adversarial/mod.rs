@@ -92,6 +92,16 @@ pub enum AdversarialError {
         /// The value given.
         found: usize,
     },
+    /// A setting that cannot be used as given (or with another one).
+    #[error("{option}: expected {expected}, found {found}")]
+    Setting {
+        /// The option, e.g. `restarts`.
+        option: &'static str,
+        /// What would be accepted.
+        expected: String,
+        /// What was given.
+        found: String,
+    },
     /// A target class the model does not have.
     #[error("{option}: expected a class below {classes} (the model's classes) or least-likely, found {class}")]
     TargetClass {

@@ -159,6 +159,7 @@ pub fn compare(
             steps: plan.eval_steps,
             step_size: None,
             random_start: true,
+            restarts: 1,
         },
         ..AttackConfig::default()
     };
