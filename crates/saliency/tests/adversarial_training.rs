@@ -151,6 +151,14 @@ fn bad_adversarial_training_options_are_refused_naming_the_option() {
         &["--step-size", "NaN"],
     );
     refused(
+        &["--adversarial", "pgd", "--step-size", "-0.01"],
+        &["--step-size", "-0.01"],
+    );
+    refused(
+        &["--adversarial", "pgd", "--steps", "-2"],
+        &["--steps", "-2"],
+    );
+    refused(
         &["--adversarial", "pgd", "--clean-fraction", "1.5"],
         &["--clean-fraction", "1.5"],
     );

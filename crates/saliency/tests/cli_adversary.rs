@@ -226,6 +226,49 @@ fn bad_attack_options_are_refused_naming_the_option() {
         &["--method", "pgd-targeted", "--target-class", "12"],
         &["--target-class", "12", "below 10"],
     );
+    // Item 5 of issue 23: each bad option named, whichever attack or list carries it.
+    refused(
+        &ck,
+        &out,
+        &["--method", "fgsm-targeted", "--target-class", "10"],
+        &["--target-class", "10", "below 10"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "pgd,fgsm", "--epsilons", "0.1,-0.05"],
+        &["--epsilon", "-0.05"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "fgsm", "--epsilon", "-0.01"],
+        &["--epsilon", "-0.01"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "pgd-l2", "--step-size", "-2"],
+        &["--step-size", "-2"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "pgd", "--steps", "-3"],
+        &["--steps", "-3"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "pgd", "--restarts", "0"],
+        &["--restarts", "0"],
+    );
+    refused(
+        &ck,
+        &out,
+        &["--method", "pgd", "--restarts", "3", "--no-random-start"],
+        &["--restarts", "3", "--no-random-start"],
+    );
     refused(
         &ck,
         &out,

@@ -142,6 +142,7 @@ fn pgd_l2_on_a_linear_classifier_ends_at_eps_along_the_weight_difference() {
             steps: 30,
             step_size: Some(eps),
             random_start: true,
+            restarts: 1,
         },
         ..AttackConfig::default()
     };

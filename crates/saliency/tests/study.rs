@@ -36,6 +36,7 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
         "Fashion-MNIST: attribution before and after training",
         "Fashion-MNIST: adversarial examples",
         "Flowers",
+        "Robust networks",
         "Run facts",
     ] {
         assert!(
@@ -129,10 +130,90 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
         assert!(table.contains(row["ours"].as_str().unwrap().split('|').next().unwrap()));
     }
 
+    // Robust networks: both pairs' steps hold finite numbers, their files exist, and the rows of
+    // report.json carry them.
+    let robust_rows = json["robust_networks"].as_array().unwrap();
+    assert_eq!(robust_rows.len(), 6, "{robust_rows:?}");
+    let robust_md = section(&md, "Robust networks");
+    for (name, model) in [
+        ("fashion", "robust-fashion-deep"),
+        ("flowers", "robust-flowers-medium"),
+    ] {
+        assert!(out
+            .join(format!("models/{model}/model.safetensors"))
+            .is_file());
+        let pair = steps(&format!("robust-{name}"));
+        let finite = |v: &serde_json::Value, what: &str| -> f64 {
+            let x = v
+                .as_f64()
+                .unwrap_or_else(|| panic!("{name}: {what} is {v}, not a number"));
+            assert!(x.is_finite(), "{name}: {what} = {x}");
+            x
+        };
+        for curve in ["standard_curve", "robust_curve"] {
+            let points = pair[curve].as_array().unwrap();
+            assert!(points.len() >= 4, "{name} {curve}");
+            for p in points {
+                let acc = finite(&p["accuracy"], curve);
+                assert!((0.0..=1.0).contains(&acc));
+                finite(&p["mean_linf"], curve);
+            }
+        }
+        let g = &pair["gradient"];
+        for model in ["standard", "robust", "untrained"] {
+            for reading in ["abs_vs_edges", "abs_vs_edges_on_object", "background_share"] {
+                finite(&g[model][reading], &format!("{model} {reading}"));
+            }
+        }
+        let on_object = finite(&g["robust"]["abs_vs_edges_on_object"], "robust on object");
+        assert!(
+            robust_md.contains(&format!("robust {on_object:.3}")),
+            "{name}: {on_object:.3} not in the section"
+        );
+        let maps = pair["maps"].as_array().unwrap();
+        assert!(maps.len() >= 6, "{name}: {} methods", maps.len());
+        let sanity = pair["sanity"].as_array().unwrap();
+        assert!(sanity.len() >= 3, "{name}: sanity check");
+        for s in sanity {
+            finite(&s["standard"], "sanity");
+            finite(&s["robust"], "sanity");
+        }
+        for file in [
+            format!("robust_{name}/robust_accuracy.svg"),
+            format!("robust_{name}/robust_accuracy.json"),
+            format!("figures/robust_{name}_gradient.png"),
+            format!("figures/robust_{name}_integrated_gradients.png"),
+            format!("figures/robust_{name}_loss_gradient.png"),
+        ] {
+            assert!(out.join(&file).is_file(), "{file} missing");
+            assert!(robust_md.contains(&file), "{file} not in the section");
+        }
+        // The rows: robustness, aligned gradients and the sanity check, each with a verdict and
+        // the step's own edge correlation.
+        let pair_rows: Vec<_> = robust_rows
+            .iter()
+            .filter(|r| {
+                r["claim"]
+                    .as_str()
+                    .unwrap()
+                    .contains(pair["data"].as_str().unwrap())
+            })
+            .collect();
+        assert_eq!(pair_rows.len(), 3, "{name}");
+        for r in &pair_rows {
+            assert_ne!(r["verdict"], "not_run", "{name}: {r}");
+        }
+        assert!(pair_rows[1]["ours"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("robust {on_object:.3}")));
+    }
+
     // A second run skips every step and reports the same results.
     run_study(&cfg).unwrap();
     let again = std::fs::read_to_string(out.join("report.md")).unwrap();
     assert_eq!(section(&again, "Study vs saliency"), table);
+    assert_eq!(section(&again, "Robust networks"), robust_md);
     assert!(section(&again, "Run facts").contains("done in an earlier run"));
     std::fs::remove_dir_all(&out).unwrap();
 }

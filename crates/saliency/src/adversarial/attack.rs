@@ -81,6 +81,22 @@ impl AttackConfig {
                 return Err(AdversarialError::Steps { option, found });
             }
         }
+        if self.pgd.restarts == 0 {
+            return Err(AdversarialError::Setting {
+                option: "restarts",
+                expected: "at least 1 run".into(),
+                found: "0".into(),
+            });
+        }
+        if self.pgd.restarts > 1 && !self.pgd.random_start {
+            // Without a random start every run is the same run.
+            return Err(AdversarialError::Setting {
+                option: "restarts",
+                expected: "1 without the random start (no-random-start makes every run the same)"
+                    .into(),
+                found: self.pgd.restarts.to_string(),
+            });
+        }
         if let Some(alpha) = self.pgd.step_size {
             check_epsilon("step-size", alpha)?;
         }

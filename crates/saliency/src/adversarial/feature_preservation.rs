@@ -253,28 +253,41 @@ fn background_mask(gray: &[f32], h: usize, w: usize) -> Vec<bool> {
 }
 
 /// [`EdgeProbe`] readings averaged over a set of images: each mean is over the images where that
-/// reading is defined (`NaN` when none is).
+/// reading is defined (`NaN` when none is). JSON has no NaN: serde_json writes it as `null`,
+/// which reads back as NaN, so a study step holding an undefined mean is reused, not redone.
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct EdgeProbeMeans {
     /// Images looked at.
     pub n: usize,
     /// Mean of [`EdgeProbe::abs_vs_edges`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub abs_vs_edges: f64,
     /// Mean of [`EdgeProbe::signed_vs_edges`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub signed_vs_edges: f64,
     /// Mean of [`EdgeProbe::abs_vs_image`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub abs_vs_image: f64,
     /// Mean of [`EdgeProbe::display_vs_edges`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub display_vs_edges: f64,
     /// Mean of [`EdgeProbe::display_vs_colors`].
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_nan")]
     pub display_vs_colors: f64,
     /// Mean of [`EdgeProbe::abs_vs_edges_on_object`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub abs_vs_edges_on_object: f64,
     /// Mean of [`EdgeProbe::background_share`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub background_share: f64,
     /// Mean of [`EdgeProbe::background_pixels`].
+    #[serde(deserialize_with = "null_as_nan")]
     pub background_pixels: f64,
+}
+
+/// An f64 that may be `null` (serde_json's NaN), read as NaN.
+pub(crate) fn null_as_nan<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    Ok(<Option<f64> as serde::Deserialize>::deserialize(d)?.unwrap_or(f64::NAN))
 }
 
 /// The mean [`EdgeProbe`] of the gradients `grads` of the images `inputs` (both (N, C, H, W)),
@@ -394,6 +407,19 @@ mod tests {
         // A gradient on the background only shows the square's negative.
         let bg: Vec<f32> = img.iter().map(|v| 1.0 - v).collect();
         assert!((edge_probe(&img, &bg, [1, 6, 6]).display_vs_colors.unwrap() + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn an_undefined_mean_survives_a_round_trip_through_json() {
+        let img = square();
+        let inputs = Tensor::from_vec(&[1, 1, 6, 6], img).unwrap();
+        let m = mean_edge_probe(&inputs, &Tensor::zeros(&[1, 1, 6, 6])).unwrap();
+        assert!(m.abs_vs_edges.is_nan());
+        let json = serde_json::to_string(&m).unwrap();
+        assert!(json.contains("\"abs_vs_edges\":null"), "{json}");
+        let back: EdgeProbeMeans = serde_json::from_str(&json).unwrap();
+        assert!(back.abs_vs_edges.is_nan() && back.background_share.is_nan());
+        assert_eq!(back.background_pixels, m.background_pixels);
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub use carlini_wagner::{carlini_wagner_l2, CwConfig};
 pub use check::{check_batch, check_epsilon, check_inputs_in_unit_range, INPUT_RANGE_TOLERANCE};
 pub use deepfool::{deepfool, DeepFoolConfig};
 pub use edges::{luma, pearson, sobel_magnitude, spearman};
+pub(crate) use feature_preservation::null_as_nan;
 pub use feature_preservation::{
     compare_trained_untrained, edge_correlation, gradient_display, mean_edge_correlation,
     model_edge_correlation, EdgeAgreement, EdgeCorrelation, FeaturePreservation, DISPLAY_GAIN,
@@ -90,6 +91,16 @@ pub enum AdversarialError {
         option: &'static str,
         /// The value given.
         found: usize,
+    },
+    /// A setting that cannot be used as given (or with another one).
+    #[error("{option}: expected {expected}, found {found}")]
+    Setting {
+        /// The option, e.g. `restarts`.
+        option: &'static str,
+        /// What would be accepted.
+        expected: String,
+        /// What was given.
+        found: String,
     },
     /// A target class the model does not have.
     #[error("{option}: expected a class below {classes} (the model's classes) or least-likely, found {class}")]

@@ -11,9 +11,10 @@ use super::check::per_image;
 use super::fgsm::sign;
 use super::gradient::loss_gradient_and_values;
 use super::normalized::l2_norm;
+use super::prediction::predict;
 use super::random::{image_rng, normal, unit_f64, SALT_PGD_START};
 use super::{AdversarialError, Method};
-use crate::models::Model;
+use crate::models::{mix_seed, Model};
 
 /// The norm whose ball bounds the perturbation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -36,6 +37,11 @@ pub struct PgdConfig {
     pub step_size: Option<f64>,
     /// Start at a uniformly random point of the eps-ball (seeded per image) instead of the input.
     pub random_start: bool,
+    /// Runs from different random starts (1: one run). Each image keeps the first run whose
+    /// example succeeds (misclassified; targeted: classified as the target), else the first
+    /// run's; run 0 draws the start a single run draws, so more restarts never succeed on fewer
+    /// images.
+    pub restarts: usize,
 }
 
 impl Default for PgdConfig {
@@ -44,6 +50,7 @@ impl Default for PgdConfig {
             steps: DEFAULT_PGD_STEPS,
             step_size: None,
             random_start: true,
+            restarts: 1,
         }
     }
 }
@@ -59,12 +66,16 @@ impl PgdConfig {
     }
 }
 
-/// PGD from `inputs` (values in [0, 1]) with budget `eps` in `norm`.
+/// Salt of the random starts of restarts 1, 2, ... (restart 0 uses the run's own seed).
+const SALT_RESTART: u64 = 0x0A15_0000;
+
+/// PGD from `inputs` (values in [0, 1]) with budget `eps` in `norm`, best of
+/// `config.pgd.restarts` runs per image (see [`PgdConfig::restarts`]).
 ///
 /// Untargeted (`toward` false): ascends the loss J(O(x), labels[i]). Targeted (`toward` true):
 /// `labels` are the targets and the loss is descended. Image i (counted from `first_image` in
-/// its data set) draws its random start from `config.seed` and i, so results do not depend on
-/// batching or threads. Arguments are assumed checked.
+/// its data set) draws its random start from `config.seed`, the restart and i, so results do
+/// not depend on batching or threads. Arguments are assumed checked.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn pgd_from(
     model: &Model<f32>,
@@ -80,6 +91,69 @@ pub(crate) fn pgd_from(
         // The ball is a point: nothing to search.
         return Ok(inputs.clone());
     }
+    let mut best = pgd_run(
+        model,
+        inputs,
+        labels,
+        norm,
+        toward,
+        eps,
+        config,
+        first_image,
+        config.seed,
+    )?;
+    if config.pgd.restarts <= 1 {
+        return Ok(best);
+    }
+    let succeeded = |x: &Tensor<f32>| -> Result<Vec<bool>, AdversarialError> {
+        Ok(predict(model, x, config.batch)?
+            .iter()
+            .zip(labels)
+            .map(|(p, &y)| (p.class == y) == toward)
+            .collect())
+    };
+    let per = per_image(inputs);
+    let mut done = succeeded(&best)?;
+    for restart in 1..config.pgd.restarts {
+        if done.iter().all(|&d| d) {
+            break;
+        }
+        let seed = mix_seed(config.seed, SALT_RESTART + restart as u64);
+        let x = pgd_run(
+            model,
+            inputs,
+            labels,
+            norm,
+            toward,
+            eps,
+            config,
+            first_image,
+            seed,
+        )?;
+        for (i, now) in succeeded(&x)?.into_iter().enumerate() {
+            if now && !done[i] {
+                best.data_mut()[i * per..(i + 1) * per]
+                    .copy_from_slice(&x.data()[i * per..(i + 1) * per]);
+                done[i] = true;
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// One PGD run, its random starts drawn from `seed`.
+#[allow(clippy::too_many_arguments)]
+fn pgd_run(
+    model: &Model<f32>,
+    inputs: &Tensor<f32>,
+    labels: &[usize],
+    norm: Norm,
+    toward: bool,
+    eps: f64,
+    config: &AttackConfig,
+    first_image: usize,
+    seed: u64,
+) -> Result<Tensor<f32>, AdversarialError> {
     let per = per_image(inputs);
     let pgd = &config.pgd;
     let alpha = pgd.alpha(eps);
@@ -91,7 +165,7 @@ pub(crate) fn pgd_from(
             .zip(inputs.data().par_chunks(per))
             .enumerate()
             .for_each(|(i, (xi, ai))| {
-                let mut rng = image_rng(config.seed, SALT_PGD_START, first_image + i);
+                let mut rng = image_rng(seed, SALT_PGD_START, first_image + i);
                 match norm {
                     Norm::LInf => {
                         for (v, &a) in xi.iter_mut().zip(ai) {

@@ -217,6 +217,7 @@ impl Workload {
                 steps: 1,
                 step_size: None,
                 random_start: false,
+                restarts: 1,
             },
             ..AttackConfig::default()
         };

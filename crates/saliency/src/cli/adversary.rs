@@ -58,6 +58,11 @@ pub struct AdversaryArgs {
     /// PGD: start at the input instead of a seeded random point of the eps-ball.
     #[arg(long)]
     no_random_start: bool,
+    /// PGD: runs from different seeded random starts; each image keeps the first run that fools
+    /// the model (the first run's result otherwise), so more restarts never succeed on fewer
+    /// images.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 1)]
+    restarts: usize,
     /// Target of fgsm-targeted and pgd-targeted: a class number, or least-likely (each image's
     /// least likely class; the default).
     #[arg(long)]
@@ -169,6 +174,15 @@ impl AdversaryArgs {
         if self.steps == Some(0) {
             bail!("--steps: expected at least 1, found 0");
         }
+        if self.restarts == 0 {
+            bail!("--restarts: expected at least 1 run, found 0");
+        }
+        if self.restarts > 1 && self.no_random_start {
+            bail!(
+                "--restarts: expected 1 with --no-random-start (every run would start at the input and be the same run), found {}",
+                self.restarts
+            );
+        }
         if let Some(a) = self.step_size.filter(|a| !(*a >= 0.0 && a.is_finite())) {
             bail!("--step-size: expected a non-negative finite step size, found {a}");
         }
@@ -211,6 +225,7 @@ impl AdversaryArgs {
                 steps: self.steps.unwrap_or(defaults.pgd.steps),
                 step_size: self.step_size,
                 random_start: !self.no_random_start,
+                restarts: self.restarts,
             },
             target: self.target_class.unwrap_or_default(),
             deepfool: DeepFoolConfig {

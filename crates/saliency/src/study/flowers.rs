@@ -54,7 +54,8 @@ pub fn train_attack_model(
     Ok((train_model(out, name, cfg, train, test, &mut [])?, 0))
 }
 
-fn config(model: ModelKind, dataset: &str, epochs: u64, seed: u64) -> TrainConfig {
+/// The flower runs' training settings: the study's Adam, batch 16, no L2.
+pub fn config(model: ModelKind, dataset: &str, epochs: u64, seed: u64) -> TrainConfig {
     let mut c = TrainConfig::study(model);
     c.dataset = dataset.into();
     c.epochs = epochs;

@@ -16,6 +16,7 @@ pub mod plan;
 pub mod progress;
 pub mod report;
 mod report_build;
+pub mod robust;
 pub mod steps;
 pub mod training;
 
@@ -128,6 +129,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     let mut steps = steps::StepRunner::new(&cfg.out)?;
     let out = &cfg.out;
     let seed = cfg.seed;
+    let mut robust = robust::RobustResults::default();
 
     let fashion = match fashion_data {
         None => None,
@@ -170,6 +172,15 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
                     crate::loss::LossKind::CrossEntropy,
                 )
             })?;
+            robust.fashion = Some(robust::fashion_pair(
+                out,
+                cfg.profile,
+                seed,
+                &mut steps,
+                &deep.0,
+                &train,
+                &fm_test,
+            )?);
             Some(report_build::FashionResults {
                 deep,
                 alex,
@@ -181,14 +192,18 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
 
     let flowers = match flower_data {
         None => None,
-        Some(found) => Some(run_flowers(
-            cfg,
-            &plan,
-            &mut steps,
-            &found,
-            &mut data,
-            &mut skipped,
-        )?),
+        Some(found) => {
+            let fl = run_flowers(cfg, &plan, &mut steps, &found, &mut data, &mut skipped)?;
+            robust.flowers = Some(robust::flowers_pair(
+                out,
+                cfg.profile,
+                seed,
+                &mut steps,
+                &found,
+                &fl.medium.0,
+            )?);
+            Some(fl)
+        }
     };
 
     let results = report_build::Results {
@@ -196,6 +211,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
         flowers,
         data,
         skipped,
+        robust,
     };
     let report = report_build::build(
         cfg,
@@ -216,6 +232,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
             "seed": cfg.seed,
             "simd": tensor::cpu::tier().name(),
             "comparison": rows,
+            "robust_networks": robust::verdict::rows(&results.robust),
         }))?
         .as_bytes(),
     )

@@ -37,6 +37,8 @@ pub struct Results {
     pub flowers: Option<FlowerResults>,
     pub data: Vec<DataUsed>,
     pub skipped: Vec<Skipped>,
+    /// The "Robust networks" section's pairs.
+    pub robust: super::robust::RobustResults,
 }
 
 /// The report's opening section: which data every part ran on, and what was skipped.
@@ -356,6 +358,10 @@ pub fn build(
     }
     if let Some(fl) = &r.flowers {
         flower_sections(&mut rep, plan, fl, &r.data);
+    }
+    if r.robust.fashion.is_some() || r.robust.flowers.is_some() {
+        rep.sections
+            .push(super::robust::verdict::section(&r.robust));
     }
 
     let mut s = Section::new("Run facts");

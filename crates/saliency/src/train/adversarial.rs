@@ -91,6 +91,7 @@ pub fn adversarial_batch(
             steps: settings.steps,
             step_size: settings.step_size,
             random_start: true,
+            restarts: 1,
         },
         ..AttackConfig::default()
     };
