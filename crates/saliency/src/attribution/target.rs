@@ -91,8 +91,7 @@ impl FromStr for Target {
 }
 
 /// Which output of the target class is differentiated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum Score {
     /// Its softmax probability (the study's default).
     #[default]
