@@ -8,12 +8,12 @@ use super::method::{run, Method, MethodOptions};
 use super::{
     completeness_error, deletion_insertion, infidelity, max_sensitivity,
     randomization_sanity_check, AttributionError, CurveOptions, Curves, InfidelityOptions,
-    SanityStep, Score, SensitivityOptions,
+    SanityStep, Score, SensitivityOptions, ShapleyOptions,
 };
 use crate::models::Model;
 
 /// The metrics' settings (each metric's own options, as Captum names them where it has them).
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct EvaluationOptions {
     /// Deletion and insertion: points per curve and what removed pixels become.
     pub curves: CurveOptions,
@@ -21,16 +21,6 @@ pub struct EvaluationOptions {
     pub infidelity: InfidelityOptions,
     /// Max-sensitivity: uniform perturbations, each re-explained.
     pub sensitivity: SensitivityOptions,
-}
-
-impl Default for EvaluationOptions {
-    fn default() -> Self {
-        EvaluationOptions {
-            curves: CurveOptions::default(),
-            infidelity: InfidelityOptions::default(),
-            sensitivity: SensitivityOptions::default(),
-        }
-    }
 }
 
 /// How far the maps are from adding up to F(x) - F(black), over the batch.
@@ -69,6 +59,30 @@ pub fn mean(v: &[f64]) -> f64 {
     v.iter().sum::<f64>() / v.len() as f64
 }
 
+/// Shapley sampling gives a patch's value to each of its pixels in every channel (Captum's
+/// feature-mask convention), so its map adds up to F(x) - F(0) once per patch, not once per
+/// element: each element divided by its patch's element count (c x the patch's cut-short
+/// height x width) counts every patch once.
+fn once_per_patch<T: Float>(
+    maps: &Tensor<T>,
+    input: [usize; 3],
+    patch: usize,
+) -> Result<Tensor<T>, AttributionError> {
+    let [c, h, w] = input;
+    let side = |i: usize, n: usize| (n - (i / patch) * patch).min(patch);
+    let data = maps
+        .data()
+        .iter()
+        .enumerate()
+        .map(|(e, &v)| {
+            let p = e % (h * w);
+            let count = c * side(p / w, h) * side(p % w, w);
+            T::from_f64(v.to_f64() / count as f64)
+        })
+        .collect();
+    Ok(Tensor::from_vec(maps.shape(), data)?)
+}
+
 /// Runs `method` on `inputs` and every metric on its maps. `donor` (a freshly initialized model
 /// of the same layout, see [`super::fresh_donor`]) adds the randomization sanity check.
 pub fn evaluate_method<T: Float>(
@@ -95,7 +109,16 @@ pub fn evaluate_method<T: Float>(
     let completeness = if method.completeness_defined() {
         let score = method.default_score();
         let black = Tensor::zeros(&model.input);
-        let (errors, deltas) = completeness_error(model, inputs, classes, &maps, &black, score)?;
+        let per_feature = if method == Method::ShapleySampling {
+            let patch = options
+                .patch
+                .unwrap_or_else(|| ShapleyOptions::for_input(model.input).patch);
+            once_per_patch(&maps, model.input, patch)?
+        } else {
+            maps.clone()
+        };
+        let (errors, deltas) =
+            completeness_error(model, inputs, classes, &per_feature, &black, score)?;
         // Relative to the mean |F(x) - F(0)|, not image by image: an image whose difference is
         // near zero would otherwise dominate the mean.
         let abs_error = mean(&errors.iter().map(|e| e.abs()).collect::<Vec<_>>());

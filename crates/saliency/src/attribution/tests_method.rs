@@ -219,6 +219,24 @@ fn an_evaluation_holds_every_metric() {
         assert_eq!(sanity[0].spearman, 1.0);
         assert_eq!(e.completeness.is_some(), method == Method::Deeplift);
     }
+    // Shapley sampling's patches (5 pixels here, cut short at the edge of 28) each add up once.
+    let shapley = MethodOptions {
+        patch: Some(5),
+        samples: Some(2),
+        ..MethodOptions::default()
+    };
+    let e = evaluate_method(
+        Method::ShapleySampling,
+        &shapley,
+        &model,
+        &x,
+        &classes,
+        &metrics,
+        None,
+    )
+    .unwrap();
+    let c = e.completeness.unwrap();
+    assert!(c.mean_relative_error < 1e-4, "{c:?}");
     let e = evaluate_method(
         Method::Deeplift,
         &options,
