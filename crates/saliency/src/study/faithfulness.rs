@@ -65,8 +65,8 @@ pub struct FaithfulnessSettings {
 
 impl FaithfulnessSettings {
     /// The settings of `profile`; `large` for 256x256 photos, where a pass costs ~80 times a
-    /// 28x28 image's, so fewer images, samples and patches run (about 10 s for both models in
-    /// the quick profile on 2 idle cores).
+    /// 28x28 image's, so fewer images, samples and patches run (the quick profile's section
+    /// should add seconds, not minutes, to the study).
     pub fn of(profile: Profile, large: bool, seed: u64) -> Self {
         // (images, samples, Shapley orders, patch, IG steps, curve steps, infidelity and
         // max-sensitivity perturbations)
@@ -175,8 +175,9 @@ pub fn of_results(r: &Results) -> Vec<&FaithfulnessResults> {
 }
 
 /// The methods compared: all but exact integrated gradients, whose cost grows with the linear
-/// regions its path crosses (minutes per image on a trained `deep`, times the re-explanations of
-/// max-sensitivity); integrated-gradients computes the same integral with a fixed step count.
+/// regions its path crosses (and max-sensitivity runs it again per perturbation): it took minutes
+/// for two Fashion-MNIST images of the tiny profile. Integrated-gradients computes the same
+/// integral with a fixed step count.
 pub fn methods() -> Vec<Method> {
     Method::ALL
         .into_iter()
