@@ -181,6 +181,15 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
                 "{step}: the table lacks {m}"
             );
         }
+        // Infidelity's least-squares scale fits a single perturbation exactly (zero for every
+        // map), so the study runs at least two and some map scores above zero.
+        assert!(r["settings"]["infidelity_perturbations"].as_u64().unwrap() >= 2);
+        assert!(
+            methods
+                .iter()
+                .any(|m| m["infidelity"].as_f64().unwrap() > 0.0),
+            "{step}: every infidelity is zero"
+        );
         let winner = r["verdict"]["most_faithful"].as_str().unwrap();
         assert!(methods.iter().any(|m| m["method"] == winner), "{winner}");
         assert!(faithful.contains(&format!("Most faithful: {winner} ")));
