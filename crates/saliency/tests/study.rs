@@ -209,6 +209,74 @@ fn tiny_study_writes_a_complete_report_and_resumes() {
             .contains(&format!("robust {on_object:.3}")));
     }
 
+    // Which attribution method is most faithful: every method on both models, finite numbers,
+    // completeness exactly where it is defined, the figure, and a verdict naming a method that ran.
+    let faithful = section(&md, "Which attribution method is most faithful");
+    assert!(html.contains("<h2>Which attribution method is most faithful</h2>"));
+    let saved = json["faithfulness"].as_array().unwrap();
+    assert_eq!(saved.len(), 2, "Fashion-MNIST and flowers");
+    for (step, figure) in [
+        ("fashion-faithfulness", "figures/fashion_faithfulness.png"),
+        ("flowers-faithfulness", "figures/flowers_faithfulness.png"),
+    ] {
+        let r = steps(step);
+        assert_eq!(r["figure"], figure);
+        assert!(out.join(figure).is_file() && faithful.contains(figure));
+        let methods = r["rows"].as_array().unwrap();
+        assert_eq!(
+            methods.len(),
+            saliency::study::faithfulness::methods().len(),
+            "{step}"
+        );
+        assert_eq!(
+            methods.len(),
+            saliency::attribution::Method::ALL.len() - 1,
+            "{step}"
+        );
+        for m in methods {
+            for key in [
+                "deletion_area",
+                "insertion_area",
+                "infidelity",
+                "max_sensitivity",
+                "sanity_spearman",
+            ] {
+                let v = m[key].as_f64().unwrap_or(f64::NAN);
+                assert!(v.is_finite(), "{step} {}: {key} = {v}", m["method"]);
+            }
+            let method: saliency::attribution::Method =
+                m["method"].as_str().unwrap().parse().unwrap();
+            assert_eq!(
+                m["completeness"].as_f64().is_some_and(f64::is_finite),
+                method.completeness_defined(),
+                "{step}: {m}"
+            );
+            assert!(
+                faithful.contains(&format!(
+                    "| {} | {:.4} | {:.4} |",
+                    m["method"].as_str().unwrap(),
+                    m["deletion_area"].as_f64().unwrap(),
+                    m["insertion_area"].as_f64().unwrap()
+                )),
+                "{step}: the table lacks {m}"
+            );
+        }
+        // Infidelity's least-squares scale fits a single perturbation exactly (zero for every
+        // map), so the study runs at least two and some map scores above zero.
+        assert!(r["settings"]["infidelity_perturbations"].as_u64().unwrap() >= 2);
+        assert!(
+            methods
+                .iter()
+                .any(|m| m["infidelity"].as_f64().unwrap() > 0.0),
+            "{step}: every infidelity is zero"
+        );
+        let winner = r["verdict"]["most_faithful"].as_str().unwrap();
+        assert!(methods.iter().any(|m| m["method"] == winner), "{winner}");
+        assert!(faithful.contains(&format!("Most faithful: {winner} ")));
+        assert!(saved.iter().any(|s| s["run"] == r["run"]));
+    }
+    assert!(table.contains("most faithful attribution method, deep on fashion-mnist"));
+
     // A second run skips every step and reports the same results.
     run_study(&cfg).unwrap();
     let again = std::fs::read_to_string(out.join("report.md")).unwrap();

@@ -10,6 +10,7 @@ mod completeness;
 mod deconvnet;
 mod deeplift;
 mod deletion_insertion;
+pub mod evaluation;
 mod exact_ig;
 mod grad_cam;
 mod gradient_shap;
@@ -19,6 +20,7 @@ mod guided_grad_cam;
 mod infidelity;
 mod integrated_gradients;
 mod lrp;
+pub mod method;
 mod movie;
 mod occlusion;
 mod occlusion_x_gradient;
@@ -37,6 +39,7 @@ pub use completeness::completeness_error;
 pub use deconvnet::deconvnet;
 pub use deeplift::deeplift;
 pub use deletion_insertion::{deletion_insertion, CurveOptions, Curves, Replacement};
+pub use evaluation::{evaluate_method, CompletenessSummary, EvaluationOptions, MethodEvaluation};
 pub use exact_ig::{exact_integrated_gradients, ExactIgOptions, ExactIgResult};
 pub use grad_cam::{conv_layer_index, grad_cam, GradCamOptions};
 pub use gradient_shap::{gradient_shap, GradientShapOptions};
@@ -46,6 +49,7 @@ pub use guided_grad_cam::guided_grad_cam;
 pub use infidelity::{infidelity, InfidelityOptions};
 pub use integrated_gradients::{integrated_gradients, Baseline, IgOptions, IgResult};
 pub use lrp::{lrp, LrpRule};
+pub use method::{CompletenessReport, Method, MethodOptions, MethodOutput};
 pub use movie::{AttributionMovie, MovieOptions};
 pub use occlusion::{default_patch, occlusion, OcclusionOptions};
 pub use occlusion_x_gradient::{combine_maps, occlusion_x_gradient};
@@ -247,6 +251,8 @@ fn max_normalize_f64(map: &mut [f64]) {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_method;
 #[cfg(test)]
 mod tests_metrics;
 #[cfg(test)]

@@ -159,6 +159,42 @@ mod tests {
         assert_ne!(permutation(&mut sample_rng(7, 1, 4, 2), 50), p);
     }
 
+    /// Memory is bounded by `batch` points per pass, not by samples x images: every point of a
+    /// pass is made before any gradient of it is consumed, so the points made and not yet
+    /// consumed never exceed one pass.
+    #[test]
+    fn a_pass_holds_at_most_batch_points() {
+        let model = crate::models::ModelKind::Deep
+            .build::<f32>([1, 28, 28], 10, 0)
+            .unwrap();
+        let (n, samples, batch) = (3, 7, 4);
+        let pending = std::cell::Cell::new(0usize);
+        let (mut most, mut made, mut seen) = (0usize, Vec::new(), Vec::new());
+        gradients_at_points(
+            &model,
+            n,
+            samples,
+            &[0, 1, 2],
+            Score::Logit,
+            batch,
+            |i, k, p| {
+                pending.set(pending.get() + 1);
+                most = most.max(pending.get());
+                made.push((i, k));
+                p.iter_mut().for_each(|v| *v = 0.5);
+            },
+            |i, k, g| {
+                pending.set(pending.get() - 1);
+                assert_eq!(g.len(), 784);
+                seen.push((i, k));
+            },
+        )
+        .unwrap();
+        assert_eq!(most, batch, "{n} x {samples} points, {batch} per pass");
+        assert_eq!(made.len(), n * samples);
+        assert_eq!(made, seen);
+    }
+
     #[test]
     fn normal_draws_have_unit_variance() {
         let mut rng = sample_rng(1, 2, 0, 0);

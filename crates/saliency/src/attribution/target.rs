@@ -91,7 +91,8 @@ impl FromStr for Target {
 }
 
 /// Which output of the target class is differentiated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Score {
     /// Its softmax probability (the study's default).
     #[default]

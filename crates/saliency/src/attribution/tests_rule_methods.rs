@@ -213,3 +213,38 @@ fn rule_methods_are_the_same_on_any_thread_count() {
     });
     assert_eq!(one.attributions.data(), two.attributions.data());
 }
+
+/// The rule-based methods run `default_batch` images per pass (DeepLIFT half that, its references
+/// riding along), so memory is bounded by the pass, not by the number of images: 300 images of
+/// 1x2x2 take two passes (256 + 44; DeepLIFT three), and each image's map is the one it gets alone.
+#[test]
+fn rule_methods_chunk_their_images_without_changing_a_map() {
+    let model = one_hidden_layer();
+    let n = 300;
+    assert_eq!(
+        default_batch(model.input),
+        256,
+        "the case needs more than one pass"
+    );
+    let x = Tensor::from_fn(&[n, 1, 2, 2], |i| ((i * 37 + 5) % 97) as f64 / 96.0);
+    let classes: Vec<usize> = (0..n).map(|i| i % 2).collect();
+    let rule = LrpRule::Epsilon { epsilon: 1e-9 };
+    let all_lrp = lrp(&model, &x, &classes, rule).unwrap();
+    let all_guided = guided_backprop(&model, &x, &classes).unwrap();
+    let all_deeplift = deeplift(&model, &x, &classes, &Baseline::Black).unwrap();
+    for i in [0, 1, 255, 256, 299] {
+        let one = Tensor::from_vec(&[1, 1, 2, 2], x.data()[i * 4..(i + 1) * 4].to_vec()).unwrap();
+        let c = &classes[i..i + 1];
+        let same = |all: &Tensor<f64>, alone: Tensor<f64>| {
+            assert_eq!(&all.data()[i * 4..(i + 1) * 4], alone.data(), "image {i}");
+        };
+        same(&all_lrp, lrp(&model, &one, c, rule).unwrap());
+        same(&all_guided, guided_backprop(&model, &one, c).unwrap());
+        same(
+            &all_deeplift.attributions,
+            deeplift(&model, &one, c, &Baseline::Black)
+                .unwrap()
+                .attributions,
+        );
+    }
+}

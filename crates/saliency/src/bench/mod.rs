@@ -211,30 +211,16 @@ fn check_memory(config: &BenchConfig) -> Result<(), BenchError> {
             .model
             .build(workloads::INPUT, workloads::CLASSES, 0)?;
     let per_image = crate::memory::activation_floats(&model) as f64 * 4.0;
-    let input_bytes: f64 = workloads::INPUT.iter().product::<usize>() as f64 * 4.0;
-    let batch = config.batch_size as f64;
-    // Values, gradients and the tape's saved copies: about three times the forward activations.
-    let (pool, passes) = match config.workload {
-        Workload::TrainStep => (workloads::TRAIN_POOL as f64, 3.0 * batch),
-        Workload::Infer => (1.0, batch),
-        Workload::GradientXInput | Workload::Fgsm | Workload::PgdStep => (1.0, 3.0 * batch),
-        Workload::IntegratedGradients => (1.0, batch),
-        // 49 occluded copies of each image go through the network.
-        Workload::Occlusion => (1.0, 49.0 * batch),
-        // Noisy copies go through `default_batch` (256 at 28x28) at a time.
-        Workload::Smoothgrad50 => (1.0, 3.0 * (50.0 * batch).min(256.0)),
-        Workload::LrpEpsilon => (1.0, 3.0 * batch),
-    };
-    let needed = pool * batch * input_bytes + passes * per_image;
     crate::memory::check(
         "--batch-size",
         config.batch_size as u64,
         &format!("the {} workload", config.workload),
-        needed,
+        needed_bytes(config, per_image),
     )
     .map_err(BenchError::Config)?;
     if config.workload == Workload::IntegratedGradients {
         let steps = config.ig_steps as f64;
+        let input_bytes: f64 = workloads::INPUT.iter().product::<usize>() as f64 * 4.0;
         crate::memory::check(
             "--ig-steps",
             config.ig_steps as u64,
@@ -244,6 +230,30 @@ fn check_memory(config: &BenchConfig) -> Result<(), BenchError> {
         .map_err(BenchError::Config)?;
     }
     Ok(())
+}
+
+/// Bytes a workload needs at `config.batch_size`: its inputs, and the activations of the passes
+/// it holds at once (`per_image` bytes of activations per image in one pass).
+fn needed_bytes(config: &BenchConfig, per_image: f64) -> f64 {
+    let input_bytes: f64 = workloads::INPUT.iter().product::<usize>() as f64 * 4.0;
+    let batch = config.batch_size as f64;
+    // The attribution methods put at most this many images (noisy copies, rule passes) through
+    // the network at once.
+    let pass = crate::attribution::default_batch(workloads::INPUT) as f64;
+    // Values, gradients and the tape's saved copies: about three times the forward activations.
+    let (pool, passes) = match config.workload {
+        Workload::TrainStep => (workloads::TRAIN_POOL as f64, 3.0 * batch),
+        Workload::Infer => (1.0, batch),
+        Workload::GradientXInput | Workload::Fgsm | Workload::PgdStep => (1.0, 3.0 * batch),
+        Workload::IntegratedGradients => (1.0, batch),
+        // 49 occluded copies of each image go through the network.
+        Workload::Occlusion => (1.0, 49.0 * batch),
+        // Noisy copies go through `default_batch` (256 at 28x28) at a time.
+        Workload::Smoothgrad50 => (1.0, 3.0 * (50.0 * batch).min(pass)),
+        // The rule passes take `default_batch` images at a time too.
+        Workload::LrpEpsilon => (1.0, 3.0 * batch.min(pass)),
+    };
+    pool * batch * input_bytes + passes * per_image
 }
 
 /// Builds the workload and times it in the current rayon pool.
@@ -335,6 +345,31 @@ mod tests {
         }
         let err = "train".parse::<Workload>().unwrap_err();
         assert!(err.contains("train-step"), "{err}");
+    }
+
+    /// SmoothGrad's 50 copies per image and LRP's rule passes go through the network
+    /// `default_batch` images at a time: past one pass, a larger batch adds only its inputs.
+    #[test]
+    fn smoothgrad_and_lrp_memory_is_bounded_by_the_pass_not_samples_times_images() {
+        let per_image = 1e6;
+        let input = (28 * 28 * 4) as f64;
+        let at = |workload, batch| {
+            needed_bytes(
+                &BenchConfig::new(workload, ModelKind::Deep, batch),
+                per_image,
+            )
+        };
+        for workload in [Workload::Smoothgrad50, Workload::LrpEpsilon] {
+            let (small, large) = (at(workload, 1024), at(workload, 4096));
+            assert_eq!(large - small, 3072.0 * input, "{workload}");
+            assert!(
+                small <= 3.0 * 256.0 * per_image + 1024.0 * input,
+                "{workload}"
+            );
+        }
+        // Gradient x input holds its whole batch: its need grows with it.
+        let gxi = |b| at(Workload::GradientXInput, b);
+        assert!(gxi(4096) - gxi(1024) > 3072.0 * 3.0 * per_image);
     }
 
     #[test]

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 
-use super::attribute_method::{compute, Method, MethodSettings};
+use super::attribute_method::{compute, MethodSettings};
 use super::checkpoint_data::{load_any, load_with_test_data, parse_indices};
 use super::common::DataArgs;
 use super::user_images::load_user_images;
+use crate::attribution::Method;
 use crate::attribution::{Score, Target};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{argmax_rows, predict_probs};
@@ -281,7 +282,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         },
     ];
     let mut metadata = std::collections::BTreeMap::new();
-    metadata.insert("method".into(), method.name());
+    metadata.insert("method".into(), method.name().to_string());
     metadata.insert("target".into(), args.target.to_string());
     metadata.insert("checkpoint".into(), args.checkpoint.display().to_string());
     if batch.labels.is_some() {

@@ -9,15 +9,14 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use tensor::Tensor;
 
-use super::attribute_method::{compute, Method, MethodSettings};
+use super::attribute_method::MethodSettings;
 use super::checkpoint_data::{load_with_test_data, parse_indices};
 use super::common::DataArgs;
+use crate::attribution::evaluation::mean;
 use crate::attribution::{
-    completeness_error, deletion_insertion, fresh_donor, infidelity, max_sensitivity,
-    randomization_sanity_check, AttributionError, CurveOptions, InfidelityOptions, Replacement,
-    Score, SensitivityOptions, Target,
+    evaluate_method, fresh_donor, CurveOptions, EvaluationOptions, InfidelityOptions, Method,
+    Replacement, Score, SensitivityOptions, Target,
 };
-use crate::models::Model;
 use crate::staged_dir::StagedDir;
 
 /// What removed pixels become in the deletion and insertion curves.
@@ -83,28 +82,6 @@ pub struct EvaluateAttributionArgs {
     json: bool,
 }
 
-/// Every method, in `--help` order.
-fn all_methods() -> Vec<Method> {
-    Method::value_variants().to_vec()
-}
-
-/// The mean of a list (NaN for none).
-fn mean(v: &[f64]) -> f64 {
-    v.iter().sum::<f64>() / v.len() as f64
-}
-
-/// The methods whose maps add up to F(x) - F(baseline), with the score they explain.
-fn completeness_defined(method: Method) -> bool {
-    matches!(
-        method,
-        Method::IntegratedGradients
-            | Method::ExactIntegratedGradients
-            | Method::Deeplift
-            | Method::GradientShap
-            | Method::ShapleySampling
-    )
-}
-
 /// Runs every metric for every method and writes the results.
 pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
     if !(args.noise.is_finite() && args.noise > 0.0 && args.noise <= 10.0) {
@@ -139,9 +116,8 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
     let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
     let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();
     let classes = args.target.resolve(&model, &inputs, Some(&labels))?;
-    let names: Vec<String> = idx.iter().map(|i| format!("test {i}")).collect();
     let methods = if args.methods.is_empty() {
-        all_methods()
+        Method::ALL.to_vec()
     } else {
         args.methods.clone()
     };
@@ -163,78 +139,48 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
     };
     let stage = StagedDir::new(&args.out)
         .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
+    let metrics = EvaluationOptions {
+        curves: CurveOptions {
+            steps: args.curve_steps,
+            replacement,
+        },
+        infidelity: InfidelityOptions {
+            samples: args.perturbations,
+            sigma: args.noise,
+            seed: args.seed,
+        },
+        sensitivity: SensitivityOptions {
+            samples: args.perturbations,
+            radius: args.radius,
+            seed: args.seed,
+        },
+    };
     let mut rows = Vec::new();
     for &method in &methods {
         let started = Instant::now();
         eprintln!("evaluating {} ...", method.name());
-        let explain = |x: &Tensor<f32>| -> anyhow::Result<Tensor<f32>> {
-            Ok(compute(method, &settings, &model, x, &classes, &names)?.0)
-        };
-        let maps = explain(&inputs)?;
-        let curves = deletion_insertion(
+        let options = settings.options(method, &model)?;
+        let e = evaluate_method(
+            method,
+            &options,
             &model,
             &inputs,
             &classes,
-            &maps,
-            &CurveOptions {
-                steps: args.curve_steps,
-                replacement,
-            },
+            &metrics,
+            donor.as_ref(),
         )?;
-        let infid = infidelity(
-            &model,
-            &inputs,
-            &classes,
-            &maps,
-            &InfidelityOptions {
-                samples: args.perturbations,
-                sigma: args.noise,
-                seed: args.seed,
-            },
-        )?;
-        let sens = max_sensitivity(
-            &inputs,
-            &maps,
-            explain,
-            &SensitivityOptions {
-                samples: args.perturbations,
-                radius: args.radius,
-                seed: args.seed,
-            },
-        )?;
-        let completeness = if completeness_defined(method) {
-            let score = method.default_score();
-            let black = Tensor::zeros(&[c, h, w]);
-            let (errors, deltas) =
-                completeness_error(&model, &inputs, &classes, &maps, &black, score)?;
-            // Relative to the mean |F(x) - F(0)|, not image by image: an image whose
-            // difference is near zero would otherwise dominate the mean.
-            let abs_error = mean(&errors.iter().map(|e| e.abs()).collect::<Vec<_>>());
-            let abs_delta = mean(&deltas.iter().map(|d| d.abs()).collect::<Vec<_>>());
-            Some((abs_error, abs_error / abs_delta.max(1e-12), score))
-        } else {
-            None
-        };
-        let sanity = match &donor {
-            Some(donor) => {
-                let attribute = |m: &Model<f32>, x: &Tensor<f32>| {
-                    compute(method, &settings, m, x, &classes, &names)
-                        .map(|r| r.0)
-                        .map_err(|e| AttributionError::Sanity(format!("{e:#}")))
-                };
-                Some(randomization_sanity_check(
-                    &model, donor, &inputs, attribute,
-                )?)
-            }
-            None => None,
-        };
+        let (curves, infid, sens) = (&e.curves, &e.infidelity, &e.max_sensitivity);
+        let completeness = e
+            .completeness
+            .map(|c| (c.mean_abs_error, c.mean_relative_error, c.score));
+        let sanity = e.sanity;
         let seconds = started.elapsed().as_secs_f64();
         rows.push(serde_json::json!({
             "method": method.name(),
             "deletion_area": mean(&curves.deletion_area),
             "insertion_area": mean(&curves.insertion_area),
-            "infidelity": mean(&infid),
-            "max_sensitivity": mean(&sens),
+            "infidelity": mean(infid),
+            "max_sensitivity": mean(sens),
             "completeness": completeness.map(|(abs, rel, score)| serde_json::json!({
                 "mean_abs_error": abs, "mean_relative_error": rel, "score": score.to_string(),
                 "baseline": "black",

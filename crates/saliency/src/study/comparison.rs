@@ -164,6 +164,9 @@ pub fn rows(cfg: &StudyConfig, r: &Results) -> (Vec<ComparisonRow>, Vec<Vec<Stri
     normalized_row(&mut rows, r);
     sign_image_row(&mut rows, r);
     feature_row(&mut rows, r);
+    extras.extend(super::faithfulness::extras(
+        &super::faithfulness::of_results(r),
+    ));
     (rows, extras)
 }
 

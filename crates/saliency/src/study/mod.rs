@@ -8,10 +8,12 @@
 
 mod common;
 pub mod comparison;
+pub mod faithfulness;
 pub mod fashion;
 pub mod figures;
 pub mod flowers;
 pub mod key;
+pub mod method_grid;
 pub mod plan;
 pub mod progress;
 pub mod report;
@@ -172,6 +174,9 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
                     crate::loss::LossKind::CrossEntropy,
                 )
             })?;
+            let faithfulness = steps.run("fashion-faithfulness", || {
+                faithfulness::faithfulness(out, &deep.0, &fm_test, cfg.profile, seed, "fashion")
+            })?;
             robust.fashion = Some(robust::fashion_pair(
                 out,
                 cfg.profile,
@@ -186,6 +191,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
                 alex,
                 attribution,
                 adversarial,
+                faithfulness,
             })
         }
     };
@@ -233,6 +239,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
             "simd": tensor::cpu::tier().name(),
             "comparison": rows,
             "robust_networks": robust::verdict::rows(&results.robust),
+            "faithfulness": faithfulness::of_results(&results),
         }))?
         .as_bytes(),
     )
@@ -428,6 +435,9 @@ fn run_flowers(
     let color_stills = steps.run("flowers-stills-color", || {
         flowers::stills(out, &medium.0, &ftest, seed)
     })?;
+    let faithfulness = steps.run("flowers-faithfulness", || {
+        faithfulness::faithfulness(out, &fdeep.0, &ftest, cfg.profile, seed, "flowers")
+    })?;
     drop((ftrain, ftest));
     let pair = steps.run("flowers-pair", || {
         let (tr, te) = flowers::load(dd, "flowers", Some(&flowers::PAIR), false, seed)?;
@@ -511,5 +521,6 @@ fn run_flowers(
         stills: [color_stills, gray_stills].concat(),
         attacked: attacked.0,
         double: (double.0, fadv_double),
+        faithfulness,
     })
 }

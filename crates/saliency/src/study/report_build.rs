@@ -13,6 +13,8 @@ pub struct FashionResults {
     pub alex: TrainSummary,
     pub attribution: AttributionResults,
     pub adversarial: AdversarialResults,
+    /// Every attribution method scored on `deep` (see [`super::faithfulness`]).
+    pub faithfulness: super::faithfulness::FaithfulnessResults,
 }
 
 /// The flower sections' step results.
@@ -29,6 +31,8 @@ pub struct FlowerResults {
     pub attacked: TrainSummary,
     /// A medium trained with the study's double softmax, and the attacks on it.
     pub double: (TrainSummary, AdversarialResults),
+    /// Every attribution method scored on the flowers `deep` (see [`super::faithfulness`]).
+    pub faithfulness: super::faithfulness::FaithfulnessResults,
 }
 
 /// Every step's result, the data each part ran on, and what was skipped.
@@ -358,6 +362,10 @@ pub fn build(
     }
     if let Some(fl) = &r.flowers {
         flower_sections(&mut rep, plan, fl, &r.data);
+    }
+    let faithful = super::faithfulness::of_results(r);
+    if !faithful.is_empty() {
+        rep.sections.push(super::faithfulness::section(&faithful));
     }
     if r.robust.fashion.is_some() || r.robust.flowers.is_some() {
         rep.sections

@@ -125,7 +125,9 @@ fn curve(
         data,
         &sweeps,
         config,
-        &mut |_, _| {},
+        &mut |done, total| {
+            crate::study::progress::work(done as u64, total as u64, "images attacked")
+        },
     )?)
 }
 
