@@ -230,6 +230,42 @@ fn a_resumed_train_under_a_full_disk_keeps_the_previous_checkpoint_and_resumes_a
     }
 }
 
+#[test]
+#[cfg_attr(not(unix), ignore = "needs sh with ulimit -f to simulate a full disk")]
+fn an_overwrite_under_a_full_disk_keeps_the_old_run_until_the_new_one_has_a_checkpoint() {
+    let (s, unit) = setup("full-overwrite");
+    let old = s.join("old");
+    assert_ok(&saliency(&s.0, &train_args(&s.0, &old, &[])));
+    let before = snapshot(&old);
+    // The new run differs from the old one (another seed), so a mix of the two would show.
+    let overwrite = |out: &Path| train_args(&s.0, out, &["--overwrite", "--seed", "9"]);
+    let fresh = s.join("fresh");
+    assert_ok(&saliency(&s.0, &train_args(&s.0, &fresh, &["--seed", "9"])));
+    let (below, above) = limits(unit, &sizes(&fresh));
+    for &limit in &below {
+        let out = s.join(&format!("run-{limit}"));
+        copy_dir(&old, &out);
+        let run = limited(&s.0, unit, limit, &overwrite(&out));
+        assert_full_disk_error(&run, limit, &snapshot(&fresh));
+        assert_same_files(
+            &snapshot(&out),
+            &before,
+            &format!("limit {limit}: a failed overwrite must leave the old run whole"),
+        );
+        assert!(!out.join(".overwritten").exists(), "limit {limit}");
+        assert_no_temp_leftovers(&s.0, limit);
+    }
+    // With room, the overwrite replaces the old run by the new one, and nothing is left aside.
+    let out = s.join("run-enough");
+    copy_dir(&old, &out);
+    assert_ok(&limited(&s.0, unit, above, &overwrite(&out)));
+    assert!(!out.join(".overwritten").exists());
+    assert_eq!(
+        std::fs::read(out.join("model.safetensors")).unwrap(),
+        std::fs::read(fresh.join("model.safetensors")).unwrap()
+    );
+}
+
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for e in std::fs::read_dir(from).unwrap().map(|e| e.unwrap()) {

@@ -318,9 +318,13 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         movie: args.movie.is_some(),
         integrate_gradients: args.integrate_gradients,
     };
-    if clear_old_run {
-        run_folder::clear_run(&args.out).map_err(anyhow::Error::msg)?;
-    }
+    // Moved aside, not deleted: dropped at the end of this function, it deletes the old run if
+    // the new one wrote a checkpoint and puts it back otherwise.
+    let _old_run = if clear_old_run {
+        Some(crate::train::overwrite::set_aside(&args.out).map_err(anyhow::Error::msg)?)
+    } else {
+        None
+    };
     let mut trainer = if args.resume {
         Trainer::resume(
             config.clone(),

@@ -106,7 +106,7 @@ pub fn run_study(cfg: &StudyConfig) -> anyhow::Result<()> {
     progress::line(format!(
         "study, profile {} (expected wall time about {:.0} minutes on 2 cores), output {}",
         cfg.profile,
-        plan.expected_minutes(),
+        plan.expected_minutes() + robust::RobustPlan::of(cfg.profile).expected_minutes(),
         cfg.out.display()
     ));
     let mut data = Vec::new();

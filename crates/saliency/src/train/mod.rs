@@ -8,6 +8,7 @@ pub mod evaluate;
 pub mod hook;
 mod metrics_file;
 pub mod optim;
+pub mod overwrite;
 pub mod record;
 pub mod run_folder;
 pub mod state;

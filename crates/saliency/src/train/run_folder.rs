@@ -11,7 +11,6 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
-use crate::attribution::TIG_FILE;
 use crate::checkpoint;
 
 use super::state::{MODEL_FILE, STATE_FILE};
@@ -21,7 +20,7 @@ pub const LOCK_FILE: &str = ".saliency.lock";
 
 /// The files that make a folder hold a run (the integrated-gradients file only as an output of
 /// one; alone it does not count).
-const RUN_FILES: [&str; 4] = [MODEL_FILE, STATE_FILE, "config.json", "metrics.jsonl"];
+pub(crate) const RUN_FILES: [&str; 4] = [MODEL_FILE, STATE_FILE, "config.json", "metrics.jsonl"];
 
 /// Holds a run folder for one process; dropping it removes the lock file, and the folder too if
 /// this lock created it and nothing else was written into it (so a run that fails before its
@@ -100,6 +99,8 @@ impl RunLock {
             f.seek(SeekFrom::Start(0)).map_err(io_error)?;
             writeln!(f, "{}", std::process::id()).map_err(io_error)?;
             remove_temp_files(dir);
+            // A `train --overwrite` killed half-way: keep its new run or put the old one back.
+            super::overwrite::settle(dir)?;
             return Ok(lock);
         }
         Err(format!(
@@ -212,20 +213,6 @@ pub fn inspect(dir: &Path) -> RunStatus {
     }
 }
 
-/// Removes the run files of `dir` (and the integrated-gradients output beside them) so a new
-/// run can start there; unrelated files are kept.
-pub fn clear_run(dir: &Path) -> Result<(), String> {
-    for f in RUN_FILES.iter().chain([&TIG_FILE]) {
-        let p = dir.join(f);
-        match fs::remove_file(&p) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("--overwrite: cannot remove {}: {e}", p.display())),
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -282,8 +269,10 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        clear_run(&d).unwrap();
+        // An overwrite moves the run aside: the folder counts as empty for the new run.
+        let aside = super::super::overwrite::set_aside(&d).unwrap();
         assert_eq!(inspect(&d), RunStatus::Empty);
+        drop(aside);
         assert!(d.join("notes.txt").exists());
         fs::remove_dir_all(&d).unwrap();
     }
