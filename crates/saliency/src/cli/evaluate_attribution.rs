@@ -156,9 +156,20 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
         },
     };
     let mut rows = Vec::new();
+    // One step per method, on standard error; indicatif hides it when that is not a terminal,
+    // and the lines below still reach a log.
+    let bar = indicatif::ProgressBar::new(methods.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "evaluated [{bar:30}] {pos}/{len} methods {elapsed} {msg}",
+        )
+        .expect("valid template")
+        .progress_chars("=> "),
+    );
     for &method in &methods {
         let started = Instant::now();
-        eprintln!("evaluating {} ...", method.name());
+        bar.set_message(method.name());
+        bar.suspend(|| eprintln!("evaluating {} ...", method.name()));
         let options = settings.options(method, &model)?;
         let e = evaluate_method(
             method,
@@ -198,7 +209,9 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
             },
             "seconds": seconds,
         }));
+        bar.inc(1);
     }
+    bar.finish_and_clear();
     let doc = serde_json::json!({
         "checkpoint": args.checkpoint.display().to_string(),
         "target": args.target.to_string(),
