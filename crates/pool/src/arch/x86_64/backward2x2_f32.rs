@@ -96,93 +96,36 @@ pub(crate) unsafe fn backward_plane(
     true
 }
 
-#[cfg(all(test, target_arch = "x86_64"))]
+#[cfg(test)]
 mod tests {
     use super::*;
+    use crate::arch::x86_64::backward2x2_cases as cases;
     use tensor::cpu::Tier;
     use tensor::testing::require_tier;
 
-    /// The general backward's definition: zero, then add each gradient at its winner.
-    fn reference(g: &Pool2dGeometry, dy: &[f32], arg: &[u32]) -> Vec<f32> {
-        let mut dx = vec![0.0f32; g.in_h * g.in_w];
-        for (&d, &a) in dy.iter().zip(arg) {
-            if a != NO_WINNER {
-                dx[a as usize] += d;
-            }
-        }
-        dx
+    /// The kernel as a safe closure, for the shared cases.
+    fn kernel(g: &Pool2dGeometry, dy: &[f32], arg: &[u32], dx: &mut [f32]) -> bool {
+        // SAFETY: every caller checked the tier first (`require_tier`).
+        unsafe { backward_plane(g, dy, arg, dx) }
     }
 
     #[test]
     fn every_value_is_the_scatter_s_bit_for_bit_needs_avx512() {
-        if !require_tier(
+        if require_tier(
             Tier::Avx512,
             "every_value_is_the_scatter_s_bit_for_bit_needs_avx512",
         ) {
-            return;
-        }
-        // even and odd sides, rows of one, two and three chunks of 16 windows
-        for (h, w) in [
-            (28, 28),
-            (14, 14),
-            (7, 7),
-            (3, 3),
-            (2, 2),
-            (5, 9),
-            (4, 34),
-            (9, 65),
-            (2, 3),
-        ] {
-            let g = Pool2dGeometry::new(1, 1, h, w, 2, 2).expect("geometry");
-            let outputs = g.out_h * g.out_w;
-            // specials among the gradients: -0.0, NaN, infinities
-            let dy: Vec<f32> = (0..outputs)
-                .map(|i| match i % 7 {
-                    0 => -0.0,
-                    3 => f32::NAN,
-                    5 => f32::NEG_INFINITY,
-                    _ => i as f32 * 0.75 - 3.0,
-                })
-                .collect();
-            // each window's winner cycles through its four positions, with some windows
-            // without a winner
-            let arg: Vec<u32> = (0..outputs)
-                .map(|i| {
-                    let (oh, ow) = (i / g.out_w, i % g.out_w);
-                    let (r, c) = ((i / 2) % 2, i % 2);
-                    if i % 5 == 4 {
-                        NO_WINNER
-                    } else {
-                        ((2 * oh + r) * w + 2 * ow + c) as u32
-                    }
-                })
-                .collect();
-            let mut dx = vec![f32::NAN; h * w];
-            // SAFETY: the CPU has AVX-512F (`require_tier`).
-            unsafe { backward_plane(&g, &dy, &arg, &mut dx) };
-            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
-            assert_eq!(bits(&dx), bits(&reference(&g, &dy, &arg)), "{h}x{w}");
+            cases::every_value_is_the_scatter_s(&kernel);
         }
     }
 
     #[test]
     fn an_argmax_outside_its_window_is_declined_needs_avx512() {
-        if !require_tier(
+        if require_tier(
             Tier::Avx512,
             "an_argmax_outside_its_window_is_declined_needs_avx512",
         ) {
-            return;
+            cases::an_argmax_outside_its_window_is_declined(&kernel);
         }
-        let g = Pool2dGeometry::new(1, 1, 4, 4, 2, 2).expect("geometry");
-        let mut dx = vec![0.0f32; 16];
-        // SAFETY: the CPU has AVX-512F (`require_tier`).
-        let placed =
-            |arg: &[u32], dx: &mut [f32]| unsafe { backward_plane(&g, &[1.0; 4], arg, dx) };
-        assert!(placed(&[0, 3, 13, NO_WINNER], &mut dx));
-        assert!(
-            !placed(&[0, 3, 13, 1], &mut dx),
-            "window 3 names window 0's position"
-        );
-        assert!(!placed(&[0, 3, 13, 16], &mut dx), "outside the plane");
     }
 }
