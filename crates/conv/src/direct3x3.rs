@@ -716,15 +716,22 @@ mod tests {
     use super::*;
     use crate::test_util::random_vec;
 
-    /// The geometries of the block tests: full and partial channel blocks (16, 9, 5, 1), rows of
-    /// one, two and three vectors (full and partial), one and several input channels.
-    const BLOCKS: [(usize, usize, usize, usize); 6] = [
-        (1, 1, 28, 16),
-        (2, 16, 14, 16),
-        (1, 16, 7, 9),
-        (1, 3, 33, 16),
-        (1, 2, 16, 1),
-        (1, 4, 5, 5),
+    /// The geometries of the block tests `(n, c, h, w, channels)`: full and partial channel
+    /// blocks (16, 9, 5, 1), rows of one, two and three vectors (full and partial), one and
+    /// several input channels, and maps at most 8 wide (AVX2's narrow tiles: 1, 2, an odd and an
+    /// even number of rows, a full 8-lane row).
+    const BLOCKS: [(usize, usize, usize, usize, usize); 11] = [
+        (1, 1, 28, 28, 16),
+        (2, 16, 14, 14, 16),
+        (1, 16, 7, 7, 9),
+        (1, 3, 33, 33, 16),
+        (1, 2, 16, 16, 1),
+        (1, 4, 5, 5, 5),
+        (1, 3, 1, 8, 16),
+        (1, 2, 2, 6, 13),
+        (1, 5, 9, 8, 16),
+        (1, 16, 4, 3, 7),
+        (1, 1, 6, 1, 16),
     ];
 
     /// One block on `tier` through [`arch::same_conv_block`], and the plain generic body (no
@@ -732,16 +739,16 @@ mod tests {
     /// operands, output pre-filled with NaN.
     fn block_on<T: Float>(
         tier: Tier,
-        (n, c, side, channels): (usize, usize, usize, usize),
+        (n, c, h, w, channels): (usize, usize, usize, usize, usize),
     ) -> [Vec<T>; 2] {
-        let g = Conv2dGeometry::new(n, c, side, side, channels, 3, 1, 1).expect("geometry");
+        let g = Conv2dGeometry::new(n, c, h, w, channels, 3, 1, 1).expect("geometry");
         let s = Same::of(&g);
         let f =
             |len, seed| -> Vec<T> { random_vec(len, seed).into_iter().map(T::from_f64).collect() };
         let image = f(c * s.padded_plane(), 1);
         let weights = f(c * 9 * CHANNEL_BLOCK, 2);
         let bias: Lanes<T> = f(CHANNEL_BLOCK, 3).try_into().expect("16 values");
-        let plane = side * side;
+        let plane = h * w;
         let mut plain = vec![T::from_f64(f64::NAN); channels * plane];
         let mut tiered = plain.clone();
         forward_block_body(&s, &image, &weights, &bias, &mut plain);

@@ -43,8 +43,21 @@ tensor::tiered! {
         avx512 => match (as_f32(image), as_f32(weights), as_f32(bias), as_f32_mut(out_block)) {
             (Some(image), Some(w), Some(bias), Some(out)) => {
                 let bias = bias.try_into().expect("16 biases");
-                // SAFETY: compiled for and entered on a CPU with AVX-512F; lengths checked inside.
-                unsafe { x86_64::tile3x3_f32::forward_block(s.bordered(), c, image, w, bias, out) }
+                if s.w <= x86_64::tile3x3_avx2::NARROW {
+                    // A map at most 8 wide fills 8 of a 512-bit vector's 16 lanes: the AVX2
+                    // tile's 256-bit one does the same FMAs in the same order, so the same bits.
+                    // SAFETY: the AVX-512 tier implies AVX2 and FMA (`tensor::cpu`); lengths
+                    // checked inside.
+                    unsafe {
+                        x86_64::tile3x3_avx2::forward_block(s.bordered(), c, image, w, bias, out)
+                    }
+                } else {
+                    // SAFETY: compiled for and entered on a CPU with AVX-512F; lengths checked
+                    // inside.
+                    unsafe {
+                        x86_64::tile3x3_f32::forward_block(s.bordered(), c, image, w, bias, out)
+                    }
+                }
             }
             _ => direct3x3::forward_block_body(s, image, weights, bias, out_block),
         },
