@@ -170,3 +170,76 @@ fn alexnet_trains_a_few_steps_with_sgd_l2_dropout_and_batch_norm() {
     // Running statistics moved away from their initial (0, 1).
     assert!(t.model.buffers[0].data().iter().any(|&v| v != 0.0));
 }
+
+/// Gradients integrated over training watching the first 4 test images, saved into `dir`.
+fn integrated_gradients(
+    test: &saliency::data::Dataset,
+    dir: &std::path::Path,
+) -> saliency::attribution::TrainingIntegratedGradients {
+    let first = test.take(4);
+    let [c, h, w] = first.shape;
+    let inputs = tensor::Tensor::from_vec(&[4, c, h, w], first.images.clone()).unwrap();
+    let labels = first.labels.iter().map(|&l| l as usize).collect();
+    saliency::attribution::TrainingIntegratedGradients::new(
+        inputs,
+        labels,
+        config(64, 2).loss,
+        Some(dir.to_path_buf()),
+    )
+    .unwrap()
+}
+
+/// The integrated-gradients file lands with the run's last checkpoint or not at all: when it
+/// cannot be written, the run folder keeps the previous epoch's checkpoint whole and gains no
+/// file (a full disk after the last checkpoint used to leave a finished run without it).
+#[test]
+fn integrated_gradients_land_with_the_last_checkpoint_or_not_at_all() {
+    let (train, test) = common::fashion();
+    let (train, test) = (train.take(64), test.take(16));
+    let root = std::env::temp_dir().join(format!("saliency-tig-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&root);
+    // Written: with the last checkpoint, recording every state of the run.
+    let good = root.join("good");
+    let mut hook = integrated_gradients(&test, &good);
+    let mut t = Trainer::new(config(64, 2), [1, 28, 28], classes()).unwrap();
+    t.run(&train, &test, Some(&good), &mut [&mut hook], &mut |_| {})
+        .unwrap();
+    let tig = saliency::checkpoint::load(&good.join(saliency::attribution::TIG_FILE)).unwrap();
+    assert_eq!(tig.metadata["epoch"], "2");
+    assert_eq!(tig.metadata["states"], t.step.to_string());
+    // Not writable (its folder is a file): the last checkpoint is not committed either.
+    let bad = root.join("bad");
+    std::fs::create_dir_all(&bad).unwrap();
+    let blocker = bad.join("not-a-folder");
+    std::fs::write(&blocker, b"x").unwrap();
+    let mut hook = integrated_gradients(&test, &blocker);
+    let mut t = Trainer::new(config(64, 2), [1, 28, 28], classes()).unwrap();
+    let err = t
+        .run(&train, &test, Some(&bad), &mut [&mut hook], &mut |_| {})
+        .unwrap_err();
+    assert!(
+        err.to_string().contains(saliency::attribution::TIG_FILE),
+        "the error names the file: {err}"
+    );
+    let lines = std::fs::read_to_string(bad.join("metrics.jsonl")).unwrap();
+    assert_eq!(
+        lines.lines().count(),
+        1,
+        "the first epoch's checkpoint stays"
+    );
+    let state = saliency::checkpoint::load(&bad.join("state.safetensors")).unwrap();
+    let names: Vec<String> = std::fs::read_dir(&bad)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().all(|n| !n.contains(".tmp-")),
+        "no temp files left: {names:?}"
+    );
+    let good_state = saliency::checkpoint::load(&good.join("state.safetensors")).unwrap();
+    assert_ne!(
+        state.metadata, good_state.metadata,
+        "the folder holds the first epoch's state, not the last"
+    );
+    let _ = std::fs::remove_dir_all(&root);
+}

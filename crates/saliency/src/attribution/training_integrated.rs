@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use tensor::Tensor;
 
 use super::{check_classes, check_inputs, default_batch, AttributionError};
+use crate::atomic_file::FileGroup;
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
 use crate::infer::{input_gradients, Objective};
 use crate::loss::LossKind;
@@ -14,7 +15,8 @@ use crate::models::Model;
 use crate::shards::slice_images;
 use crate::train::{TrainHook, TrainState};
 
-/// The file [`TrainingIntegratedGradients::finish`](TrainHook::finish) writes into its folder.
+/// The file [`TrainingIntegratedGradients`] writes into its folder: staged with the run's last
+/// checkpoint ([`TrainHook::stage_final`]), or by [`TrainHook::finish`] for a run without one.
 pub const TIG_FILE: &str = "training_integrated_gradients.safetensors";
 
 /// A [`TrainHook`] that accumulates g = sum_n dJ(O(a; theta_n), y)/da for fixed inputs a with
@@ -30,11 +32,13 @@ pub struct TrainingIntegratedGradients {
     sum: Vec<f64>,
     states: u64,
     save_dir: Option<PathBuf>,
+    /// Whether the file went into the last checkpoint's group (then `finish` writes nothing).
+    staged: bool,
 }
 
 impl TrainingIntegratedGradients {
     /// Watches `inputs` (N, C, H, W) in [0, 1] with their `labels`, differentiating `loss`.
-    /// With `save_dir`, `finish` writes [`TIG_FILE`] there.
+    /// With `save_dir`, [`TIG_FILE`] is written there when training ends.
     pub fn new(
         inputs: Tensor<f32>,
         labels: Vec<usize>,
@@ -64,6 +68,7 @@ impl TrainingIntegratedGradients {
             sum,
             states: 0,
             save_dir,
+            staged: false,
         })
     }
 
@@ -108,6 +113,12 @@ impl TrainingIntegratedGradients {
             source,
         })?;
         let path = dir.join(TIG_FILE);
+        checkpoint::save(&path, &self.checkpoint(state))?;
+        Ok(path)
+    }
+
+    /// The file's contents: the sum, the inputs, the labels and the metadata.
+    fn checkpoint(&self, state: TrainState) -> Checkpoint {
         let shape = self.inputs.shape().to_vec();
         let tensors = vec![
             NamedTensor {
@@ -136,8 +147,7 @@ impl TrainingIntegratedGradients {
             ("step".to_string(), state.step.to_string()),
             ("epoch".to_string(), state.epoch.to_string()),
         ]);
-        checkpoint::save(&path, &Checkpoint { tensors, metadata })?;
-        Ok(path)
+        Checkpoint { tensors, metadata }
     }
 }
 
@@ -149,8 +159,17 @@ impl TrainHook for TrainingIntegratedGradients {
         Ok(())
     }
 
-    fn finish(&mut self, _model: &Model<f32>, state: TrainState) -> anyhow::Result<()> {
+    fn stage_final(&mut self, group: &mut FileGroup, state: TrainState) -> anyhow::Result<()> {
         if let Some(dir) = self.save_dir.clone() {
+            checkpoint::stage(group, &dir.join(TIG_FILE), &self.checkpoint(state))?;
+            self.staged = true;
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _model: &Model<f32>, state: TrainState) -> anyhow::Result<()> {
+        // a run without an output folder has no checkpoint to stage with
+        if let (Some(dir), false) = (self.save_dir.clone(), self.staged) {
             self.save(&dir, state)?;
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! `TrainHook`: code that watches the model as training goes (attribution movies, gradients
 //! integrated over training).
 
+use crate::atomic_file::FileGroup;
 use crate::models::Model;
 
 /// Where training stands when a hook is called.
@@ -20,7 +21,15 @@ pub struct TrainState {
 pub trait TrainHook {
     /// Sees the model after `state.step` updates.
     fn observe(&mut self, model: &Model<f32>, state: TrainState) -> anyhow::Result<()>;
-    /// Called once when training ends normally (write files here).
+    /// Stages the files the hook writes beside the run into the last epoch's checkpoint group,
+    /// so they land with that checkpoint or not at all (a full disk there leaves the previous
+    /// checkpoint and none of them). Called once, after the last minibatch of a run that has an
+    /// output folder, before [`finish`](TrainHook::finish).
+    fn stage_final(&mut self, _group: &mut FileGroup, _state: TrainState) -> anyhow::Result<()> {
+        Ok(())
+    }
+    /// Called once when training ends normally (write files here that are not staged with the
+    /// last checkpoint).
     fn finish(&mut self, _model: &Model<f32>, _state: TrainState) -> anyhow::Result<()> {
         Ok(())
     }

@@ -458,6 +458,18 @@ impl Trainer {
                         .stage(&dir.join("config.json"), json.as_bytes())
                         .map_err(output)?;
                 }
+                if self.epoch == cfg.epochs {
+                    // the hooks' files (integrated gradients) land with the last checkpoint or
+                    // not at all; staged first, so a crash between renames leaves the previous
+                    // state, which a resume with those outputs refuses
+                    let state = TrainState {
+                        step: self.step,
+                        epoch: self.epoch,
+                    };
+                    for h in hooks.iter_mut() {
+                        h.stage_final(&mut group, state).map_err(TrainError::Hook)?;
+                    }
+                }
                 let metrics = dir.join("metrics.jsonl");
                 group
                     .stage(&metrics, &metrics_appended(&metrics, &m)?)
