@@ -84,7 +84,13 @@ tensor::tiered! {
             }
             _ => direct3x3::bordered_plane_body(s, input, out),
         },
-        avx2 => direct3x3::bordered_plane_body(s, input, out),
+        avx2 => match (as_f32(input), as_f32_mut(out)) {
+            (Some(input), Some(out)) => {
+                // SAFETY: entered on a CPU with AVX2; lengths checked inside.
+                unsafe { x86_64::layout_avx2::bordered_plane(input, out, s.w, s.vectors) }
+            }
+            _ => direct3x3::bordered_plane_body(s, input, out),
+        },
         other => direct3x3::bordered_plane_body(s, input, out),
     }
 }

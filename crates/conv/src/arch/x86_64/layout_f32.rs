@@ -108,14 +108,9 @@ mod tests {
     use tensor::cpu::Tier;
     use tensor::testing::require_tier;
 
-    #[test]
-    fn bordered_plane_matches_the_definition_needs_avx512() {
-        if !require_tier(
-            Tier::Avx512,
-            "bordered_plane_matches_the_definition_needs_avx512",
-        ) {
-            return;
-        }
+    /// `kernel` (a bordered-plane copy) puts every value where the definition does, on planes
+    /// of one to three vectors a row, full and partial.
+    pub(crate) fn bordered_plane_cases(kernel: &dyn Fn(&[f32], &mut [f32], usize, usize)) {
         for (h, w) in [
             (28usize, 28usize),
             (14, 14),
@@ -124,13 +119,14 @@ mod tests {
             (2, 16),
             (1, 1),
             (5, 33),
+            (4, 8),
+            (6, 9),
         ] {
             let vectors = w.div_ceil(16);
             let pw = 16 * vectors + 2;
             let src: Vec<f32> = (0..h * w).map(|i| i as f32 + 0.5).collect();
             let mut dst = vec![f32::NAN; (h + 2) * pw];
-            // SAFETY: the CPU has AVX-512F (`require_tier`).
-            unsafe { bordered_plane(&src, &mut dst, w, vectors) };
+            kernel(&src, &mut dst, w, vectors);
             for y in 0..h + 2 {
                 for x in 0..pw {
                     let want = if (1..=h).contains(&y) && (1..=w).contains(&x) {
@@ -145,6 +141,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn bordered_plane_matches_the_definition_needs_avx512() {
+        if require_tier(
+            Tier::Avx512,
+            "bordered_plane_matches_the_definition_needs_avx512",
+        ) {
+            // SAFETY: the CPU has AVX-512F (`require_tier`).
+            bordered_plane_cases(&|src, dst, w, v| unsafe { bordered_plane(src, dst, w, v) });
+        }
+    }
+
+    #[test]
+    fn the_avx2_bordered_plane_matches_the_definition_needs_avx2() {
+        if require_tier(
+            Tier::Avx2,
+            "the_avx2_bordered_plane_matches_the_definition_needs_avx2",
+        ) {
+            // SAFETY: the CPU has AVX2 (`require_tier`).
+            bordered_plane_cases(&|src, dst, w, v| unsafe {
+                super::super::layout_avx2::bordered_plane(src, dst, w, v)
+            });
         }
     }
 
