@@ -716,11 +716,14 @@ mod tests {
     use super::*;
     use crate::test_util::random_vec;
 
+    /// `(n, c, h, w, channels)` of a block test.
+    type BlockShape = (usize, usize, usize, usize, usize);
+
     /// The geometries of the block tests `(n, c, h, w, channels)`: full and partial channel
     /// blocks (16, 9, 5, 1), rows of one, two and three vectors (full and partial), one and
     /// several input channels, and maps at most 8 wide (AVX2's narrow tiles: 1, 2, an odd and an
     /// even number of rows, a full 8-lane row).
-    const BLOCKS: [(usize, usize, usize, usize, usize); 11] = [
+    const BLOCKS: [BlockShape; 11] = [
         (1, 1, 28, 28, 16),
         (2, 16, 14, 14, 16),
         (1, 16, 7, 7, 9),
@@ -739,7 +742,7 @@ mod tests {
     /// operands, output pre-filled with NaN.
     fn block_on<T: Float>(
         tier: Tier,
-        (n, c, h, w, channels): (usize, usize, usize, usize, usize),
+        (n, c, h, w, channels): BlockShape,
     ) -> [Vec<T>; 2] {
         let g = Conv2dGeometry::new(n, c, h, w, channels, 3, 1, 1).expect("geometry");
         let s = Same::of(&g);
