@@ -740,10 +740,7 @@ mod tests {
     /// One block on `tier` through [`arch::same_conv_block`], and the plain generic body (no
     /// target features: each `mul_add` the correctly rounded fused operation) on the same
     /// operands, output pre-filled with NaN.
-    fn block_on<T: Float>(
-        tier: Tier,
-        (n, c, h, w, channels): BlockShape,
-    ) -> [Vec<T>; 2] {
+    fn block_on<T: Float>(tier: Tier, (n, c, h, w, channels): BlockShape) -> [Vec<T>; 2] {
         let g = Conv2dGeometry::new(n, c, h, w, channels, 3, 1, 1).expect("geometry");
         let s = Same::of(&g);
         let f =

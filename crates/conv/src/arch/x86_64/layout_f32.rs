@@ -108,9 +108,12 @@ mod tests {
     use tensor::cpu::Tier;
     use tensor::testing::require_tier;
 
+    /// A bordered-plane copy: `(src, dst, w, vectors)`.
+    type BorderedCopy = dyn Fn(&[f32], &mut [f32], usize, usize);
+
     /// `kernel` (a bordered-plane copy) puts every value where the definition does, on planes
     /// of one to three vectors a row, full and partial.
-    pub(crate) fn bordered_plane_cases(kernel: &dyn Fn(&[f32], &mut [f32], usize, usize)) {
+    pub(crate) fn bordered_plane_cases(kernel: &BorderedCopy) {
         for (h, w) in [
             (28usize, 28usize),
             (14, 14),
