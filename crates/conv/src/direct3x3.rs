@@ -576,9 +576,11 @@ fn backward_input_one_channel<T: Float>(
 }
 
 /// [`backward_input_one_channel`] for one image: `dy` its `Cout` planes, `zb` the 9 bordered
-/// `Z` planes (scratch), `dx` its input-gradient plane.
+/// `Z` planes (scratch), `dx` its input-gradient plane. `P` lanes at a time make the tap sums:
+/// 9 accumulators of 16 lanes are 9 AVX-512 registers, but 18 of AVX2's 16, which spilled
+/// (AVX2 and NEON take 8). Each lane's sum is the same whatever `P`.
 #[inline(always)]
-pub(crate) fn one_channel_image<T: Float>(
+pub(crate) fn one_channel_image<T: Float, const P: usize>(
     s: &Same,
     cout: usize,
     weight: &[T],
@@ -587,31 +589,42 @@ pub(crate) fn one_channel_image<T: Float>(
     dx: &mut [T],
 ) {
     let (pw, pplane, plane) = (s.padded_w(), s.padded_plane(), s.h * s.w);
-    zb.fill(T::ZERO);
+    // The borders of the 9 planes: rows 0 and h + 1, columns 0 and pw - 1. The stores below
+    // write every other value (zeros past a row's end), so no fill of the whole planes.
+    for z in zb[..9 * pplane].chunks_exact_mut(pplane) {
+        zero_row(&mut z[..pw]);
+        zero_row(&mut z[(s.h + 1) * pw..]);
+        for row in z[pw..(s.h + 1) * pw].chunks_exact_mut(pw) {
+            row[0] = T::ZERO;
+            row[pw - 1] = T::ZERO;
+        }
+    }
     for y in 0..s.h {
-        for v in 0..s.vectors {
-            let x0 = v * LANES;
-            let valid = LANES.min(s.w - x0);
-            let mut acc = [[T::ZERO; LANES]; 9];
-            for (o, filter) in weight.chunks_exact(9).enumerate().take(cout) {
-                // lanes past `valid` (the next row's values) only reach lanes never stored
-                let at = o * plane + y * s.w + x0;
-                let d = if at + LANES <= dy.len() {
-                    lanes_at(dy, at)
-                } else {
-                    let mut d = [T::ZERO; LANES];
-                    d[..valid].copy_from_slice(&dy[at..at + valid]);
-                    d
-                };
-                for_each_tap!(|ty, tx, t| {
-                    let _ = (ty, tx);
-                    fma_lanes(&mut acc[t], &d, filter[t]);
-                });
+        for x0 in (0..s.vectors * LANES).step_by(P) {
+            let valid = P.min(s.w.saturating_sub(x0));
+            let mut acc = [[T::ZERO; P]; 9];
+            if valid > 0 {
+                for (o, filter) in weight.chunks_exact(9).enumerate().take(cout) {
+                    // lanes past `valid` (the next row's values) are stored as zeros below
+                    let at = o * plane + y * s.w + x0;
+                    let d: [T; P] = if at + P <= dy.len() {
+                        lanes_at(dy, at)
+                    } else {
+                        let mut d = [T::ZERO; P];
+                        d[..valid].copy_from_slice(&dy[at..at + valid]);
+                        d
+                    };
+                    for_each_tap!(|ty, tx, t| {
+                        let _ = (ty, tx);
+                        fma_lanes(&mut acc[t], &d, filter[t]);
+                    });
+                }
             }
             for (t, lanes) in acc.iter().enumerate() {
                 let at = t * pplane + (y + 1) * pw + 1 + x0;
-                for (d, &v) in zb[at..at + valid].iter_mut().zip(lanes) {
-                    *d = v;
+                let dst: &mut [T; P] = (&mut zb[at..at + P]).try_into().expect("P values");
+                for (j, (d, &v)) in dst.iter_mut().zip(lanes).enumerate() {
+                    *d = if j < valid { v } else { T::ZERO };
                 }
             }
         }
@@ -631,6 +644,20 @@ pub(crate) fn one_channel_image<T: Float>(
                 *d = v;
             }
         }
+    }
+}
+
+/// Zeros a bordered row in fixed-size pieces: a plain fill of a short slice is a call of
+/// `memset`, which cost more than the stores.
+#[inline(always)]
+fn zero_row<T: Float>(row: &mut [T]) {
+    let mut pieces = row.chunks_exact_mut(8);
+    for piece in &mut pieces {
+        let piece: &mut [T; 8] = piece.try_into().expect("8 values");
+        *piece = [T::ZERO; 8];
+    }
+    for d in pieces.into_remainder() {
+        *d = T::ZERO;
     }
 }
 
@@ -775,6 +802,55 @@ mod tests {
                 assert_eq!(bits(&plain), bits(&tiered), "f32 on {tier}, {shape:?}");
                 assert!(tiered.iter().all(|v| v.is_finite()), "every output written");
                 let [plain, tiered] = block_on::<f64>(tier, shape);
+                assert_eq!(bits(&plain), bits(&tiered), "f64 on {tier}, {shape:?}");
+            }
+        }
+    }
+
+    /// The one-input-channel input gradient of one image on `tier`, and the plain generic body
+    /// in 16 lanes, on the same operands, with the scratch planes and the output pre-filled
+    /// with NaN (so a value the body forgets to write shows).
+    fn one_channel_on<T: Float>(tier: Tier, (h, w, cout): (usize, usize, usize)) -> [Vec<T>; 2] {
+        let g = Conv2dGeometry::new(1, 1, h, w, cout, 3, 1, 1).expect("geometry");
+        let s = Same::of(&g);
+        let f =
+            |len, seed| -> Vec<T> { random_vec(len, seed).into_iter().map(T::from_f64).collect() };
+        let (weight, dy) = (f(cout * 9, 8), f(cout * h * w, 9));
+        let nan = T::from_f64(f64::NAN);
+        let run = |on_tier: bool| {
+            let (mut zb, mut dx) = (vec![nan; 9 * s.padded_plane()], vec![nan; h * w]);
+            if on_tier {
+                arch::one_channel_image(tier, &s, cout, &weight, &dy, &mut zb, &mut dx);
+            } else {
+                one_channel_image::<T, 16>(&s, cout, &weight, &dy, &mut zb, &mut dx);
+            }
+            dx
+        };
+        [run(false), run(true)]
+    }
+
+    /// On every tier this CPU runs (8-lane parts on AVX2 and NEON), the one-input-channel
+    /// input gradient is the plain 16-lane body bit for bit, in f32 and f64, with every value
+    /// written whatever the scratch held.
+    #[test]
+    fn every_tier_s_one_channel_input_gradient_is_the_plain_body_bit_for_bit() {
+        const NAME: &str = "every_tier_s_one_channel_input_gradient_is_the_plain_body_bit_for_bit";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon, Tier::Portable] {
+            if !tensor::testing::require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            for shape in [
+                (28, 28, 16),
+                (14, 14, 5),
+                (7, 7, 1),
+                (3, 17, 16),
+                (5, 8, 3),
+                (2, 33, 2),
+            ] {
+                let [plain, tiered] = one_channel_on::<f32>(tier, shape);
+                assert_eq!(bits(&plain), bits(&tiered), "f32 on {tier}, {shape:?}");
+                assert!(plain.iter().all(|v| v.is_finite()), "every value written");
+                let [plain, tiered] = one_channel_on::<f64>(tier, shape);
                 assert_eq!(bits(&plain), bits(&tiered), "f64 on {tier}, {shape:?}");
             }
         }

@@ -133,9 +133,9 @@ tensor::tiered! {
         zb: &mut [T],
         dx: &mut [T],
     ) {
-        avx512 => direct3x3::one_channel_image(s, cout, weight, dy, zb, dx),
-        avx2 => direct3x3::one_channel_image(s, cout, weight, dy, zb, dx),
-        other => direct3x3::one_channel_image(s, cout, weight, dy, zb, dx),
+        avx512 => direct3x3::one_channel_image::<T, 16>(s, cout, weight, dy, zb, dx),
+        avx2 => direct3x3::one_channel_image::<T, 8>(s, cout, weight, dy, zb, dx),
+        other => direct3x3::one_channel_image::<T, 8>(s, cout, weight, dy, zb, dx),
     }
 }
 
