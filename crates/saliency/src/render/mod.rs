@@ -11,6 +11,7 @@ mod error;
 mod font;
 mod grid;
 mod image_ops;
+mod magnitude_histogram;
 mod movie;
 mod normalize;
 mod png;
@@ -31,6 +32,7 @@ pub use grid::{
     WHITE,
 };
 pub use image_ops::{heat_to_rgb, input_to_rgb, overlay, signed_to_rgb, upscale_nearest};
+pub use magnitude_histogram::MagnitudeHistogram;
 pub use movie::{dithered_index_of, gif_palette, palette_index_of, save_frame_png, GifMovie};
 pub use normalize::{max_normalize, percentile_clip, sum_channels, Normalized};
 pub use png::{encode_png, save_png};
