@@ -14,8 +14,8 @@ use crate::infer::{argmax_rows, predict_probs};
 use crate::models::Model;
 use crate::render::{
     grid, input_to_rgb, overlay, save_frame_png, sum_channels, text_width, title_bar,
-    upscale_nearest, verdict_color, with_colour_bar, ColorMap, GifMovie, MagnitudeHistogram, Tile,
-    ADVANCE, BLACK, TEXT_SCALE, WHITE,
+    upscale_nearest, verdict_color, with_colour_bar, ColorMap, FramePalette, GifMovie,
+    MagnitudeHistogram, Tile, ADVANCE, BLACK, TEXT_SCALE, WHITE,
 };
 use crate::train::{TrainHook, TrainState};
 
@@ -27,6 +27,8 @@ const GRID_PAD: u32 = 4;
 /// The quantile of each image's |map| over the whole movie that the top of the colour map
 /// stands for: robust to a few extreme pixels, and the same in every frame.
 const SCALE_QUANTILE: f64 = 0.99;
+/// Frames, spread from the first to the last, from which the GIF's palette is learned.
+const PALETTE_SAMPLES: usize = 4;
 
 /// Settings of an [`AttributionMovie`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -280,13 +282,26 @@ impl AttributionMovie {
             &body,
             ColorMap::Inferno,
             "0",
-            &format!("the image's scale: p99 of its map over all frames (alpha {alpha})"),
+            &format!("p99 of the image's map over the movie (alpha {alpha})"),
         );
         let title = format!(
             "gradient x input |ds/da| a, step {}, epoch {}",
             frame.step, frame.epoch
         );
         title_bar(&body, &title)
+    }
+
+    /// [`Self::draw`] on a canvas of the first frame's size (recorded in `size`): a later frame
+    /// can only differ in size if its title outgrew the grid.
+    fn draw_sized(
+        &self,
+        frame: &SpilledFrame,
+        scales: &[f32],
+        size: &mut Option<(u32, u32)>,
+    ) -> RgbImage {
+        let drawn = self.draw(frame, scales);
+        let (width, height) = *size.get_or_insert(drawn.dimensions());
+        fit_canvas(drawn, width, height)
     }
 
     /// Computes one frame's maps and spills them until `finish`.
@@ -318,31 +333,50 @@ impl AttributionMovie {
             &mut self.spill,
             FrameSpill::beside(&self.path, self.labels.len(), 0),
         );
-        let mut gif: Option<GifMovie> = None;
+        // First pass: a few frames spread over the movie teach the palette its colours.
+        let total = spill.frames();
+        let samples = total.min(PALETTE_SAMPLES);
+        let wanted: Vec<usize> = (0..samples)
+            .map(|j| {
+                if samples > 1 {
+                    j * (total - 1) / (samples - 1)
+                } else {
+                    0
+                }
+            })
+            .collect();
         let mut frame_size = self.frame_size;
+        let mut sampled = Vec::with_capacity(samples);
         let mut index = 0;
         spill.replay(|frame| {
-            let drawn = self.draw(&frame, &scales);
-            let (width, height) = *frame_size.get_or_insert(drawn.dimensions());
-            // A later frame can only differ in size if its title outgrew the grid: keep the
-            // first size.
-            let drawn = fit_canvas(drawn, width, height);
-            if gif.is_none() {
-                let too_big = |v: u32| {
-                    u16::try_from(v).map_err(|_| AttributionError::Option {
-                        option: "images",
-                        expected: "a frame of at most 65535 pixels per side (GIF limit)".into(),
-                        found: format!("{width}x{height}"),
-                    })
-                };
-                gif = Some(GifMovie::create(
-                    &self.path,
-                    too_big(width)?,
-                    too_big(height)?,
-                    self.options.delay_cs,
-                )?);
+            if wanted.contains(&index) {
+                sampled.push(self.draw_sized(&frame, &scales, &mut frame_size));
             }
-            gif.as_mut().expect("created above").push_frame(&drawn)?;
+            index += 1;
+            Ok(())
+        })?;
+        let palette = FramePalette::from_frames(&sampled.iter().collect::<Vec<_>>());
+        drop(sampled);
+        let (width, height) = frame_size.expect("at least one frame was drawn");
+        let side = |v: u32| {
+            u16::try_from(v).map_err(|_| AttributionError::Option {
+                option: "images",
+                expected: "a frame of at most 65535 pixels per side (GIF limit)".into(),
+                found: format!("{width}x{height}"),
+            })
+        };
+        let mut gif = GifMovie::create_with_palette(
+            &self.path,
+            side(width)?,
+            side(height)?,
+            self.options.delay_cs,
+            palette,
+        )?;
+        // Second pass: every frame into the GIF (and the PNG folder).
+        let mut index = 0;
+        spill.replay(|frame| {
+            let drawn = self.draw_sized(&frame, &scales, &mut frame_size);
+            gif.push_frame(&drawn)?;
             if let Some(dir) = &self.options.png_dir {
                 std::fs::create_dir_all(dir).map_err(|source| AttributionError::Io {
                     path: dir.display().to_string(),
@@ -355,10 +389,7 @@ impl AttributionMovie {
         })?;
         drop(spill);
         self.frame_size = frame_size;
-        match gif {
-            Some(gif) => Ok(gif.finish()?),
-            None => Ok(0),
-        }
+        Ok(gif.finish()?)
     }
 }
 

@@ -9,6 +9,7 @@ mod colormap;
 mod colour_bar;
 mod error;
 mod font;
+mod frame_palette;
 mod grid;
 mod image_ops;
 mod magnitude_histogram;
@@ -27,6 +28,7 @@ pub use error::RenderError;
 pub use font::{
     draw_text, text_height, text_width, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT,
 };
+pub use frame_palette::FramePalette;
 pub use grid::{
     caption_height, cell_size, grid, title_bar, verdict_color, Tile, BLACK, GREEN, RED, TEXT_SCALE,
     WHITE,
