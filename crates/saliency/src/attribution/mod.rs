@@ -22,6 +22,7 @@ mod integrated_gradients;
 mod lrp;
 pub mod method;
 mod movie;
+mod movie_spill;
 mod occlusion;
 mod occlusion_x_gradient;
 mod rule_signal;

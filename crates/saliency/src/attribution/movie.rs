@@ -7,14 +7,15 @@ use image::{imageops, Rgb, RgbImage};
 use tensor::Tensor;
 
 use super::gradient_x_input::gradient_x_input;
+use super::movie_spill::{FrameSpill, SpilledFrame};
 use super::{check_inputs, default_batch, AttributionError};
 use crate::data::Dataset;
 use crate::infer::{argmax_rows, predict_probs};
 use crate::models::Model;
 use crate::render::{
-    grid, input_to_rgb, max_normalize, overlay, save_frame_png, sum_channels, text_width,
-    title_bar, upscale_nearest, verdict_color, ColorMap, GifMovie, Tile, ADVANCE, BLACK,
-    TEXT_SCALE, WHITE,
+    grid, input_to_rgb, overlay, save_frame_png, sum_channels, text_width, title_bar,
+    upscale_nearest, verdict_color, with_colour_bar, ColorMap, FramePalette, GifMovie,
+    MagnitudeHistogram, Tile, ADVANCE, BLACK, TEXT_SCALE, WHITE,
 };
 use crate::train::{TrainHook, TrainState};
 
@@ -23,6 +24,11 @@ use crate::train::{TrainHook, TrainState};
 const MIN_TILE_SIDE: usize = 224;
 /// Pixels around and between the tiles of a frame.
 const GRID_PAD: u32 = 4;
+/// The quantile of each image's |map| over the whole movie that the top of the colour map
+/// stands for: robust to a few extreme pixels, and the same in every frame.
+const SCALE_QUANTILE: f64 = 0.99;
+/// Frames, spread from the first to the last, from which the GIF's palette is learned.
+const PALETTE_SAMPLES: usize = 4;
 
 /// Settings of an [`AttributionMovie`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,13 +65,17 @@ fn study_layout(shape: [usize; 3]) -> (usize, usize) {
 }
 
 /// Draws gradient x input (the study's |ds/da| * a for the predicted class) of fixed images at
-/// every `every`-th observed training step: each image with an inferno overlay of its own
-/// max-normalized map (RGB maps summed over channels; alpha 0.5 on gray, 0.6 on color), captioned
-/// with its true class and the prediction with its confidence (green when right, red when wrong),
-/// under a title with the step.
+/// every `every`-th observed training step: each image with the stills' inferno overlay (alpha
+/// 0.5 on gray, 0.6 on color; RGB maps summed over channels) under a colour bar, captioned with
+/// its true class, the prediction with its confidence (green when right, red when wrong) and its
+/// scale, under a title with the step.
 ///
-/// Frames are streamed into the GIF (created at the first frame, renamed into place by `finish`)
-/// and never kept, so memory stays bounded however long training runs.
+/// Each image keeps one scale for the whole movie: the 99th percentile of its |map| over every
+/// frame (values above it get the top colour). A frame is therefore comparable with every other:
+/// the untrained model's small, scattered gradients look dim and noisy, the trained model's
+/// structure bright. So that the scale is known before the first frame is drawn, the raw maps are
+/// spilled to a temporary file beside the GIF as training runs (one frame in memory at a time)
+/// and drawn by `finish`, which writes the GIF (and PNG frames) and renames it into place.
 pub struct AttributionMovie {
     path: PathBuf,
     images: Tensor<f32>,
@@ -76,7 +86,10 @@ pub struct AttributionMovie {
     upscale: u32,
     /// Every tile is padded to this width so the layout never moves between frames.
     tile_width: u32,
-    gif: Option<GifMovie>,
+    /// The raw frames, until `finish` draws them.
+    spill: FrameSpill,
+    /// Per image, the magnitudes of its map over every frame so far.
+    magnitudes: Vec<MagnitudeHistogram>,
     /// Size of the first frame; later frames are drawn onto a canvas of this size.
     frame_size: Option<(u32, u32)>,
     frames: usize,
@@ -129,14 +142,20 @@ impl AttributionMovie {
         if widest_name.chars().count() < 3 {
             widest_name = "000".into();
         }
-        let caption_width = [true_line(&widest_name), pred_line(&widest_name, 1.0)]
-            .iter()
-            .map(|line| text_width(line, TEXT_SCALE) + ADVANCE * TEXT_SCALE)
-            .max()
-            .unwrap_or(0);
+        let caption_width = [
+            true_line(&widest_name),
+            pred_line(&widest_name, 1.0),
+            scale_line(-f32::MAX),
+        ]
+        .iter()
+        .map(|line| text_width(line, TEXT_SCALE) + ADVANCE * TEXT_SCALE)
+        .max()
+        .unwrap_or(0);
         let tile_width = caption_width.max(shape[3] as u32 * upscale);
         Ok(Self {
             path: path.to_path_buf(),
+            spill: FrameSpill::beside(path, shape[0], shape[2] * shape[3]),
+            magnitudes: vec![MagnitudeHistogram::new(); shape[0]],
             images,
             labels,
             class_names,
@@ -144,7 +163,6 @@ impl AttributionMovie {
             columns,
             upscale,
             tile_width,
-            gif: None,
             frame_size: None,
             frames: 0,
             last_step: None,
@@ -166,118 +184,212 @@ impl AttributionMovie {
         Self::new(path, images, labels, subset.class_names, options)
     }
 
-    /// Frames written so far.
+    /// Frames observed so far (all of them are in the GIF once `finish` has run).
     pub fn frames(&self) -> usize {
         self.frames
     }
 
-    /// The step of the last frame written.
+    /// The step of the last frame observed.
     pub fn last_step(&self) -> Option<u64> {
         self.last_step
     }
 
-    /// Width and height of every frame (known once the first frame is drawn).
+    /// Width and height of every frame (known once the frames are drawn, by `finish`).
     pub fn frame_size(&self) -> Option<(u32, u32)> {
         self.frame_size
     }
 
-    /// Draws the frame for `model` at `state` (also usable for single stills).
-    pub fn render_frame(
+    /// The display scale of each image: the 99th percentile of its |map| over the frames so far.
+    pub fn scales(&self) -> Vec<f32> {
+        self.magnitudes
+            .iter()
+            .map(|h| h.quantile(SCALE_QUANTILE))
+            .collect()
+    }
+
+    /// The raw frame for `model` at `state`: predictions and channel-summed maps.
+    fn capture(
         &self,
         model: &Model<f32>,
         state: TrainState,
-    ) -> Result<RgbImage, AttributionError> {
+    ) -> Result<SpilledFrame, AttributionError> {
         let n = check_inputs(model, &self.images)?;
         let [c, h, w] = model.input;
         let probs = predict_probs(model, self.images.data(), default_batch(model.input))?;
         let predicted = argmax_rows(&probs, model.classes);
         let maps = gradient_x_input(model, &self.images, &predicted)?;
         let per = c * h * w;
-        let alpha = if c == 1 { 0.5 } else { 0.6 };
-        let mut tiles = Vec::with_capacity(n);
-        for i in 0..n {
-            let map = &maps.data()[i * per..(i + 1) * per];
-            let heat = if c == 1 {
-                map.to_vec()
+        let mut summed = Vec::with_capacity(n * h * w);
+        for map in maps.data().chunks_exact(per) {
+            if c == 1 {
+                summed.extend_from_slice(map);
             } else {
-                sum_channels(map, c, h, w)
-            };
-            let heat = max_normalize(&heat);
+                summed.extend(sum_channels(map, c, h, w));
+            }
+        }
+        let confidence = (0..n)
+            .map(|i| probs[i * model.classes + predicted[i]])
+            .collect();
+        Ok(SpilledFrame {
+            step: state.step,
+            epoch: state.epoch,
+            predicted,
+            confidence,
+            maps: summed,
+        })
+    }
+
+    /// Draws a captured frame with one scale per image.
+    fn draw(&self, frame: &SpilledFrame, scales: &[f32]) -> RgbImage {
+        let shape = self.images.shape();
+        let [c, h, w] = [shape[1], shape[2], shape[3]];
+        let per = c * h * w;
+        let alpha = if c == 1 { 0.5 } else { 0.6 };
+        let mut tiles = Vec::with_capacity(scales.len());
+        for (i, &scale) in scales.iter().enumerate() {
+            let map = &frame.maps[i * h * w..(i + 1) * h * w];
+            let heat: Vec<f32> = map
+                .iter()
+                .map(|&v| {
+                    if scale > 0.0 && v.is_finite() {
+                        (v.abs() / scale).min(1.0)
+                    } else {
+                        0.0
+                    }
+                })
+                .collect();
             let pixels = &self.images.data()[i * per..(i + 1) * per];
             let picture = overlay(
                 &input_to_rgb(pixels, c, h, w),
-                &heat.values,
+                &heat,
                 ColorMap::Inferno,
                 alpha,
             );
             let picture = pad_width(&upscale_nearest(&picture, self.upscale), self.tile_width);
-            let (pred, label) = (predicted[i], self.labels[i]);
-            let confidence = probs[i * model.classes + pred];
+            let (pred, label) = (frame.predicted[i], self.labels[i]);
             tiles.push(
                 Tile::new(picture)
                     .line(true_line(&class_name(&self.class_names, label)), WHITE)
                     .line(
-                        pred_line(&class_name(&self.class_names, pred), confidence),
+                        pred_line(&class_name(&self.class_names, pred), frame.confidence[i]),
                         verdict_color(pred == label),
-                    ),
+                    )
+                    .line(scale_line(scale), WHITE),
             );
         }
         let body = grid(&tiles, self.columns, GRID_PAD, BLACK);
-        let title = format!(
-            "gradient x input (max-normalized), step {}, epoch {}",
-            state.step, state.epoch
+        let body = with_colour_bar(
+            &body,
+            ColorMap::Inferno,
+            "0",
+            &format!("p99 of the image's map over the movie (alpha {alpha})"),
         );
-        Ok(title_bar(&body, &title))
+        let title = format!(
+            "gradient x input |ds/da| a, step {}, epoch {}",
+            frame.step, frame.epoch
+        );
+        title_bar(&body, &title)
     }
 
-    /// Draws and writes one frame.
+    /// [`Self::draw`] on a canvas of the first frame's size (recorded in `size`): a later frame
+    /// can only differ in size if its title outgrew the grid.
+    fn draw_sized(
+        &self,
+        frame: &SpilledFrame,
+        scales: &[f32],
+        size: &mut Option<(u32, u32)>,
+    ) -> RgbImage {
+        let drawn = self.draw(frame, scales);
+        let (width, height) = *size.get_or_insert(drawn.dimensions());
+        fit_canvas(drawn, width, height)
+    }
+
+    /// Computes one frame's maps and spills them until `finish`.
     fn write_frame(
         &mut self,
         model: &Model<f32>,
         state: TrainState,
     ) -> Result<(), AttributionError> {
-        let frame = self.render_frame(model, state)?;
-        let (width, height) = *self.frame_size.get_or_insert(frame.dimensions());
-        // A later frame can only differ in size if its title outgrew the grid: keep the first size.
-        let frame = fit_canvas(frame, width, height);
-        if self.gif.is_none() {
-            let too_big = |v: u32| {
-                u16::try_from(v).map_err(|_| AttributionError::Option {
-                    option: "images",
-                    expected: "a frame of at most 65535 pixels per side (GIF limit)".into(),
-                    found: format!("{width}x{height}"),
-                })
-            };
-            self.gif = Some(GifMovie::create(
-                &self.path,
-                too_big(width)?,
-                too_big(height)?,
-                self.options.delay_cs,
-            )?);
+        let frame = self.capture(model, state)?;
+        let pixels = frame.maps.len() / self.magnitudes.len();
+        for (histogram, map) in self.magnitudes.iter_mut().zip(frame.maps.chunks(pixels)) {
+            histogram.add(map);
         }
-        self.gif
-            .as_mut()
-            .expect("created above")
-            .push_frame(&frame)?;
-        if let Some(dir) = &self.options.png_dir {
-            std::fs::create_dir_all(dir).map_err(|source| AttributionError::Io {
-                path: dir.display().to_string(),
-                source,
-            })?;
-            save_frame_png(dir, self.frames, &frame)?;
-        }
+        self.spill.push(&frame)?;
         self.frames += 1;
         self.last_step = Some(state.step);
         Ok(())
     }
 
-    /// Writes the GIF trailer and renames the file into place; returns the number of frames.
-    /// Nothing is written when no frame was drawn.
+    /// Draws every frame on the movie's scales into the GIF (and the PNG frames), writes the
+    /// trailer and renames the GIF into place; returns the number of frames. Nothing is written
+    /// when no frame was observed; a second call writes nothing and returns 0.
     pub fn close(&mut self) -> Result<usize, AttributionError> {
-        match self.gif.take() {
-            Some(gif) => Ok(gif.finish()?),
-            None => Ok(0),
+        if self.spill.frames() == 0 {
+            return Ok(0);
         }
+        let scales = self.scales();
+        let mut spill = std::mem::replace(
+            &mut self.spill,
+            FrameSpill::beside(&self.path, self.labels.len(), 0),
+        );
+        // First pass: a few frames spread over the movie teach the palette its colours.
+        let total = spill.frames();
+        let samples = total.min(PALETTE_SAMPLES);
+        let wanted: Vec<usize> = (0..samples)
+            .map(|j| {
+                if samples > 1 {
+                    j * (total - 1) / (samples - 1)
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let mut frame_size = self.frame_size;
+        let mut sampled = Vec::with_capacity(samples);
+        let mut index = 0;
+        spill.replay(|frame| {
+            if wanted.contains(&index) {
+                sampled.push(self.draw_sized(&frame, &scales, &mut frame_size));
+            }
+            index += 1;
+            Ok(())
+        })?;
+        let palette = FramePalette::from_frames(&sampled.iter().collect::<Vec<_>>());
+        drop(sampled);
+        let (width, height) = frame_size.expect("at least one frame was drawn");
+        let side = |v: u32| {
+            u16::try_from(v).map_err(|_| AttributionError::Option {
+                option: "images",
+                expected: "a frame of at most 65535 pixels per side (GIF limit)".into(),
+                found: format!("{width}x{height}"),
+            })
+        };
+        let mut gif = GifMovie::create_with_palette(
+            &self.path,
+            side(width)?,
+            side(height)?,
+            self.options.delay_cs,
+            palette,
+        )?;
+        // Second pass: every frame into the GIF (and the PNG folder).
+        let mut index = 0;
+        spill.replay(|frame| {
+            let drawn = self.draw_sized(&frame, &scales, &mut frame_size);
+            gif.push_frame(&drawn)?;
+            if let Some(dir) = &self.options.png_dir {
+                std::fs::create_dir_all(dir).map_err(|source| AttributionError::Io {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+                save_frame_png(dir, index, &drawn)?;
+            }
+            index += 1;
+            Ok(())
+        })?;
+        drop(spill);
+        self.frame_size = frame_size;
+        Ok(gif.finish()?)
     }
 }
 
@@ -309,6 +421,10 @@ fn true_line(name: &str) -> String {
 
 fn pred_line(name: &str, confidence: f32) -> String {
     format!("pred: {name} {:.1}%", 100.0 * confidence)
+}
+
+fn scale_line(scale: f32) -> String {
+    format!("scale {scale:.1e}")
 }
 
 /// Centers `img` on a black strip `width` pixels wide (no change if it is already that wide).

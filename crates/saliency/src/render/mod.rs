@@ -9,8 +9,10 @@ mod colormap;
 mod colour_bar;
 mod error;
 mod font;
+mod frame_palette;
 mod grid;
 mod image_ops;
+mod magnitude_histogram;
 mod movie;
 mod normalize;
 mod png;
@@ -26,11 +28,13 @@ pub use error::RenderError;
 pub use font::{
     draw_text, text_height, text_width, ADVANCE, GLYPH_HEIGHT, GLYPH_WIDTH, LINE_HEIGHT,
 };
+pub use frame_palette::FramePalette;
 pub use grid::{
     caption_height, cell_size, grid, title_bar, verdict_color, Tile, BLACK, GREEN, RED, TEXT_SCALE,
     WHITE,
 };
 pub use image_ops::{heat_to_rgb, input_to_rgb, overlay, signed_to_rgb, upscale_nearest};
+pub use magnitude_histogram::MagnitudeHistogram;
 pub use movie::{dithered_index_of, gif_palette, palette_index_of, save_frame_png, GifMovie};
 pub use normalize::{max_normalize, percentile_clip, sum_channels, Normalized};
 pub use png::{encode_png, save_png};

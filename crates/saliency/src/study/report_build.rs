@@ -246,7 +246,7 @@ fn fashion_sections(rep: &mut Report, plan: &Plan, r: &FashionResults) {
     let (ig_median, ig_max) = ig_error_summary(&r.attribution);
     let mut s = Section::new("Fashion-MNIST: training");
     training_table(&mut s, &[&r.deep.0, &r.alex]);
-    s.image("figures/fashion_deep_movie.gif", format!("gradient x input of the first 16 test images before {} ({} frames; frame 0 is the untrained model); each map max-normalized", every_nth(plan.movie_every), r.deep.1));
+    s.image("figures/fashion_deep_movie.gif", format!("gradient x input of the first 16 test images before {} ({} frames; frame 0 is the untrained model); one scale per image for the whole movie (the 99th percentile of its map over all frames)", every_nth(plan.movie_every), r.deep.1));
     s.image(super::fashion::GRADIENT_MOVIE, format!("the loss gradient dJ/da of the first 6 test images over training, drawn as the study draws its gradient images, clip(10 g / max g, 0, 1), before {} (frame 0 is the untrained model)", every_nth(plan.movie_every)));
     rep.sections.push(s);
 
@@ -295,11 +295,11 @@ fn flower_sections(rep: &mut Report, plan: &Plan, r: &FlowerResults, data: &[Dat
         .map(|d| d.detail.clone())
         .unwrap_or_default();
     s.para(format!("The flower set here is small ({photos}); accuracies on so few test images move by several points per image."));
-    s.image("figures/flowers-medium_movie.gif", format!("gradient x input of the first 6 flower test images before {} ({} frames), color, inferno overlay alpha 0.6; each map summed over channels and max-normalized", every_nth(plan.flower_movie_every), r.medium.1));
+    s.image("figures/flowers-medium_movie.gif", format!("gradient x input of the first 6 flower test images before {} ({} frames), color, inferno overlay alpha 0.6; each map summed over channels, one scale per image for the whole movie (the 99th percentile of its map over all frames)", every_nth(plan.flower_movie_every), r.medium.1));
     for (cap, path) in &r.stills {
         s.image(path.clone(), cap.clone());
     }
-    s.image("figures/flowers-gray_movie.gif", format!("gradient x input of the same 6 photos in gray (the gray medium) before {} ({} frames), inferno overlay alpha 0.5; each map max-normalized", every_nth(plan.flower_movie_every), r.gray.1));
+    s.image("figures/flowers-gray_movie.gif", format!("gradient x input of the same 6 photos in gray (the gray medium) before {} ({} frames), inferno overlay alpha 0.5; one scale per image for the whole movie (the 99th percentile of its map over all frames)", every_nth(plan.flower_movie_every), r.gray.1));
     s.image(super::flowers::gradient_movie_path("flowers-medium"), format!("the loss gradient dJ/da of the same 6 photos over training, clip(10 g / max g, 0, 1) in color, before {} (frame 0 is the untrained model)", every_nth(plan.flower_movie_every)));
     s.image(super::flowers::gradient_movie_path("flowers-gray"), format!("the same loss gradient movie for the gray medium, clip(10 g / max g, 0, 1) in gray, before {} (frame 0 is the untrained model)", every_nth(plan.flower_movie_every)));
     s.para(format!(
