@@ -34,6 +34,7 @@ mod smoothgrad;
 mod target;
 mod training_integrated;
 mod vargrad;
+mod ziggurat;
 
 pub use completeness::completeness_error;
 pub use deconvnet::deconvnet;

@@ -6,8 +6,8 @@ use tensor::{Float, Tensor};
 
 use crate::op::Op;
 use crate::ops::lrp_on_parameters;
-use crate::rules::{lrp_affine_backward, AffineKernels, AffineRule};
-use crate::scratch::Scratch;
+use crate::rules::{epsilon_signal, lrp_affine_backward, AffineKernels, AffineRule};
+use crate::scratch::{BufferPool, Scratch};
 use crate::{Gradients, NodeId, Tape, TapeError};
 
 /// What conv2d's backward needs: the inputs by id, the geometry, and what the forward kept for
@@ -121,6 +121,34 @@ impl<T: Float> Tape<T> {
 }
 
 impl Conv2dOp {
+    /// What the forward kept for the backward, if anything.
+    fn kept_value<'t, T: Float>(&self, tape: &'t Tape<T>) -> Result<Option<&'t [T]>, TapeError> {
+        Ok(match self.kept {
+            Some(k) => Some(tape.try_value("conv2d backward", k)?.data()),
+            None => None,
+        })
+    }
+
+    /// The input gradient for output gradient `g` on the layer's path, reading what the
+    /// forward kept when it kept the unrolled weight.
+    fn input_gradient<T: Float>(
+        &self,
+        w: &[T],
+        kept: Option<&[T]>,
+        g: &[T],
+        buffers: &mut BufferPool<T>,
+        ws: &mut Vec<T>,
+    ) -> Vec<T> {
+        let geom = &self.geom;
+        // the backward kernels overwrite their outputs
+        let mut dx = buffers.output(geom.input_len());
+        match kept {
+            Some(k) => conv::conv2d_backward_input_kept(geom, w, k, g, &mut dx, ws),
+            None => conv::conv2d_backward_input(geom, w, g, &mut dx, ws),
+        }
+        dx
+    }
+
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
@@ -142,11 +170,21 @@ impl Conv2dOp {
             if tape.needs_grad(self.weight) || self.bias.is_some_and(|b| tape.needs_grad(b)) {
                 return Err(lrp_on_parameters("conv2d"));
             }
+            let z = tape.try_value("conv2d backward", out)?.data();
+            if let AffineRule::Epsilon { epsilon } = self.rule {
+                // W^T s on the layer's own input-gradient path (kept buffer included).
+                let mut s = buffers.output(z.len()); // overwritten
+                epsilon_signal(g.data(), z, epsilon, &mut s);
+                let kept = self.kept_value(tape)?;
+                let dx = self.input_gradient(w.data(), kept, &s, buffers, ws);
+                buffers.retire(s);
+                grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
+                return Ok(());
+            }
             let b = match self.bias {
                 Some(b) => Some(tape.try_value("conv2d backward", b)?.data()),
                 None => None,
             };
-            let z = tape.try_value("conv2d backward", out)?.data();
             let mut kernels = ConvKernels {
                 geom,
                 workspace: ws,
@@ -156,19 +194,9 @@ impl Conv2dOp {
             grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
             return Ok(());
         }
-        let kept = match self.kept {
-            Some(k) => Some(tape.try_value("conv2d backward", k)?.data()),
-            None => None,
-        };
+        let kept = self.kept_value(tape)?;
         if tape.needs_grad(self.input) {
-            // the backward kernels overwrite their outputs
-            let mut dx = buffers.output(geom.input_len());
-            match kept {
-                Some(k) => {
-                    conv::conv2d_backward_input_kept(geom, w.data(), k, g.data(), &mut dx, ws)
-                }
-                None => conv::conv2d_backward_input(geom, w.data(), g.data(), &mut dx, ws),
-            }
+            let dx = self.input_gradient(w.data(), kept, g.data(), buffers, ws);
             grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         }
         if tape.needs_grad(self.weight) {
