@@ -188,18 +188,27 @@ const SIGNAL_CHUNK: usize = 1 << 15;
 /// z_j g_j, the output's relevance, is split over the inputs in proportion to x_i w_ji. The
 /// input's signal is then the op's ordinary input gradient with `s` as the output gradient
 /// (W^T s), which is why the ops run their own input-gradient kernels on it.
+///
+/// Computed in T, unlike the other rules' f64 (the same bits for f64; for f32 within an ulp or
+/// two of the f64 quotient rounded once), so that it runs as wide as the element type allows:
+/// this is every LRP-epsilon layer's only pass besides the input gradient itself.
 pub(crate) fn epsilon_signal<T: Float>(g: &[T], z: &[T], epsilon: f64, s: &mut [T]) {
     use rayon::prelude::*;
     assert!(
         g.len() == z.len() && s.len() == z.len(),
         "one signal per output"
     );
+    let eps = T::from_f64(epsilon);
     s.par_chunks_mut(SIGNAL_CHUNK)
         .zip(g.par_chunks(SIGNAL_CHUNK))
         .zip(z.par_chunks(SIGNAL_CHUNK))
         .for_each(|((s, g), z)| {
             for ((s, &g), &z) in s.iter_mut().zip(g).zip(z) {
-                *s = rule_signal_at(g, z, z, epsilon, 1.0);
+                // z + eps sign(z), sign(0) = 1; selects, not branches, so the loop vectorizes.
+                let den = if z >= T::ZERO { z + eps } else { z - eps };
+                let v = g * z / den;
+                // Only with eps = 0: a zero z carries no relevance.
+                *s = if den == T::ZERO { T::ZERO } else { v };
             }
         });
 }

@@ -7,6 +7,7 @@ use tape::{RuleSet, Tape};
 use tensor::{Float, Tensor};
 
 use super::{default_batch, AttributionError};
+use crate::infer::SpareTape;
 use crate::models::{Mode, Model};
 use crate::shards::{self, slice_images};
 
@@ -71,12 +72,37 @@ fn shard_signal<T: Float>(
         chunk = Tensor::from_vec(&shape, data)?;
         rows.extend_from_slice(&classes[range]);
     }
-    let mut tape = Tape::with_rules(rules);
-    let params = model.bind(&mut tape, false);
+    // A spare tape keeps its pooled buffers from pass to pass (no fresh zeroed pages).
+    let mut tape = SpareTape::take(true);
+    tape.set_rules(rules);
+    let result = record_signal(
+        model,
+        &mut tape,
+        chunk,
+        &rows,
+        references.is_some(),
+        m * per,
+    );
+    SpareTape::give_back(tape);
+    result
+}
+
+/// The body of [`shard_signal`] on a cleared recording `tape` with the rules set: the signal at
+/// the first `keep` elements of the input.
+fn record_signal<T: Float>(
+    model: &Model<T>,
+    tape: &mut Tape<T>,
+    chunk: Tensor<T>,
+    rows: &[usize],
+    with_references: bool,
+    keep: usize,
+) -> Result<Vec<T>, AttributionError> {
+    let m = rows.len() / if with_references { 2 } else { 1 };
+    let params = model.bind(tape, false);
     let x = tape.variable(chunk);
-    let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
-    let mut picked = tape.select(logits, &rows)?;
-    if references.is_some() {
+    let (logits, _) = model.forward(tape, x, &params, Mode::Eval)?;
+    let mut picked = tape.select(logits, rows)?;
+    if with_references {
         // Seed the inputs' logits only: the references' rows get zero.
         let mut mask = vec![T::ZERO; 2 * m];
         mask[..m].iter_mut().for_each(|v| *v = T::ONE);
@@ -87,6 +113,6 @@ fn shard_signal<T: Float>(
     let grads = tape.backward(total)?;
     Ok(grads
         .get(x)
-        .map(|g| g.data()[..m * per].to_vec())
-        .unwrap_or_else(|| vec![T::ZERO; m * per]))
+        .map(|g| g.data()[..keep].to_vec())
+        .unwrap_or_else(|| vec![T::ZERO; keep]))
 }
