@@ -20,7 +20,7 @@ const LAYERS: usize = 256;
 
 /// Where the tail starts: the x of the base strip's rectangle for 256 layers (Marsaglia and
 /// Tsang's r).
-const R: f64 = 3.654_152_885_361_008_8;
+const R: f64 = 3.654_152_885_361_009;
 
 /// Each layer's area under the unnormalized density exp(-x^2 / 2): R f(R) + the tail's area
 /// beyond R, which is sqrt(pi / 2) erfc(R / sqrt 2).
