@@ -47,7 +47,7 @@ pub fn predict_probs<T: Float>(
 /// batches, a benchmark loop) reuse the kernels' scratch space instead of allocating and
 /// zeroing it for every batch. Only scratch and capacity carry over: a taken tape is cleared,
 /// and every kernel writes its scratch before reading it.
-struct SpareTape;
+pub(crate) struct SpareTape;
 
 thread_local! {
     /// Spare tapes by (element type, recording).
@@ -57,7 +57,7 @@ thread_local! {
 
 impl SpareTape {
     /// This thread's spare tape of that kind (cleared by [`SpareTape::give_back`]), or a new one.
-    fn take<T: Float>(recording: bool) -> Tape<T> {
+    pub(crate) fn take<T: Float>(recording: bool) -> Tape<T> {
         let spare = SPARE_TAPES.with(|spares| {
             let mut spares = spares.borrow_mut();
             let at = spares
@@ -72,9 +72,11 @@ impl SpareTape {
         }
     }
 
-    /// Keeps `tape` (its values dropped) as this thread's spare of its kind.
-    fn give_back<T: Float>(mut tape: Tape<T>) {
+    /// Keeps `tape` (its values dropped, its rules back to plain gradients) as this thread's
+    /// spare of its kind.
+    pub(crate) fn give_back<T: Float>(mut tape: Tape<T>) {
         tape.clear();
+        tape.set_rules(tape::RuleSet::gradient());
         let recording = tape.is_recording();
         SPARE_TAPES.with(|spares| {
             let mut spares = spares.borrow_mut();

@@ -35,6 +35,7 @@ mod smoothgrad;
 mod target;
 mod training_integrated;
 mod vargrad;
+mod ziggurat;
 
 pub use completeness::completeness_error;
 pub use deconvnet::deconvnet;

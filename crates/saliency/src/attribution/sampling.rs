@@ -26,11 +26,9 @@ pub(crate) fn unit(rng: &mut ChaCha8Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-/// One standard normal draw (Box-Muller; 1 - u keeps the logarithm's argument in (0, 1]).
+/// One standard normal draw (the ziggurat method: most draws take one word of the stream).
 pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
-    let u1 = 1.0 - unit(rng);
-    let u2 = unit(rng);
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    super::ziggurat::standard_normal(rng)
 }
 
 /// A uniform draw from 0..n (n >= 1), by rejection so every value is equally likely.
@@ -118,24 +116,92 @@ pub(crate) fn gradients_at_points<T: Float>(
     mut make: impl FnMut(usize, usize, &mut [T]),
     mut consume: impl FnMut(usize, usize, &[T]),
 ) -> Result<(), AttributionError> {
+    let per: usize = model.input.iter().product();
+    in_passes(
+        model,
+        n,
+        samples,
+        classes,
+        score,
+        batch,
+        |pass, points| {
+            points.fill(T::ZERO);
+            for (&(i, k), p) in pass.iter().zip(points.chunks_exact_mut(per)) {
+                make(i, k, p);
+            }
+        },
+        |pass, grads| {
+            for (&(i, k), g) in pass.iter().zip(grads.chunks_exact(per)) {
+                consume(i, k, g);
+            }
+        },
+    )
+}
+
+/// [`gradients_at_points`] with the points of a pass made in parallel, and each pass's
+/// gradients handed over at once: `consume(pass, gradients)` gets the pass's (image, sample)
+/// pairs, image-major and k in order, and their gradients in the same order.
+///
+/// `make(i, k, point)` must write every element of the point and depend on (i, k) only (say,
+/// through [`sample_rng`]), which is what keeps the points the same on any thread count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gradients_at_points_par<T: Float>(
+    model: &Model<T>,
+    n: usize,
+    samples: usize,
+    classes: &[usize],
+    score: Score,
+    batch: usize,
+    make: impl Fn(usize, usize, &mut [T]) + Sync,
+    consume: impl FnMut(&[(usize, usize)], &[T]),
+) -> Result<(), AttributionError> {
+    use rayon::prelude::*;
+    let per: usize = model.input.iter().product();
+    in_passes(
+        model,
+        n,
+        samples,
+        classes,
+        score,
+        batch,
+        |pass, points| {
+            points
+                .par_chunks_mut(per)
+                .zip(pass.par_iter())
+                .for_each(|(p, &(i, k))| make(i, k, p))
+        },
+        consume,
+    )
+}
+
+/// The passes of [`gradients_at_points`]: `fill(pass, points)` writes the pass's points (its
+/// buffer, reused from pass to pass, holds the last pass's values), `take(pass, gradients)`
+/// reads their gradients.
+#[allow(clippy::too_many_arguments)]
+fn in_passes<T: Float>(
+    model: &Model<T>,
+    n: usize,
+    samples: usize,
+    classes: &[usize],
+    score: Score,
+    batch: usize,
+    mut fill: impl FnMut(&[(usize, usize)], &mut [T]),
+    mut take: impl FnMut(&[(usize, usize)], &[T]),
+) -> Result<(), AttributionError> {
     let [c, h, w] = model.input;
     let per = c * h * w;
     let pairs: Vec<(usize, usize)> = (0..n)
         .flat_map(|i| (0..samples).map(move |k| (i, k)))
         .collect();
     let mut points = Vec::with_capacity(batch.min(pairs.len()) * per);
-    for chunk in pairs.chunks(batch) {
-        points.clear();
-        points.resize(chunk.len() * per, T::ZERO);
-        for (&(i, k), p) in chunk.iter().zip(points.chunks_exact_mut(per)) {
-            make(i, k, p);
-        }
-        let x = Tensor::from_vec(&[chunk.len(), c, h, w], std::mem::take(&mut points))?;
-        let point_classes = chunk.iter().map(|&(i, _)| classes[i]).collect();
+    for pass in pairs.chunks(batch) {
+        // Only the last pass can be shorter; `fill` overwrites what stays.
+        points.resize(pass.len() * per, T::ZERO);
+        fill(pass, &mut points);
+        let x = Tensor::from_vec(&[pass.len(), c, h, w], std::mem::take(&mut points))?;
+        let point_classes = pass.iter().map(|&(i, _)| classes[i]).collect();
         let (grad, _) = input_gradients(model, &x, &score.objective(point_classes))?;
-        for (&(i, k), g) in chunk.iter().zip(grad.data().chunks_exact(per)) {
-            consume(i, k, g);
-        }
+        take(pass, grad.data());
         points = x.into_vec();
     }
     Ok(())

@@ -4,7 +4,7 @@
 use tensor::{Float, Tensor};
 
 use super::sampling::{
-    check_batch, check_samples, check_sigma, gradients_at_points, normal, sample_rng,
+    check_batch, check_samples, check_sigma, gradients_at_points_par, normal, sample_rng,
 };
 use super::target::Score;
 use super::{check_classes, check_inputs, default_batch, AttributionError};
@@ -58,33 +58,71 @@ pub(crate) fn noisy_moments<T: Float>(
     let per = inputs.numel() / n;
     let mut sum = vec![0.0f64; n * per];
     let mut sum_sq = vec![0.0f64; n * per];
-    let a = inputs.data();
-    gradients_at_points(
+    let (a, sigma) = (inputs.data(), options.sigma);
+    gradients_at_points_par(
         model,
         n,
         options.samples,
         classes,
         options.score,
         batch,
+        // The noise is drawn straight into the pass's batch, from the (image, sample) stream.
         |i, k, point| {
             let mut rng = sample_rng(options.seed, SALT_NOISE, i, k);
             for (p, &x) in point.iter_mut().zip(&a[i * per..(i + 1) * per]) {
-                *p = T::from_f64(x.to_f64() + options.sigma * normal(&mut rng));
+                *p = T::from_f64(x.to_f64() + sigma * normal(&mut rng));
             }
         },
-        |i, _, g| {
-            let range = i * per..(i + 1) * per;
-            for ((s, q), &gv) in sum[range.clone()].iter_mut().zip(&mut sum_sq[range]).zip(g) {
-                let v = gv.to_f64().abs();
-                *s += v;
-                *q += v * v;
-            }
-        },
+        |pass, grads| add_moments(pass, grads, per, &mut sum, &mut sum_sq),
     )?;
     let m = options.samples as f64;
     sum.iter_mut().for_each(|v| *v /= m);
     sum_sq.iter_mut().for_each(|v| *v /= m);
     Ok((sum, sum_sq))
+}
+
+/// Pixels per task of [`add_moments`].
+const MOMENT_BLOCK: usize = 1024;
+
+/// Adds |g| and g^2 of each gradient of a pass to its image's running sums, in sample order
+/// for every pixel whatever the split: in parallel over the pass's images and blocks of
+/// pixels, each task reading its pixels of that image's gradients in pass order.
+fn add_moments<T: Float>(
+    pass: &[(usize, usize)],
+    grads: &[T],
+    per: usize,
+    sum: &mut [f64],
+    sum_sq: &mut [f64],
+) {
+    use rayon::prelude::*;
+    let (Some(&(first, _)), Some(&(last, _))) = (pass.first(), pass.last()) else {
+        return;
+    };
+    let images = first * per..(last + 1) * per;
+    sum[images.clone()]
+        .par_chunks_mut(per)
+        .zip(sum_sq[images].par_chunks_mut(per))
+        .enumerate()
+        .for_each(|(offset, (s, q))| {
+            let image = first + offset;
+            // The pass is image-major: this image's gradients are one run of it.
+            let from = pass.partition_point(|&(i, _)| i < image);
+            let to = pass.partition_point(|&(i, _)| i <= image);
+            let own = &grads[from * per..to * per];
+            s.par_chunks_mut(MOMENT_BLOCK)
+                .zip(q.par_chunks_mut(MOMENT_BLOCK))
+                .enumerate()
+                .for_each(|(b, (s, q))| {
+                    let at = b * MOMENT_BLOCK;
+                    for g in own.chunks_exact(per) {
+                        for ((s, q), &gv) in s.iter_mut().zip(q.iter_mut()).zip(&g[at..]) {
+                            let v = gv.to_f64().abs();
+                            *s += v;
+                            *q += v * v;
+                        }
+                    }
+                });
+        });
 }
 
 /// SmoothGrad: (1/n) sum_k |dF/dx (x + eps_k)|, eps_k ~ N(0, sigma^2 I), with F the score of

@@ -248,3 +248,29 @@ fn rule_methods_chunk_their_images_without_changing_a_map() {
         );
     }
 }
+
+/// LRP-epsilon's conv backward runs big layers in blocks of images (deep's conv1: 5 images per
+/// block), so 24 images (two shards of 12: blocks of 5, 5 and 2) must give each image its map
+/// alone, within rounding (the alone pass may take other conv paths on the small layers), and
+/// the same bits on any thread count.
+#[test]
+fn lrp_epsilon_in_blocks_gives_each_image_its_map_alone() {
+    let model = deep::<f32>([1, 28, 28], 10, 8).unwrap();
+    let n = 24;
+    let x = study_images(n).cast::<f32>();
+    let classes: Vec<usize> = (0..n).map(|i| i % 10).collect();
+    let rule = LrpRule::Epsilon { epsilon: 1e-9 };
+    let all = in_pool(2, || lrp(&model, &x, &classes, rule).unwrap());
+    let one_thread = in_pool(1, || lrp(&model, &x, &classes, rule).unwrap());
+    assert_eq!(all.data(), one_thread.data());
+    for i in [0, 4, 5, 11, 12, 23] {
+        let image =
+            Tensor::from_vec(&[1, 1, 28, 28], x.data()[i * 784..(i + 1) * 784].to_vec()).unwrap();
+        let alone = lrp(&model, &image, &classes[i..i + 1], rule).unwrap();
+        let scale = alone.data().iter().fold(0.0f32, |m, v| m.max(v.abs()));
+        assert!(scale > 0.0, "image {i}: an all-zero map checks nothing");
+        for (a, b) in all.data()[i * 784..(i + 1) * 784].iter().zip(alone.data()) {
+            assert!((a - b).abs() <= 1e-5 * scale, "image {i}: {a} vs {b}");
+        }
+    }
+}

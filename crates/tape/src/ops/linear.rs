@@ -4,7 +4,7 @@ use tensor::{gemm_par, Float, MatRef, Tensor};
 
 use crate::op::Op;
 use crate::ops::{lrp_on_parameters, matrix_dims};
-use crate::rules::{lrp_affine_backward, AffineKernels, AffineRule};
+use crate::rules::{epsilon_signal, lrp_affine_backward, AffineKernels, AffineRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
@@ -142,11 +142,25 @@ impl LinearOp {
             if tape.needs_grad(self.weight) || self.bias.is_some_and(|b| tape.needs_grad(b)) {
                 return Err(lrp_on_parameters("linear"));
             }
+            let z = tape.try_value("linear backward", out)?.data();
+            if let AffineRule::Epsilon { epsilon } = self.rule {
+                // dx (N, in) = s (N, out) x W (out, in), the plain input gradient's GEMM.
+                let mut s = buffers.output(z.len()); // overwritten
+                epsilon_signal(gv, z, epsilon, &mut s);
+                let mut dx = buffers.output(n * fin); // overwritten: beta = 0
+                par_gemm(
+                    MatRef::row_major(&s, n, fout),
+                    MatRef::row_major(w.data(), fout, fin),
+                    &mut dx,
+                );
+                buffers.retire(s);
+                grads.accumulate(self.input, Tensor::from_vec(&[n, fin], dx)?);
+                return Ok(());
+            }
             let b = match self.bias {
                 Some(b) => Some(tape.try_value("linear backward", b)?.data()),
                 None => None,
             };
-            let z = tape.try_value("linear backward", out)?.data();
             let mut kernels = DenseKernels { n, fin, fout };
             let dx = lrp_affine_backward(self.rule, &mut kernels, x.data(), w.data(), b, z, gv);
             grads.accumulate(self.input, Tensor::from_vec(&[n, fin], dx)?);
