@@ -35,5 +35,8 @@ mod tiered;
 pub use arch::{f32_view, gemm};
 pub use error::TensorError;
 pub use float::Float;
-pub use gemm::{gemm, gemm_par, gemm_par_split, GemmSplit, MatMut, MatRef};
+pub use gemm::{
+    gemm, gemm_par, gemm_par_split, gemm_with, packed_available, GemmKernel, GemmSplit, MatMut,
+    MatRef,
+};
 pub use tensor::Tensor;
