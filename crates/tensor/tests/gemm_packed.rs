@@ -160,7 +160,10 @@ impl Case {
                 }
                 let bound = (k + 2) as f64 * f64::from(f32::EPSILON) * magnitude;
                 let got = f64::from(c.at(i, j));
-                if !((got - exact).abs() <= bound) {
+                // written as `!(.. <= ..)` so that a NaN counts as a failure
+                #[allow(clippy::neg_cmp_op_on_partial_ord)]
+                let outside = !((got - exact).abs() <= bound);
+                if outside {
                     return Err(format!(
                         "{what}: C[{i},{j}] = {got:e}, exact {exact:e}, bound {bound:e} ({m}x{k}x{n})"
                     ));

@@ -60,13 +60,20 @@ pub(crate) fn available(tier: Tier) -> bool {
 
 /// Fewest multiply-adds for which the packed GEMM is chosen over `matrixmultiply`.
 const MIN_MACS: usize = 1 << 22;
-/// Fewest rows and columns of C: below, the edge tiles' share of the work grows.
-const MIN_SIDE: usize = 64;
+/// Fewest rows, columns and depth: the smallest of `alexnet`'s products where it was measured
+/// (conv1's 96 filters, its 121-deep im2col rows, batch 128's 96..128-deep weight gradients).
+const MIN_SIDE: usize = 96;
 
-/// True when the active tier runs the packed GEMM and an `m x k x n` product is large enough
-/// for it to beat `matrixmultiply` (measured at `alexnet`'s shapes, docs/architecture.md).
-pub(crate) fn fits(m: usize, k: usize, n: usize) -> bool {
-    m >= MIN_SIDE
+/// True when the active tier runs the packed GEMM and the product is one where it measured
+/// faster than `matrixmultiply` (AVX2 tier on a Zen 4, `alexnet`'s products at batch 128 and
+/// 1000, docs/architecture.md): B with contiguous columns (`b_cs != 1`: a transposed weight,
+/// the forward `x * W^T` of dense and unrolled layers, and conv1's `dY * cols^T`), where
+/// `matrixmultiply` packs B slowly, and the product at least [`MIN_SIDE`] on each side.
+/// Elsewhere (row-major B) the two measured within a few per cent of each other, the packed
+/// GEMM 5 % slower on the 128-deep weight gradients, so `matrixmultiply` keeps them.
+pub(crate) fn fits(m: usize, k: usize, n: usize, b_cs: usize) -> bool {
+    b_cs != 1
+        && m >= MIN_SIDE
         && n >= MIN_SIDE
         && k >= MIN_SIDE
         && m.saturating_mul(k).saturating_mul(n) >= MIN_MACS
@@ -110,6 +117,12 @@ unsafe fn pack_a(a: Strided, i0: usize, mc: usize, p0: usize, kc: usize, dst: *m
                 // rows of A are contiguous: 8 x 8 transposes
                 #[cfg(target_arch = "x86_64")]
                 super::gemm_packed_kernel::pack_a_rows(src, a.rs, kc, panel);
+                #[cfg(not(target_arch = "x86_64"))]
+                unreachable!("packed GEMM off x86_64");
+            } else if a.rs == 1 && rows == MR {
+                // columns of A are contiguous: one masked load per step
+                #[cfg(target_arch = "x86_64")]
+                super::gemm_packed_kernel::pack_a_columns(src, a.cs, kc, panel);
                 #[cfg(not(target_arch = "x86_64"))]
                 unreachable!("packed GEMM off x86_64");
             } else if a.rs == 1 {

@@ -287,3 +287,25 @@ pub(crate) unsafe fn pack_a_rows(src: *const f32, rs: usize, kc: usize, dst: *mu
         }
     }
 }
+
+/// Packs a full `6 x kc` panel of A whose columns are contiguous (`src` is `A[i0, p0]`, column
+/// `p` starts at `src + p * cs`) into `dst` (`kc` groups of 6): one masked 6-lane load per
+/// group (the lanes past 6 are neither read nor faulted), stored as 8 floats whose last 2 the
+/// next group overwrites, so up to 2 floats past the panel are written (zeros).
+///
+/// # Safety
+/// The CPU has AVX2; `src + i + p * cs` is readable for `i < 6`, `p < kc`; `dst` has room
+/// for `kc * MR + 2` floats.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+pub(crate) unsafe fn pack_a_columns(src: *const f32, cs: usize, kc: usize, dst: *mut f32) {
+    let six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+    // SAFETY (whole body): the caller's guarantees bound every offset; masked-off lanes are
+    // not accessed.
+    unsafe {
+        for p in 0..kc {
+            let group = _mm256_maskload_ps(src.add(p * cs), six);
+            _mm256_storeu_ps(dst.add(p * MR), group);
+        }
+    }
+}
