@@ -52,6 +52,7 @@ impl Update {
 /// Where a micro-tile goes: C's top-left element, its strides, and how many of the tile's rows
 /// and columns lie inside C.
 #[derive(Clone, Copy, Debug)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // read by the x86-64 kernels only
 pub(crate) struct TileOut {
     pub(crate) c: *mut f32,
     pub(crate) rsc: usize,
@@ -62,6 +63,7 @@ pub(crate) struct TileOut {
 
 /// The kernel body, compiled once per tier by [`instantiate`]. A macro rather than an
 /// `#[inline(always)]` function so each instantiation is compiled under its own features.
+#[cfg(target_arch = "x86_64")]
 macro_rules! kernel_body {
     ($kc:expr, $a:expr, $b:expr, $out:expr, $upd:expr) => {{
         let (kc, a, b, out, upd): (usize, *const f32, *const f32, TileOut, Update) =
