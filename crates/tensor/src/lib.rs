@@ -6,7 +6,8 @@
 //! (gradient checks), unified by the small [`Float`] trait.
 //!
 //! - [`gemm`](mod@gemm): a checked wrapper over `matrixmultiply` (raw pointers, `unsafe`), with its own
-//!   AVX2 kernels for products with a narrow side (`gemm_narrow`).
+//!   AVX2 kernels for products with a narrow side (`gemm_narrow`) and a packed-panel GEMM for
+//!   large products with a transposed B (`gemm_packed`).
 //! - [`f32_view`]: generic slices seen as f32, for the kernels written in f32 intrinsics.
 //! - [`adam`]: the Adam update of a chunk of f32 parameters, its AVX-512 form behind a safe call.
 //! - [`cpu`]: the SIMD tier, and the run-time checks for the instruction sets of the
@@ -35,5 +36,8 @@ mod tiered;
 pub use arch::{f32_view, gemm};
 pub use error::TensorError;
 pub use float::Float;
-pub use gemm::{gemm, gemm_par, gemm_par_split, GemmSplit, MatMut, MatRef};
+pub use gemm::{
+    gemm, gemm_par, gemm_par_split, gemm_with, packed_available, GemmKernel, GemmSplit, MatMut,
+    MatRef,
+};
 pub use tensor::Tensor;

@@ -1,8 +1,12 @@
-//! General matrix multiply: the only `unsafe` in the workspace, behind one checked, safe wrapper.
+//! General matrix multiply: raw-pointer kernels behind one checked, safe wrapper.
 //!
 //! Matrices are described by a slice plus rows, columns and element strides, so a transpose is a
-//! swap of strides ([`MatRef::t`]) and never a copy. `matrixmultiply` is used single-threaded: the
-//! engine's one level of parallelism is rayon, outside the GEMM.
+//! swap of strides ([`MatRef::t`]) and never a copy. Each product runs on one of three kernels
+//! ([`GemmKernel`]): the narrow AVX2 kernels for products with few rows, our packed-panel GEMM
+//! for large f32 products on the AVX2 and AVX-512 tiers, `matrixmultiply` otherwise. All run
+//! single-threaded: the engine's one level of parallelism is rayon, outside the GEMM.
+
+use crate::cpu::Tier;
 
 /// A read-only strided matrix view.
 #[derive(Clone, Copy, Debug)]
@@ -161,6 +165,22 @@ impl<'a, T> MatMut<'a, T> {
     }
 }
 
+/// Which code computes one product. Chosen once per product ([`GemmScalar::choose`]), so every
+/// block of a split C is computed the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GemmKernel {
+    /// `matrixmultiply` (f32 and f64, any strides, any alpha and beta).
+    Matrixmultiply,
+    /// The unpacked AVX2 kernels for products with at most 64 rows (`gemm_narrow`; f32).
+    Narrow,
+    /// The packed-panel GEMM (`gemm_packed`; f32) on this tier's micro-kernel. Each element of
+    /// C is `c = beta * c + alpha * s_0`, then `c = c + alpha * s_1`, ..: `s_b` sums the
+    /// products of `k` block `b` ([`PACKED_KC`] deep) from zero by fused multiply-adds in `k`
+    /// order (with `beta == 0` the first step is `c = alpha * s_0`). The same bits on every
+    /// tier, block, split and thread count.
+    Packed(Tier),
+}
+
 /// Element types `matrixmultiply` has a kernel for. Sealed: implemented for `f32` and `f64` here.
 pub trait GemmScalar: Sized + Copy + private::Sealed {
     #[doc(hidden)]
@@ -172,26 +192,27 @@ pub trait GemmScalar: Sized + Copy + private::Sealed {
         c: MatMut<'_, Self>,
     );
 
-    /// Whether the whole product `a * b` into a C with column stride `csc` runs on a narrow
-    /// kernel (`gemm_narrow`) rather than `matrixmultiply`. Decided once per product, so every
-    /// block of a split C is computed the same way.
+    /// Which kernel computes the whole product `a * b` into a C with column stride `csc` on
+    /// the active tier. Decided once per product, so every block of a split C is computed the
+    /// same way.
     #[doc(hidden)]
-    fn narrow(
+    fn choose(
         alpha: Self,
         a: &MatRef<'_, Self>,
         b: &MatRef<'_, Self>,
         beta: Self,
         csc: usize,
-    ) -> bool;
+    ) -> GemmKernel;
 
     /// `C = alpha * A * B + beta * C` into a raw `a.rows x b.cols` C with strides `(rsc, csc)`,
-    /// on the narrow kernel if `narrow`.
+    /// on `kernel`.
     ///
     /// # Safety
     /// Every offset `i * rsc + j * csc` (`i < a.rows`, `j < b.cols`) must lie inside one live
     /// allocation that nothing else reads or writes during the call, distinct `(i, j)` must
-    /// map to distinct offsets, and `a.cols == b.rows`. `narrow` must be what
-    /// [`GemmScalar::narrow`] said for the product this block belongs to.
+    /// map to distinct offsets, and `a.cols == b.rows`. `kernel` must be what
+    /// [`GemmScalar::choose`] said for the product this block belongs to (or, for
+    /// [`GemmKernel::Packed`], a tier this CPU runs it on).
     #[doc(hidden)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn gemm_raw(
@@ -202,7 +223,7 @@ pub trait GemmScalar: Sized + Copy + private::Sealed {
         c: *mut Self,
         rsc: usize,
         csc: usize,
-        narrow: bool,
+        kernel: GemmKernel,
     );
 }
 
@@ -225,67 +246,149 @@ fn check_dims<T>(a: &MatRef<'_, T>, b: &MatRef<'_, T>, c: &MatMut<'_, T>) {
     );
 }
 
-/// Narrow kernels exist only for f32.
-#[allow(clippy::too_many_arguments)]
-fn no_narrow_kernel(
-    _: usize,
-    _: usize,
-    _: usize,
-    _: f64,
-    _: (usize, usize),
-    _: (usize, usize),
-    _: f64,
-    _: usize,
-) -> bool {
-    false
+/// A view's pointer and strides, as the f32 kernels take them.
+fn strided(v: &MatRef<'_, f32>) -> crate::arch::gemm_narrow::Strided {
+    crate::arch::gemm_narrow::Strided {
+        ptr: v.data.as_ptr(),
+        rs: v.row_stride,
+        cs: v.col_stride,
+    }
 }
 
-/// Runs a narrow kernel.
+/// The f32 choice: a narrow kernel where one fits, the packed GEMM for large products, else
+/// `matrixmultiply`.
+fn choose_f32(
+    alpha: f32,
+    a: &MatRef<'_, f32>,
+    b: &MatRef<'_, f32>,
+    beta: f32,
+    csc: usize,
+) -> GemmKernel {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    let narrow = crate::arch::gemm_narrow::fits(
+        m,
+        k,
+        n,
+        alpha,
+        (a.row_stride, a.col_stride),
+        (b.row_stride, b.col_stride),
+        beta,
+        csc,
+    );
+    if narrow {
+        GemmKernel::Narrow
+    } else if crate::arch::gemm_packed::fits(m, k, n, b.col_stride) {
+        GemmKernel::Packed(crate::cpu::tier())
+    } else {
+        GemmKernel::Matrixmultiply
+    }
+}
+
+/// Runs `kernel` on an f32 product.
 ///
 /// # Safety
-/// As for `gemm_narrow::sgemm`.
+/// As [`GemmScalar::gemm_raw`].
 #[allow(clippy::too_many_arguments)]
-unsafe fn narrow_f32(
+unsafe fn run_f32(
+    alpha: f32,
     a: MatRef<'_, f32>,
     b: MatRef<'_, f32>,
     beta: f32,
     c: *mut f32,
     rsc: usize,
     csc: usize,
+    kernel: GemmKernel,
 ) {
-    use crate::arch::gemm_narrow::{sgemm, Strided};
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    let av = Strided {
-        ptr: a.data.as_ptr(),
-        rs: a.row_stride,
-        cs: a.col_stride,
-    };
-    let bv = Strided {
-        ptr: b.data.as_ptr(),
-        rs: b.row_stride,
-        cs: b.col_stride,
-    };
-    // SAFETY: forwarded from the caller.
-    unsafe { sgemm(m, k, n, av, bv, beta, c, rsc, csc) }
+    match kernel {
+        // SAFETY: the caller's guarantees; `Narrow` came from `choose_f32`, which checked
+        // `gemm_narrow::fits` (CPU and strides) for this product.
+        GemmKernel::Narrow => unsafe {
+            crate::arch::gemm_narrow::sgemm(m, k, n, strided(&a), strided(&b), beta, c, rsc, csc)
+        },
+        // SAFETY: the caller's guarantees; `gemm_packed::sgemm` checks the tier itself.
+        GemmKernel::Packed(tier) => unsafe {
+            crate::arch::gemm_packed::sgemm(
+                tier,
+                m,
+                k,
+                n,
+                alpha,
+                strided(&a),
+                strided(&b),
+                beta,
+                c,
+                rsc,
+                csc,
+            )
+        },
+        // SAFETY: A and B were checked on construction to lie inside their slices; the caller
+        // guarantees the same, and exclusivity, for C. Strides fit in isize because they index
+        // real allocations.
+        GemmKernel::Matrixmultiply => unsafe {
+            matrixmultiply::sgemm(
+                m,
+                k,
+                n,
+                alpha,
+                a.data.as_ptr(),
+                a.row_stride as isize,
+                a.col_stride as isize,
+                b.data.as_ptr(),
+                b.row_stride as isize,
+                b.col_stride as isize,
+                beta,
+                c,
+                rsc as isize,
+                csc as isize,
+            )
+        },
+    }
 }
 
-/// Never called: `no_narrow_kernel` is always false.
+/// Runs an f64 product (on `matrixmultiply`, the only f64 kernel).
 ///
 /// # Safety
-/// None needed.
-unsafe fn no_narrow_run(
-    _: MatRef<'_, f64>,
-    _: MatRef<'_, f64>,
-    _: f64,
-    _: *mut f64,
-    _: usize,
-    _: usize,
+/// As [`GemmScalar::gemm_raw`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn run_f64(
+    alpha: f64,
+    a: MatRef<'_, f64>,
+    b: MatRef<'_, f64>,
+    beta: f64,
+    c: *mut f64,
+    rsc: usize,
+    csc: usize,
+    kernel: GemmKernel,
 ) {
-    unreachable!("no narrow f64 kernel")
+    assert_eq!(
+        kernel,
+        GemmKernel::Matrixmultiply,
+        "f64 runs matrixmultiply"
+    );
+    // SAFETY: as in `run_f32`'s matrixmultiply arm.
+    unsafe {
+        matrixmultiply::dgemm(
+            a.rows,
+            a.cols,
+            b.cols,
+            alpha,
+            a.data.as_ptr(),
+            a.row_stride as isize,
+            a.col_stride as isize,
+            b.data.as_ptr(),
+            b.row_stride as isize,
+            b.col_stride as isize,
+            beta,
+            c,
+            rsc as isize,
+            csc as isize,
+        )
+    }
 }
 
 macro_rules! impl_gemm_scalar {
-    ($t:ty, $kernel:path, $fits:path, $narrow:path) => {
+    ($t:ty, $choose:expr, $run:path) => {
         impl GemmScalar for $t {
             fn gemm_checked(
                 alpha: Self,
@@ -294,46 +397,18 @@ macro_rules! impl_gemm_scalar {
                 beta: Self,
                 c: MatMut<'_, Self>,
             ) {
-                check_dims(&a, &b, &c);
-                if c.rows == 0 || c.cols == 0 {
-                    return;
-                }
-                let narrow = Self::narrow(alpha, &a, &b, beta, c.col_stride);
-                // SAFETY: every view was checked on construction to lie inside its slice for all
-                // (row, col) pairs it describes, C's strides were checked not to alias, and
-                // `check_dims` checked that the three shapes agree. C is borrowed mutably, so
-                // nothing else touches it during the call; `narrow` is this product's.
-                unsafe {
-                    Self::gemm_raw(
-                        alpha,
-                        a,
-                        b,
-                        beta,
-                        c.data.as_mut_ptr(),
-                        c.row_stride,
-                        c.col_stride,
-                        narrow,
-                    )
-                }
+                let kernel = Self::choose(alpha, &a, &b, beta, c.col_stride);
+                gemm_on_checked(kernel, alpha, a, b, beta, c)
             }
 
-            fn narrow(
+            fn choose(
                 alpha: Self,
                 a: &MatRef<'_, Self>,
                 b: &MatRef<'_, Self>,
                 beta: Self,
                 csc: usize,
-            ) -> bool {
-                $fits(
-                    a.rows,
-                    a.cols,
-                    b.cols,
-                    alpha,
-                    (a.row_stride, a.col_stride),
-                    (b.row_stride, b.col_stride),
-                    beta,
-                    csc,
-                )
+            ) -> GemmKernel {
+                $choose(alpha, a, b, beta, csc)
             }
 
             unsafe fn gemm_raw(
@@ -344,48 +419,90 @@ macro_rules! impl_gemm_scalar {
                 c: *mut Self,
                 rsc: usize,
                 csc: usize,
-                narrow: bool,
+                kernel: GemmKernel,
             ) {
                 assert_eq!(a.cols, b.rows, "gemm: inner dimensions");
                 if a.rows == 0 || b.cols == 0 {
                     return;
                 }
-                if narrow {
-                    // SAFETY: the caller's guarantees, and `narrow` came from `Self::narrow`.
-                    return unsafe { $narrow(a, b, beta, c, rsc, csc) };
-                }
-                // SAFETY: A and B were checked on construction to lie inside their slices; the
-                // caller guarantees the same, and exclusivity, for C. Strides fit in isize
-                // because they index real allocations.
-                unsafe {
-                    $kernel(
-                        a.rows,
-                        a.cols,
-                        b.cols,
-                        alpha,
-                        a.data.as_ptr(),
-                        a.row_stride as isize,
-                        a.col_stride as isize,
-                        b.data.as_ptr(),
-                        b.row_stride as isize,
-                        b.col_stride as isize,
-                        beta,
-                        c,
-                        rsc as isize,
-                        csc as isize,
-                    );
-                }
+                // SAFETY: forwarded from the caller.
+                unsafe { $run(alpha, a, b, beta, c, rsc, csc, kernel) }
             }
         }
     };
 }
+impl_gemm_scalar!(f32, choose_f32, run_f32);
 impl_gemm_scalar!(
-    f32,
-    matrixmultiply::sgemm,
-    crate::arch::gemm_narrow::fits,
-    narrow_f32
+    f64,
+    |_: f64, _: &MatRef<'_, f64>, _: &MatRef<'_, f64>, _: f64, _: usize| {
+        GemmKernel::Matrixmultiply
+    },
+    run_f64
 );
-impl_gemm_scalar!(f64, matrixmultiply::dgemm, no_narrow_kernel, no_narrow_run);
+
+/// The checked call shared by [`gemm`] and [`gemm_with`].
+fn gemm_on_checked<T: GemmScalar>(
+    kernel: GemmKernel,
+    alpha: T,
+    a: MatRef<'_, T>,
+    b: MatRef<'_, T>,
+    beta: T,
+    c: MatMut<'_, T>,
+) {
+    check_dims(&a, &b, &c);
+    if c.rows == 0 || c.cols == 0 {
+        return;
+    }
+    // SAFETY: every view was checked on construction to lie inside its slice for all
+    // (row, col) pairs it describes, C's strides were checked not to alias, and `check_dims`
+    // checked that the three shapes agree. C is borrowed mutably, so nothing else touches it
+    // during the call; the kernel is this product's choice, or was checked by `gemm_with`.
+    unsafe {
+        T::gemm_raw(
+            alpha,
+            a,
+            b,
+            beta,
+            c.data.as_mut_ptr(),
+            c.row_stride,
+            c.col_stride,
+            kernel,
+        )
+    }
+}
+
+/// [`gemm`] on an explicit f32 kernel: [`GemmKernel::Matrixmultiply`] or
+/// [`GemmKernel::Packed`] (tests and benches compare them; the engine calls [`gemm`]).
+///
+/// Panics if the kernel cannot run here: `Narrow` (its stride and size conditions are the
+/// dispatcher's), or `Packed` on a tier this CPU lacks or that has no packed micro-kernel.
+pub fn gemm_with(
+    kernel: GemmKernel,
+    alpha: f32,
+    a: MatRef<'_, f32>,
+    b: MatRef<'_, f32>,
+    beta: f32,
+    c: MatMut<'_, f32>,
+) {
+    match kernel {
+        GemmKernel::Matrixmultiply => {}
+        GemmKernel::Narrow => panic!("gemm_with: the narrow kernels are chosen by `gemm` only"),
+        GemmKernel::Packed(tier) => assert!(
+            packed_available(tier),
+            "gemm_with: no packed GEMM on tier {tier} here"
+        ),
+    }
+    gemm_on_checked(kernel, alpha, a, b, beta, c)
+}
+
+/// Depth of the packed GEMM's blocks of `k`: each element of C sums its products in blocks of
+/// this many (see [`GemmKernel::Packed`] and docs/architecture.md).
+pub const PACKED_KC: usize = crate::arch::gemm_packed::KC;
+
+/// True when [`GemmKernel::Packed`] runs on `tier` on this CPU (AVX2 + FMA or AVX-512).
+pub fn packed_available(tier: Tier) -> bool {
+    crate::arch::gemm_packed::available(tier)
+}
 
 /// `C = alpha * A * B + beta * C`. With `beta == 0`, C's old contents are ignored (even NaN).
 ///
@@ -521,7 +638,7 @@ pub fn gemm_par_split<T: GemmScalar + Send + Sync>(
         GemmSplit::Cols(block) => (block.max(1), false),
     };
     // One kernel choice for the whole product, so every block computes its elements the same way.
-    let narrow = T::narrow(alpha, &a, &b, beta, 1);
+    let kernel = T::choose(alpha, &a, &b, beta, 1);
     let extent = if by_rows { m } else { n };
     let shared = SharedC(c.as_mut_ptr());
     (0..extent.div_ceil(block)).into_par_iter().for_each(|s| {
@@ -546,7 +663,7 @@ pub fn gemm_par_split<T: GemmScalar + Send + Sync>(
                 shared.get().add(offset),
                 n,
                 1,
-                narrow,
+                kernel,
             )
         }
     });

@@ -1,12 +1,14 @@
 //! The one place this crate's `unsafe` lives, each use behind a safe function that checks the
-//! CPU and every length: `matrixmultiply`'s raw-pointer GEMM and the narrow AVX2 kernels
-//! ([`gemm`]), generic slices seen as f32 ([`f32_view`]), and the Adam kernel's instantiation
+//! CPU and every length: `matrixmultiply`'s raw-pointer GEMM, the narrow AVX2 kernels
+//! and the packed-panel GEMM ([`gemm`]), generic slices seen as f32 ([`f32_view`]), and the Adam kernel's instantiation
 //! per SIMD tier.
 #![allow(unsafe_code)]
 
 pub mod f32_view;
 pub mod gemm;
 pub(crate) mod gemm_narrow;
+pub(crate) mod gemm_packed;
+pub(crate) mod gemm_packed_kernel;
 
 use crate::adam::AdamStep;
 
