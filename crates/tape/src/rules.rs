@@ -199,6 +199,19 @@ pub(crate) fn epsilon_signal<T: Float>(g: &[T], z: &[T], epsilon: f64, s: &mut [
         "one signal per output"
     );
     let eps = T::from_f64(epsilon);
+    if let (Some(g), Some(z), Some(s)) = (
+        tensor::f32_view::as_f32(g),
+        tensor::f32_view::as_f32(z),
+        tensor::f32_view::as_f32_mut(s),
+    ) {
+        // f32: the same loop compiled at the CPU's vector width (the same bits on every tier).
+        let (tier, eps) = (tensor::cpu::tier(), epsilon as f32);
+        s.par_chunks_mut(SIGNAL_CHUNK)
+            .zip(g.par_chunks(SIGNAL_CHUNK))
+            .zip(z.par_chunks(SIGNAL_CHUNK))
+            .for_each(|((s, g), z)| tensor::stabilized_ratio::stabilized_ratio(tier, g, z, eps, s));
+        return;
+    }
     s.par_chunks_mut(SIGNAL_CHUNK)
         .zip(g.par_chunks(SIGNAL_CHUNK))
         .zip(z.par_chunks(SIGNAL_CHUNK))

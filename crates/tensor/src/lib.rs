@@ -12,6 +12,7 @@
 //! - [`adam`]: the Adam update of a chunk of f32 parameters, its AVX-512 form behind a safe call.
 //! - [`cpu`]: the SIMD tier, and the run-time checks for the instruction sets of the
 //!   `#[target_feature]` kernels.
+//! - [`stabilized_ratio`](mod@stabilized_ratio): LRP-epsilon's elementwise quotient, per SIMD tier.
 //! - [`tiered!`]: one kernel body compiled once per SIMD tier, behind one safe function.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
@@ -29,6 +30,7 @@ pub mod error;
 pub mod float;
 pub mod parallel;
 pub mod simd;
+pub mod stabilized_ratio;
 mod tensor;
 pub mod testing;
 mod tiered;

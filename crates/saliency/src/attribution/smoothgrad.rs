@@ -4,7 +4,7 @@
 use tensor::{Float, Tensor};
 
 use super::sampling::{
-    check_batch, check_samples, check_sigma, gradients_at_points_par, normal, sample_rng,
+    add_normal_noise, check_batch, check_samples, check_sigma, gradients_at_points_par, sample_rng,
 };
 use super::target::Score;
 use super::{check_classes, check_inputs, default_batch, AttributionError};
@@ -41,13 +41,14 @@ impl Default for NoiseOptions {
 /// Salt of the noise streams (shared by SmoothGrad and VarGrad, so the two see the same copies).
 const SALT_NOISE: u64 = 0x5600;
 
-/// The per-image mean and mean square of |dF/dx| over the noisy copies, in f64, summed in sample
-/// order.
+/// The per-image mean of |dF/dx| over the noisy copies and, when `squares`, its mean square
+/// (else an empty vector), in f64, summed in sample order.
 pub(crate) fn noisy_moments<T: Float>(
     model: &Model<T>,
     inputs: &Tensor<T>,
     classes: &[usize],
     options: &NoiseOptions,
+    squares: bool,
 ) -> Result<(Vec<f64>, Vec<f64>), AttributionError> {
     let n = check_inputs(model, inputs)?;
     check_classes(classes, n, model.classes)?;
@@ -57,7 +58,7 @@ pub(crate) fn noisy_moments<T: Float>(
     check_batch(batch)?;
     let per = inputs.numel() / n;
     let mut sum = vec![0.0f64; n * per];
-    let mut sum_sq = vec![0.0f64; n * per];
+    let mut sum_sq = vec![0.0f64; if squares { n * per } else { 0 }];
     let (a, sigma) = (inputs.data(), options.sigma);
     gradients_at_points_par(
         model,
@@ -69,9 +70,7 @@ pub(crate) fn noisy_moments<T: Float>(
         // The noise is drawn straight into the pass's batch, from the (image, sample) stream.
         |i, k, point| {
             let mut rng = sample_rng(options.seed, SALT_NOISE, i, k);
-            for (p, &x) in point.iter_mut().zip(&a[i * per..(i + 1) * per]) {
-                *p = T::from_f64(x.to_f64() + sigma * normal(&mut rng));
-            }
+            add_normal_noise(&mut rng, sigma, &a[i * per..(i + 1) * per], point);
         },
         |pass, grads| add_moments(pass, grads, per, &mut sum, &mut sum_sq),
     )?;
@@ -84,9 +83,10 @@ pub(crate) fn noisy_moments<T: Float>(
 /// Pixels per task of [`add_moments`].
 const MOMENT_BLOCK: usize = 1024;
 
-/// Adds |g| and g^2 of each gradient of a pass to its image's running sums, in sample order
-/// for every pixel whatever the split: in parallel over the pass's images and blocks of
-/// pixels, each task reading its pixels of that image's gradients in pass order.
+/// Adds |g| (and g^2, unless `sum_sq` is empty) of each gradient of a pass to its image's
+/// running sums, in sample order for every pixel whatever the split: in parallel over the
+/// pass's images and blocks of pixels, each task reading its pixels of that image's gradients
+/// in pass order.
 fn add_moments<T: Float>(
     pass: &[(usize, usize)],
     grads: &[T],
@@ -99,16 +99,36 @@ fn add_moments<T: Float>(
         return;
     };
     let images = first * per..(last + 1) * per;
+    // This image's gradients: the pass is image-major, so they are one run of it.
+    let own = |image: usize| {
+        let from = pass.partition_point(|&(i, _)| i < image);
+        let to = pass.partition_point(|&(i, _)| i <= image);
+        &grads[from * per..to * per]
+    };
+    if sum_sq.is_empty() {
+        sum[images]
+            .par_chunks_mut(per)
+            .enumerate()
+            .for_each(|(offset, s)| {
+                let own = own(first + offset);
+                s.par_chunks_mut(MOMENT_BLOCK)
+                    .enumerate()
+                    .for_each(|(b, s)| {
+                        for g in own.chunks_exact(per) {
+                            for (s, &gv) in s.iter_mut().zip(&g[b * MOMENT_BLOCK..]) {
+                                *s += gv.to_f64().abs();
+                            }
+                        }
+                    });
+            });
+        return;
+    }
     sum[images.clone()]
         .par_chunks_mut(per)
         .zip(sum_sq[images].par_chunks_mut(per))
         .enumerate()
         .for_each(|(offset, (s, q))| {
-            let image = first + offset;
-            // The pass is image-major: this image's gradients are one run of it.
-            let from = pass.partition_point(|&(i, _)| i < image);
-            let to = pass.partition_point(|&(i, _)| i <= image);
-            let own = &grads[from * per..to * per];
+            let own = own(first + offset);
             s.par_chunks_mut(MOMENT_BLOCK)
                 .zip(q.par_chunks_mut(MOMENT_BLOCK))
                 .enumerate()
@@ -135,7 +155,7 @@ pub fn smoothgrad<T: Float>(
     classes: &[usize],
     options: &NoiseOptions,
 ) -> Result<Tensor<T>, AttributionError> {
-    let (mean, _) = noisy_moments(model, inputs, classes, options)?;
+    let (mean, _) = noisy_moments(model, inputs, classes, options, false)?;
     Ok(Tensor::from_vec(
         inputs.shape(),
         mean.into_iter().map(T::from_f64).collect(),

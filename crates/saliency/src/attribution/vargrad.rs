@@ -16,7 +16,7 @@ pub fn vargrad<T: Float>(
     classes: &[usize],
     options: &NoiseOptions,
 ) -> Result<Tensor<T>, AttributionError> {
-    let (mean, mean_sq) = noisy_moments(model, inputs, classes, options)?;
+    let (mean, mean_sq) = noisy_moments(model, inputs, classes, options, true)?;
     let var = mean
         .iter()
         .zip(&mean_sq)

@@ -1,7 +1,7 @@
 //! The one place this crate's `unsafe` lives, each use behind a safe function that checks the
 //! CPU and every length: `matrixmultiply`'s raw-pointer GEMM, the narrow AVX2 kernels
-//! and the packed-panel GEMM ([`gemm`]), generic slices seen as f32 ([`f32_view`]), and the Adam kernel's instantiation
-//! per SIMD tier.
+//! and the packed-panel GEMM ([`gemm`]), generic slices seen as f32 ([`f32_view`]), and the instantiations of the Adam kernel and
+//! LRP-epsilon's quotient per SIMD tier.
 #![allow(unsafe_code)]
 
 pub mod f32_view;
@@ -11,6 +11,7 @@ pub(crate) mod gemm_packed;
 pub(crate) mod gemm_packed_kernel;
 
 use crate::adam::AdamStep;
+use crate::stabilized_ratio;
 
 crate::tiered! {
     /// [`AdamStep::apply`]'s loop on `tier`: every tier the same operations in the same order
@@ -20,5 +21,15 @@ crate::tiered! {
         avx512 => step.apply_body(p, g, m, v),
         avx2 => step.apply_body(p, g, m, v),
         other => step.apply_body(p, g, m, v),
+    }
+}
+
+crate::tiered! {
+    /// [`stabilized_ratio::stabilized_ratio`]'s loop on `tier`: a quotient and selects, exactly
+    /// rounded at any width, so the same bits.
+    pub(crate) fn stabilized_ratio(g: &[f32], z: &[f32], eps: f32, s: &mut [f32]) {
+        avx512 => stabilized_ratio::body(g, z, eps, s),
+        avx2 => stabilized_ratio::body(g, z, eps, s),
+        other => stabilized_ratio::body(g, z, eps, s),
     }
 }
