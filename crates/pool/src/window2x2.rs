@@ -7,7 +7,9 @@
 //! vector compares and selects inside functions compiled with `#[target_feature(enable =
 //! "avx512f,avx2,fma")]` (entered only when the CPU has them; the same code runs unvectorized
 //! otherwise). Each lane does exactly the scalar scan's compares in the scalar order, so results
-//! are those of the general kernels bit for bit.
+//! are those of the general kernels bit for bit. On x86-64 the AVX2 and AVX-512 tiers run the
+//! f32 forward in AVX2 intrinsics instead (`arch/x86_64/forward2x2_avx2.rs`, 8 windows at a
+//! time, the same bits), which measured faster than this body on both.
 //!
 //! The backward of these windows, for f32, is in intrinsics (`arch/x86_64/backward2x2_f32.rs`
 //! for AVX-512, `backward2x2_avx2.rs` for AVX2; each input-gradient value written once); a
@@ -199,10 +201,15 @@ mod tests {
     }
 
     fn check_tier(tier: Tier) {
-        for (h, w) in [(28, 28), (7, 7), (5, 40), (2, 2)] {
+        for (h, w) in [(28, 28), (7, 7), (5, 40), (2, 2), (3, 5), (14, 17)] {
             let g = Pool2dGeometry::new(2, 2, h, w, 2, 2).unwrap();
+            // ties, negatives, signed zeros and NaN, none in step with the windows
             let x: Vec<f32> = (0..g.input_len())
-                .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 4.0)
+                .map(|i| match i % 37 {
+                    5 => f32::NAN,
+                    11 => -0.0,
+                    _ => ((i * 7919 % 23) as f32 - 11.0) / 4.0,
+                })
                 .collect();
             let (mut out, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
             let (mut out_p, mut arg_p) = (out.clone(), arg.clone());
