@@ -10,14 +10,21 @@ use crate::Float;
 /// True when this CPU runs `tier`. Otherwise writes `SKIPPED <test>: CPU lacks <features>` to
 /// the process's stderr directly (past the test harness's capture, so the line shows in the
 /// test output even though the test passes) and returns false: the caller returns at once.
-/// Tests that call it name the tier they need (`..._needs_avx512`).
+/// Tests that call it name the tier they need (`..._needs_avx512`). Each line is written once
+/// per process, so a property test that asks once per case reports its skip once.
 pub fn require_tier(tier: Tier, test: &str) -> bool {
     if tier.supported() {
         return true;
     }
+    static SAID: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
     let line = format!("SKIPPED {test}: CPU lacks {}\n", tier.needs());
-    // a failed write to stderr leaves nothing better to report to
-    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    // a poisoned list (a test panicked while holding it) still holds what was said
+    let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+    if !said.contains(&line) {
+        // a failed write to stderr leaves nothing better to report to
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+        said.push(line);
+    }
     false
 }
 
