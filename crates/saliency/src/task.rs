@@ -8,7 +8,7 @@ use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{list_image_folder, ImageFolderOptions};
 use crate::data::locate::Found;
 use crate::data::split::{interleave_by_class, train_test_split};
-use crate::data::{DataError, Dataset, Selection};
+use crate::data::{CacheBudget, DataError, Dataset, Images, LoadReport, Selection};
 
 /// Which data, where, and how to split it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -118,13 +118,29 @@ impl DataSpec {
 /// Decodes a selection; files skipped under `--lenient` are counted in a note on standard error.
 pub fn decode_noting_skips(selection: Selection) -> Result<Dataset, DataError> {
     let (data, report) = selection.decode()?;
+    note_skips(&report, &data.name);
+    Ok(data)
+}
+
+/// Opens a selection for training or evaluation ([`Selection::open`]: an image folder is checked
+/// now and decoded per minibatch through a cache drawing on `budget`); files skipped under
+/// `--lenient` are counted in a note on standard error.
+pub fn open_noting_skips(
+    selection: Selection,
+    budget: &std::sync::Arc<CacheBudget>,
+) -> Result<Images, DataError> {
+    let name = selection.name().to_string();
+    let (images, report) = selection.open(budget)?;
+    note_skips(&report, &name);
+    Ok(images)
+}
+
+fn note_skips(report: &LoadReport, name: &str) {
     if let Some((first, reason)) = report.skipped.first() {
         eprintln!(
-            "note: --lenient: skipped {} unreadable file(s) of {}, the first {}: {reason}",
+            "note: --lenient: skipped {} unreadable file(s) of {name}, the first {}: {reason}",
             report.skipped.len(),
-            data.name,
             first.display(),
         );
     }
-    Ok(data)
 }
