@@ -289,7 +289,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
         test = test.take(n);
     }
     // An image folder is checked now and decoded a minibatch at a time, its images kept in
-    // memory up to half of what is available: a folder of any size trains in bounded memory.
+    // memory up to a quarter of what is available: a folder of any size trains in bounded memory.
     let budget = CacheBudget::from_available_memory();
     let train = open_noting_skips(train, &budget).context("loading the data")?;
     let test = open_noting_skips(test, &budget).context("loading the data")?;

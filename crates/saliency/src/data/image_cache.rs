@@ -20,8 +20,9 @@ impl CacheBudget {
         })
     }
 
-    /// The default for a run: half of the memory available now (the rest is left to the model,
-    /// its minibatches and the images decoded for them), or 2 GiB when it cannot be read.
+    /// The default for a run: a quarter of the memory available now (the rest is left to the
+    /// model's activations, its minibatches, the images decoded for them and the freed memory the
+    /// allocator keeps, `allocator.rs`), or 1 GiB when it cannot be read.
     pub fn from_available_memory() -> Arc<Self> {
         Self::new(default_limit(crate::memory::available_bytes()))
     }
@@ -53,7 +54,7 @@ impl CacheBudget {
 /// The default cache limit for `available` bytes of free memory (see
 /// [`CacheBudget::from_available_memory`]).
 pub fn default_limit(available: Option<u64>) -> u64 {
-    available.map_or(2 << 30, |a| a / 2)
+    available.map_or(1 << 30, |a| a / 4)
 }
 
 /// One slot per image of a set, each filled at most once while the shared budget has room;
@@ -143,8 +144,8 @@ mod tests {
     }
 
     #[test]
-    fn the_default_limit_is_half_the_available_memory() {
-        assert_eq!(default_limit(Some(8 << 30)), 4 << 30);
-        assert_eq!(default_limit(None), 2 << 30);
+    fn the_default_limit_is_a_quarter_of_the_available_memory() {
+        assert_eq!(default_limit(Some(8 << 30)), 2 << 30);
+        assert_eq!(default_limit(None), 1 << 30);
     }
 }
