@@ -135,6 +135,25 @@ pub fn open_noting_skips(
     Ok(images)
 }
 
+/// A note on standard error when an image folder's images do not all fit in the cache of
+/// `budget`, so that the rest are decoded again every epoch.
+pub fn note_uncached(sets: &[&Images], budget: &CacheBudget) {
+    let (mut kept, mut total) = (0, 0);
+    for set in sets {
+        if let Images::Files(files) = set {
+            kept += files.cached();
+            total += crate::data::ImageSource::count(files);
+        }
+    }
+    if kept < total {
+        eprintln!(
+            "note: the image cache ({}, a quarter of the memory available) holds {kept} of the \
+             {total} images; the others are decoded again every time a minibatch needs them",
+            crate::memory::show_bytes(budget.limit() as f64)
+        );
+    }
+}
+
 fn note_skips(report: &LoadReport, name: &str) {
     if let Some((first, reason)) = report.skipped.first() {
         eprintln!(

@@ -293,6 +293,7 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let budget = CacheBudget::from_available_memory();
     let train = open_noting_skips(train, &budget).context("loading the data")?;
     let test = open_noting_skips(test, &budget).context("loading the data")?;
+    crate::task::note_uncached(&[&train, &test], &budget);
     eprintln!(
         "{} on {}: {} training / {} {} images, {} epochs, batch {}, {} thread(s), data loaded in {:.1} s",
         config.model,
