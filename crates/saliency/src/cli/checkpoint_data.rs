@@ -1,6 +1,7 @@
 //! Loading a checkpoint together with the test split of the data set it was trained on.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
@@ -28,14 +29,15 @@ pub fn load_with_test_data(
 }
 
 /// As [`load_with_test_data`], but an image folder's test split is opened for reading a batch at
-/// a time ([`crate::data::Selection::open`]) instead of decoded whole: for evaluating every test
-/// image in bounded memory.
+/// a time ([`crate::data::Selection::open`]), its decoded images cached within `budget`, instead
+/// of decoded whole: for evaluating every test image, or reading a few, in bounded memory.
 pub fn load_with_test_images(
     checkpoint: &Path,
     data: &DataArgs,
+    budget: &Arc<CacheBudget>,
 ) -> anyhow::Result<(Model<f32>, ModelMeta, Images)> {
     let (model, meta, test) = load_with_test_selection(checkpoint, data)?;
-    let test = crate::task::open_noting_skips(test, &CacheBudget::from_available_memory())
+    let test = crate::task::open_noting_skips(test, budget)
         .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
     check_test_set(checkpoint, &meta, &test)?;
     Ok((model, meta, test))

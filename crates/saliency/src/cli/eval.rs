@@ -6,7 +6,7 @@ use clap::Args;
 
 use super::checkpoint_data::load_with_test_images;
 use super::common::DataArgs;
-use crate::data::Prefix;
+use crate::data::{CacheBudget, Prefix};
 use crate::train::evaluate;
 
 /// Options of `saliency eval`.
@@ -34,7 +34,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<()> {
         anyhow::bail!("--limit: expected at least 1, found 0");
     }
     // The test split is read a batch at a time (an image folder's files decoded per batch).
-    let (model, meta, test) = load_with_test_images(&args.checkpoint, &args.data)?;
+    // Each image is read once: the cache only spares decoding it a second time after opening.
+    let budget = CacheBudget::from_available_memory();
+    let (model, meta, test) = load_with_test_images(&args.checkpoint, &args.data, &budget)?;
     let test = Prefix::new(&test, args.limit.unwrap_or(usize::MAX));
     let ev = evaluate(&model, &test)?;
     if args.json {
