@@ -155,8 +155,9 @@ fn bench_with_a_batch_beyond_memory_is_refused_naming_the_option() {
 /// Item 9: 10,000 tiny flower files with `--limit-train 2` used to be decoded and resized to
 /// 256 x 256 up front (7.9 GB, an abort under a memory limit). The listing and the seeded split
 /// now come from the file names alone and only the images the split and the limits select are
-/// decoded: here every other file is not an image at all, and the run still trains. Without
-/// `--limit-test` a corrupt file is selected, and strict loading names it.
+/// opened: here every other file is not an image at all, and the run still trains. Without
+/// `--limit-test` a corrupt file is selected, and strict loading names it when the data is opened,
+/// before training starts.
 #[test]
 fn a_large_folder_with_small_limits_decodes_only_the_selected_files() {
     use saliency::data::split::{interleave_by_class, train_test_split};
@@ -208,4 +209,96 @@ fn a_large_folder_with_small_limits_decodes_only_the_selected_files() {
         &[&first_corrupt.display().to_string(), "not an image"],
     );
     assert!(!out.exists(), "a refused run leaves no folder: {stderr}");
+}
+
+/// Item 9, a folder used whole: 4,000 4x4 PNGs (3,600 in the test split) used to be resized to
+/// 256 x 256 floats all at once, 2.8 GB for the split alone, refused beyond the memory available
+/// and aborting under `ulimit -v`. Now each file is checked once and kept, while a cache of a
+/// quarter of the available memory has room, as 8-bit pixels (a quarter of the floats, 708 MB
+/// here); evaluation reads a batch at a time, decoding what the cache does not hold. The peak stays
+/// well under the old allocation, and under a 600 MB address-space limit, where keeping every
+/// image aborted the process, the cache holds what fits and the command succeeds.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux (/proc, sh's ulimit -v)"
+)]
+fn a_folder_of_thousands_of_tiny_images_is_read_in_bounded_memory() {
+    let s = Scratch::new("tiny-whole");
+    let classes = ["daisy", "roses"];
+    for (k, class) in classes.iter().enumerate() {
+        let dir = s.join(&format!("flowers/{class}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..2000u32 {
+            std::fs::write(dir.join(format!("{i:04}.png")), png(4, 2000 * k as u32 + i)).unwrap();
+        }
+    }
+    let ckpt = s.join("model.safetensors");
+    write_checkpoint(&ckpt, "flowers", [3, 256, 256], &classes);
+    let args = [
+        "eval",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-dir",
+        s.0.to_str().unwrap(),
+        "--no-download",
+        "--test-fraction",
+        "0.9",
+        "--limit",
+        "20",
+        "--threads",
+        "1",
+    ];
+    let (out, peak) = run_measuring_peak(command(&s.0, &args));
+    let stderr = assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(20 images)"), "{stdout}{stderr}");
+    // What the whole split took as floats before: 3,600 images of 3 x 256 x 256.
+    let dense: u64 = 3600 * 3 * 256 * 256 * 4;
+    let peak = peak.expect("VmHWM sampled from /proc");
+    eprintln!("peak resident memory: {peak} bytes");
+    assert!(
+        peak < dense / 2,
+        "peak resident memory {peak} bytes, the floats of the split alone {dense} bytes"
+    );
+
+    // Under an address-space limit the cache takes a quarter of what is left of it.
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .arg("-c")
+        .arg("ulimit -v 600000 && exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(args)
+        .current_dir(&s.0)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("SALIENCY_DATA");
+    let (out, _) = run_measuring_peak(limited);
+    let stderr = assert_ok(&out);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("(20 images)"), "{stdout}{stderr}");
+}
+
+/// Runs `command`, sampling its peak resident memory (Linux `VmHWM`, `None` elsewhere)
+/// until it exits. The mark only rises, so the last sample before the exit is close to the peak.
+fn run_measuring_peak(mut command: std::process::Command) -> (std::process::Output, Option<u64>) {
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the saliency binary runs");
+    let status = format!("/proc/{}/status", child.id());
+    let mut peak = None;
+    while child.try_wait().unwrap().is_none() {
+        let kib = std::fs::read_to_string(&status).ok().and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        });
+        if let Some(kib) = kib {
+            peak = Some(peak.unwrap_or(0).max(kib * 1024));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    (child.wait_with_output().unwrap(), peak)
 }

@@ -4,8 +4,9 @@
 use crate::models::{layer_table, Model};
 use tensor::Float;
 
-/// Bytes this process may still allocate: the smaller of the kernel's `MemAvailable` and the
-/// cgroup limit (`memory.max` minus `memory.current`), when either can be read.
+/// Bytes this process may still allocate: the smallest of the kernel's `MemAvailable`, the
+/// cgroup limit (`memory.max` minus `memory.current`) and the address-space limit (`ulimit -v`,
+/// minus the address space in use), of those that can be read.
 pub fn available_bytes() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| {
         t.lines()
@@ -22,10 +23,38 @@ pub fn available_bytes() -> Option<u64> {
     // "max" (no limit) does not parse and is skipped.
     let cgroup =
         read("memory.max").map(|max| max.saturating_sub(read("memory.current").unwrap_or(0)));
-    match (meminfo, cgroup) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
+    [meminfo, cgroup, address_space_left()]
+        .into_iter()
+        .flatten()
+        .min()
+}
+
+/// What `ulimit -v` (RLIMIT_AS, soft) leaves of this process's address space, `None` without a
+/// limit: under one an allocation fails (and the process aborts) long before memory runs out.
+fn address_space_left() -> Option<u64> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    address_space_left_from(&limits, &status)
+}
+
+/// [`address_space_left`] from the texts of `/proc/self/limits` and `/proc/self/status`.
+fn address_space_left_from(limits: &str, status: &str) -> Option<u64> {
+    // "Max address space   <soft>   <hard>   bytes"; "unlimited" does not parse.
+    let limit: u64 = limits
+        .lines()
+        .find(|l| l.starts_with("Max address space"))?
+        .split_whitespace()
+        .nth(3)?
+        .parse()
+        .ok()?;
+    let used_kib: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmSize:"))?
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()?;
+    Some(limit.saturating_sub(used_kib * 1024))
 }
 
 /// Floats one image occupies on its way through `model`: the input plus every layer's output.
@@ -88,5 +117,20 @@ mod tests {
             "{err}"
         );
         assert!(check("--batch-size", 16, "the batch", 16.0 * per as f64 * 4.0).is_ok());
+    }
+
+    #[test]
+    fn an_address_space_limit_counts_what_is_left_of_it() {
+        let status = "Name:\tsaliency\nVmPeak:\t  900000 kB\nVmSize:\t  500000 kB\n";
+        let limited =
+            "Max cpu time              unlimited            unlimited            seconds\n\
+                       Max address space         1536000000           unlimited            bytes\n";
+        assert_eq!(
+            address_space_left_from(limited, status),
+            Some(1_536_000_000 - 512_000_000)
+        );
+        let unlimited =
+            "Max address space         unlimited            unlimited            bytes\n";
+        assert_eq!(address_space_left_from(unlimited, status), None);
     }
 }

@@ -8,7 +8,7 @@ use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::image_folder::{list_image_folder, ImageFolderOptions};
 use crate::data::locate::Found;
 use crate::data::split::{interleave_by_class, train_test_split};
-use crate::data::{DataError, Dataset, Selection};
+use crate::data::{CacheBudget, DataError, Dataset, Images, LoadReport, Selection};
 
 /// Which data, where, and how to split it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -118,13 +118,48 @@ impl DataSpec {
 /// Decodes a selection; files skipped under `--lenient` are counted in a note on standard error.
 pub fn decode_noting_skips(selection: Selection) -> Result<Dataset, DataError> {
     let (data, report) = selection.decode()?;
+    note_skips(&report, &data.name);
+    Ok(data)
+}
+
+/// Opens a selection for training or evaluation ([`Selection::open`]: an image folder is checked
+/// now and decoded per minibatch through a cache drawing on `budget`); files skipped under
+/// `--lenient` are counted in a note on standard error.
+pub fn open_noting_skips(
+    selection: Selection,
+    budget: &std::sync::Arc<CacheBudget>,
+) -> Result<Images, DataError> {
+    let name = selection.name().to_string();
+    let (images, report) = selection.open(budget)?;
+    note_skips(&report, &name);
+    Ok(images)
+}
+
+/// A note on standard error when an image folder's images do not all fit in the cache of
+/// `budget`, so that the rest are decoded again every epoch.
+pub fn note_uncached(sets: &[&Images], budget: &CacheBudget) {
+    let (mut kept, mut total) = (0, 0);
+    for set in sets {
+        if let Images::Files(files) = set {
+            kept += files.cached();
+            total += crate::data::ImageSource::count(files);
+        }
+    }
+    if kept < total {
+        eprintln!(
+            "note: the image cache ({}, a quarter of the memory available) holds {kept} of the \
+             {total} images; the others are decoded again every time a minibatch needs them",
+            crate::memory::show_bytes(budget.limit() as f64)
+        );
+    }
+}
+
+fn note_skips(report: &LoadReport, name: &str) {
     if let Some((first, reason)) = report.skipped.first() {
         eprintln!(
-            "note: --lenient: skipped {} unreadable file(s) of {}, the first {}: {reason}",
+            "note: --lenient: skipped {} unreadable file(s) of {name}, the first {}: {reason}",
             report.skipped.len(),
-            data.name,
             first.display(),
         );
     }
-    Ok(data)
 }

@@ -6,12 +6,13 @@ use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 
 use super::attribute_method::{compute, MethodSettings};
-use super::checkpoint_data::{load_any, load_with_test_data, parse_indices};
+use super::checkpoint_data::{load_any, load_with_test_images, parse_indices};
 use super::common::DataArgs;
 use super::user_images::load_user_images;
 use crate::attribution::Method;
 use crate::attribution::{Score, Target};
 use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::data::{CacheBudget, ImageSource};
 use crate::infer::{argmax_rows, predict_probs};
 use crate::render::{attribution_picture, save_png, PictureItem, PictureOptions, Sign, Style};
 use crate::staged_dir::StagedDir;
@@ -160,9 +161,11 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         );
     }
     let (model, meta, batch) = if args.image.is_empty() {
-        let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
-        let idx = parse_indices(args.indices.as_deref().unwrap_or("0..16"), test.len())?;
-        let subset = test.subset(&idx, "selected");
+        // Only the picked test images are held, as floats; nothing is cached (they are read once).
+        let (model, meta, test) =
+            load_with_test_images(&args.checkpoint, &args.data, &CacheBudget::new(0))?;
+        let idx = parse_indices(args.indices.as_deref().unwrap_or("0..16"), test.count())?;
+        let subset = test.to_dataset(&idx, "selected")?;
         let [c, h, w] = model.input;
         let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
         let labels = subset.labels.iter().map(|&l| l as usize).collect();

@@ -1,13 +1,14 @@
 //! Loading a checkpoint together with the test split of the data set it was trained on.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{bail, Context};
 
 use super::common::DataArgs;
 use crate::checkpoint::CheckpointError;
-use crate::data::Dataset;
 use crate::data::FASHION_MNIST_CLASS_NAMES;
+use crate::data::{CacheBudget, Dataset, ImageSource, Images, Selection};
 use crate::model_io::{load_model, load_state_dict, ModelIoError, ModelMeta};
 use crate::models::Model;
 
@@ -20,6 +21,33 @@ pub fn load_with_test_data(
     checkpoint: &Path,
     data: &DataArgs,
 ) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
+    let (model, meta, test) = load_with_test_selection(checkpoint, data)?;
+    let test = crate::task::decode_noting_skips(test)
+        .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
+    check_test_set(checkpoint, &meta, &test)?;
+    Ok((model, meta, test))
+}
+
+/// As [`load_with_test_data`], but an image folder's test split is opened for reading a batch at
+/// a time ([`crate::data::Selection::open`]), its decoded images cached within `budget`, instead
+/// of decoded whole: for evaluating every test image, or reading a few, in bounded memory.
+pub fn load_with_test_images(
+    checkpoint: &Path,
+    data: &DataArgs,
+    budget: &Arc<CacheBudget>,
+) -> anyhow::Result<(Model<f32>, ModelMeta, Images)> {
+    let (model, meta, test) = load_with_test_selection(checkpoint, data)?;
+    let test = crate::task::open_noting_skips(test, budget)
+        .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
+    check_test_set(checkpoint, &meta, &test)?;
+    Ok((model, meta, test))
+}
+
+/// The checkpoint and the test split of its data set, chosen but not yet decoded.
+fn load_with_test_selection(
+    checkpoint: &Path,
+    data: &DataArgs,
+) -> anyhow::Result<(Model<f32>, ModelMeta, Selection)> {
     let (model, meta) = load_any(checkpoint, data)?;
     let shown = checkpoint.display();
     if !["fashion-mnist", "flowers", "flowers17"].contains(&meta.dataset.as_str()) {
@@ -57,34 +85,42 @@ pub fn load_with_test_data(
     if let Some(note) = &found.note {
         eprintln!("note: {note}");
     }
-    let test = crate::task::decode_noting_skips(test)
-        .with_context(|| format!("loading the test data for {shown}"))?;
-    if test.shape != meta.input {
+    Ok((model, meta, test))
+}
+
+/// Refuses a test set the model cannot be evaluated on.
+fn check_test_set(
+    checkpoint: &Path,
+    meta: &ModelMeta,
+    test: &dyn ImageSource,
+) -> anyhow::Result<()> {
+    let shown = checkpoint.display();
+    if test.shape() != meta.input {
         bail!(
             "{shown}: the model takes inputs {:?} but the data set gives {:?}",
             meta.input,
-            test.shape
+            test.shape()
         );
     }
     // A class with one image gives it to training, so a tiny folder can split into no test
     // images; evaluating that printed "(0 images): accuracy 0.00 %".
-    if test.is_empty() {
+    if test.count() == 0 {
         bail!(
             "{shown}: the test split of {} is empty (each class needs at least 2 images so one \
              can be held out)",
-            test.name
+            test.name()
         );
     }
     // Labels index the model's outputs: a checkpoint for other classes would read past them.
-    if test.class_names != meta.class_names {
+    if test.class_names() != meta.class_names {
         bail!(
             "{shown}: the model's classes are {:?} but {} has classes {:?}",
             meta.class_names,
-            test.name,
-            test.class_names
+            test.name(),
+            test.class_names()
         );
     }
-    Ok((model, meta, test))
+    Ok(())
 }
 
 /// A checkpoint of ours, or, with `--architecture`, a plain PyTorch state_dict taken as trained on

@@ -4,8 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::checkpoint_data::load_with_test_data;
+use super::checkpoint_data::load_with_test_images;
 use super::common::DataArgs;
+use crate::data::{CacheBudget, Prefix};
 use crate::train::evaluate;
 
 /// Options of `saliency eval`.
@@ -29,12 +30,14 @@ pub struct EvalArgs {
 
 /// Loads the checkpoint and its data, evaluates, prints.
 pub fn run(args: EvalArgs) -> anyhow::Result<()> {
-    let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
-    let test = match args.limit {
-        Some(0) => anyhow::bail!("--limit: expected at least 1, found 0"),
-        Some(n) => test.take(n),
-        None => test,
-    };
+    if args.limit == Some(0) {
+        anyhow::bail!("--limit: expected at least 1, found 0");
+    }
+    // The test split is read a batch at a time (an image folder's files decoded per batch).
+    // Each image is read once: the cache only spares decoding it a second time after opening.
+    let budget = CacheBudget::from_available_memory();
+    let (model, meta, test) = load_with_test_images(&args.checkpoint, &args.data, &budget)?;
+    let test = Prefix::new(&test, args.limit.unwrap_or(usize::MAX));
     let ev = evaluate(&model, &test)?;
     if args.json {
         println!(

@@ -10,13 +10,14 @@ use clap::{Args, ValueEnum};
 use tensor::Tensor;
 
 use super::attribute_method::MethodSettings;
-use super::checkpoint_data::{load_with_test_data, parse_indices};
+use super::checkpoint_data::{load_with_test_images, parse_indices};
 use super::common::DataArgs;
 use crate::attribution::evaluation::mean;
 use crate::attribution::{
     evaluate_method, fresh_donor, CurveOptions, EvaluationOptions, InfidelityOptions, Method,
     Replacement, Score, SensitivityOptions, Target,
 };
+use crate::data::{CacheBudget, ImageSource};
 use crate::staged_dir::StagedDir;
 
 /// What removed pixels become in the deletion and insertion curves.
@@ -102,7 +103,9 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
             args.perturbations
         );
     }
-    let (model, _meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
+    // Only the picked test images are held, as floats; nothing is cached (they are read once).
+    let (model, _meta, test) =
+        load_with_test_images(&args.checkpoint, &args.data, &CacheBudget::new(0))?;
     let [c, h, w] = model.input;
     if args.curve_steps == 0 || args.curve_steps > h * w {
         bail!(
@@ -111,8 +114,8 @@ pub fn run(args: EvaluateAttributionArgs) -> anyhow::Result<()> {
             args.curve_steps
         );
     }
-    let idx = parse_indices(&args.indices, test.len())?;
-    let subset = test.subset(&idx, "selected");
+    let idx = parse_indices(&args.indices, test.count())?;
+    let subset = test.to_dataset(&idx, "selected")?;
     let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
     let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();
     let classes = args.target.resolve(&model, &inputs, Some(&labels))?;

@@ -10,10 +10,11 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::choices::{one_of, LOSSES, MODELS, OPTIMIZERS};
 use super::common::DataArgs;
 use crate::attribution::{AttributionMovie, MovieOptions, TrainingIntegratedGradients};
+use crate::data::{CacheBudget, ImageSource};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
 use crate::staged_dir::StagedDir;
-use crate::task::decode_noting_skips;
+use crate::task::open_noting_skips;
 use crate::train::run_folder::{self, RunLock, RunStatus};
 use crate::train::state::STATE_FILE;
 use crate::train::{
@@ -287,14 +288,18 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     if let Some(n) = config.limit_test {
         test = test.take(n);
     }
-    let train = decode_noting_skips(train).context("loading the data")?;
-    let test = decode_noting_skips(test).context("loading the data")?;
+    // An image folder is checked now and decoded a minibatch at a time, its images kept in
+    // memory up to a quarter of what is available: a folder of any size trains in bounded memory.
+    let budget = CacheBudget::from_available_memory();
+    let train = open_noting_skips(train, &budget).context("loading the data")?;
+    let test = open_noting_skips(test, &budget).context("loading the data")?;
+    crate::task::note_uncached(&[&train, &test], &budget);
     eprintln!(
         "{} on {}: {} training / {} {} images, {} epochs, batch {}, {} thread(s), data loaded in {:.1} s",
         config.model,
         config.dataset,
-        train.len(),
-        test.len(),
+        train.count(),
+        test.count(),
         if config.validation.is_some() { "validation" } else { "test" },
         config.epochs,
         config.batch_size,
@@ -313,8 +318,8 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     }
     let record = RunRecord {
         test_fraction: (config.dataset != "fashion-mnist").then_some(spec.test_fraction),
-        train_images: train.len(),
-        test_images: test.len(),
+        train_images: train.count(),
+        test_images: test.count(),
         movie: args.movie.is_some(),
         integrate_gradients: args.integrate_gradients,
     };
@@ -328,21 +333,21 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
     let mut trainer = if args.resume {
         Trainer::resume(
             config.clone(),
-            train.shape,
-            train.class_names.clone(),
+            train.shape(),
+            train.class_names().to_vec(),
             &record,
             &args.out,
             args.force,
         )?
     } else {
-        let mut t = Trainer::new(config.clone(), train.shape, train.class_names.clone())?;
+        let mut t = Trainer::new(config.clone(), train.shape(), train.class_names().to_vec())?;
         t.record = record;
         t
     };
     // The counters are metadata, outside the checkpoint's checksum: a damaged step count used to
     // wrap silently. Without --force the batch size and data are the run's, so every completed
     // epoch took exactly `batches` steps.
-    let batches = train.len().div_ceil(config.batch_size) as u64;
+    let batches = train.count().div_ceil(config.batch_size) as u64;
     if args.resume && !args.force && Some(trainer.step) != trainer.epoch.checked_mul(batches) {
         bail!(
             "--resume: {}: the metadata says step {} after {} epoch(s), but {} epoch(s) of {batches} \
@@ -381,17 +386,22 @@ pub fn run(args: TrainArgs) -> anyhow::Result<()> {
                 png_dir: args.movie_png.then(|| stage.path().join("frames")),
                 ..MovieOptions::default()
             };
+            // The movie draws at most the first 16 test images: only these are held in memory.
             Some(AttributionMovie::from_dataset(
                 &stage.path().join("attribution.gif"),
-                &test,
+                &test
+                    .first_dataset(16)
+                    .context("loading the movie's images")?,
                 opts,
             )?)
         }
         None => None,
     };
     let mut integrated = if args.integrate_gradients {
-        let n = test.len().min(16);
-        let first = test.take(n);
+        let n = test.count().min(16);
+        let first = test
+            .first_dataset(n)
+            .context("loading the images for --integrate-gradients")?;
         let [c, h, w] = first.shape;
         let inputs = tensor::Tensor::from_vec(&[n, c, h, w], first.images.clone())?;
         let labels = first.labels.iter().map(|&l| l as usize).collect();

@@ -17,6 +17,43 @@ pub(crate) fn decode_into(
     opts: &ImageFolderOptions,
     out: &mut [f32],
 ) -> Result<(), String> {
+    let mut pixels = vec![0u8; out.len()];
+    decode_pixels(path, opts, &mut pixels)?;
+    to_unit_floats(&pixels, out);
+    Ok(())
+}
+
+/// Reads, decodes and resizes one file into `out` as planar (C, size, size) 8-bit pixels: what
+/// [`decode_into`] scales to [0, 1], a quarter of its memory, so a cache of these serves the same
+/// floats bit for bit.
+pub(crate) fn decode_pixels(
+    path: &Path,
+    opts: &ImageFolderOptions,
+    out: &mut [u8],
+) -> Result<(), String> {
+    let bytes = read_limited(path, opts)?;
+    let image = decode_guarded(&bytes, opts, out.len())?;
+    write_chw(&image, opts, out);
+    Ok(())
+}
+
+/// Reads and decodes one file without resizing it: the check that [`decode_pixels`] would
+/// succeed, for an image no cache will keep.
+pub(crate) fn check_file(path: &Path, opts: &ImageFolderOptions) -> Result<(), String> {
+    let bytes = read_limited(path, opts)?;
+    let len = pixel_len(opts).unwrap_or(0);
+    decode_guarded(&bytes, opts, len).map(drop)
+}
+
+/// 8-bit pixels to floats in [0, 1] (`v / 255`, exact and the same on every machine).
+pub(crate) fn to_unit_floats(pixels: &[u8], out: &mut [f32]) {
+    for (o, &v) in out.iter_mut().zip(pixels) {
+        *o = f32::from(v) / 255.0;
+    }
+}
+
+/// The file's bytes, refused when empty or above `opts.max_file_bytes`.
+fn read_limited(path: &Path, opts: &ImageFolderOptions) -> Result<Vec<u8>, String> {
     let len = std::fs::metadata(path)
         .map_err(|e| format!("an unreadable file ({e})"))?
         .len();
@@ -29,8 +66,39 @@ pub(crate) fn decode_into(
             opts.max_file_bytes
         ));
     }
-    let bytes = std::fs::read(path).map_err(|e| format!("an unreadable file ({e})"))?;
-    decode_image_bytes(&bytes, opts, out)
+    std::fs::read(path).map_err(|e| format!("an unreadable file ({e})"))
+}
+
+/// Values in one output image: C * size * size, `None` on overflow.
+fn pixel_len(opts: &ImageFolderOptions) -> Option<usize> {
+    let channels = if opts.gray { 1 } else { 3 };
+    opts.size
+        .checked_mul(opts.size)
+        .and_then(|n| n.checked_mul(channels))
+}
+
+/// Checks the output length and decodes `bytes` behind the panic guard.
+fn decode_guarded(
+    bytes: &[u8],
+    opts: &ImageFolderOptions,
+    out_len: usize,
+) -> Result<DynamicImage, String> {
+    let channels = if opts.gray { 1 } else { 3 };
+    if opts.size == 0 || pixel_len(opts) != Some(out_len) {
+        return Err(format!(
+            "a call with an output of {out_len} values for size {} and {channels} channel(s)",
+            opts.size
+        ));
+    }
+    if bytes.is_empty() {
+        return Err("an empty file (zero bytes)".into());
+    }
+    // A decoder bug on hostile input must not take the whole load down.
+    quietly_catch(|| decode_bytes(bytes, opts)).unwrap_or_else(|message| {
+        Err(format!(
+            "data that made the decoder panic (corrupt image; {message})"
+        ))
+    })
 }
 
 /// Decodes one image file's content (PNG or JPEG, whatever its name says) under the limits of
@@ -45,28 +113,10 @@ pub fn decode_image_bytes(
     opts: &ImageFolderOptions,
     out: &mut [f32],
 ) -> Result<(), String> {
-    let channels = if opts.gray { 1 } else { 3 };
-    let want = opts
-        .size
-        .checked_mul(opts.size)
-        .and_then(|n| n.checked_mul(channels));
-    if opts.size == 0 || want != Some(out.len()) {
-        return Err(format!(
-            "a call with an output of {} values for size {} and {channels} channel(s)",
-            out.len(),
-            opts.size
-        ));
-    }
-    if bytes.is_empty() {
-        return Err("an empty file (zero bytes)".into());
-    }
-    // A decoder bug on hostile input must not take the whole load down.
-    let image = quietly_catch(|| decode_bytes(bytes, opts)).unwrap_or_else(|message| {
-        Err(format!(
-            "data that made the decoder panic (corrupt image; {message})"
-        ))
-    })?;
-    write_nchw(&image, opts, out);
+    let image = decode_guarded(bytes, opts, out.len())?;
+    let mut pixels = vec![0u8; out.len()];
+    write_chw(&image, opts, &mut pixels);
+    to_unit_floats(&pixels, out);
     Ok(())
 }
 
@@ -172,10 +222,10 @@ fn check_jpeg_complete(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
-/// Converts to RGB or luma, resizes to `size` x `size` and writes (C, H, W) floats in [0, 1].
+/// Converts to RGB or luma, resizes to `size` x `size` and writes planar (C, H, W) 8-bit pixels.
 ///
 /// Resizing happens on 8-bit pixels, as PIL and Keras do in the study's scripts.
-fn write_nchw(image: &DynamicImage, opts: &ImageFolderOptions, out: &mut [f32]) {
+fn write_chw(image: &DynamicImage, opts: &ImageFolderOptions, out: &mut [u8]) {
     let side = opts.size as u32;
     let hw = opts.size * opts.size;
     if opts.gray {
@@ -183,9 +233,7 @@ fn write_nchw(image: &DynamicImage, opts: &ImageFolderOptions, out: &mut [f32]) 
         if g.dimensions() != (side, side) {
             g = image::imageops::resize(&g, side, side, FilterType::Triangle);
         }
-        for (o, &v) in out.iter_mut().zip(g.as_raw()) {
-            *o = f32::from(v) / 255.0;
-        }
+        out.copy_from_slice(g.as_raw());
     } else {
         let mut rgb = image.to_rgb8();
         if rgb.dimensions() != (side, side) {
@@ -194,7 +242,7 @@ fn write_nchw(image: &DynamicImage, opts: &ImageFolderOptions, out: &mut [f32]) 
         // Interleaved HWC in, planar CHW out.
         for (p, px) in rgb.as_raw().chunks_exact(3).enumerate() {
             for c in 0..3 {
-                out[c * hw + p] = f32::from(px[c]) / 255.0;
+                out[c * hw + p] = px[c];
             }
         }
     }

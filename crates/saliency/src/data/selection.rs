@@ -6,7 +6,10 @@ use std::sync::Arc;
 use crate::data::dataset::Dataset;
 use crate::data::error::DataError;
 use crate::data::folder_listing::FolderListing;
+use crate::data::image_cache::CacheBudget;
+use crate::data::image_files::ImageFiles;
 use crate::data::image_folder::{ImageFolderOptions, LoadReport};
+use crate::data::image_source::Images;
 
 /// Where a selection's images come from.
 #[derive(Debug)]
@@ -138,6 +141,24 @@ impl Selection {
                 Ok((out, report))
             }
             Source::Listed(listing, opts) => listing.decode(&self.indices, opts, &self.name),
+        }
+    }
+
+    /// The selected images for training or evaluation: an in-memory set as it is, an image
+    /// folder's files checked once and then decoded a minibatch at a time through a cache drawing
+    /// on `budget` ([`ImageFiles::open`]; the report lists the files skipped in lenient mode).
+    /// Reading them gives the same floats, in the same order, as [`Selection::decode`].
+    pub fn open(self, budget: &Arc<CacheBudget>) -> Result<(Images, LoadReport), DataError> {
+        match &*self.source {
+            Source::Decoded(_) => {
+                let (dataset, report) = self.decode()?;
+                Ok((Images::Dense(dataset), report))
+            }
+            Source::Listed(listing, opts) => {
+                let (files, report) =
+                    ImageFiles::open(listing, &self.indices, opts, &self.name, budget)?;
+                Ok((Images::Files(files), report))
+            }
         }
     }
 }

@@ -3,7 +3,7 @@
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::data::Dataset;
+use crate::data::{DataError, ImageSource};
 use crate::models::mix_seed;
 
 use super::config::Augment;
@@ -21,17 +21,18 @@ pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
     order
 }
 
-/// Copies the images at `indices` into one (N, C, H, W) buffer, with their labels.
-pub fn gather(data: &Dataset, indices: &[usize]) -> (Vec<f32>, Vec<usize>) {
-    let per = data.image_len();
-    let mut images = Vec::with_capacity(indices.len() * per);
-    for &i in indices {
-        images.extend_from_slice(data.image(i));
-    }
-    (
+/// The images at `indices` in one (N, C, H, W) buffer, with their labels.
+pub fn gather(
+    data: &dyn ImageSource,
+    indices: &[usize],
+) -> Result<(Vec<f32>, Vec<usize>), DataError> {
+    let mut images = vec![0.0; indices.len() * data.values_per_image()];
+    data.fill(indices, &mut images)?;
+    let labels = data.labels();
+    Ok((
         images,
-        indices.iter().map(|&i| data.labels[i] as usize).collect(),
-    )
+        indices.iter().map(|&i| labels[i] as usize).collect(),
+    ))
 }
 
 /// Applies flips and shifts in place, drawn from `seed` (one seed per step).

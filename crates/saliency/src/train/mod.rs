@@ -17,7 +17,7 @@ pub mod trainer;
 
 pub use adversarial::{AdversarialTraining, TrainingAttack};
 pub use config::{Augment, TrainConfig};
-pub use evaluate::{evaluate, Evaluation};
+pub use evaluate::{evaluate, EvaluateError, Evaluation};
 pub use hook::{TrainHook, TrainState};
 pub use optim::{Optimizer, OptimizerConfig};
 pub use record::RunRecord;

@@ -8,7 +8,7 @@ use tensor::Tensor;
 
 use crate::atomic_file::FileGroup;
 use crate::checkpoint;
-use crate::data::Dataset;
+use crate::data::{DataError, ImageSource};
 use crate::infer::argmax_rows;
 use crate::model_io::{model_checkpoint, ModelMeta};
 use crate::models::{mix_seed, Mode, Model, ModelError};
@@ -19,7 +19,7 @@ use super::config::TrainConfig;
 use super::diagnose::{
     config_differences, first_non_finite_layer, kept_checkpoint, optimizer_kind,
 };
-use super::evaluate::evaluate;
+use super::evaluate::{evaluate, EvaluateError};
 use super::hook::{TrainHook, TrainState};
 use super::metrics_file::{metrics_appended, trim_metrics};
 use super::optim::Optimizer;
@@ -111,6 +111,18 @@ pub enum TrainError {
     /// A hook failed.
     #[error("training hook: {0}")]
     Hook(anyhow::Error),
+    /// An image could not be read (a file changed or was deleted since the data was opened).
+    #[error(transparent)]
+    Data(#[from] DataError),
+}
+
+impl From<EvaluateError> for TrainError {
+    fn from(e: EvaluateError) -> Self {
+        match e {
+            EvaluateError::Model(e) => TrainError::Model(e),
+            EvaluateError::Data(e) => TrainError::Data(e),
+        }
+    }
 }
 
 /// A model, its optimizer and where training stands.
@@ -295,6 +307,8 @@ impl Trainer {
     }
 
     /// Trains until `config.epochs` epochs are done, evaluating on `eval` after each epoch.
+    /// Each minibatch's images are read from `train` when it is assembled (an image folder is
+    /// decoded then, through its cache), so only one minibatch of floats is held at a time.
     /// With `out`, writes `config.json` with the first epoch's checkpoint, and after each epoch
     /// appends to `metrics.jsonl` and replaces the checkpoints (all atomically).
     ///
@@ -307,14 +321,14 @@ impl Trainer {
     /// a hidden `.NAME.tmp-PID` file; nothing reads those, and they can be deleted.
     pub fn run(
         &mut self,
-        train: &Dataset,
-        eval: &Dataset,
+        train: &dyn ImageSource,
+        eval: &dyn ImageSource,
         out: Option<&Path>,
         hooks: &mut [&mut dyn TrainHook],
         progress: &mut dyn FnMut(&TrainEvent),
     ) -> Result<Vec<EpochMetrics>, TrainError> {
         let cfg = self.config.clone();
-        if train.is_empty() {
+        if train.count() == 0 {
             return Err(TrainError::Config("no training images".into()));
         }
         if let Some(dir) = out {
@@ -333,7 +347,8 @@ impl Trainer {
             }
         }
         let mut all = Vec::new();
-        let n = train.len();
+        let n = train.count();
+        let shape = train.shape();
         let batches = n.div_ceil(cfg.batch_size);
         let mut tapes = StepTapes::new();
         while self.epoch < cfg.epochs {
@@ -343,14 +358,14 @@ impl Trainer {
             let order = epoch_order(n, cfg.seed, self.epoch);
             let (mut loss_sum, mut correct, mut seen) = (0.0f64, 0usize, 0usize);
             for (b, idx) in order.chunks(cfg.batch_size).enumerate() {
-                let (mut images, labels) = gather(train, idx);
+                let (mut images, labels) = gather(train, idx)?;
                 augment(
                     &mut images,
-                    train.shape,
+                    shape,
                     &cfg.augment,
                     mix_seed(cfg.seed, 0xA0_0000_0000 + self.step),
                 );
-                let [c, h, w] = train.shape;
+                let [c, h, w] = shape;
                 let images =
                     Tensor::from_vec(&[idx.len(), c, h, w], images).expect("gathered length");
                 let images = match &cfg.adversarial {
