@@ -66,7 +66,17 @@ pub(crate) struct BufferPool<T> {
     pooled: usize,
     /// The next retirement stamp.
     next_stamp: u64,
+    /// The retirement stamps at the ends of the last [`IDLE_STEPS`] + 1 steps (see
+    /// [`BufferPool::end_step`]), oldest first.
+    step_marks: VecDeque<u64>,
 }
+
+/// Steps a pooled buffer may go unused before it is dropped. A buffer a step needs comes back
+/// every step; one no request fits (an input the caller put on the tape, a batch of an odd
+/// size) would otherwise stay until [`MAX_POOLED`] newer ones push it out: an evaluation that
+/// retires little besides its inputs then held hundreds of input batches (about 1 GB at
+/// 256x256).
+const IDLE_STEPS: usize = 2;
 
 impl<T> Default for BufferPool<T> {
     fn default() -> Self {
@@ -75,6 +85,7 @@ impl<T> Default for BufferPool<T> {
             by_age: VecDeque::new(),
             pooled: 0,
             next_stamp: 0,
+            step_marks: VecDeque::new(),
         }
     }
 }
@@ -122,15 +133,7 @@ impl<T: Float> BufferPool<T> {
             .push_back((stamp, buffer));
         self.by_age.push_back((stamp, len));
         self.pooled += 1;
-        while self.pooled > MAX_POOLED {
-            let (oldest, oldest_len) = self.by_age.pop_front().expect("a pool over its bound");
-            // still pooled only if it is the first (oldest) of its length; else handed out
-            let bucket = self.by_len.get_mut(&oldest_len).expect("indexed by length");
-            if bucket.front().is_some_and(|&(s, _)| s == oldest) {
-                bucket.pop_front();
-                self.pooled -= 1;
-            }
-        }
+        self.drop_older_than(None);
         // entries of buffers handed out again pile up at the back; drop them now and then
         if self.by_age.len() > 4 * MAX_POOLED {
             let live: std::collections::HashSet<u64> = self
@@ -139,6 +142,37 @@ impl<T: Float> BufferPool<T> {
                 .flat_map(|bucket| bucket.iter().map(|&(s, _)| s))
                 .collect();
             self.by_age.retain(|(s, _)| live.contains(s));
+        }
+    }
+
+    /// Marks the end of a step (the tape was cleared and its buffers retired): buffers retired
+    /// [`IDLE_STEPS`] steps ago or earlier and not handed out since are dropped.
+    pub(crate) fn end_step(&mut self) {
+        self.step_marks.push_back(self.next_stamp);
+        if self.step_marks.len() > IDLE_STEPS + 1 {
+            self.step_marks.pop_front();
+        }
+        if self.step_marks.len() == IDLE_STEPS + 1 {
+            let before = self.step_marks[0];
+            self.drop_older_than(Some(before));
+        }
+    }
+
+    /// Drops the oldest pooled buffers: while the pool holds more than [`MAX_POOLED`], and
+    /// those retired before stamp `before`.
+    fn drop_older_than(&mut self, before: Option<u64>) {
+        while let Some(&(oldest, oldest_len)) = self.by_age.front() {
+            let stale = before.is_some_and(|b| oldest < b);
+            if !stale && self.pooled <= MAX_POOLED {
+                break;
+            }
+            self.by_age.pop_front();
+            // still pooled only if it is the first (oldest) of its length; else handed out
+            let bucket = self.by_len.get_mut(&oldest_len).expect("indexed by length");
+            if bucket.front().is_some_and(|&(s, _)| s == oldest) {
+                bucket.pop_front();
+                self.pooled -= 1;
+            }
         }
     }
 
@@ -184,6 +218,32 @@ mod tests {
             scratch.argmax.iter().all(|a| a.len() > 1),
             "the oldest (1-long) dropped"
         );
+    }
+
+    /// A buffer every step asks for stays (the same allocation comes back); one no step asks
+    /// for is gone after [`IDLE_STEPS`] steps.
+    #[test]
+    fn buffers_no_step_asks_for_are_dropped_after_two_steps() {
+        let mut pool = BufferPool::<f32>::default();
+        let used = vec![0.0f32; 64];
+        let at = used.as_ptr();
+        pool.retire(used);
+        pool.retire(vec![0.0; 1000]); // an input batch no op output fits
+        pool.end_step();
+        for step in 0..5 {
+            let b = pool.output(64);
+            assert_eq!(b.as_ptr(), at, "step {step}: the same buffer comes back");
+            pool.retire(b);
+            pool.end_step();
+            let idle = pool.lengths().contains(&1000);
+            assert_eq!(
+                idle,
+                step + 1 < IDLE_STEPS,
+                "step {step}: {:?}",
+                pool.lengths()
+            );
+        }
+        assert_eq!(pool.lengths(), vec![64]);
     }
 
     #[test]

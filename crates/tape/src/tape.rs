@@ -104,6 +104,7 @@ impl<T: Float> Tape<T> {
                 self.scratch.retire_argmax(op.into_argmax());
             }
         }
+        self.scratch.buffers.end_step();
     }
 
     /// Gives `value`'s buffer to the tape's pool, for later op outputs: a training step's
