@@ -267,7 +267,7 @@ pub fn compare(
 
     // Feature preservation: the study's measure on more images, with the untrained reference.
     // The probe's images are held as one batch: at most `probe_images` (the whole split in the
-    // paper profile, 734 photos of the full flowers, 577 MB as floats).
+    // paper and quick profiles, 735 photos of the full flowers, 578 MB as floats).
     let (px, py) = first_images(test, plan.probe_images)?;
     let gradient = GradientReadings {
         standard: model_edge_probe(&standard_model, &px, &py, &config)?,
