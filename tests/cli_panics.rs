@@ -225,16 +225,7 @@ fn a_large_folder_with_small_limits_decodes_only_the_selected_files() {
 )]
 fn a_folder_of_thousands_of_tiny_images_is_read_in_bounded_memory() {
     let s = Scratch::new("tiny-whole");
-    let classes = ["daisy", "roses"];
-    for (k, class) in classes.iter().enumerate() {
-        let dir = s.join(&format!("flowers/{class}"));
-        std::fs::create_dir_all(&dir).unwrap();
-        for i in 0..2000u32 {
-            std::fs::write(dir.join(format!("{i:04}.png")), png(4, 2000 * k as u32 + i)).unwrap();
-        }
-    }
-    let ckpt = s.join("model.safetensors");
-    write_checkpoint(&ckpt, "flowers", [3, 256, 256], &classes);
+    let ckpt = thousands_of_tiny_flowers(&s);
     let args = [
         "eval",
         "--checkpoint",
@@ -276,6 +267,87 @@ fn a_folder_of_thousands_of_tiny_images_is_read_in_bounded_memory() {
     let stderr = assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("(20 images)"), "{stdout}{stderr}");
+}
+
+/// 4,000 4x4 PNGs in `daisy/` and `roses/` under `s/flowers`, and an untrained `deep` checkpoint
+/// for them at 256 x 256; returns the checkpoint's path.
+fn thousands_of_tiny_flowers(s: &Scratch) -> std::path::PathBuf {
+    let classes = ["daisy", "roses"];
+    for (k, class) in classes.iter().enumerate() {
+        let dir = s.join(&format!("flowers/{class}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for i in 0..2000u32 {
+            std::fs::write(dir.join(format!("{i:04}.png")), png(4, 2000 * k as u32 + i)).unwrap();
+        }
+    }
+    let ckpt = s.join("model.safetensors");
+    write_checkpoint(&ckpt, "flowers", [3, 256, 256], &classes);
+    ckpt
+}
+
+/// `adversary` decoded the whole test split as floats up front (2.8 GB for these 3,600 tiny
+/// images) and, beyond the memory available, was refused with advice to use `--limit-train` and
+/// `--limit-test`, options it does not have. It now opens the split as `eval` does and attacks it
+/// a chunk at a time: under a 600 MB address-space limit it runs, with no such advice.
+#[test]
+#[cfg_attr(
+    not(target_os = "linux"),
+    ignore = "needs Linux (/proc, sh's ulimit -v)"
+)]
+fn adversary_attacks_a_folder_of_thousands_of_tiny_images_in_bounded_memory() {
+    let s = Scratch::new("tiny-adversary");
+    let ckpt = thousands_of_tiny_flowers(&s);
+    let out = s.join("adv");
+    let args = [
+        "adversary",
+        "--checkpoint",
+        ckpt.to_str().unwrap(),
+        "--data-dir",
+        s.0.to_str().unwrap(),
+        "--no-download",
+        "--test-fraction",
+        "0.9",
+        "--method",
+        "fgsm",
+        "--epsilons",
+        "0.01",
+        "--limit",
+        "20",
+        "--indices",
+        "0,3599",
+        "--threads",
+        "1",
+        "--json",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .arg("-c")
+        .arg("ulimit -v 600000 && exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(args)
+        .current_dir(&s.0)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("SALIENCY_DATA");
+    let (run, peak) = run_measuring_peak(limited);
+    let stderr = assert_ok(&run);
+    assert!(
+        !stderr.contains("--limit-t"),
+        "advice naming options adversary lacks: {stderr}"
+    );
+    let json: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    assert_eq!(json["dataset"], "flowers/test", "{json}");
+    assert_eq!(json["results"][0]["n"], 20, "{json}");
+    // The last image of the split is drawn (--indices 0,3599): the whole split was opened.
+    assert!(out.join("triptych_fgsm.png").is_file());
+    let dense: u64 = 3600 * 3 * 256 * 256 * 4;
+    let peak = peak.expect("VmHWM sampled from /proc");
+    eprintln!("peak resident memory: {peak} bytes");
+    assert!(
+        peak < dense / 4,
+        "peak resident memory {peak} bytes, the floats of the split alone {dense} bytes"
+    );
 }
 
 /// Runs `command`, sampling its peak resident memory (Linux `VmHWM`, `None` elsewhere)

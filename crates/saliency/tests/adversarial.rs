@@ -337,6 +337,76 @@ fn dataset(n: usize) -> Dataset {
     }
 }
 
+/// A data set read only through `fill`, remembering the most images asked for at once.
+struct Chunked {
+    data: Dataset,
+    largest: std::sync::atomic::AtomicUsize,
+}
+
+impl saliency::data::ImageSource for Chunked {
+    fn name(&self) -> &str {
+        "chunked"
+    }
+    fn labels(&self) -> &[u32] {
+        &self.data.labels
+    }
+    fn shape(&self) -> [usize; 3] {
+        self.data.shape
+    }
+    fn class_names(&self) -> &[String] {
+        &self.data.class_names
+    }
+    fn fill(&self, positions: &[usize], out: &mut [f32]) -> Result<(), saliency::data::DataError> {
+        self.largest
+            .fetch_max(positions.len(), std::sync::atomic::Ordering::Relaxed);
+        self.data.fill(positions, out)
+    }
+}
+
+/// The statistics read a source a chunk at a time (an image folder's split is never held whole):
+/// the same rows as from the data in memory, no read larger than a chunk, and an input out of
+/// range named by its place in the whole set, not in its chunk.
+#[test]
+fn stats_read_their_source_a_chunk_at_a_time() {
+    use saliency::data::ImageSource;
+    let model = tiny_conv(8);
+    let cfg = AttackConfig {
+        batch: 16,
+        seed: 3,
+        ..config()
+    };
+    let sweeps = vec![
+        Sweep::new(Method::Fgsm, vec![0.05, 0.3]),
+        Sweep::new(Method::Random, vec![0.1]),
+    ];
+    let source = Chunked {
+        data: dataset(40),
+        largest: Default::default(),
+    };
+    let mut done = Vec::new();
+    let streamed = attack_stats(&model, &source, &sweeps, &cfg, &mut |d, n| {
+        done.push((d, n))
+    })
+    .unwrap();
+    assert_eq!(done, [(16, 40), (32, 40), (40, 40)]);
+    assert_eq!(source.largest.into_inner(), 16);
+    let data = source.data;
+    let held = attack_stats(&model, &data, &sweeps, &cfg, &mut |_, _| {}).unwrap();
+    assert_eq!(streamed, held);
+    assert_eq!(streamed[0].n, 40);
+
+    let mut bad = data.clone();
+    let element = 37 * data.values_per_image() + 5;
+    bad.images[element] = 1.5;
+    let e = attack_stats(&model, &bad, &sweeps, &cfg, &mut |_, _| {})
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains(&format!("element {element} (image 37) is 1.5")),
+        "{e}"
+    );
+}
+
 #[test]
 fn stats_count_flips_like_a_direct_computation() {
     let model = tiny_conv(8);

@@ -155,6 +155,9 @@ pub enum AdversarialError {
         /// The shape or length found.
         found: String,
     },
+    /// Reading the images of a data set failed (an image file changed since it was opened).
+    #[error(transparent)]
+    Data(#[from] crate::data::DataError),
     /// The model failed to run.
     #[error(transparent)]
     Model(#[from] ModelError),

@@ -10,7 +10,7 @@ use super::gradient::{chunk_size, loss_gradient_and_values};
 use super::prediction::{predict, Prediction};
 use super::robust::RobustPoint;
 use super::{AdversarialError, Method};
-use crate::data::Dataset;
+use crate::data::ImageSource;
 use crate::models::Model;
 
 /// One method with the step sizes to try.
@@ -138,10 +138,13 @@ fn perturbation_norms(clean: &Tensor<f32>, perturbed: &Tensor<f32>) -> Vec<(f64,
 /// one row per (method, eps), in sweep order. The clean predictions and the loss gradient at the
 /// clean inputs are computed once per chunk and shared by all methods and step sizes.
 ///
+/// `data` is read one chunk at a time ([`ImageSource::fill`]), so an image folder's files are
+/// decoded per chunk and only one chunk of floats is held, however large the split.
+///
 /// `progress(done, total)` is called after each chunk with the number of images finished.
 pub fn attack_stats(
     model: &Model<f32>,
-    data: &Dataset,
+    data: &dyn ImageSource,
     sweeps: &[Sweep],
     config: &AttackConfig,
     progress: &mut dyn FnMut(usize, usize),
@@ -160,7 +163,7 @@ pub fn attack_stats(
 /// applied to their result as an L2 budget.
 pub fn attack_stats_detailed(
     model: &Model<f32>,
-    data: &Dataset,
+    data: &dyn ImageSource,
     sweeps: &[Sweep],
     config: &AttackConfig,
     progress: &mut dyn FnMut(usize, usize),
@@ -171,35 +174,22 @@ pub fn attack_stats_detailed(
             check_epsilon(&format!("{} epsilons[{j}]", sweep.method), eps)?;
         }
     }
-    if data.shape != model.input {
+    if data.shape() != model.input {
         return Err(AdversarialError::Shape {
             what: "data set images",
             expected: format!("{:?} (the model's input)", model.input),
-            found: format!("{:?} ({})", data.shape, data.name),
+            found: format!("{:?} ({})", data.shape(), data.name()),
         });
     }
-    let labels: Vec<usize> = data.labels.iter().map(|&l| l as usize).collect();
-    // Checked on the flat data: a copy of a large data set as one tensor would double its memory.
-    check_unit_range_slice(&data.images, data.image_len())?;
+    let labels: Vec<usize> = data.labels().iter().map(|&l| l as usize).collect();
     check_labels(&labels, model.classes)?;
     if sweeps.iter().any(|s| s.method.is_targeted()) {
         config.target.check("target-class", model.classes)?;
     }
-    if data.images.len() != data.len() * data.image_len() {
-        return Err(AdversarialError::Shape {
-            what: "data set images",
-            expected: format!(
-                "{} values ({} images of {:?})",
-                data.len() * data.image_len(),
-                data.len(),
-                data.shape
-            ),
-            found: format!("{} values", data.images.len()),
-        });
-    }
 
-    let n = data.len();
-    let per = data.image_len();
+    let n = data.count();
+    let shape = data.shape();
+    let per = data.values_per_image();
     let chunk = chunk_size(per, config.batch);
     let need_gradient = sweeps.iter().any(|s| s.method.needs_gradient());
     let mut tallies: Vec<Vec<Tally>> = sweeps
@@ -209,10 +199,23 @@ pub fn attack_stats_detailed(
     let (mut correct_before, mut confidence_before) = (0usize, 0.0f64);
     for start in (0..n).step_by(chunk) {
         let end = (start + chunk).min(n);
-        let x = Tensor::from_vec(
-            &[end - start, data.shape[0], data.shape[1], data.shape[2]],
-            data.images[start * per..end * per].to_vec(),
-        )?;
+        let positions: Vec<usize> = (start..end).collect();
+        let mut images = vec![0.0; positions.len() * per];
+        data.fill(&positions, &mut images)?;
+        // Checked per chunk, as read; the error counts elements and images from the set's start.
+        check_unit_range_slice(&images, per).map_err(|e| match e {
+            AdversarialError::InputRange {
+                index,
+                image,
+                value,
+            } => AdversarialError::InputRange {
+                index: index + start * per,
+                image: image + start,
+                value,
+            },
+            other => other,
+        })?;
+        let x = Tensor::from_vec(&[end - start, shape[0], shape[1], shape[2]], images)?;
         let y = &labels[start..end];
         let before = predict(model, &x, chunk)?;
         for (p, &label) in before.iter().zip(y) {

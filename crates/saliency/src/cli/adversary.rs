@@ -8,7 +8,7 @@ use clap::builder::PossibleValue;
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::checkpoint_data::{load_with_test_data, parse_indices};
+use super::checkpoint_data::{load_with_test_images, parse_indices};
 use super::common::DataArgs;
 use crate::adversarial::{
     adversarial_figure, attack_stats_detailed, flip_rate_plot, markdown_table,
@@ -16,6 +16,7 @@ use crate::adversarial::{
     Method, PgdConfig, RobustPoint, Summary, Sweep, TargetClass,
 };
 use crate::atomic_file::write_atomic;
+use crate::data::{CacheBudget, ImageSource, Prefix};
 use crate::loss::LossKind;
 use crate::render::save_png;
 use crate::staged_dir::StagedDir;
@@ -256,7 +257,10 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
         None => trained_loss(&args.checkpoint)?.unwrap_or(LossKind::CrossEntropy),
     };
     let config = args.config(loss)?;
-    let (model, meta, test) = load_with_test_data(&args.checkpoint, &args.data)?;
+    // An image folder's split is read a chunk of the attacks at a time, its decoded images cached
+    // while a quarter of the available memory has room: never the whole split as floats at once.
+    let budget = CacheBudget::from_available_memory();
+    let (model, meta, test) = load_with_test_images(&args.checkpoint, &args.data, &budget)?;
     if let Some(TargetClass::Class(k)) = args.target_class {
         if k >= model.classes {
             bail!(
@@ -267,11 +271,11 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
             );
         }
     }
-    let idx = parse_indices(&args.indices, test.len())?;
+    let idx = parse_indices(&args.indices, test.count())?;
     let data = match args.limit {
         Some(0) => bail!("--limit: expected at least 1, found 0"),
-        Some(n) => test.take(n),
-        None => test.clone(),
+        Some(n) => Prefix::new(&test, n),
+        None => Prefix::new(&test, test.count()),
     };
     let sweeps: Vec<Sweep> = methods
         .iter()
@@ -290,7 +294,7 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
         .with_context(|| format!("--out: cannot write beside {}", args.out.display()))?;
     let dir = stage.path();
     // Drawn on standard error, and hidden by indicatif when that is not a terminal.
-    let bar = ProgressBar::new(data.len() as u64);
+    let bar = ProgressBar::new(data.count() as u64);
     bar.set_style(
         ProgressStyle::with_template("attacked [{bar:30}] {pos}/{len} images {elapsed}")
             .expect("valid template")
@@ -302,7 +306,7 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
     bar.finish_and_clear();
     let stats: Vec<_> = points.iter().map(|p| p.stats.clone()).collect();
     let summary = Summary {
-        dataset: data.name.clone(),
+        dataset: data.name().to_string(),
         model: args.checkpoint.display().to_string(),
         config: config.clone(),
         results: stats.clone(),
@@ -310,7 +314,7 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
     write_summary(dir, &summary)?;
     let table = markdown_table(&stats);
     write_atomic(&dir.join("summary.md"), table.as_bytes())?;
-    let title = format!("{} on {}", meta.model, data.name);
+    let title = format!("{} on {}", meta.model, data.name());
     write_atomic(
         &dir.join("flip_rate.svg"),
         flip_rate_plot(&stats, &title).as_bytes(),
@@ -331,7 +335,7 @@ pub fn run(args: AdversaryArgs) -> anyhow::Result<()> {
             robust_accuracy_plot(points, &format!("robust accuracy: {title}")).as_bytes(),
         )?;
     }
-    let subset = test.subset(&idx, "selected");
+    let subset = test.to_dataset(&idx, "selected")?;
     let [c, h, w] = model.input;
     let inputs = Tensor::from_vec(&[idx.len(), c, h, w], subset.images.clone())?;
     let labels: Vec<usize> = subset.labels.iter().map(|&l| l as usize).collect();

@@ -8,29 +8,18 @@ use anyhow::{bail, Context};
 use super::common::DataArgs;
 use crate::checkpoint::CheckpointError;
 use crate::data::FASHION_MNIST_CLASS_NAMES;
-use crate::data::{CacheBudget, Dataset, ImageSource, Images, Selection};
+use crate::data::{CacheBudget, ImageSource, Images, Selection};
 use crate::model_io::{load_model, load_state_dict, ModelIoError, ModelMeta};
 use crate::models::Model;
 
-/// The model, its metadata and its data set's test split (same classes, split and color mode).
+/// The model, its metadata and its data set's test split (same classes, split and color mode),
+/// an image folder's split opened for reading a batch at a time
+/// ([`crate::data::Selection::open`]), its decoded images cached within `budget`, never decoded
+/// whole: for evaluating or attacking every test image, or reading a few, in bounded memory.
 ///
 /// The data set and classes come from the checkpoint. Options that name others are refused, not
 /// overridden: `eval --data fashion-mnist` on a flowers model used to evaluate on flowers, and
 /// `--classes tulips,roses` on a `roses,tulips` model ran with swapped labels.
-pub fn load_with_test_data(
-    checkpoint: &Path,
-    data: &DataArgs,
-) -> anyhow::Result<(Model<f32>, ModelMeta, Dataset)> {
-    let (model, meta, test) = load_with_test_selection(checkpoint, data)?;
-    let test = crate::task::decode_noting_skips(test)
-        .with_context(|| format!("loading the test data for {}", checkpoint.display()))?;
-    check_test_set(checkpoint, &meta, &test)?;
-    Ok((model, meta, test))
-}
-
-/// As [`load_with_test_data`], but an image folder's test split is opened for reading a batch at
-/// a time ([`crate::data::Selection::open`]), its decoded images cached within `budget`, instead
-/// of decoded whole: for evaluating every test image, or reading a few, in bounded memory.
 pub fn load_with_test_images(
     checkpoint: &Path,
     data: &DataArgs,

@@ -73,15 +73,17 @@ impl FolderListing {
         let image_len = channels * opts.size.checked_mul(opts.size).ok_or_else(too_big)?;
         let total = indices.len().checked_mul(image_len).ok_or_else(too_big)?;
         // The selected images are resized into one buffer: refuse one the machine cannot hold,
-        // rather than abort on the allocation (10,000 files at 256 x 256 need 7.9 GB).
+        // rather than abort on the allocation (10,000 files at 256 x 256 need 7.9 GB). No command
+        // decodes a whole split this way any more (they open it, `Selection::open`), so the
+        // message names the library's way out rather than one command's options.
         let bytes = total as f64 * 4.0;
         if let Some(available) = crate::memory::available_bytes() {
             if bytes > available as f64 {
                 return Err(DataError::InvalidArgument {
                     name: "images",
                     expected: format!(
-                        "images that fit in the {} of memory available (use --limit-train, \
-                         --limit-test or --classes to load fewer)",
+                        "images that fit in the {} of memory available (decode fewer \
+                         at once, or read them a minibatch at a time with Selection::open)",
                         crate::memory::show_bytes(available as f64)
                     ),
                     found: format!(
@@ -217,6 +219,27 @@ mod tests {
         let (some, report) = listing.decode(&picked, &opts(), "some").unwrap();
         assert_eq!(some, all.subset(&picked, "some"));
         assert_eq!((report.loaded, report.skipped.len()), (3, 0));
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    #[cfg_attr(not(target_os = "linux"), ignore = "needs Linux (/proc/meminfo)")]
+    fn a_selection_beyond_the_memory_is_refused_naming_no_command_option() {
+        let root = folder("huge");
+        let listing = list_image_folder(&root, &opts()).unwrap();
+        // One image at 100,000 x 100,000 is 120 GB of floats: refused before any file is read.
+        let huge = ImageFolderOptions {
+            size: 100_000,
+            ..opts()
+        };
+        assert!(crate::memory::available_bytes().is_some(), "/proc/meminfo");
+        let m = listing.decode(&[0], &huge, "x").unwrap_err().to_string();
+        assert!(
+            m.contains("memory available") && m.contains("Selection::open"),
+            "{m}"
+        );
+        // It used to suggest --limit-train and --limit-test, which `adversary` lacked.
+        assert!(!m.contains("--"), "names a command's option: {m}");
         std::fs::remove_dir_all(&root).unwrap();
     }
 

@@ -4,21 +4,22 @@ use std::path::Path;
 
 use tensor::Tensor;
 
-use crate::data::Dataset;
+use crate::data::ImageSource;
 use crate::infer::{argmax_rows, predict_probs};
 use crate::models::Model;
 use crate::render::save_png;
 
 use super::figures::{attribution_grid, AttributedImage};
 
-/// The first `n` images of `data` as a batch tensor and their labels.
-pub fn first_images(data: &Dataset, n: usize) -> (Tensor<f32>, Vec<usize>) {
-    let sub = data.take(n);
+/// The first `n` images of `data` (all of them when it has fewer) as a batch tensor and their
+/// labels: only these are read, so an image folder's split is never decoded whole for them.
+pub fn first_images(data: &dyn ImageSource, n: usize) -> anyhow::Result<(Tensor<f32>, Vec<usize>)> {
+    let sub = data.first_dataset(n)?;
     let [c, h, w] = sub.shape;
-    (
-        Tensor::from_vec(&[sub.len(), c, h, w], sub.images).expect("dataset length"),
+    Ok((
+        Tensor::from_vec(&[sub.len(), c, h, w], sub.images)?,
         sub.labels.iter().map(|&l| l as usize).collect(),
-    )
+    ))
 }
 
 /// Draws `maps` over `inputs` as a grid into `out/rel` and returns `rel`.

@@ -15,7 +15,7 @@ use crate::attribution::{
     evaluate_method, fresh_donor, spearman, CurveOptions, EvaluationOptions, InfidelityOptions,
     Method, MethodOptions, Replacement, SensitivityOptions, Target,
 };
-use crate::data::Dataset;
+use crate::data::ImageSource;
 use crate::infer::{argmax_rows, predict_probs};
 use crate::render::save_png;
 
@@ -190,7 +190,7 @@ pub fn methods() -> Vec<Method> {
 pub fn faithfulness(
     out: &Path,
     run_summary: &TrainSummary,
-    test: &Dataset,
+    test: &dyn ImageSource,
     profile: Profile,
     seed: u64,
     tag: &str,
@@ -198,7 +198,7 @@ pub fn faithfulness(
     let model = trained(out, run_summary)?;
     let large = model.input[1] * model.input[2] > 64 * 64;
     let settings = FaithfulnessSettings::of(profile, large, seed);
-    let (x, labels) = first_images(test, settings.images);
+    let (x, labels) = first_images(test, settings.images)?;
     let n = labels.len();
     let classes = Target::Pred.resolve(&model, &x, None)?;
     let donor = fresh_donor(&model, seed ^ 0xFA17)?;
@@ -261,8 +261,8 @@ pub fn faithfulness(
         .map(|i| {
             format!(
                 "{} -> {} {:.0}%",
-                test.class_names[labels[i]],
-                test.class_names[preds[i]],
+                test.class_names()[labels[i]],
+                test.class_names()[preds[i]],
                 100.0 * probs[i * model.classes + preds[i]]
             )
         })

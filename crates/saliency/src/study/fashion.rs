@@ -17,7 +17,7 @@ use crate::attribution::{
     OcclusionOptions, Target, TrainingIntegratedGradients, TIG_FILE,
 };
 use crate::checkpoint;
-use crate::data::Dataset;
+use crate::data::{Dataset, ImageSource, Prefix};
 use crate::loss::LossKind;
 use crate::models::{Model, ModelKind};
 use crate::render::save_png;
@@ -53,7 +53,7 @@ pub fn train_deep(
             ..MovieOptions::default()
         },
     )?;
-    let (inputs, labels) = first_images(test, 16);
+    let (inputs, labels) = first_images(test, 16)?;
     let mut tig = TrainingIntegratedGradients::new(
         inputs,
         labels,
@@ -126,7 +126,7 @@ pub fn attribution(
     let trained_model = trained(out, deep)?;
     let untrained: Model<f32> =
         ModelKind::Deep.build(trained_model.input, trained_model.classes, seed)?;
-    let (x, y) = first_images(test, 16);
+    let (x, y) = first_images(test, 16)?;
     let names = &test.class_names;
     let occ = OcclusionOptions::for_input(trained_model.input);
     let mut figures = Vec::new();
@@ -267,12 +267,15 @@ pub struct AdversarialResults {
 /// and feature preservation trained vs untrained.
 /// `limit` caps the attacked test images; `full_sweep` adds the iterated and L2 attacks and more eps;
 /// `loss` is the loss `deep` was trained with, whose gradient the attacks follow.
+///
+/// The flip statistics stream over the first `limit` images of `test` a chunk at a time; only the
+/// pictures' 6 images and the feature-preservation readings' first 200 are held as a batch.
 pub fn adversarial(
     out: &Path,
     plan: &Plan,
     seed: u64,
     deep: &TrainSummary,
-    test: &Dataset,
+    test: &dyn ImageSource,
     name: &str,
     limit: usize,
     full_sweep: bool,
@@ -280,7 +283,7 @@ pub fn adversarial(
 ) -> anyhow::Result<AdversarialResults> {
     let model = trained(out, deep)?;
     let untrained: Model<f32> = deep.model.build(model.input, model.classes, seed)?;
-    let data = test.take(limit);
+    let data = Prefix::new(test, limit);
     // The gradient of the loss the model was trained with.
     let config = AttackConfig {
         steps: plan.iterative_steps,
@@ -315,7 +318,7 @@ pub fn adversarial(
     write_summary(
         &dir,
         &Summary {
-            dataset: data.name.clone(),
+            dataset: data.name().to_string(),
             model: deep.checkpoint.clone(),
             config: config.clone(),
             results: stats.clone(),
@@ -324,9 +327,9 @@ pub fn adversarial(
     let plot = format!("{name}_adversarial/flip_rate.svg");
     write_atomic(
         &out.join(&plot),
-        flip_rate_plot(&stats, &format!("{} on {}", deep.model, data.name)).as_bytes(),
+        flip_rate_plot(&stats, &format!("{} on {}", deep.model, data.name())).as_bytes(),
     )?;
-    let (x, y) = first_images(test, 6);
+    let (x, y) = first_images(test, 6)?;
     let mut figures = Vec::new();
     for (m, eps) in [
         (Method::Fgsm, 0.01),
@@ -338,7 +341,7 @@ pub fn adversarial(
         if !full_sweep && m == Method::IterativeFgsm {
             continue;
         }
-        let fig = adversarial_figure(&model, m, &x, &y, eps, &config, &test.class_names)?;
+        let fig = adversarial_figure(&model, m, &x, &y, eps, &config, test.class_names())?;
         let rel = format!("figures/{name}_triptych_{}_{eps}.png", m.name());
         save_png(&out.join(&rel), &fig)?;
         let how = if m == Method::IterativeFgsm {
@@ -354,19 +357,19 @@ pub fn adversarial(
         .zip(&y)
         .map(|(p, &l)| {
             (
-                test.class_names[l].clone(),
-                test.class_names[p.class].clone(),
+                test.class_names()[l].clone(),
+                test.class_names()[p.class].clone(),
                 p.confidence,
             )
         })
         .collect();
-    let fp_n = data.len().min(200);
-    let (fx, fy) = first_images(&data, fp_n);
+    let fp_n = data.count().min(200);
+    let (fx, fy) = first_images(&data, fp_n)?;
     let fp = compare_trained_untrained(&model, &untrained, &fx, &fy, &config)?;
     let shown = |m: &Model<f32>| -> anyhow::Result<Tensor<f32>> {
         Ok(gradient_display(&loss_gradient(m, &x, &y, config.loss)?))
     };
-    let labels: Vec<String> = y.iter().map(|&l| test.class_names[l].clone()).collect();
+    let labels: Vec<String> = y.iter().map(|&l| test.class_names()[l].clone()).collect();
     let fig = gradient_image_figure(
         x.data(),
         shown(&model)?.data(),

@@ -1,13 +1,14 @@
 //! The flower half of the study: medium and deep on 5 classes, a binary pair, gray vs color.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::adversarial::GradientMovie;
 use crate::attribution::{gradient_x_input, AttributionMovie, MovieOptions, Target};
-use crate::data::Dataset;
+use crate::data::{CacheBudget, ImageSource, Images};
 use crate::loss::LossKind;
 use crate::models::{Model, ModelKind};
-use crate::task::DataSpec;
+use crate::task::{open_noting_skips, DataSpec};
 use crate::train::{OptimizerConfig, TrainConfig};
 
 use super::common::{first_images, save_grid};
@@ -17,14 +18,23 @@ use super::training::{train_model, trained, TrainSummary};
 /// The binary pair the study's "91 % on some pairs" is compared with.
 pub const PAIR: [&str; 2] = ["daisy", "sunflowers"];
 
-/// Loads `flowers` (or `flowers17`) with the given classes and color mode.
-pub fn load(
+/// Test images materialized for the training movies: the 6 both flower movies film (16 for
+/// small images, so the same number serves any input size).
+const FILMED: usize = 16;
+
+/// Opens `flowers` (or `flowers17`) with the given classes and color mode: the seeded split is
+/// chosen from the file names, every selected file is checked once, and the images are then read
+/// a minibatch at a time, their decoded 8-bit pixels kept in caches drawing on `budget`
+/// ([`crate::data::Selection::open`]). The floats read are the ones a whole decode gives, so the
+/// study's results do not depend on how much of the split the cache holds.
+pub fn open(
     data_dir: Option<&Path>,
     set: &str,
     classes: Option<&[&str]>,
     gray: bool,
     seed: u64,
-) -> anyhow::Result<(Dataset, Dataset)> {
+    budget: &Arc<CacheBudget>,
+) -> anyhow::Result<(Images, Images)> {
     let spec = DataSpec {
         name: set.into(),
         data_dir: data_dir.map(Path::to_path_buf),
@@ -36,7 +46,11 @@ pub fn load(
         allow_download: false,
         strict: true,
     };
-    Ok(spec.load()?)
+    let (train, test, _) = spec.select()?;
+    Ok((
+        open_noting_skips(train, budget)?,
+        open_noting_skips(test, budget)?,
+    ))
 }
 
 /// Trains `medium` for the flower attacks (no movies) with the given training loss.
@@ -45,8 +59,8 @@ pub fn train_attack_model(
     name: &str,
     epochs: u64,
     seed: u64,
-    train: &Dataset,
-    test: &Dataset,
+    train: &dyn ImageSource,
+    test: &dyn ImageSource,
     loss: LossKind,
 ) -> anyhow::Result<(TrainSummary, usize)> {
     let mut cfg = config(ModelKind::Medium, "flowers", epochs, seed);
@@ -80,23 +94,29 @@ pub fn train_flowers(
     dataset: &str,
     epochs: u64,
     seed: u64,
-    train: &Dataset,
-    test: &Dataset,
+    train: &dyn ImageSource,
+    test: &dyn ImageSource,
     movie_every: Option<u64>,
 ) -> anyhow::Result<(TrainSummary, usize)> {
     let cfg = config(model, dataset, epochs, seed);
     if let Some(every) = movie_every {
         std::fs::create_dir_all(out.join("figures"))?;
+        // Only the filmed images are held in memory; the movies take the first of them.
+        let filmed = test.first_dataset(FILMED)?;
         let mut m = AttributionMovie::from_dataset(
             &out.join(format!("figures/{name}_movie.gif")),
-            test,
+            &filmed,
             MovieOptions {
                 every,
                 ..MovieOptions::default()
             },
         )?;
-        let mut g =
-            GradientMovie::new(&out.join(gradient_movie_path(name)), test, every, cfg.loss)?;
+        let mut g = GradientMovie::new(
+            &out.join(gradient_movie_path(name)),
+            &filmed,
+            every,
+            cfg.loss,
+        )?;
         let s = train_model(out, name, cfg, train, test, &mut [&mut m, &mut g])?;
         Ok((s, m.frames()))
     } else {
@@ -119,14 +139,14 @@ pub fn epochs(plan: &Plan, model: ModelKind) -> u64 {
 pub fn stills(
     out: &Path,
     run: &TrainSummary,
-    test: &Dataset,
+    test: &dyn ImageSource,
     seed: u64,
 ) -> anyhow::Result<Vec<(String, String)>> {
     let trained_model = trained(out, run)?;
     let untrained: Model<f32> =
         run.model
             .build(trained_model.input, trained_model.classes, seed)?;
-    let (x, y) = first_images(test, 6);
+    let (x, y) = first_images(test, 6)?;
     let colour = if trained_model.input[0] == 1 {
         "gray"
     } else {
@@ -147,7 +167,7 @@ pub fn stills(
             &x,
             &y,
             &maps,
-            &test.class_names,
+            test.class_names(),
             3,
             &caption,
         )?;

@@ -28,9 +28,9 @@ use std::time::Instant;
 use anyhow::Context;
 
 use crate::data::download::ensure_fashion_mnist;
-use crate::data::ensure_named_set;
 use crate::data::fashion_mnist::load_fashion_mnist;
 use crate::data::locate::{locate_named_set, Found, Origin};
+use crate::data::{ensure_named_set, CacheBudget, ImageSource};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
 
@@ -340,7 +340,10 @@ fn run_flowers(
     let seed = cfg.seed;
     // The folder found is passed on, so every flower run reads the same copy.
     let dd = Some(found.dir.as_path());
-    let (ftrain, ftest) = flowers::load(dd, "flowers", None, false, seed)?;
+    // One budget for the flower sets' image caches: a quarter of the memory available now. Each
+    // set gives its share back when dropped, before the next one is opened.
+    let budget = CacheBudget::from_available_memory();
+    let (ftrain, ftest) = flowers::open(dd, "flowers", None, false, seed, &budget)?;
     data.push(DataUsed {
         sections: "Flowers".into(),
         set: "TensorFlow flower_photos (5 classes)".into(),
@@ -348,9 +351,9 @@ fn run_flowers(
         dir: found.dir.clone(),
         detail: format!(
             "{} photos: {} training, {} test (the study: the Kaggle Flowers Recognition set of the same 5 classes, about 4,300 photos; TensorFlow's full flower_photos has 3,670)",
-            ftrain.len() + ftest.len(),
-            ftrain.len(),
-            ftest.len()
+            ftrain.count() + ftest.count(),
+            ftrain.count(),
+            ftest.count()
         ),
     });
     let medium = steps.run("flowers-medium", || {
@@ -440,7 +443,7 @@ fn run_flowers(
     })?;
     drop((ftrain, ftest));
     let pair = steps.run("flowers-pair", || {
-        let (tr, te) = flowers::load(dd, "flowers", Some(&flowers::PAIR), false, seed)?;
+        let (tr, te) = flowers::open(dd, "flowers", Some(&flowers::PAIR), false, seed, &budget)?;
         flowers::train_flowers(
             out,
             "flowers-pair",
@@ -454,7 +457,7 @@ fn run_flowers(
         )
     })?;
     let (gray, gray_stills) = {
-        let (tr, te) = flowers::load(dd, "flowers", None, true, seed)?;
+        let (tr, te) = flowers::open(dd, "flowers", None, true, seed, &budget)?;
         let gray = steps.run("flowers-gray", || {
             flowers::train_flowers(
                 out,
@@ -478,7 +481,7 @@ fn run_flowers(
             Ok(f17) => {
                 let dd17 = Some(f17.dir.as_path());
                 let r = steps.run("flowers17-deep", || {
-                    let (tr, te) = flowers::load(dd17, "flowers17", None, false, seed)?;
+                    let (tr, te) = flowers::open(dd17, "flowers17", None, false, seed, &budget)?;
                     flowers::train_flowers(
                         out,
                         "flowers17-deep",

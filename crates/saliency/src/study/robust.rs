@@ -16,7 +16,7 @@ use std::path::Path;
 
 use crate::adversarial::{EdgeProbeMeans, RobustPoint};
 use crate::data::locate::Found;
-use crate::data::Dataset;
+use crate::data::{CacheBudget, Dataset, Images, Prefix};
 use crate::loss::LossKind;
 use crate::models::ModelKind;
 use crate::train::{AdversarialTraining, TrainConfig, TrainingAttack};
@@ -333,10 +333,12 @@ pub fn flowers_pair(
     standard: &TrainSummary,
 ) -> anyhow::Result<PairResults> {
     let plan = RobustPlan::of(profile).flowers;
-    let photos: OnceCell<(Dataset, Dataset)> = OnceCell::new();
-    let load = || -> anyhow::Result<&(Dataset, Dataset)> {
+    let photos: OnceCell<(Images, Images)> = OnceCell::new();
+    let load = || -> anyhow::Result<&(Images, Images)> {
         if photos.get().is_none() {
-            let split = super::flowers::load(Some(&found.dir), "flowers", None, false, seed)?;
+            let budget = CacheBudget::from_available_memory();
+            let split =
+                super::flowers::open(Some(&found.dir), "flowers", None, false, seed, &budget)?;
             // Set only here, once: the cell was empty just above.
             let _ = photos.set(split);
         }
@@ -350,7 +352,7 @@ pub fn flowers_pair(
             out,
             "robust-flowers-medium",
             cfg,
-            &train.take(plan.train_images),
+            &Prefix::new(train, plan.train_images),
             test,
             &mut [],
         )

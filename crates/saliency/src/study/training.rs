@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use crate::data::Dataset;
+use crate::data::ImageSource;
 use crate::model_io::load_model;
 use crate::models::{Model, ModelKind};
 use crate::train::{EpochMetrics, TrainConfig, TrainEvent, TrainHook, Trainer};
@@ -34,18 +34,19 @@ pub struct TrainSummary {
 }
 
 /// Trains `config` on `train`, evaluating on `test`, writing the run into `out/models/name`,
-/// with `hooks` watching; prints one line per epoch.
+/// with `hooks` watching; prints one line per epoch. Both sets are read a minibatch at a time
+/// (an image folder's files decoded per batch through its cache, never the whole split as floats).
 pub fn train_model(
     out: &Path,
     name: &str,
     config: TrainConfig,
-    train: &Dataset,
-    test: &Dataset,
+    train: &dyn ImageSource,
+    test: &dyn ImageSource,
     hooks: &mut [&mut dyn TrainHook],
 ) -> anyhow::Result<TrainSummary> {
     let dir = out.join("models").join(name);
     let started = Instant::now();
-    let mut trainer = Trainer::new(config.clone(), train.shape, train.class_names.clone())?;
+    let mut trainer = Trainer::new(config.clone(), train.shape(), train.class_names().to_vec())?;
     let epochs = config.epochs;
     let metrics = trainer.run(train, test, Some(&dir), hooks, &mut |e| match e {
         TrainEvent::Batch(p) => {
@@ -69,9 +70,9 @@ pub fn train_model(
     Ok(TrainSummary {
         name: name.into(),
         model: config.model,
-        dataset: train.name.clone(),
-        train_images: train.len(),
-        test_images: test.len(),
+        dataset: train.name().to_string(),
+        train_images: train.count(),
+        test_images: test.count(),
         epochs: config.epochs,
         test_accuracy: metrics.last().map(|m| m.test_accuracy).unwrap_or(0.0),
         metrics,

@@ -15,7 +15,7 @@ use crate::attribution::{
     randomization_sanity_check, saliency_map, smoothgrad, AttributionError, Baseline,
     GradCamOptions, IgOptions, NoiseOptions, Score, Target,
 };
-use crate::data::Dataset;
+use crate::data::{ImageSource, Prefix};
 use crate::loss::LossKind;
 use crate::models::Model;
 use crate::render::save_png;
@@ -112,7 +112,7 @@ fn to_channels(map: Tensor<f32>, channels: usize) -> anyhow::Result<Tensor<f32>>
 /// Robust accuracy (PGD and FGSM, both clipped to [0, 1]) of `model` per eps of `plan` on `data`.
 fn curve(
     model: &Model<f32>,
-    data: &Dataset,
+    data: &dyn ImageSource,
     plan: &PairPlan,
     config: &AttackConfig,
 ) -> anyhow::Result<Vec<RobustPoint>> {
@@ -144,7 +144,7 @@ pub fn compare(
     seed: u64,
     standard: &TrainSummary,
     robust: &TrainSummary,
-    test: &Dataset,
+    test: &dyn ImageSource,
     loss: LossKind,
 ) -> anyhow::Result<PairResults> {
     let standard_model = trained(out, standard)?;
@@ -167,7 +167,7 @@ pub fn compare(
     };
 
     // Robust accuracy curves of both models on the same images.
-    let eval = test.take(plan.eval_images);
+    let eval = Prefix::new(test, plan.eval_images);
     let standard_curve = curve(&standard_model, &eval, plan, &config)?;
     let robust_curve = curve(&robust_model, &eval, plan, &config)?;
     let dir = format!("robust_{name}");
@@ -176,7 +176,7 @@ pub fn compare(
     write_atomic(
         &out.join(&curves_json),
         serde_json::to_string_pretty(&serde_json::json!({
-            "dataset": eval.name,
+            "dataset": eval.name(),
             "config": config,
             "standard": { "model": standard.checkpoint, "robust_accuracy": standard_curve },
             "robust": { "model": robust.checkpoint, "robust_accuracy": robust_curve },
@@ -213,7 +213,7 @@ pub fn compare(
     )?;
 
     // Attribution maps of the same test images, standard above robust.
-    let (x, y) = first_images(test, plan.map_images);
+    let (x, y) = first_images(test, plan.map_images)?;
     let channels = standard_model.input[0];
     let mut figures = Vec::new();
     let mut maps = Vec::new();
@@ -228,7 +228,7 @@ pub fn compare(
             &y,
             &s,
             &r,
-            &test.class_names,
+            test.class_names(),
             &format!(
                 "{caption}: standard (top) and robust (bottom) {}",
                 standard.model
@@ -254,7 +254,7 @@ pub fn compare(
             ("robust", shown(&robust_model)?.data()),
         ],
         &y.iter()
-            .map(|&l| test.class_names[l].clone())
+            .map(|&l| test.class_names()[l].clone())
             .collect::<Vec<_>>(),
         standard_model.input,
         "minus the loss gradient -dJ/da, 0.5 - 0.5 g / max|g| (mid gray 0): standard and robust",
@@ -266,8 +266,9 @@ pub fn compare(
     ));
 
     // Feature preservation: the study's measure on more images, with the untrained reference.
-    let probe = test.take(plan.probe_images);
-    let (px, py) = first_images(&probe, probe.len());
+    // The probe's images are held as one batch: at most `probe_images` (the whole split in the
+    // paper and quick profiles, 735 photos of the full flowers, 578 MB as floats).
+    let (px, py) = first_images(test, plan.probe_images)?;
     let gradient = GradientReadings {
         standard: model_edge_probe(&standard_model, &px, &py, &config)?,
         robust: model_edge_probe(&robust_model, &px, &py, &config)?,
