@@ -112,15 +112,22 @@ pub enum TrainError {
     #[error("training hook: {0}")]
     Hook(anyhow::Error),
     /// An image could not be read (a file changed or was deleted since the data was opened).
+    /// Boxed: a data error is large and rare, and every step returns this type.
     #[error(transparent)]
-    Data(#[from] DataError),
+    Data(Box<DataError>),
+}
+
+impl From<DataError> for TrainError {
+    fn from(e: DataError) -> Self {
+        TrainError::Data(Box::new(e))
+    }
 }
 
 impl From<EvaluateError> for TrainError {
     fn from(e: EvaluateError) -> Self {
         match e {
             EvaluateError::Model(e) => TrainError::Model(e),
-            EvaluateError::Data(e) => TrainError::Data(e),
+            EvaluateError::Data(e) => TrainError::Data(Box::new(e)),
         }
     }
 }

@@ -37,7 +37,7 @@ pub(crate) unsafe fn relu_pool_planes(
 ) {
     let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
     assert!(g.kernel == 2 && g.stride == 2 && 2 * g.out_w <= g.in_w && 2 * g.out_h <= g.in_h);
-    assert!(in_plane > 0 && planes.len() % in_plane == 0);
+    assert!(in_plane > 0 && planes.len().is_multiple_of(in_plane));
     let count = planes.len() / in_plane;
     assert!(out.len() == count * out_plane && arg.len() == count * out_plane);
     for p in 0..count {
