@@ -25,9 +25,16 @@ use std::arch::x86_64::*;
 /// Most rows of C the narrow kernels take; wider products are `matrixmultiply`'s.
 const MAX_ROWS: usize = 64;
 
-/// Deepest product the panel kernel takes (AlexNet's fc input gradients, k = 2048, ran at half
-/// `matrixmultiply`'s speed on it).
+/// Deepest product the panel kernel sums in one pass over `k`. Deeper products go in blocks of
+/// [`PANEL_DEPTH_BLOCK`] rows of B, each block's sums added into C: a k x 16 stripe of B whose
+/// rows lie a power of two apart (AlexNet's fc input gradients, k = 2048) maps onto a few cache
+/// sets and did not stay in cache for the next 6 rows of C, which ran at half `matrixmultiply`'s
+/// speed.
 const PANEL_MAX_DEPTH: usize = 1024;
+
+/// Rows of B per block of a product deeper than [`PANEL_MAX_DEPTH`]: a 256 x 16 stripe (16 KiB)
+/// stays in L2 even when its rows share cache sets.
+const PANEL_DEPTH_BLOCK: usize = 256;
 
 /// Fewest multiply-adds worth the narrow kernels' setup.
 const MIN_MACS: usize = 4096;
@@ -79,9 +86,9 @@ fn shape_fits(
 ) -> bool {
     let scaling = alpha == 1.0 && (beta == 0.0 || beta == 1.0);
     let size = m > 0 && m <= MAX_ROWS && m.saturating_mul(k).saturating_mul(n) >= MIN_MACS;
-    // The panel kernel rereads a k x 16 stripe of B for every 6 rows of C; past
-    // PANEL_MAX_DEPTH rows the stripe no longer stays in the core's cache.
-    let panel = b.1 == 1 && csc == 1 && n >= 16 && k <= PANEL_MAX_DEPTH;
+    // The panel kernel rereads a stripe of B for every 6 rows of C; deep products go in
+    // blocks of k so that the stripe stays in cache (see `PANEL_DEPTH_BLOCK`).
+    let panel = b.1 == 1 && csc == 1 && n >= 16;
     let dot = a.1 == 1 && b.0 == 1 && k >= 64;
     scaling && size && (panel || dot)
 }
@@ -147,29 +154,47 @@ unsafe fn panel(
     rsc: usize,
     accumulate: bool,
 ) {
-    let mut j = 0;
-    while j < n {
-        let width = (n - j).min(16);
-        let mut i = 0;
-        while i < m {
-            let rows = (m - i).min(6);
-            // SAFETY: rows i..i + rows and columns j..j + width are inside the views.
-            unsafe {
-                let a0 = a.ptr.add(i * a.rs);
-                let b0 = b.ptr.add(j);
-                let c0 = c.add(i * rsc + j);
-                match rows {
-                    6 => panel_tile::<6>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
-                    5 => panel_tile::<5>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
-                    4 => panel_tile::<4>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
-                    3 => panel_tile::<3>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
-                    2 => panel_tile::<2>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
-                    _ => panel_tile::<1>(k, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, accumulate),
+    // Blocks of k, fixed by k alone (one block up to PANEL_MAX_DEPTH), so every element's sum
+    // is the same however C is split: block sums added into C in block order.
+    let block = if k <= PANEL_MAX_DEPTH {
+        k.max(1)
+    } else {
+        PANEL_DEPTH_BLOCK
+    };
+    let mut p0 = 0;
+    loop {
+        let kb = block.min(k - p0);
+        let acc = accumulate || p0 > 0;
+        let mut j = 0;
+        while j < n {
+            let width = (n - j).min(16);
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(6);
+                // SAFETY: rows i..i + rows, columns j..j + width and the depth rows
+                // p0..p0 + kb are inside the views.
+                unsafe {
+                    let a0 = a.ptr.add(i * a.rs + p0 * a.cs);
+                    let b0 = b.ptr.add(p0 * b.rs + j);
+                    let c0 = c.add(i * rsc + j);
+                    let (ars, acs, brs) = (a.rs, a.cs, b.rs);
+                    match rows {
+                        6 => panel_tile::<6>(kb, a0, ars, acs, b0, brs, c0, rsc, width, acc),
+                        5 => panel_tile::<5>(kb, a0, ars, acs, b0, brs, c0, rsc, width, acc),
+                        4 => panel_tile::<4>(kb, a0, ars, acs, b0, brs, c0, rsc, width, acc),
+                        3 => panel_tile::<3>(kb, a0, ars, acs, b0, brs, c0, rsc, width, acc),
+                        2 => panel_tile::<2>(kb, a0, ars, acs, b0, brs, c0, rsc, width, acc),
+                        _ => panel_tile::<1>(kb, a0, ars, acs, b0, brs, c0, rsc, width, acc),
+                    }
                 }
+                i += rows;
             }
-            i += rows;
+            j += width;
         }
-        j += width;
+        p0 += kb;
+        if p0 >= k {
+            break;
+        }
     }
 }
 
@@ -432,6 +457,9 @@ mod tests {
             (64, 300, 33),
             (1, 70, 100),
             (5, 40, 31),
+            // deeper than one pass: blocks of k, a partial last block, a power-of-two stride
+            (16, 2048, 40),
+            (7, 1300, 17),
         ];
         let dot = [
             (16, 252, 144),
@@ -473,8 +501,54 @@ mod tests {
         );
         assert!(!fits(2, 2, 2, 1.0, (2, 1), (2, 1), 0.0, 1), "too small");
         assert!(
-            !fits(16, 2048, 64, 1.0, (2048, 1), (64, 1), 0.0, 1),
-            "too deep for a panel"
+            fits(16, 2048, 64, 1.0, (2048, 1), (64, 1), 0.0, 1),
+            "a deep panel goes in blocks of k"
         );
+    }
+
+    /// A deep panel's blocks of k are fixed by k alone: C computed whole, or as two column
+    /// blocks (as a parallel split does), has the same bits.
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx2: not an x86-64 target"
+    )]
+    fn a_deep_panel_gives_the_same_bits_however_c_is_split_needs_avx2() {
+        const NAME: &str = "a_deep_panel_gives_the_same_bits_however_c_is_split_needs_avx2";
+        if !require_tier(Tier::Avx2, NAME) {
+            return;
+        }
+        let (m, k, n) = (16, 2048 + 100, 48);
+        let (a, b) = (values(m * k, 4), values(k * n, 5));
+        let av = Strided {
+            ptr: a.as_ptr(),
+            rs: k,
+            cs: 1,
+        };
+        let view = |j0: usize| Strided {
+            ptr: b[j0..].as_ptr(),
+            rs: n,
+            cs: 1,
+        };
+        let (mut whole, mut split) = (vec![f32::NAN; m * n], vec![f32::NAN; m * n]);
+        // SAFETY: AVX2 checked above; the views cover a, b and C's rows of n (column blocks of
+        // 16 and 32 start inside each row).
+        unsafe {
+            sgemm(m, k, n, av, view(0), 0.0, whole.as_mut_ptr(), n, 1);
+            sgemm(m, k, 16, av, view(0), 0.0, split.as_mut_ptr(), n, 1);
+            sgemm(
+                m,
+                k,
+                32,
+                av,
+                view(16),
+                0.0,
+                split.as_mut_ptr().add(16),
+                n,
+                1,
+            );
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&whole), bits(&split));
     }
 }
