@@ -254,15 +254,7 @@ fn a_folder_of_thousands_of_tiny_images_is_read_in_bounded_memory() {
     );
 
     // Under an address-space limit the cache takes a quarter of what is left of it.
-    let mut limited = std::process::Command::new("sh");
-    limited
-        .arg("-c")
-        .arg("ulimit -v 600000 && exec \"$0\" \"$@\"")
-        .arg(BIN)
-        .args(args)
-        .current_dir(&s.0)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("SALIENCY_DATA");
+    let limited = under_address_limit(&args, &s.0);
     let (out, _) = run_measuring_peak(limited);
     let stderr = assert_ok(&out);
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -321,15 +313,7 @@ fn adversary_attacks_a_folder_of_thousands_of_tiny_images_in_bounded_memory() {
         "--out",
         out.to_str().unwrap(),
     ];
-    let mut limited = std::process::Command::new("sh");
-    limited
-        .arg("-c")
-        .arg("ulimit -v 600000 && exec \"$0\" \"$@\"")
-        .arg(BIN)
-        .args(args)
-        .current_dir(&s.0)
-        .env_remove("RUST_BACKTRACE")
-        .env_remove("SALIENCY_DATA");
+    let limited = under_address_limit(&args, &s.0);
     let (run, peak) = run_measuring_peak(limited);
     let stderr = assert_ok(&run);
     assert!(
@@ -348,6 +332,21 @@ fn adversary_attacks_a_folder_of_thousands_of_tiny_images_in_bounded_memory() {
         peak < dense / 4,
         "peak resident memory {peak} bytes, the floats of the split alone {dense} bytes"
     );
+}
+
+/// `saliency args` in `dir` under `ulimit -v 600000` (600 MB of address space), with no data
+/// folder set and no backtraces.
+fn under_address_limit(args: &[&str], dir: &std::path::Path) -> std::process::Command {
+    let mut limited = std::process::Command::new("sh");
+    limited
+        .arg("-c")
+        .arg("ulimit -v 600000 && exec \"$0\" \"$@\"")
+        .arg(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("RUST_BACKTRACE")
+        .env_remove("SALIENCY_DATA");
+    limited
 }
 
 /// Runs `command`, sampling its peak resident memory (Linux `VmHWM`, `None` elsewhere)

@@ -16,8 +16,8 @@ mod x86_64;
 /// `max_pool2d(relu(x))` of a run of whole planes on `tier`: f32 on the AVX2 and AVX-512 tiers
 /// in AVX2 intrinsics (`x86_64::forward2x2_avx2`, 8 windows at a time; on Zen 4 it also beat the
 /// body compiled for AVX-512), else the portable body compiled for the tier (16 windows at a
-/// time). Every tier makes each lane's compares in the scalar
-/// scan's order, so all give the same bits.
+/// time). Every tier makes each lane's compares in the scalar scan's order, so all give the
+/// same bits.
 pub(crate) fn relu_pool_planes<T: Float>(
     tier: Tier,
     g: &Pool2dGeometry,
