@@ -152,15 +152,15 @@ impl Workload {
         let grads = out
             .grads
             .ok_or_else(|| BenchError::Config(format!("the loss is not finite ({})", out.loss)))?;
-        if let Some(i) = Tensor::first_non_finite(&grads) {
+        std::hint::black_box(argmax_rows(&out.logits, model.classes));
+        let check = optimizer.step(&mut model.params, &grads, &model.param_info, *l2);
+        tapes.recycle(grads);
+        if let Some(i) = check.non_finite_gradient.or(check.non_finite_parameter) {
             return Err(BenchError::Config(format!(
-                "the gradient of {} is not finite",
+                "the gradient or the update of {} is not finite",
                 model.param_info[i].name
             )));
         }
-        std::hint::black_box(argmax_rows(&out.logits, model.classes));
-        optimizer.step(&mut model.params, &grads, &model.param_info, *l2);
-        tapes.recycle(grads);
         model.apply_running_updates(&out.updates);
         *step += 1;
         Ok(())

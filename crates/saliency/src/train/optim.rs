@@ -1,7 +1,7 @@
 //! Optimizers: Adam and SGD with momentum and per-step decay, plus the L2 kernel penalty.
 
 use rayon::prelude::*;
-use tensor::adam::AdamStep;
+use tensor::adam::{AdamStep, Finite, SgdStep};
 use tensor::Tensor;
 
 use crate::models::ParamInfo;
@@ -84,13 +84,17 @@ impl Optimizer {
 
     /// Applies one update. `l2` adds the gradient of `l2 * sum(w^2)` for parameters whose info
     /// says the penalty applies (conv and dense kernels).
+    ///
+    /// The update is applied whatever the gradients hold; what it returns names the first
+    /// parameter (in model order) whose gradient, or whose updated value, is not finite, found
+    /// on the update's own pass over them.
     pub fn step(
         &mut self,
         params: &mut [Tensor<f32>],
         grads: &[Tensor<f32>],
         info: &[ParamInfo],
         l2: f64,
-    ) {
+    ) -> UpdateCheck {
         self.t += 1;
         let t = self.t;
         let decay = |i: usize| {
@@ -136,12 +140,13 @@ impl Optimizer {
                         .zip(m.chunks_mut(CHUNK))
                         .zip(v.chunks_mut(CHUNK))
                     {
-                        tasks.push((k, p, g, m, v));
+                        tasks.push((i, k, p, g, m, v));
                     }
                 }
                 tasks
                     .into_par_iter()
-                    .for_each(|(k, p, g, m, v)| k.apply(tier, p, g, m, v));
+                    .map(|(i, k, p, g, m, v)| UpdateCheck::of(i, k.apply(tier, p, g, m, v)))
+                    .reduce(UpdateCheck::default, UpdateCheck::first)
             }
             OptimizerConfig::Sgd {
                 lr,
@@ -154,7 +159,7 @@ impl Optimizer {
                     mu: momentum as f32,
                     decay: decay(i),
                 };
-                let mut tasks = Vec::new();
+                let (mut tasks, tier) = (Vec::new(), tensor::cpu::tier());
                 for (i, ((p, g), vel)) in params.iter_mut().zip(grads).zip(&mut self.m).enumerate()
                 {
                     let k = kernel(i);
@@ -164,13 +169,47 @@ impl Optimizer {
                         .zip(g.data().chunks(CHUNK))
                         .zip(vel.chunks_mut(CHUNK))
                     {
-                        tasks.push((k, p, g, vel));
+                        tasks.push((i, k, p, g, vel));
                     }
                 }
                 tasks
                     .into_par_iter()
-                    .for_each(|(k, p, g, vel)| k.apply(p, g, vel));
+                    .map(|(i, k, p, g, vel)| UpdateCheck::of(i, k.apply(tier, p, g, vel)))
+                    .reduce(UpdateCheck::default, UpdateCheck::first)
             }
+        }
+    }
+}
+
+/// What an update found: the first parameter, by index in model order, whose gradient was not
+/// finite, and the first whose value is not finite after the update (`None`: all were).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[must_use = "a non-finite gradient or parameter is an error the caller must report"]
+pub struct UpdateCheck {
+    /// The first parameter with an infinite or NaN gradient.
+    pub non_finite_gradient: Option<usize>,
+    /// The first parameter infinite or NaN after the update.
+    pub non_finite_parameter: Option<usize>,
+}
+
+impl UpdateCheck {
+    /// What one chunk of parameter `index` showed.
+    fn of(index: usize, finite: Finite) -> Self {
+        UpdateCheck {
+            non_finite_gradient: (!finite.gradients).then_some(index),
+            non_finite_parameter: (!finite.parameters).then_some(index),
+        }
+    }
+
+    /// The earlier parameter of each finding: the order of the reduction does not matter.
+    fn first(a: Self, b: Self) -> Self {
+        let min = |x: Option<usize>, y: Option<usize>| match (x, y) {
+            (Some(x), Some(y)) => Some(x.min(y)),
+            (x, y) => x.or(y),
+        };
+        UpdateCheck {
+            non_finite_gradient: min(a.non_finite_gradient, b.non_finite_gradient),
+            non_finite_parameter: min(a.non_finite_parameter, b.non_finite_parameter),
         }
     }
 }
@@ -179,25 +218,6 @@ impl Optimizer {
 /// small tensors stay on one thread), small enough that alexnet's 9.4M-weight dense layer splits.
 /// Updates are elementwise, so the split never changes a result.
 const CHUNK: usize = 1 << 16;
-
-/// One SGD-with-momentum update with its per-step constants.
-#[derive(Clone, Copy)]
-struct SgdStep {
-    lr_t: f32,
-    mu: f32,
-    decay: f32,
-}
-
-impl SgdStep {
-    /// Updates one chunk (elementwise, as [`AdamStep::apply`]).
-    fn apply(&self, p: &mut [f32], g: &[f32], vel: &mut [f32]) {
-        for ((p, &g), vel) in p.iter_mut().zip(g).zip(vel.iter_mut()) {
-            let gj = g + self.decay * *p;
-            *vel = self.mu * *vel - self.lr_t * gj;
-            *p += *vel;
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -217,7 +237,7 @@ mod tests {
         let mut p = vec![Tensor::from_vec(&[2], vec![1.0f32, -1.0]).unwrap()];
         let g = vec![Tensor::from_vec(&[2], vec![0.5f32, -2.0]).unwrap()];
         let mut opt = Optimizer::new(OptimizerConfig::study_adam(), &p);
-        opt.step(&mut p, &g, &info(false), 0.0);
+        assert_eq!(opt.step(&mut p, &g, &info(false), 0.0), UpdateCheck::default());
         assert!(
             (p[0].data()[0] - (1.0 - 1e-3)).abs() < 1e-6,
             "{:?}",
@@ -250,8 +270,9 @@ mod tests {
                 shape: vec![n],
                 l2: true,
             }];
-            opt.step(&mut p, &grads, &infos, 5e-4);
-            opt.step(&mut p, &grads, &infos, 5e-4);
+            for _ in 0..2 {
+                assert_eq!(opt.step(&mut p, &grads, &infos, 5e-4), UpdateCheck::default());
+            }
             let (mut q, mut m, mut v) = (p0.clone(), vec![0.0f32; n], vec![0.0f32; n]);
             for t in 1..=2u64 {
                 for j in 0..n {
@@ -292,8 +313,8 @@ mod tests {
         let mut p = vec![Tensor::from_vec(&[2], vec![0.0f32, 0.0]).unwrap()];
         let g = vec![Tensor::from_vec(&[2], vec![1.0f32, 1.0]).unwrap()];
         let mut opt = Optimizer::new(OptimizerConfig::study_sgd(), &p);
-        opt.step(&mut p, &g, &info(false), 0.0);
-        opt.step(&mut p, &g, &info(false), 0.0);
+        let _ = opt.step(&mut p, &g, &info(false), 0.0);
+        let _ = opt.step(&mut p, &g, &info(false), 0.0);
         let v1 = -0.01f64;
         let v2 = 0.9 * v1 - 0.01 / 1.3;
         assert!((p[0].data()[0] as f64 - (v1 + v2)).abs() < 1e-7);
@@ -309,10 +330,51 @@ mod tests {
         let zero = vec![Tensor::from_vec(&[2], vec![0.0f32, 0.0]).unwrap()];
         let mut with = vec![Tensor::from_vec(&[2], vec![1.0f32, 2.0]).unwrap()];
         let mut without = with.clone();
-        Optimizer::new(cfg.clone(), &with).step(&mut with, &zero, &info(true), 5e-4);
-        Optimizer::new(cfg, &without).step(&mut without, &zero, &info(false), 5e-4);
+        let _ = Optimizer::new(cfg.clone(), &with).step(&mut with, &zero, &info(true), 5e-4);
+        let _ = Optimizer::new(cfg, &without).step(&mut without, &zero, &info(false), 5e-4);
         // d(5e-4 w^2)/dw = 1e-3 w.
         assert!((with[0].data()[1] - (2.0 - 2e-3)).abs() < 1e-7);
         assert_eq!(without[0].data(), &[1.0, 2.0]);
+    }
+
+    /// Both optimizers name the first parameter, in model order, with a non-finite gradient and
+    /// the first that is not finite after the update, wherever in its chunks the value sits.
+    #[test]
+    fn the_update_names_the_first_non_finite_gradient_and_parameter() {
+        let n = CHUNK + 100;
+        let infos: Vec<ParamInfo> = ["a", "b", "c"]
+            .iter()
+            .map(|name| ParamInfo {
+                name: (*name).into(),
+                shape: vec![n],
+                l2: false,
+            })
+            .collect();
+        let tensor = |v: f32| Tensor::from_vec(&[n], vec![v; n]).unwrap();
+        for config in [OptimizerConfig::study_adam(), OptimizerConfig::study_sgd()] {
+            // A NaN gradient in c's first chunk and an infinite one in b's ragged tail.
+            let mut p = vec![tensor(0.5), tensor(0.5), tensor(0.5)];
+            let mut g = vec![tensor(0.1), tensor(0.1), tensor(0.1)];
+            g[2].data_mut()[3] = f32::NAN;
+            g[1].data_mut()[n - 1] = f32::INFINITY;
+            let mut opt = Optimizer::new(config.clone(), &p);
+            let check = opt.step(&mut p, &g, &infos, 0.0);
+            assert_eq!(check.non_finite_gradient, Some(1), "{config:?}");
+            assert_eq!(check.non_finite_parameter, Some(1), "{config:?}");
+            // Finite gradients, but c's parameter is already NaN.
+            let mut p = vec![tensor(0.5), tensor(0.5), tensor(0.5)];
+            p[2].data_mut()[CHUNK + 7] = f32::NAN;
+            let g = vec![tensor(0.1), tensor(0.1), tensor(0.1)];
+            let mut opt = Optimizer::new(config.clone(), &p);
+            let check = opt.step(&mut p, &g, &infos, 0.0);
+            assert_eq!(
+                check,
+                UpdateCheck {
+                    non_finite_gradient: None,
+                    non_finite_parameter: Some(2),
+                },
+                "{config:?}"
+            );
+        }
     }
 }

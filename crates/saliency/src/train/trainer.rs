@@ -406,28 +406,31 @@ impl Trainer {
                         "the loss is not finite ({loss_v}); {culprit}"
                     )));
                 };
-                if let Some(i) = Tensor::first_non_finite(&g) {
+                let updates = step_out.updates;
+                let pred = argmax_rows(&step_out.logits, self.model.classes);
+                correct += pred.iter().zip(&labels).filter(|(p, y)| p == y).count();
+                seen += labels.len();
+                loss_sum += loss_v as f64 * labels.len() as f64;
+                // The update checks the gradients it reads and the parameters it writes; a
+                // failed step ends the run, so the model in memory is not kept either way.
+                let check =
+                    self.optimizer
+                        .step(&mut self.model.params, &g, &self.model.param_info, cfg.l2);
+                tapes.recycle(g);
+                if let Some(i) = check.non_finite_gradient {
                     return Err(non_finite(format!(
                         "the gradient of {} is not finite (the first parameter, in model \
                          order, with a non-finite gradient)",
                         self.model.param_info[i].name
                     )));
                 }
-                let updates = step_out.updates;
-                let pred = argmax_rows(&step_out.logits, self.model.classes);
-                correct += pred.iter().zip(&labels).filter(|(p, y)| p == y).count();
-                seen += labels.len();
-                loss_sum += loss_v as f64 * labels.len() as f64;
-                self.optimizer
-                    .step(&mut self.model.params, &g, &self.model.param_info, cfg.l2);
-                tapes.recycle(g);
-                self.model.apply_running_updates(&updates);
-                if let Some(i) = Tensor::first_non_finite(&self.model.params) {
+                if let Some(i) = check.non_finite_parameter {
                     return Err(non_finite(format!(
                         "parameter {} is not finite after the update",
                         self.model.param_info[i].name
                     )));
                 }
+                self.model.apply_running_updates(&updates);
                 self.step += 1;
                 for h in hooks.iter_mut() {
                     h.observe(

@@ -10,17 +10,26 @@ pub(crate) mod gemm_narrow;
 pub(crate) mod gemm_packed;
 pub(crate) mod gemm_packed_kernel;
 
-use crate::adam::AdamStep;
+use crate::adam::{AdamStep, Finite, SgdStep};
 use crate::stabilized_ratio;
 
 crate::tiered! {
     /// [`AdamStep::apply`]'s loop on `tier`: every tier the same operations in the same order
     /// on each element (no multiply-add is fused, since Rust never contracts them), so the
     /// same bits.
-    pub(crate) fn adam_apply(step: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) {
+    pub(crate) fn adam_apply(step: &AdamStep, p: &mut [f32], g: &[f32], m: &mut [f32], v: &mut [f32]) -> Finite {
         avx512 => step.apply_body(p, g, m, v),
         avx2 => step.apply_body(p, g, m, v),
         other => step.apply_body(p, g, m, v),
+    }
+}
+
+crate::tiered! {
+    /// [`SgdStep::apply`]'s loop on `tier`, as [`adam_apply`]: the same bits on every tier.
+    pub(crate) fn sgd_apply(step: &SgdStep, p: &mut [f32], g: &[f32], vel: &mut [f32]) -> Finite {
+        avx512 => step.apply_body(p, g, vel),
+        avx2 => step.apply_body(p, g, vel),
+        other => step.apply_body(p, g, vel),
     }
 }
 
