@@ -44,8 +44,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             LossKind::CrossEntropy,
         )?;
         let grads = out.grads.ok_or("the loss is not finite")?;
-        optimizer.step(&mut model.params, &grads, &model.param_info, 0.0);
+        let check = optimizer.step(&mut model.params, &grads, &model.param_info, 0.0);
         tapes.recycle(grads);
+        if let Some(i) = check.non_finite_gradient.or(check.non_finite_parameter) {
+            return Err(format!("step {step}: {} is not finite", model.param_info[i].name).into());
+        }
         if step % 32 == 0 {
             println!("step {step:3}: loss {:.4}", out.loss);
         }

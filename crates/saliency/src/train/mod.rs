@@ -19,7 +19,7 @@ pub use adversarial::{AdversarialTraining, TrainingAttack};
 pub use config::{Augment, TrainConfig};
 pub use evaluate::{evaluate, EvaluateError, Evaluation};
 pub use hook::{TrainHook, TrainState};
-pub use optim::{Optimizer, OptimizerConfig};
+pub use optim::{Optimizer, OptimizerConfig, UpdateCheck};
 pub use record::RunRecord;
 pub use step::{forward_backward, StepOutput, StepTapes};
 pub use trainer::{BatchProgress, EpochMetrics, TrainError, TrainEvent, Trainer};
