@@ -158,6 +158,33 @@ impl RuleSet {
     }
 }
 
+impl<T: Float> crate::Tape<T> {
+    /// LRP-epsilon's eps when conv node `z`'s quotient s = g z / (z + eps sign z) is computed by
+    /// the max-pool that reads it, in its backward: when `z` was made by a conv under the
+    /// epsilon rule and its one consumer is a pool that can ([`MaxPool2dOp::takes_lrp_quotient`]).
+    /// The conv and the pool both ask, so they agree on who does it.
+    ///
+    /// The separate pass would read z and g again from memory after the pool wrote g; this is
+    /// the difference between an LRP-epsilon gradient and a plain one.
+    ///
+    /// [`MaxPool2dOp::takes_lrp_quotient`]: crate::ops::max_pool2d::MaxPool2dOp::takes_lrp_quotient
+    pub(crate) fn lrp_epsilon_handed_to_pool(&self, z: crate::NodeId) -> Option<f64> {
+        use crate::op::Op;
+        let node = &self.nodes[z.0];
+        let Op::Conv2d(conv) = &node.op else {
+            return None;
+        };
+        let epsilon = conv.epsilon()?;
+        if node.consumers != 1 {
+            return None;
+        }
+        match &self.nodes[node.last_consumer].op {
+            Op::MaxPool2d(pool) if pool.takes_lrp_quotient() => Some(epsilon),
+            _ => None,
+        }
+    }
+}
+
 /// z + eps sign(z) with sign(0) = 1 (Captum's stabilizer).
 fn stabilize(z: f64, eps: f64) -> f64 {
     if z >= 0.0 {

@@ -20,6 +20,11 @@ pub(crate) struct Node<T> {
     pub(crate) op: Op<T>,
     /// True when some variable reaches this node, so backward must pass gradient through it.
     pub(crate) needs_grad: bool,
+    /// How many recorded ops take this node as an input, and the last of them: an op may
+    /// take over part of its input's backward only when it is that input's one consumer
+    /// ([`Tape::lrp_epsilon_handed_to_pool`]).
+    pub(crate) consumers: u32,
+    pub(crate) last_consumer: usize,
 }
 
 /// A Wengert list: values in push order, each with the op that made it.
@@ -121,6 +126,8 @@ impl<T: Float> Tape<T> {
             value: Some(value),
             op: Op::Leaf,
             needs_grad,
+            consumers: 0,
+            last_consumer: 0,
         });
         NodeId(self.nodes.len() - 1)
     }
@@ -131,6 +138,8 @@ impl<T: Float> Tape<T> {
             value: Some(value),
             op: Op::Leaf,
             needs_grad: false,
+            consumers: 0,
+            last_consumer: 0,
         });
         NodeId(self.nodes.len() - 1)
     }
@@ -209,12 +218,20 @@ impl<T: Float> Tape<T> {
     pub(crate) fn push(&mut self, value: Tensor<T>, op: Op<T>, inputs: &[NodeId]) -> NodeId {
         let needs_grad = self.recording && inputs.iter().any(|i| self.nodes[i.0].needs_grad);
         let op = if needs_grad { op } else { Op::Leaf };
+        let id = self.nodes.len();
+        for input in inputs {
+            let node = &mut self.nodes[input.0];
+            node.consumers += 1;
+            node.last_consumer = id;
+        }
         self.nodes.push(Node {
             value: Some(value),
             op,
             needs_grad,
+            consumers: 0,
+            last_consumer: 0,
         });
-        NodeId(self.nodes.len() - 1)
+        NodeId(id)
     }
 
     /// True when backward must compute a gradient for `id`.

@@ -374,3 +374,66 @@ fn lrp_refuses_parameter_gradients_and_rescale_an_odd_batch() {
     let err = tape.relu(x).unwrap_err().to_string();
     assert!(err.contains("rescale") && err.contains("[3, 2]"), "{err}");
 }
+
+/// The input signal of conv (3x3, padding 1, bias) then `pool` under LRP-epsilon, seeded with a
+/// fixed pattern at the pool's output, in element type T.
+fn conv_pool_signal<T: tensor::Float>(
+    x: &[f64],
+    shape: [usize; 4],
+    seed: u64,
+    pool: &dyn Fn(&mut Tape<T>, NodeId) -> Result<NodeId, TapeError>,
+) -> Vec<T> {
+    let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
+    let [n, c, h, w] = shape;
+    let out = 3;
+    let mut tape = Tape::with_rules(RuleSet::lrp_epsilon(1e-3));
+    let xi = tape.variable(Tensor::from_vec(&[n, c, h, w], cast(x.to_vec())).unwrap());
+    let wt = Tensor::from_vec(&[out, c, 3, 3], cast(random_values(out * c * 9, seed))).unwrap();
+    let b = Tensor::from_vec(&[out], cast(random_values(out, seed + 1))).unwrap();
+    let (wi, bi) = (tape.constant(wt), tape.constant(b));
+    let z = tape.conv2d(xi, wi, Some(bi), 1, 1).unwrap();
+    let y = pool(&mut tape, z).unwrap();
+    let shape_y = tape.value(y).shape().to_vec();
+    let up = cast(random_values(shape_y.iter().product(), seed + 2));
+    let r = tape.constant(Tensor::from_vec(&shape_y, up).unwrap());
+    let ry = tape.mul(y, r).unwrap();
+    let total = tape.sum(ry).unwrap();
+    let grads = tape.backward(total).unwrap();
+    grads.get(xi).unwrap().data().to_vec()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// A max-pool that is a conv's only consumer computes LRP-epsilon's quotient in its own
+    /// backward (from the pooled output, at each window's winner). The signal is the one of
+    /// the separate pass, which runs when something else stands between conv and pool (a ReLU
+    /// recorded on its own, a scale by 1): equal values in f64 and f32 (whose 2x2 backward is
+    /// the vector kernel from 4 windows a row), odd sizes and floor-mode edges included. Only
+    /// the sign of a zero may differ, which `==` does not see.
+    #[test]
+    fn a_pool_computing_the_lrp_quotient_gives_the_separate_pass_s_signal(
+        seed in 0u64..1000, n in 1usize..3, c in 1usize..3, h in 2usize..13, w in 2usize..13,
+    ) {
+        let x = random_values(n * c * h * w, seed);
+        let shape = [n, c, h, w];
+        fn check<T: tensor::Float>(x: &[f64], shape: [usize; 4], seed: u64) -> Result<(), TestCaseError> {
+            let fused_relu = conv_pool_signal::<T>(x, shape, seed, &|t, z| t.relu_max_pool2d(z, 2, 2));
+            let separate_relu = conv_pool_signal::<T>(x, shape, seed, &|t, z| {
+                let r = t.relu(z)?;
+                t.max_pool2d(r, 2, 2)
+            });
+            prop_assert!(fused_relu == separate_relu, "relu + pool: {:?} vs {:?}", fused_relu, separate_relu);
+            prop_assert!(fused_relu.iter().any(|v| *v != T::ZERO), "some signal reaches the input");
+            let fused = conv_pool_signal::<T>(x, shape, seed, &|t, z| t.max_pool2d(z, 2, 2));
+            let separate = conv_pool_signal::<T>(x, shape, seed, &|t, z| {
+                let s = t.scale(z, T::from_f64(1.0))?;
+                t.max_pool2d(s, 2, 2)
+            });
+            prop_assert!(fused == separate, "pool: {:?} vs {:?}", fused, separate);
+            Ok(())
+        }
+        check::<f64>(&x, shape, seed)?;
+        check::<f32>(&x, shape, seed)?;
+    }
+}

@@ -27,6 +27,16 @@ struct ConvKernels<'a, T> {
     workspace: &'a mut Vec<T>,
 }
 
+impl Conv2dOp {
+    /// LRP-epsilon's eps when this conv was recorded under that rule.
+    pub(crate) fn epsilon(&self) -> Option<f64> {
+        match self.rule {
+            AffineRule::Epsilon { epsilon } => Some(epsilon),
+            _ => None,
+        }
+    }
+}
+
 impl<T: Float> AffineKernels<T> for ConvKernels<'_, T> {
     fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
         let mut z = vec![T::ZERO; self.geom.output_len()];
@@ -246,6 +256,12 @@ impl Conv2dOp {
             if let AffineRule::Epsilon { epsilon } = self.rule {
                 // W^T s on the layer's own input-gradient path (kept buffer included).
                 let kept = self.kept_value(tape)?;
+                if tape.lrp_epsilon_handed_to_pool(out).is_some() {
+                    // The pool this conv feeds already sent s, not g.
+                    let dx = self.input_gradient(w.data(), kept, g.data(), buffers, ws);
+                    grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
+                    return Ok(());
+                }
                 let dx = match self.signal_blocks(kept.is_some())? {
                     Some(block) => {
                         self.epsilon_in_blocks(block, w.data(), g.data(), z, epsilon, buffers, ws)?

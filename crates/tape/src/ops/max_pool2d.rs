@@ -12,7 +12,7 @@ use tensor::{Float, Tensor};
 
 use crate::op::Op;
 use crate::ops::relu::RESCALE_EPS;
-use crate::rules::PoolRule;
+use crate::rules::{epsilon_signal, PoolRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
@@ -106,6 +106,34 @@ impl<T: Float> Tape<T> {
 }
 
 impl MaxPool2dOp {
+    /// True when this pool may take over LRP-epsilon's quotient for the conv feeding it
+    /// ([`Tape::lrp_epsilon_handed_to_pool`]): plain backward, and windows that do not overlap,
+    /// so each input gets at most one window's gradient and the quotient of that one value is
+    /// the quotient of the input's whole gradient.
+    pub(crate) fn takes_lrp_quotient(&self) -> bool {
+        self.rule == PoolRule::Gradient && self.geom.stride >= self.geom.kernel
+    }
+
+    /// The backward with LRP-epsilon's quotient s = g z / (z + eps sign z) for the conv output z
+    /// this pool reads: only a window's winner gets gradient, and there z is the window's
+    /// output y (bit for bit, also after the fused ReLU), so s is the quotient of the pooled
+    /// gradient and output, a quarter of z's size for 2x2 windows, scattered like a gradient.
+    /// Where no gradient arrives s is 0, as the separate pass gives for every finite z but -0
+    /// (its 0 z / (z + eps) is then -0, a sign no sum can see unless every term is zero).
+    fn backward_with_lrp_quotient<T: Float>(
+        &self,
+        y: &[T],
+        g: &[T],
+        epsilon: f64,
+        buffers: &mut BufferPool<T>,
+        dx: &mut [T],
+    ) {
+        let mut s = buffers.output(g.len()); // overwritten
+        epsilon_signal(g, y, epsilon, &mut s);
+        pool::max_pool2d_backward(&self.geom, &s, &self.argmax, dx);
+        buffers.retire(s);
+    }
+
     /// DeepLIFT's rescale for max-pool (Captum's `maxpool` rule), overwriting `dx`, which holds
     /// the plain gradient: the batch holds the inputs then as many references. Output o's
     /// difference y - y' goes as max(y, y') - y' to the input's winner and y - max(y, y') to the
@@ -152,7 +180,12 @@ impl MaxPool2dOp {
     ) -> Result<(), TapeError> {
         // max_pool2d_backward zeroes each plane before scattering into it
         let mut dx = buffers.output(self.geom.input_len());
-        pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
+        if let Some(epsilon) = tape.lrp_epsilon_handed_to_pool(self.input) {
+            let y = tape.try_value("max_pool2d backward", out)?.data();
+            self.backward_with_lrp_quotient(y, g.data(), epsilon, buffers, &mut dx);
+        } else {
+            pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
+        }
         if self.rule == PoolRule::Rescale {
             let x = tape.try_value("max_pool2d backward", self.input)?.data();
             let y = tape.try_value("max_pool2d backward", out)?.data();
