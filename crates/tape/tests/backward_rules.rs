@@ -375,13 +375,16 @@ fn lrp_refuses_parameter_gradients_and_rescale_an_odd_batch() {
     assert!(err.contains("rescale") && err.contains("[3, 2]"), "{err}");
 }
 
+/// What follows the conv in [`conv_pool_signal`].
+type AfterConv<T> = dyn Fn(&mut Tape<T>, NodeId) -> Result<NodeId, TapeError>;
+
 /// The input signal of conv (3x3, padding 1, bias) then `pool` under LRP-epsilon, seeded with a
 /// fixed pattern at the pool's output, in element type T.
 fn conv_pool_signal<T: tensor::Float>(
     x: &[f64],
     shape: [usize; 4],
     seed: u64,
-    pool: &dyn Fn(&mut Tape<T>, NodeId) -> Result<NodeId, TapeError>,
+    pool: &AfterConv<T>,
 ) -> Vec<T> {
     let cast = |v: Vec<f64>| v.into_iter().map(T::from_f64).collect::<Vec<T>>();
     let [n, c, h, w] = shape;
