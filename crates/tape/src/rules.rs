@@ -159,27 +159,31 @@ impl RuleSet {
 }
 
 impl<T: Float> crate::Tape<T> {
-    /// LRP-epsilon's eps when conv node `z`'s quotient s = g z / (z + eps sign z) is computed by
-    /// the max-pool that reads it, in its backward: when `z` was made by a conv under the
-    /// epsilon rule and its one consumer is a pool that can ([`MaxPool2dOp::takes_lrp_quotient`]).
-    /// The conv and the pool both ask, so they agree on who does it.
+    /// LRP-epsilon's eps when the quotient s = g z / (z + eps sign z) of affine node `z` (conv
+    /// or dense, recorded under the epsilon rule) is computed by the op that reads `z`, in its
+    /// backward: when that op is `z`'s only consumer and can (a ReLU with the plain rule, whose
+    /// backward reads z anyway, or a max-pool whose windows do not overlap, see
+    /// [`MaxPool2dOp::takes_lrp_quotient`]). The affine op then takes its output gradient as s.
+    /// Both ops ask, so they agree on who does it.
     ///
-    /// The separate pass would read z and g again from memory after the pool wrote g; this is
-    /// the difference between an LRP-epsilon gradient and a plain one.
+    /// The separate pass would read z and g again from memory after the consumer wrote g: it
+    /// was the one cost an LRP-epsilon gradient had over a plain one.
     ///
     /// [`MaxPool2dOp::takes_lrp_quotient`]: crate::ops::max_pool2d::MaxPool2dOp::takes_lrp_quotient
-    pub(crate) fn lrp_epsilon_handed_to_pool(&self, z: crate::NodeId) -> Option<f64> {
+    pub(crate) fn lrp_epsilon_handed_over(&self, z: crate::NodeId) -> Option<f64> {
         use crate::op::Op;
         let node = &self.nodes[z.0];
-        let Op::Conv2d(conv) = &node.op else {
-            return None;
+        let epsilon = match &node.op {
+            Op::Conv2d(conv) => conv.epsilon()?,
+            Op::Linear(linear) => linear.epsilon()?,
+            _ => return None,
         };
-        let epsilon = conv.epsilon()?;
         if node.consumers != 1 {
             return None;
         }
         match &self.nodes[node.last_consumer].op {
             Op::MaxPool2d(pool) if pool.takes_lrp_quotient() => Some(epsilon),
+            Op::Relu(relu) if relu.takes_lrp_quotient() => Some(epsilon),
             _ => None,
         }
     }

@@ -408,12 +408,12 @@ fn conv_pool_signal<T: tensor::Float>(
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// A max-pool that is a conv's only consumer computes LRP-epsilon's quotient in its own
-    /// backward (from the pooled output, at each window's winner). The signal is the one of
-    /// the separate pass, which runs when something else stands between conv and pool (a ReLU
-    /// recorded on its own, a scale by 1): equal values in f64 and f32 (whose 2x2 backward is
-    /// the vector kernel from 4 windows a row), odd sizes and floor-mode edges included. Only
-    /// the sign of a zero may differ, which `==` does not see.
+    /// A max-pool or ReLU that is a conv's only consumer computes LRP-epsilon's quotient in its
+    /// own backward (the pool from its pooled output, at each window's winner). The signal is
+    /// the one of the separate pass, which runs when something else stands between them (a
+    /// ReLU recorded on its own, a scale by 1): equal values in f64 and f32 (whose 2x2 backward
+    /// is the vector kernel from 4 windows a row), odd sizes and floor-mode edges included.
+    /// Only the sign of a zero may differ, which `==` does not see.
     #[test]
     fn a_pool_computing_the_lrp_quotient_gives_the_separate_pass_s_signal(
         seed in 0u64..1000, n in 1usize..3, c in 1usize..3, h in 2usize..13, w in 2usize..13,
@@ -434,9 +434,47 @@ proptest! {
                 t.max_pool2d(s, 2, 2)
             });
             prop_assert!(fused == separate, "pool: {:?} vs {:?}", fused, separate);
+            let relu = conv_pool_signal::<T>(x, shape, seed, &|t, z| t.relu(z));
+            let separate = conv_pool_signal::<T>(x, shape, seed, &|t, z| {
+                let s = t.scale(z, T::from_f64(1.0))?;
+                t.relu(s)
+            });
+            prop_assert!(relu == separate, "relu: {:?} vs {:?}", relu, separate);
             Ok(())
         }
         check::<f64>(&x, shape, seed)?;
         check::<f32>(&x, shape, seed)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// The same for a dense layer and the ReLU after it.
+    #[test]
+    fn a_relu_computing_a_dense_layer_s_lrp_quotient_gives_the_separate_pass_s_signal(
+        seed in 0u64..1000, n in 1usize..4, fin in 1usize..20, fout in 1usize..20,
+    ) {
+        let x = rand_tensor(&[n, fin], seed);
+        let w = rand_tensor(&[fout, fin], seed + 1);
+        let b = rand_tensor(&[fout], seed + 2);
+        let up = |s: &[usize]| rand_tensor(s, seed + 3);
+        let dense = |t: &mut Tape<f64>, xi: NodeId| {
+            let (wi, bi) = (t.constant(w.clone()), t.constant(b.clone()));
+            t.linear(xi, wi, Some(bi))
+        };
+        let handed = |t: &mut Tape<f64>, xi: NodeId| {
+            let z = dense(t, xi)?;
+            t.relu(z)
+        };
+        let separate = |t: &mut Tape<f64>, xi: NodeId| {
+            let z = dense(t, xi)?;
+            let s = t.scale(z, 1.0)?;
+            t.relu(s)
+        };
+        let rules = RuleSet::lrp_epsilon(1e-3);
+        let (a, _) = signal(rules, &x, &up, &handed);
+        let (b, _) = signal(rules, &x, &up, &separate);
+        prop_assert!(a == b, "{:?} vs {:?}", a, b);
     }
 }

@@ -256,8 +256,8 @@ impl Conv2dOp {
             if let AffineRule::Epsilon { epsilon } = self.rule {
                 // W^T s on the layer's own input-gradient path (kept buffer included).
                 let kept = self.kept_value(tape)?;
-                if tape.lrp_epsilon_handed_to_pool(out).is_some() {
-                    // The pool this conv feeds already sent s, not g.
+                if tape.lrp_epsilon_handed_over(out).is_some() {
+                    // The op this conv feeds already sent s, not g.
                     let dx = self.input_gradient(w.data(), kept, g.data(), buffers, ws);
                     grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
                     return Ok(());

@@ -124,6 +124,14 @@ impl<T: Float> Tape<T> {
 }
 
 impl LinearOp {
+    /// LRP-epsilon's eps when this layer was recorded under that rule.
+    pub(crate) fn epsilon(&self) -> Option<f64> {
+        match self.rule {
+            AffineRule::Epsilon { epsilon } => Some(epsilon),
+            _ => None,
+        }
+    }
+
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
@@ -144,12 +152,17 @@ impl LinearOp {
             }
             let z = tape.try_value("linear backward", out)?.data();
             if let AffineRule::Epsilon { epsilon } = self.rule {
-                // dx (N, in) = s (N, out) x W (out, in), the plain input gradient's GEMM.
-                let mut s = buffers.output(z.len()); // overwritten
-                epsilon_signal(gv, z, epsilon, &mut s);
+                // dx (N, in) = s (N, out) x W (out, in), the plain input gradient's GEMM; s
+                // comes from the op this layer feeds when it computed the quotient.
+                let handed_over = tape.lrp_epsilon_handed_over(out).is_some();
+                let mut s = buffers.output(if handed_over { 0 } else { z.len() });
+                if !handed_over {
+                    epsilon_signal(gv, z, epsilon, &mut s); // overwrites s
+                }
+                let signal = if handed_over { gv } else { &s[..] };
                 let mut dx = buffers.output(n * fin); // overwritten: beta = 0
                 par_gemm(
-                    MatRef::row_major(&s, n, fout),
+                    MatRef::row_major(signal, n, fout),
                     MatRef::row_major(w.data(), fout, fin),
                     &mut dx,
                 );

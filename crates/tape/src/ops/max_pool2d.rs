@@ -107,7 +107,7 @@ impl<T: Float> Tape<T> {
 
 impl MaxPool2dOp {
     /// True when this pool may take over LRP-epsilon's quotient for the conv feeding it
-    /// ([`Tape::lrp_epsilon_handed_to_pool`]): plain backward, and windows that do not overlap,
+    /// ([`Tape::lrp_epsilon_handed_over`]): plain backward, and windows that do not overlap,
     /// so each input gets at most one window's gradient and the quotient of that one value is
     /// the quotient of the input's whole gradient.
     pub(crate) fn takes_lrp_quotient(&self) -> bool {
@@ -180,7 +180,7 @@ impl MaxPool2dOp {
     ) -> Result<(), TapeError> {
         // max_pool2d_backward zeroes each plane before scattering into it
         let mut dx = buffers.output(self.geom.input_len());
-        if let Some(epsilon) = tape.lrp_epsilon_handed_to_pool(self.input) {
+        if let Some(epsilon) = tape.lrp_epsilon_handed_over(self.input) {
             let y = tape.try_value("max_pool2d backward", out)?.data();
             self.backward_with_lrp_quotient(y, g.data(), epsilon, buffers, &mut dx);
         } else {

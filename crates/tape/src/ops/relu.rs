@@ -4,7 +4,7 @@
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
-use crate::rules::ReluRule;
+use crate::rules::{epsilon_signal, ReluRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
@@ -40,6 +40,12 @@ impl<T: Float> Tape<T> {
 }
 
 impl ReluOp {
+    /// True when this ReLU may take over LRP-epsilon's quotient for the affine op feeding it
+    /// ([`Tape::lrp_epsilon_handed_over`]): its rule is the plain gradient.
+    pub(crate) fn takes_lrp_quotient(&self) -> bool {
+        self.rule == ReluRule::Gradient
+    }
+
     pub(crate) fn backward<T: Float>(
         &self,
         tape: &Tape<T>,
@@ -53,7 +59,18 @@ impl ReluOp {
         let mut dx = buffers.output(x.numel());
         let (xv, gv) = (x.data(), g.data());
         match self.rule {
-            ReluRule::Gradient => T::vrelu_backward(xv, gv, &mut dx),
+            ReluRule::Gradient => match tape.lrp_epsilon_handed_over(self.input) {
+                // LRP-epsilon's s = g x / (x + eps sign x) for the affine op before, where the
+                // ReLU passes gradient (x > 0), else 0: the values of the plain backward then
+                // the separate quotient pass, whose 0 x / (x + eps) differs only in a zero's sign.
+                Some(epsilon) => {
+                    epsilon_signal(gv, xv, epsilon, &mut dx);
+                    for (d, &xi) in dx.iter_mut().zip(xv) {
+                        *d = if xi > T::ZERO { *d } else { T::ZERO };
+                    }
+                }
+                None => T::vrelu_backward(xv, gv, &mut dx),
+            },
             ReluRule::GuidedBackprop => {
                 for ((d, &xi), &gi) in dx.iter_mut().zip(xv).zip(gv) {
                     *d = if xi > T::ZERO && gi > T::ZERO {
