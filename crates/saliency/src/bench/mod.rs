@@ -7,6 +7,7 @@
 //! same number of calls; each round's rate (images per second) is one sample, and the report
 //! gives the median, minimum and maximum of the samples.
 
+mod against;
 mod workloads;
 
 use std::fmt;
@@ -15,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::models::{ModelError, ModelKind};
 
+pub use against::{gradients_per_image, Against};
 pub use workloads::{synthetic_batch, Workload as Runner};
 
 /// Which workload to time.
@@ -111,6 +113,9 @@ pub struct BenchConfig {
     pub round_time: Duration,
     /// Path points for integrated gradients.
     pub ig_steps: usize,
+    /// A second workload (same model and batch size) whose rounds alternate with this one's
+    /// ([`Against`]).
+    pub against: Option<Workload>,
 }
 
 impl BenchConfig {
@@ -124,6 +129,7 @@ impl BenchConfig {
             warmup: 3,
             round_time: Duration::from_millis(500),
             ig_steps: 50,
+            against: None,
         }
     }
 }
@@ -157,6 +163,9 @@ pub struct BenchReport {
     pub samples: Vec<f64>,
     /// Peak resident memory of the process so far (Linux `VmHWM`), MiB; `None` elsewhere.
     pub peak_rss_mib: Option<f64>,
+    /// The `--against` workload's measurement and the per-round ratio, when one was given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub against: Option<Against>,
 }
 
 impl fmt::Display for BenchReport {
@@ -179,6 +188,19 @@ impl fmt::Display for BenchReport {
         )?;
         if let Some(rss) = self.peak_rss_mib {
             write!(f, ", peak RSS {rss:.0} MiB")?;
+        }
+        if let Some(a) = &self.against {
+            write!(
+                f,
+                "\nagainst {}: {:.1} images/s in the alternate rounds; per gradient, {} runs at {:.3}x its speed (median of {} per-round ratios; min {:.3}, max {:.3})",
+                a.workload,
+                a.images_per_second,
+                self.workload,
+                a.ratio,
+                a.samples.len(),
+                a.ratio_min,
+                a.ratio_max,
+            )?;
         }
         Ok(())
     }
@@ -274,24 +296,55 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         ));
     }
     check_memory(config)?;
-    let mut runner = Runner::new(config)?;
-    // Warm-up: fills caches and workspaces, and tells how many calls fill a round.
-    let started = Instant::now();
-    let warmup = config.warmup.max(1);
-    for _ in 0..warmup {
-        runner.call()?;
+    let other = config.against.map(|workload| BenchConfig {
+        workload,
+        against: None,
+        ..config.clone()
+    });
+    if let Some(other) = &other {
+        check_memory(other)?;
     }
-    let per_call = started.elapsed().as_secs_f64() / warmup as f64;
-    let calls = ((config.round_time.as_secs_f64() / per_call.max(1e-9)).ceil() as usize).max(1);
-    let images = config.batch_size as f64 * calls as f64;
-    let mut seconds = Vec::with_capacity(config.rounds);
-    for _ in 0..config.rounds {
-        let t = Instant::now();
-        for _ in 0..calls {
+    let mut runners = vec![Runner::new(config)?];
+    if let Some(other) = &other {
+        runners.push(Runner::new(other)?);
+    }
+    // Warm-up: fills caches and workspaces, and tells how many calls fill a round.
+    let mut calls = Vec::with_capacity(runners.len());
+    for runner in &mut runners {
+        let started = Instant::now();
+        let warmup = config.warmup.max(1);
+        for _ in 0..warmup {
             runner.call()?;
         }
-        seconds.push(t.elapsed().as_secs_f64().max(1e-12));
+        let per_call = started.elapsed().as_secs_f64() / warmup as f64;
+        calls.push(((config.round_time.as_secs_f64() / per_call.max(1e-9)).ceil() as usize).max(1));
     }
+    // Rounds alternate between the workloads, each round starting with the one the last
+    // ended with, so neither always runs second.
+    let mut seconds = vec![Vec::with_capacity(config.rounds); runners.len()];
+    for round in 0..config.rounds {
+        for k in 0..runners.len() {
+            let i = if round % 2 == 0 { k } else { runners.len() - 1 - k };
+            let t = Instant::now();
+            for _ in 0..calls[i] {
+                runners[i].call()?;
+            }
+            seconds[i].push(t.elapsed().as_secs_f64().max(1e-12));
+        }
+    }
+    let rates = |i: usize| -> Vec<f64> {
+        let images = config.batch_size as f64 * calls[i] as f64;
+        seconds[i].iter().map(|s| images / s).collect()
+    };
+    let against = other.map(|other| {
+        let per_image = [
+            gradients_per_image(config.workload, config.ig_steps),
+            gradients_per_image(other.workload, other.ig_steps),
+        ];
+        Against::new(other.workload, per_image, &rates(0), &rates(1), calls[1])
+    });
+    let (calls, seconds) = (calls[0], &seconds[0]);
+    let images = config.batch_size as f64 * calls as f64;
     let samples: Vec<f64> = seconds.iter().map(|s| images / s).collect();
     let ms: Vec<f64> = seconds.iter().map(|s| 1e3 * s / calls as f64).collect();
     Ok(BenchReport {
@@ -308,6 +361,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         calls_per_round: calls,
         samples,
         peak_rss_mib: peak_rss_mib(),
+        against,
     })
 }
 
@@ -377,6 +431,37 @@ mod tests {
         // Sorted [1, 2, 3] -> 2; sorted [1, 2, 3, 10] -> (2 + 3) / 2.
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[10.0, 1.0, 3.0, 2.0]), 2.5);
+    }
+
+    /// `--against` times both workloads in alternate rounds and takes their ratio per round,
+    /// per gradient: SmoothGrad's 50 gradients an image count 50 times.
+    #[test]
+    fn against_alternates_two_workloads_and_gives_their_per_gradient_ratio() {
+        let mut config = BenchConfig::new(Workload::Smoothgrad50, ModelKind::Deep, 2);
+        config.rounds = 3;
+        config.warmup = 1;
+        config.round_time = Duration::ZERO;
+        config.against = Some(Workload::GradientXInput);
+        let report = run(&config).unwrap();
+        let a = report.against.clone().expect("a comparison");
+        assert_eq!(a.workload, Workload::GradientXInput);
+        assert_eq!((report.samples.len(), a.samples.len()), (3, 3));
+        assert_eq!(a.gradients_per_image, [50.0, 1.0]);
+        let ratios: Vec<f64> = report
+            .samples
+            .iter()
+            .zip(&a.samples)
+            .map(|(s, g)| 50.0 * s / g)
+            .collect();
+        assert_eq!(a.ratio, median(&ratios));
+        assert!(a.ratio_min <= a.ratio && a.ratio <= a.ratio_max, "{a:?}");
+        let json = serde_json::to_value(&report).unwrap();
+        assert_eq!(json["against"]["workload"], "gradient-x-input");
+        assert!(report.to_string().contains("against gradient-x-input"), "{report}");
+        // Without --against the report has no such key.
+        config.against = None;
+        let json = serde_json::to_value(run(&config).unwrap()).unwrap();
+        assert!(json.get("against").is_none(), "{json}");
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub struct BenchArgs {
     /// Path points for integrated gradients.
     #[arg(long, allow_negative_numbers = true, default_value_t = 50)]
     ig_steps: usize,
+    /// A second workload (same model and batch size) timed in rounds alternating with the
+    /// first; the report adds its speed and the median per-round ratio, per gradient.
+    #[arg(long, value_parser = one_of::<Workload>(&WORKLOADS))]
+    against: Option<Workload>,
     /// Print one JSON object instead of a sentence.
     #[arg(long)]
     json: bool,
@@ -63,6 +67,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         warmup: args.warmup,
         round_time: Duration::from_secs_f64(args.round_seconds),
         ig_steps: args.ig_steps,
+        against: args.against,
         ..BenchConfig::new(args.workload, args.model, args.batch_size)
     };
     let report = measure(&config)?;
