@@ -690,7 +690,8 @@ fn train_small(
                 .zip(&model.params)
                 .map(|(&p, v)| grads.get_or_zeros(p, v.shape()))
                 .collect();
-            opt.step(&mut model.params, &g, &model.param_info, 0.0);
+            let check = opt.step(&mut model.params, &g, &model.param_info, 0.0);
+            assert_eq!(check, saliency::train::UpdateCheck::default(), "step {step}");
             step += 1;
             hook.observe(
                 model,
