@@ -45,6 +45,7 @@ pub enum Workload {
     Occlusion,
     /// SmoothGrad with 50 noisy copies per image (`attribution::smoothgrad`, sigma 0.15), the
     /// copies batched `default_batch` at a time.
+    #[serde(rename = "smoothgrad-50")]
     Smoothgrad50,
     /// LRP-epsilon (eps 1e-9) on the tape's backward rules (`attribution::lrp`), targets the
     /// predicted classes.
@@ -396,6 +397,8 @@ mod tests {
     fn workload_names_round_trip() {
         for w in Workload::ALL {
             assert_eq!(w.to_string().parse::<Workload>(), Ok(w));
+            // `--json` names a workload as the command line does.
+            assert_eq!(serde_json::to_value(w).unwrap(), w.to_string().as_str());
         }
         let err = "train".parse::<Workload>().unwrap_err();
         assert!(err.contains("train-step"), "{err}");
