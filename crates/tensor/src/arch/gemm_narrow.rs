@@ -30,10 +30,12 @@ const MAX_ROWS: usize = 64;
 /// rows lie a power of two apart (AlexNet's fc input gradients, k = 2048) maps onto a few cache
 /// sets and did not stay in cache for the next 6 rows of C, which ran at half `matrixmultiply`'s
 /// speed.
+#[cfg(target_arch = "x86_64")]
 const PANEL_MAX_DEPTH: usize = 1024;
 
 /// Rows of B per block of a product deeper than [`PANEL_MAX_DEPTH`]: a 256 x 16 stripe (16 KiB)
 /// stays in L2 even when its rows share cache sets.
+#[cfg(target_arch = "x86_64")]
 const PANEL_DEPTH_BLOCK: usize = 256;
 
 /// Fewest multiply-adds worth the narrow kernels' setup.
