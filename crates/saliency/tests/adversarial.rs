@@ -691,7 +691,11 @@ fn train_small(
                 .map(|(&p, v)| grads.get_or_zeros(p, v.shape()))
                 .collect();
             let check = opt.step(&mut model.params, &g, &model.param_info, 0.0);
-            assert_eq!(check, saliency::train::UpdateCheck::default(), "step {step}");
+            assert_eq!(
+                check,
+                saliency::train::UpdateCheck::default(),
+                "step {step}"
+            );
             step += 1;
             hook.observe(
                 model,

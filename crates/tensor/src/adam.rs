@@ -42,6 +42,16 @@ pub struct Finite {
     pub parameters: bool,
 }
 
+impl Finite {
+    /// From the or-ed [`non_finite_flag`]s of the gradients and of the new parameters.
+    fn from_flags(bad_gradients: u32, bad_parameters: u32) -> Self {
+        Finite {
+            gradients: bad_gradients == 0,
+            parameters: bad_parameters == 0,
+        }
+    }
+}
+
 /// The exponent bits of an f32: all set for infinities and NaN, and only for them.
 const EXPONENT: u32 = 0x7f80_0000;
 
@@ -98,10 +108,7 @@ impl AdamStep {
             bad_g |= non_finite_flag(g);
             bad_p |= non_finite_flag(*p);
         }
-        Finite {
-            gradients: bad_g == 0,
-            parameters: bad_p == 0,
-        }
+        Finite::from_flags(bad_g, bad_p)
     }
 }
 
@@ -147,10 +154,7 @@ impl SgdStep {
             bad_g |= non_finite_flag(g);
             bad_p |= non_finite_flag(*p);
         }
-        Finite {
-            gradients: bad_g == 0,
-            parameters: bad_p == 0,
-        }
+        Finite::from_flags(bad_g, bad_p)
     }
 }
 
@@ -249,7 +253,10 @@ mod tests {
             let fast = sgd.apply(tier, &mut p1, &g, &mut vel1);
             let portable = sgd.apply(Tier::Portable, &mut p2, &g, &mut vel2);
             assert_eq!(fast, portable, "{tier}");
-            assert!(!fast.gradients && !fast.parameters, "{tier}: the NaN at 700");
+            assert!(
+                !fast.gradients && !fast.parameters,
+                "{tier}: the NaN at 700"
+            );
             assert_eq!((bits(&p1), bits(&vel1)), (bits(&p2), bits(&vel2)), "{tier}");
             assert_ne!(bits(&p1), bits(&p0), "the update moved the parameters");
         }
@@ -289,7 +296,7 @@ mod tests {
                     assert!(!found.gradients, "{tier}: gradient {bad} at {at} unseen");
                     assert!(!found.parameters, "{tier}: parameter at {at} went {bad}");
                 }
-                        // Finite gradients, but a parameter already infinite stays so.
+                // Finite gradients, but a parameter already infinite stays so.
                 let mut p = p0.clone();
                 p[at] = f32::INFINITY;
                 let found = run(&mut p, &g0);

@@ -325,7 +325,11 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
     let mut seconds = vec![Vec::with_capacity(config.rounds); runners.len()];
     for round in 0..config.rounds {
         for k in 0..runners.len() {
-            let i = if round % 2 == 0 { k } else { runners.len() - 1 - k };
+            let i = if round % 2 == 0 {
+                k
+            } else {
+                runners.len() - 1 - k
+            };
             let t = Instant::now();
             for _ in 0..calls[i] {
                 runners[i].call()?;
@@ -460,7 +464,10 @@ mod tests {
         assert!(a.ratio_min <= a.ratio && a.ratio <= a.ratio_max, "{a:?}");
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["against"]["workload"], "gradient-x-input");
-        assert!(report.to_string().contains("against gradient-x-input"), "{report}");
+        assert!(
+            report.to_string().contains("against gradient-x-input"),
+            "{report}"
+        );
         // Without --against the report has no such key.
         config.against = None;
         let json = serde_json::to_value(run(&config).unwrap()).unwrap();

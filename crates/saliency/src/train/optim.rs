@@ -237,7 +237,10 @@ mod tests {
         let mut p = vec![Tensor::from_vec(&[2], vec![1.0f32, -1.0]).unwrap()];
         let g = vec![Tensor::from_vec(&[2], vec![0.5f32, -2.0]).unwrap()];
         let mut opt = Optimizer::new(OptimizerConfig::study_adam(), &p);
-        assert_eq!(opt.step(&mut p, &g, &info(false), 0.0), UpdateCheck::default());
+        assert_eq!(
+            opt.step(&mut p, &g, &info(false), 0.0),
+            UpdateCheck::default()
+        );
         assert!(
             (p[0].data()[0] - (1.0 - 1e-3)).abs() < 1e-6,
             "{:?}",
@@ -271,7 +274,10 @@ mod tests {
                 l2: true,
             }];
             for _ in 0..2 {
-                assert_eq!(opt.step(&mut p, &grads, &infos, 5e-4), UpdateCheck::default());
+                assert_eq!(
+                    opt.step(&mut p, &grads, &infos, 5e-4),
+                    UpdateCheck::default()
+                );
             }
             let (mut q, mut m, mut v) = (p0.clone(), vec![0.0f32; n], vec![0.0f32; n]);
             for t in 1..=2u64 {
