@@ -31,25 +31,16 @@ pub(crate) fn normal(rng: &mut ChaCha8Rng) -> f64 {
     super::ziggurat::standard_normal(rng)
 }
 
-/// `out[j] = base[j] + sigma * z_j` with `z_j` the stream's next standard normal draws, in
-/// order: the values `normal` would give one at a time, drawn in bulk.
+/// `out[j] = base[j] + sigma * z_j` with `z_j` standard normal draws from the stream
+/// (the ziggurat in bulk: see [`super::ziggurat::add_scaled_normals`]).
 pub(crate) fn add_normal_noise<T: Float>(
     rng: &mut ChaCha8Rng,
     sigma: f64,
     base: &[T],
     out: &mut [T],
 ) {
-    // Draws per bulk fill: enough to amortize the call, small enough for the stack.
-    const CHUNK: usize = 256;
     debug_assert_eq!(out.len(), base.len(), "noise base and output");
-    let mut z = [0.0f64; CHUNK];
-    for (o, b) in out.chunks_mut(CHUNK).zip(base.chunks(CHUNK)) {
-        let z = &mut z[..o.len()];
-        super::ziggurat::fill_standard_normal(rng, z);
-        for ((o, &b), &z) in o.iter_mut().zip(b).zip(z.iter()) {
-            *o = T::from_f64(b.to_f64() + sigma * z);
-        }
-    }
+    super::ziggurat::add_scaled_normals(rng, sigma, base, out);
 }
 
 /// A uniform draw from 0..n (n >= 1), by rejection so every value is equally likely.
