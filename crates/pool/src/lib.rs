@@ -34,8 +34,5 @@ mod window2x2;
 
 pub use error::PoolError;
 pub use geometry::Pool2dGeometry;
-pub use max_pool2d::{
-    max_pool2d_backward, max_pool2d_backward_of_signal, max_pool2d_forward,
-    max_pool2d_forward_inference,
-};
+pub use max_pool2d::{max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference};
 pub use relu_max_pool2d::{relu_max_pool2d_forward, relu_max_pool2d_forward_inference, NO_WINNER};

@@ -93,35 +93,6 @@ pub fn max_pool2d_backward<T: Float>(
     backward_on(tensor::cpu::tier(), g, grad_output, argmax, grad_input)
 }
 
-/// [`max_pool2d_backward`] of a signal made plane by plane from the output gradient:
-/// `signal(o, dy, s)` writes into `s` what to scatter for the output plane that starts at
-/// element `o` of `grad_output` and whose gradient is `dy` (`s` as long as `dy`). The
-/// scatter and its guarantees are [`max_pool2d_backward`]'s.
-///
-/// Why: an element-wise map of the pooled gradient (LRP-epsilon's quotient, computed by the
-/// pool for the conv that feeds it) then runs on one plane in cache just before its scatter,
-/// instead of as a pass of its own over the whole output and a buffer as large.
-pub fn max_pool2d_backward_of_signal<T: Float>(
-    g: &Pool2dGeometry,
-    grad_output: &[T],
-    argmax: &[u32],
-    grad_input: &mut [T],
-    signal: impl Fn(usize, &[T], &mut [T]) + Sync,
-) {
-    backward_mapped_on(
-        tensor::cpu::tier(),
-        g,
-        grad_output,
-        argmax,
-        grad_input,
-        Some(&signal),
-    )
-}
-
-/// A per-plane map of the output gradient before its scatter (see
-/// [`max_pool2d_backward_of_signal`]).
-type PlaneSignal<'a, T> = &'a (dyn Fn(usize, &[T], &mut [T]) + Sync);
-
 /// [`max_pool2d_backward`] on `tier` (a tier the CPU lacks runs as the portable one would).
 pub(crate) fn backward_on<T: Float>(
     tier: Tier,
@@ -129,19 +100,6 @@ pub(crate) fn backward_on<T: Float>(
     grad_output: &[T],
     argmax: &[u32],
     grad_input: &mut [T],
-) {
-    backward_mapped_on(tier, g, grad_output, argmax, grad_input, None)
-}
-
-/// The backward on `tier`, scattering `signal`'s map of each plane's output gradient when
-/// given, else the gradient itself.
-fn backward_mapped_on<T: Float>(
-    tier: Tier,
-    g: &Pool2dGeometry,
-    grad_output: &[T],
-    argmax: &[u32],
-    grad_input: &mut [T],
-    signal: Option<PlaneSignal<'_, T>>,
 ) {
     let op = "max_pool2d_backward";
     g.assert_consistent(op);
@@ -153,47 +111,32 @@ fn backward_mapped_on<T: Float>(
     // each value once (same bits); the rest zero the plane and scatter. Below 4 windows a row (deep's 3x3 and
     // 1x1 pool outputs) the vector setup costs more than the scatter (`benches/pool.rs`).
     let fast_2x2 = window2x2::applies(g) && g.out_w >= 4 && tier.avx2_fma();
-    let out_plane = g.out_plane();
     grad_input
         .par_chunks_mut(in_plane)
-        .zip(grad_output.par_chunks(out_plane))
-        .zip(argmax.par_chunks(out_plane))
-        .enumerate()
+        .zip(grad_output.par_chunks(g.out_plane()))
+        .zip(argmax.par_chunks(g.out_plane()))
         .with_min_len(planes_per_task(g))
-        .for_each_init(
-            Vec::new,
-            |mapped, (plane, ((grad_plane, grad_out), arg))| {
-                // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
-                let grad_out = match signal {
-                    Some(signal) => {
-                        // every element is written by `signal` before the scatter reads it
-                        mapped.resize(grad_out.len(), T::ZERO);
-                        signal(plane * out_plane, grad_out, mapped);
-                        &mapped[..]
-                    }
-                    None => grad_out,
-                };
-                if let (true, Some(dy), Some(dx)) =
-                    (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane))
-                {
-                    if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx) {
-                        return;
-                    }
+        .for_each(|((grad_plane, grad_out), arg)| {
+            // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
+            if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane))
+            {
+                if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx) {
+                    return;
                 }
-                grad_plane.fill(T::ZERO);
-                for (&dy, &a) in grad_out.iter().zip(arg) {
-                    if a == NO_WINNER {
-                        continue;
-                    }
-                    let a = a as usize;
-                    assert!(
-                        a < in_plane,
-                        "{op}: argmax {a} lies outside its plane of {in_plane} elements"
-                    );
-                    grad_plane[a] += dy;
+            }
+            grad_plane.fill(T::ZERO);
+            for (&dy, &a) in grad_out.iter().zip(arg) {
+                if a == NO_WINNER {
+                    continue;
                 }
-            },
-        );
+                let a = a as usize;
+                assert!(
+                    a < in_plane,
+                    "{op}: argmax {a} lies outside its plane of {in_plane} elements"
+                );
+                grad_plane[a] += dy;
+            }
+        });
 }
 
 /// Max pooling forward without argmax, for inference (no-record mode).

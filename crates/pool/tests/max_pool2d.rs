@@ -248,35 +248,3 @@ fn backward_rejects_an_argmax_outside_the_plane() {
     let g = Pool2dGeometry::new(1, 1, 4, 4, 2, 2).unwrap();
     max_pool2d_backward(&g, &[0.0f32; 4], &[0, 1, 2, 16], &mut [0.0; 16]);
 }
-
-/// The signal variant scatters, plane by plane, what the signal makes of each output plane's
-/// gradient: told the plane's offset, it gives what the plain backward gives of the mapped
-/// gradient as a whole, on the vector 2x2 path (f32, 4+ windows a row) and the scatter.
-#[test]
-fn backward_of_a_signal_scatters_the_mapped_gradient_of_each_plane() {
-    fn check<T: Float>(g: &Pool2dGeometry) {
-        let x: Vec<T> = quantized(g.input_len(), 17);
-        let (_, arg) = forward(g, &x);
-        let dy: Vec<T> = quantized(g.output_len(), 5);
-        // Depends on the plane's offset, so a wrong offset changes the result.
-        let map = |o: usize, j: usize, v: T| T::from_f64(v.to_f64() * 0.5 + (o + j) as f64);
-        let mapped: Vec<T> = dy.iter().enumerate().map(|(j, &v)| map(0, j, v)).collect();
-        let mut want = vec![T::ZERO; g.input_len()];
-        max_pool2d_backward(g, &mapped, &arg, &mut want);
-        let mut got = vec![T::from_f64(f64::NAN); g.input_len()];
-        pool::max_pool2d_backward_of_signal(g, &dy, &arg, &mut got, |o, dy, s| {
-            assert_eq!(dy.len(), g.out_h * g.out_w, "one output plane at a time");
-            for (j, (s, &v)) in s.iter_mut().zip(dy).enumerate() {
-                *s = map(o, j, v);
-            }
-        });
-        let bits = |v: &[T]| v.iter().map(|x| x.to_f64().to_bits()).collect::<Vec<_>>();
-        assert_eq!(bits(&got), bits(&want), "{g:?}");
-    }
-    for g in geometries() {
-        check::<f32>(&g);
-        check::<f64>(&g);
-    }
-    let wide = Pool2dGeometry::new(3, 5, 16, 18, 2, 2).unwrap();
-    check::<f32>(&wide);
-}

@@ -229,15 +229,7 @@ pub(crate) fn epsilon_signal<T: Float>(g: &[T], z: &[T], epsilon: f64, s: &mut [
         g.len() == z.len() && s.len() == z.len(),
         "one signal per output"
     );
-    s.par_chunks_mut(SIGNAL_CHUNK)
-        .zip(g.par_chunks(SIGNAL_CHUNK))
-        .zip(z.par_chunks(SIGNAL_CHUNK))
-        .for_each(|((s, g), z)| epsilon_signal_serial(g, z, epsilon, s));
-}
-
-/// [`epsilon_signal`] on this thread, for a piece small enough not to split (one pooled
-/// plane, or one task's chunk).
-pub(crate) fn epsilon_signal_serial<T: Float>(g: &[T], z: &[T], epsilon: f64, s: &mut [T]) {
+    let eps = T::from_f64(epsilon);
     if let (Some(g), Some(z), Some(s)) = (
         tensor::f32_view::as_f32(g),
         tensor::f32_view::as_f32(z),
@@ -245,17 +237,24 @@ pub(crate) fn epsilon_signal_serial<T: Float>(g: &[T], z: &[T], epsilon: f64, s:
     ) {
         // f32: the same loop compiled at the CPU's vector width (the same bits on every tier).
         let (tier, eps) = (tensor::cpu::tier(), epsilon as f32);
-        tensor::stabilized_ratio::stabilized_ratio(tier, g, z, eps, s);
+        s.par_chunks_mut(SIGNAL_CHUNK)
+            .zip(g.par_chunks(SIGNAL_CHUNK))
+            .zip(z.par_chunks(SIGNAL_CHUNK))
+            .for_each(|((s, g), z)| tensor::stabilized_ratio::stabilized_ratio(tier, g, z, eps, s));
         return;
     }
-    let eps = T::from_f64(epsilon);
-    for ((s, &g), &z) in s.iter_mut().zip(g).zip(z) {
-        // z + eps sign(z), sign(0) = 1; selects, not branches, so the loop vectorizes.
-        let den = if z >= T::ZERO { z + eps } else { z - eps };
-        let v = g * z / den;
-        // Only with eps = 0: a zero z carries no relevance.
-        *s = if den == T::ZERO { T::ZERO } else { v };
-    }
+    s.par_chunks_mut(SIGNAL_CHUNK)
+        .zip(g.par_chunks(SIGNAL_CHUNK))
+        .zip(z.par_chunks(SIGNAL_CHUNK))
+        .for_each(|((s, g), z)| {
+            for ((s, &g), &z) in s.iter_mut().zip(g).zip(z) {
+                // z + eps sign(z), sign(0) = 1; selects, not branches, so the loop vectorizes.
+                let den = if z >= T::ZERO { z + eps } else { z - eps };
+                let v = g * z / den;
+                // Only with eps = 0: a zero z carries no relevance.
+                *s = if den == T::ZERO { T::ZERO } else { v };
+            }
+        });
 }
 
 /// The two kernels an LRP rule needs from an affine op: its forward with given weights (and

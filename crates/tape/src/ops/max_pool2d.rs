@@ -12,7 +12,7 @@ use tensor::{Float, Tensor};
 
 use crate::op::Op;
 use crate::ops::relu::RESCALE_EPS;
-use crate::rules::{epsilon_signal_serial, PoolRule};
+use crate::rules::{epsilon_signal, PoolRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
@@ -117,14 +117,21 @@ impl MaxPool2dOp {
     /// The backward with LRP-epsilon's quotient s = g z / (z + eps sign z) for the conv output z
     /// this pool reads: only a window's winner gets gradient, and there z is the window's
     /// output y (bit for bit, also after the fused ReLU), so s is the quotient of the pooled
-    /// gradient and output, a quarter of z's size for 2x2 windows, computed plane by plane just
-    /// before the plane's scatter. Where no gradient arrives s is 0, as the separate pass gives
-    /// for every finite z but -0 (its 0 z / (z + eps) is then -0, a sign no sum can see unless
-    /// every term is zero).
-    fn backward_with_lrp_quotient<T: Float>(&self, y: &[T], g: &[T], epsilon: f64, dx: &mut [T]) {
-        pool::max_pool2d_backward_of_signal(&self.geom, g, &self.argmax, dx, |o, dy, s| {
-            epsilon_signal_serial(dy, &y[o..o + dy.len()], epsilon, s)
-        });
+    /// gradient and output, a quarter of z's size for 2x2 windows, scattered like a gradient.
+    /// Where no gradient arrives s is 0, as the separate pass gives for every finite z but -0
+    /// (its 0 z / (z + eps) is then -0, a sign no sum can see unless every term is zero).
+    fn backward_with_lrp_quotient<T: Float>(
+        &self,
+        y: &[T],
+        g: &[T],
+        epsilon: f64,
+        buffers: &mut BufferPool<T>,
+        dx: &mut [T],
+    ) {
+        let mut s = buffers.output(g.len()); // overwritten
+        epsilon_signal(g, y, epsilon, &mut s);
+        pool::max_pool2d_backward(&self.geom, &s, &self.argmax, dx);
+        buffers.retire(s);
     }
 
     /// DeepLIFT's rescale for max-pool (Captum's `maxpool` rule), overwriting `dx`, which holds
@@ -175,7 +182,7 @@ impl MaxPool2dOp {
         let mut dx = buffers.output(self.geom.input_len());
         if let Some(epsilon) = tape.lrp_epsilon_handed_over(self.input) {
             let y = tape.try_value("max_pool2d backward", out)?.data();
-            self.backward_with_lrp_quotient(y, g.data(), epsilon, &mut dx);
+            self.backward_with_lrp_quotient(y, g.data(), epsilon, buffers, &mut dx);
         } else {
             pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
         }
