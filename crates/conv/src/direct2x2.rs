@@ -349,7 +349,13 @@ pub(crate) fn backward_weight<T: Float>(
         .par_chunks_mut(c * kk)
         .enumerate()
         .for_each(|(co, filter)| {
-            filter.fill(T::ZERO);
+            // A 2x2 image meets only the 3x3 taps from `first`: all of a 3x3 kernel, which the
+            // loop below then writes, but only the middle of a 5x5 one, whose outer taps stay
+            // zero. Zeroing a 3x3 kernel's weights first was a second write of alexnet's
+            // conv3-conv5 weight gradients (12 MB a step).
+            if k != 3 {
+                filter.fill(T::ZERO);
+            }
             for c0 in (0..c).step_by(LANES) {
                 let acc = arch::tile2x2_weight(tier, xc, (cpad, c0), grad_output, (cout, co));
                 for (l, taps) in filter[c0 * kk..].chunks_mut(kk).take(LANES).enumerate() {

@@ -22,7 +22,7 @@ pub(crate) struct Node<T> {
     pub(crate) needs_grad: bool,
     /// How many recorded ops take this node as an input, and the last of them: an op may
     /// take over part of its input's backward only when it is that input's one consumer
-    /// ([`Tape::lrp_epsilon_handed_to_pool`]).
+    /// ([`Tape::lrp_epsilon_handed_over`]).
     pub(crate) consumers: u32,
     pub(crate) last_consumer: usize,
 }

@@ -10,6 +10,9 @@
 //! or by Marsaglia's tail algorithm, so the draws are exactly N(0, 1) up to the 53-bit
 //! uniforms. A draw depends only on the words the generator gives, so a stream seeded per
 //! (image, sample) gives the same noise on any thread count.
+//!
+//! Noise in bulk ([`add_scaled_normals`], SmoothGrad's and VarGrad's) takes each draw's first
+//! try from a 32-bit word (a 24-bit uniform), half the stream a 64-bit word costs.
 
 use std::sync::OnceLock;
 
