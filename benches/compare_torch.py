@@ -12,9 +12,12 @@ gives, per workload, the median over passes of those figures and the ratio of th
 Peak RSS comes from `/usr/bin/time -f %M` around each process.
 
 `--simd avx2` (or avx512, portable) forces our SIMD tier and PyTorch's kernels alike
-(`ATEN_CPU_CAPABILITY`, and `ONEDNN_MAX_CPU_ISA` for its convolutions), so an AVX-512 machine
-measures what an AVX2-only one would run. `matrixmultiply` (our large GEMMs) still chooses its own
-kernels from the CPU, so on an AVX-512 machine our forced-AVX2 figures include its AVX-512 GEMM.
+(`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA` for its convolutions, `MKL_ENABLE_INSTRUCTIONS` for
+its GEMMs), so an AVX-512 machine measures what an AVX2-only one would run. `matrixmultiply` (our
+large GEMMs) picks its kernels from the CPU unless capped when it is compiled: for a forced-AVX2
+table on an AVX-512 machine, build ours with
+`MMTEST_FEATURE=fma,avx2,avx cargo build --release --target-dir target/avx2-gemm` and pass
+`SALIENCY=target/avx2-gemm/release/saliency`.
 The targets are those for an AVX2 machine (issue 17): the AVX-512 tier keeps at least these.
 """
 import argparse
@@ -63,6 +66,8 @@ def main():
     if a.simd:
         torch_env["ATEN_CPU_CAPABILITY"] = {"portable": "default"}.get(a.simd, a.simd)
         torch_env["ONEDNN_MAX_CPU_ISA"] = {"portable": "SSE41", "avx2": "AVX2", "avx512": "AVX512_CORE"}[a.simd]
+        # MKL does PyTorch's dense GEMMs, outside oneDNN's cap.
+        torch_env["MKL_ENABLE_INSTRUCTIONS"] = {"portable": "SSE4_2", "avx2": "AVX2", "avx512": "AVX512"}[a.simd]
     ours_bin = os.environ.get("SALIENCY", "target/release/saliency")
     py = os.environ.get("PY", "/tmp/peers/bin/python")
     peers = os.environ.get("PEERS", "../shared/bench-peers")
