@@ -14,7 +14,8 @@ Peak RSS comes from `/usr/bin/time -f %M` around each process.
 `--simd avx2` (or avx512, portable) forces our SIMD tier and PyTorch's kernels alike
 (`ATEN_CPU_CAPABILITY`, `ONEDNN_MAX_CPU_ISA` for its convolutions, `MKL_ENABLE_INSTRUCTIONS` for
 its GEMMs), so an AVX-512 machine measures what an AVX2-only one would run. `matrixmultiply` (our
-large GEMMs) picks its kernels from the CPU unless capped when it is compiled: for a forced-AVX2
+large GEMMs) picks its kernels from the CPU unless capped when it is compiled (`saliency bench`
+names them when they differ from the tier): for a forced-AVX2
 table on an AVX-512 machine, build ours with
 `MMTEST_FEATURE=fma,avx2,avx cargo build --release --target-dir target/avx2-gemm` and pass
 `SALIENCY=target/avx2-gemm/release/saliency`.

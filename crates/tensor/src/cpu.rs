@@ -219,6 +219,43 @@ fn decode(code: u8) -> Tier {
     Tier::ALL[usize::from(code) - 1]
 }
 
+/// The kernels `matrixmultiply` (the GEMMs our own kernels do not take, and every f64 GEMM)
+/// runs on this CPU: `avx512`, `avx2`, `avx` or `sse2` on x86-64, `neon` on aarch64, else
+/// `generic`. It picks them at run time whatever the active [`Tier`], unless capped when it is
+/// compiled (`MMTEST_FEATURE`, a comma-separated list of the x86 features it may use, which
+/// this crate, built in the same cargo run, sees too). The tests are its sgemm dispatch's
+/// (0.3): AVX-512F, else FMA and AVX2, else AVX.
+pub fn matrixmultiply_kernels() -> &'static str {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let allowed = |feature: &str| match option_env!("MMTEST_FEATURE") {
+            None | Some("") => true,
+            Some(list) => list.split(',').any(|f| f.trim() == feature),
+        };
+        if allowed("avx512f") && is_x86_feature_detected!("avx512f") {
+            "avx512"
+        } else if allowed("fma")
+            && allowed("avx2")
+            && is_x86_feature_detected!("fma")
+            && is_x86_feature_detected!("avx2")
+        {
+            "avx2"
+        } else if allowed("avx") && is_x86_feature_detected!("avx") {
+            "avx"
+        } else {
+            "sse2"
+        }
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        "neon"
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        "generic"
+    }
+}
+
 /// True when the CPU has AVX-512F, AVX2 and FMA (whatever the active tier).
 fn avx512_cpu() -> bool {
     #[cfg(target_arch = "x86_64")]
@@ -257,6 +294,22 @@ pub fn first_lanes(n: usize) -> std::arch::x86_64::__mmask16 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// matrixmultiply's kernels follow the CPU, not the tier: uncapped on an AVX-512 CPU they
+    /// are its AVX-512 ones whatever `SALIENCY_SIMD` says.
+    #[test]
+    fn matrixmultiply_kernels_follow_the_cpu_unless_capped_at_build() {
+        let kernels = matrixmultiply_kernels();
+        #[cfg(target_arch = "x86_64")]
+        {
+            assert!(["avx512", "avx2", "avx", "sse2"].contains(&kernels));
+            if option_env!("MMTEST_FEATURE").unwrap_or("").is_empty() {
+                assert_eq!(kernels == "avx512", is_x86_feature_detected!("avx512f"));
+            }
+        }
+        #[cfg(target_arch = "aarch64")]
+        assert_eq!(kernels, "neon");
+    }
 
     #[test]
     fn names_parse_back_to_their_tier() {

@@ -148,6 +148,10 @@ pub struct BenchReport {
     pub threads: usize,
     /// The SIMD tier the kernels ran on (`portable`, `avx2`, `avx512`, `neon`).
     pub simd: String,
+    /// The kernels `matrixmultiply` ran for the GEMMs ours do not take, which it picks from
+    /// the CPU whatever the tier ([`tensor::cpu::matrixmultiply_kernels`]).
+    #[serde(default)]
+    pub matrixmultiply: String,
     /// Median over rounds of images per second.
     pub images_per_second: f64,
     /// Slowest round, images per second.
@@ -173,13 +177,19 @@ impl fmt::Display for BenchReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{} {} batch {}, {} thread{}, {} kernels: {:.1} images/s (median of {} rounds of {} calls; min {:.1}, max {:.1}), {:.3} ms per call",
+            "{} {} batch {}, {} thread{}, {} kernels{}: {:.1} images/s (median of {} rounds of {} calls; min {:.1}, max {:.1}), {:.3} ms per call",
             self.model,
             self.workload,
             self.batch_size,
             self.threads,
             if self.threads == 1 { "" } else { "s" },
             self.simd,
+            // A forced tier does not reach matrixmultiply: say so when it ran other kernels.
+            if self.matrixmultiply.is_empty() || self.matrixmultiply == self.simd {
+                String::new()
+            } else {
+                format!(" (matrixmultiply's own: {})", self.matrixmultiply)
+            },
             self.images_per_second,
             self.rounds,
             self.calls_per_round,
@@ -358,6 +368,7 @@ pub fn run(config: &BenchConfig) -> Result<BenchReport, BenchError> {
         batch_size: config.batch_size,
         threads: rayon::current_num_threads(),
         simd: tensor::cpu::tier().name().to_string(),
+        matrixmultiply: tensor::cpu::matrixmultiply_kernels().to_string(),
         images_per_second: median(&samples),
         min: samples.iter().copied().fold(f64::INFINITY, f64::min),
         max: samples.iter().copied().fold(0.0, f64::max),
@@ -492,6 +503,7 @@ mod tests {
                 "batch_size",
                 "threads",
                 "simd",
+                "matrixmultiply",
                 "images_per_second",
                 "min",
                 "max",
@@ -499,6 +511,11 @@ mod tests {
                 assert!(json.get(key).is_some(), "{workload}: no {key} in {json}");
             }
             assert_eq!(json["simd"], tensor::cpu::tier().name(), "{workload}");
+            assert_eq!(
+                json["matrixmultiply"],
+                tensor::cpu::matrixmultiply_kernels(),
+                "{workload}"
+            );
         }
     }
 }
