@@ -79,7 +79,8 @@ pub enum PoolRule {
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct RuleSet {
     /// ReLU (and the ReLU half of a fused ReLU + max-pool, which is recorded as two ops when
-    /// any rule here is not the gradient).
+    /// any rule here is not the gradient, except guided backpropagation over windows that do
+    /// not overlap).
     pub relu: ReluRule,
     /// Conv layers.
     pub conv: AffineRule,

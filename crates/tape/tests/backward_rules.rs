@@ -67,24 +67,30 @@ fn guided_backprop_and_deconvnet_relu_by_hand() {
 
 #[test]
 fn a_fused_relu_pool_follows_the_rule_of_its_relu() {
-    let x = rand_tensor(&[2, 3, 4, 4], 3);
     let up = |s: &[usize]| rand_tensor(s, 9);
-    let fused = |t: &mut Tape<f64>, x: NodeId| t.relu_max_pool2d(x, 2, 2);
-    let apart = |t: &mut Tape<f64>, x: NodeId| {
-        let r = t.relu(x)?;
-        t.max_pool2d(r, 2, 2)
-    };
-    for rules in [
-        RuleSet::gradient(),
-        RuleSet::guided_backprop(),
-        RuleSet::deconvnet(),
-    ] {
-        assert_eq!(
-            signal(rules, &x, &up, &fused).0,
-            signal(rules, &x, &up, &apart).0,
-            "{rules:?}"
-        );
+    // Guided backpropagation keeps the op fused where windows do not overlap (2/2), and
+    // records two ops where they do (3/2, an input can win two windows).
+    for (side, kernel, stride) in [(4, 2, 2), (7, 3, 2)] {
+        let x = rand_tensor(&[2, 3, side, side], 3);
+        let fused = |t: &mut Tape<f64>, x: NodeId| t.relu_max_pool2d(x, kernel, stride);
+        let apart = |t: &mut Tape<f64>, x: NodeId| {
+            let r = t.relu(x)?;
+            t.max_pool2d(r, kernel, stride)
+        };
+        for rules in [
+            RuleSet::gradient(),
+            RuleSet::guided_backprop(),
+            RuleSet::deconvnet(),
+        ] {
+            assert_eq!(
+                signal(rules, &x, &up, &fused).0,
+                signal(rules, &x, &up, &apart).0,
+                "{rules:?}, pool {kernel}/{stride}"
+            );
+        }
     }
+    let x = rand_tensor(&[2, 3, 4, 4], 3);
+    let fused = |t: &mut Tape<f64>, x: NodeId| t.relu_max_pool2d(x, 2, 2);
     // Guided differs from plain on this input (negative upstream values exist).
     assert_ne!(
         signal(RuleSet::gradient(), &x, &up, &fused).0,

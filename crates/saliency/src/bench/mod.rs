@@ -50,11 +50,14 @@ pub enum Workload {
     /// LRP-epsilon (eps 1e-9) on the tape's backward rules (`attribution::lrp`), targets the
     /// predicted classes.
     LrpEpsilon,
+    /// Guided backpropagation (`attribution::guided_backprop`): a ReLU rule, so each fused
+    /// ReLU + max-pool is recorded as two ops.
+    GuidedBackprop,
 }
 
 impl Workload {
     /// Every workload, in the order the CLI lists them.
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Workload::TrainStep,
         Workload::Infer,
         Workload::GradientXInput,
@@ -64,6 +67,7 @@ impl Workload {
         Workload::Occlusion,
         Workload::Smoothgrad50,
         Workload::LrpEpsilon,
+        Workload::GuidedBackprop,
     ];
 }
 
@@ -79,6 +83,7 @@ impl fmt::Display for Workload {
             Workload::Occlusion => "occlusion",
             Workload::Smoothgrad50 => "smoothgrad-50",
             Workload::LrpEpsilon => "lrp-epsilon",
+            Workload::GuidedBackprop => "guided-backprop",
         })
     }
 }
@@ -91,7 +96,7 @@ impl FromStr for Workload {
             .find(|w| w.to_string() == s)
             .ok_or_else(|| {
                 format!(
-                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step, occlusion, smoothgrad-50, lrp-epsilon"
+                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step, occlusion, smoothgrad-50, lrp-epsilon, guided-backprop"
                 )
             })
     }
@@ -284,7 +289,7 @@ fn needed_bytes(config: &BenchConfig, per_image: f64) -> f64 {
         // Noisy copies go through `default_batch` (256 at 28x28) at a time.
         Workload::Smoothgrad50 => (1.0, 3.0 * (50.0 * batch).min(pass)),
         // The rule passes take `default_batch` images at a time too.
-        Workload::LrpEpsilon => (1.0, 3.0 * batch.min(pass)),
+        Workload::LrpEpsilon | Workload::GuidedBackprop => (1.0, 3.0 * batch.min(pass)),
     };
     pool * batch * input_bytes + passes * per_image
 }
@@ -431,7 +436,11 @@ mod tests {
                 per_image,
             )
         };
-        for workload in [Workload::Smoothgrad50, Workload::LrpEpsilon] {
+        for workload in [
+            Workload::Smoothgrad50,
+            Workload::LrpEpsilon,
+            Workload::GuidedBackprop,
+        ] {
             let (small, large) = (at(workload, 1024), at(workload, 4096));
             assert_eq!(large - small, 3072.0 * input, "{workload}");
             assert!(

@@ -7,7 +7,9 @@
 use tensor::Tensor;
 
 use crate::adversarial::{pgd_linf, AttackConfig, PgdConfig};
-use crate::attribution::{lrp, occlusion, smoothgrad, LrpRule, NoiseOptions, OcclusionOptions};
+use crate::attribution::{
+    guided_backprop, lrp, occlusion, smoothgrad, LrpRule, NoiseOptions, OcclusionOptions,
+};
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
 use crate::loss::LossKind;
 use crate::models::{mix_seed, Mode, Model, ModelKind};
@@ -125,6 +127,12 @@ impl Workload {
                 let classes = self.batches[0].1.clone();
                 let rule = LrpRule::Epsilon { epsilon: 1e-9 };
                 std::hint::black_box(lrp(&self.model, &x, &classes, rule)?);
+                Ok(())
+            }
+            Kind::GuidedBackprop => {
+                let x = self.input_tensor(0);
+                let classes = self.batches[0].1.clone();
+                std::hint::black_box(guided_backprop(&self.model, &x, &classes)?);
                 Ok(())
             }
         }

@@ -12,16 +12,18 @@ use tensor::{Float, Tensor};
 
 use crate::op::Op;
 use crate::ops::relu::RESCALE_EPS;
-use crate::rules::{epsilon_signal, PoolRule};
+use crate::rules::{epsilon_signal, PoolRule, ReluRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// The input id, geometry, the winning index of every output element, and the backward rule.
+/// The input id, geometry, the winning index of every output element, the backward rule, and
+/// whether the op is a fused ReLU + pool under guided backpropagation's ReLU rule.
 pub(crate) struct MaxPool2dOp {
     input: NodeId,
     geom: Pool2dGeometry,
     argmax: Vec<u32>,
     rule: PoolRule,
+    guided_relu: bool,
 }
 
 impl<T: Float> Tape<T> {
@@ -55,7 +57,15 @@ impl<T: Float> Tape<T> {
         stride: usize,
         relu: bool,
     ) -> Result<NodeId, TapeError> {
-        if relu && !self.rules.fuses_relu_pool() {
+        // Guided backpropagation's ReLU passes max(g, 0) where x > 0. Where windows do not
+        // overlap, each input gets at most one window's gradient, and a fused window's winner
+        // is positive, so the fused op gives the same values by passing max(g, 0) of the pooled
+        // gradient: the fused forward and one backward instead of two full-size passes each.
+        let guided_relu = relu
+            && self.rules.relu == ReluRule::GuidedBackprop
+            && self.rules.max_pool == PoolRule::Gradient
+            && stride >= kernel;
+        if relu && !self.rules.fuses_relu_pool() && !guided_relu {
             // A backward rule applies to each op on its own: record the two.
             let r = self.relu(x)?;
             return self.record_pool(r, kernel, stride, false);
@@ -99,10 +109,27 @@ impl<T: Float> Tape<T> {
                 geom,
                 argmax,
                 rule: self.rules.max_pool,
+                guided_relu,
             }),
             &[x],
         ))
     }
+}
+
+/// Elements per task of [`guided_signal`]: element-wise, so the split never changes a bit.
+const GUIDED_CHUNK: usize = 1 << 15;
+
+/// `out = g where g > 0, else 0`: guided backpropagation's ReLU rule at a fused window's
+/// positive winner.
+fn guided_signal<T: Float>(g: &[T], out: &mut [T]) {
+    use rayon::prelude::*;
+    out.par_chunks_mut(GUIDED_CHUNK)
+        .zip(g.par_chunks(GUIDED_CHUNK))
+        .for_each(|(o, g)| {
+            for (o, &gi) in o.iter_mut().zip(g) {
+                *o = if gi > T::ZERO { gi } else { T::ZERO };
+            }
+        });
 }
 
 impl MaxPool2dOp {
@@ -183,6 +210,11 @@ impl MaxPool2dOp {
         if let Some(epsilon) = tape.lrp_epsilon_handed_over(self.input) {
             let y = tape.try_value("max_pool2d backward", out)?.data();
             self.backward_with_lrp_quotient(y, g.data(), epsilon, buffers, &mut dx);
+        } else if self.guided_relu {
+            let mut positive = buffers.output(g.numel()); // every element written below
+            guided_signal(g.data(), &mut positive);
+            pool::max_pool2d_backward(&self.geom, &positive, &self.argmax, &mut dx);
+            buffers.retire(positive);
         } else {
             pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
         }

@@ -71,25 +71,36 @@ impl ReluOp {
                 }
                 None => T::vrelu_backward(xv, gv, &mut dx),
             },
-            ReluRule::GuidedBackprop => {
-                for ((d, &xi), &gi) in dx.iter_mut().zip(xv).zip(gv) {
-                    *d = if xi > T::ZERO && gi > T::ZERO {
-                        gi
-                    } else {
-                        T::ZERO
-                    };
+            ReluRule::GuidedBackprop => elementwise(xv, gv, &mut dx, |xi, gi| {
+                if xi > T::ZERO && gi > T::ZERO {
+                    gi
+                } else {
+                    T::ZERO
                 }
-            }
-            ReluRule::Deconvnet => {
-                for (d, &gi) in dx.iter_mut().zip(gv) {
-                    *d = gi.max(T::ZERO);
-                }
-            }
+            }),
+            ReluRule::Deconvnet => elementwise(xv, gv, &mut dx, |_, gi| gi.max(T::ZERO)),
             ReluRule::Rescale => rescale(xv, gv, &mut dx),
         }
         grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         Ok(())
     }
+}
+
+/// Elements per task of [`elementwise`]: a few tasks per layer, each long enough to pay for
+/// itself. Element-wise, so the split never changes a bit.
+const RULE_CHUNK: usize = 1 << 15;
+
+/// `dx[i] = rule(x[i], g[i])`, split between the threads.
+fn elementwise<T: Float>(x: &[T], g: &[T], dx: &mut [T], rule: impl Fn(T, T) -> T + Sync) {
+    use rayon::prelude::*;
+    dx.par_chunks_mut(RULE_CHUNK)
+        .zip(x.par_chunks(RULE_CHUNK))
+        .zip(g.par_chunks(RULE_CHUNK))
+        .for_each(|((d, x), g)| {
+            for ((d, &xi), &gi) in d.iter_mut().zip(x).zip(g) {
+                *d = rule(xi, gi);
+            }
+        });
 }
 
 /// Below this input difference the rescale rule takes the gradient (Captum's 1e-10).
