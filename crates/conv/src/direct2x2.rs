@@ -351,8 +351,8 @@ pub(crate) fn backward_weight<T: Float>(
         .for_each(|(co, filter)| {
             // A 2x2 image meets only the 3x3 taps from `first`: all of a 3x3 kernel, which the
             // loop below then writes, but only the middle of a 5x5 one, whose outer taps stay
-            // zero. Zeroing a 3x3 kernel's weights first was a second write of alexnet's
-            // conv3-conv5 weight gradients (12 MB a step).
+            // zero. So only a 5x5 kernel is zeroed first: for alexnet's conv3-conv5 that would be
+            // a second write of their weight gradients (12 MB a step).
             if k != 3 {
                 filter.fill(T::ZERO);
             }

@@ -77,7 +77,7 @@ const BLOCK: usize = 256;
 /// bits pick the layer, its top 24 the uniform (a 2^-23 grid instead of [`standard_normal`]'s
 /// 2^-52, finer than f32's spacing near 1). The about 1 % of draws outside their layer's
 /// rectangle finish one at a time with full-width words taken from the stream after the block;
-/// a draw depends only on the stream, so the noise is as reproducible as before, and each is an
+/// a draw depends only on the stream, so the noise is reproducible from its seed, and each is an
 /// exact ziggurat draw (the rectangle test and the rest see the same word).
 pub(crate) fn add_scaled_normals<T: tensor::Float>(
     rng: &mut impl RngCore,

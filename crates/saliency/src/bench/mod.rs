@@ -50,8 +50,8 @@ pub enum Workload {
     /// LRP-epsilon (eps 1e-9) on the tape's backward rules (`attribution::lrp`), targets the
     /// predicted classes.
     LrpEpsilon,
-    /// Guided backpropagation (`attribution::guided_backprop`): a ReLU rule, so each fused
-    /// ReLU + max-pool is recorded as two ops.
+    /// Guided backpropagation (`attribution::guided_backprop`): a ReLU rule, which keeps each
+    /// fused ReLU + max-pool whose windows do not overlap as one op.
     GuidedBackprop,
 }
 
