@@ -53,11 +53,23 @@ pub enum Workload {
     /// Guided backpropagation (`attribution::guided_backprop`): a ReLU rule, which keeps each
     /// fused ReLU + max-pool whose windows do not overlap as one op.
     GuidedBackprop,
+    /// Deconvnet (`attribution::deconvnet`): a ReLU rule passing the positive part of the
+    /// upstream signal.
+    Deconvnet,
+    /// LRP-gamma (gamma 0.25, eps 1e-9) on conv layers, LRP-epsilon on dense ones
+    /// (`attribution::lrp`).
+    LrpGamma,
+    /// LRP-alpha-beta (alpha 1, beta 0, eps 1e-9) on conv layers, LRP-epsilon on dense ones
+    /// (`attribution::lrp`).
+    LrpAlphaBeta,
+    /// DeepLIFT's rescale rule against a black reference (`attribution::deeplift`), with its
+    /// summation-to-delta report.
+    Deeplift,
 }
 
 impl Workload {
     /// Every workload, in the order the CLI lists them.
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 14] = [
         Workload::TrainStep,
         Workload::Infer,
         Workload::GradientXInput,
@@ -68,6 +80,10 @@ impl Workload {
         Workload::Smoothgrad50,
         Workload::LrpEpsilon,
         Workload::GuidedBackprop,
+        Workload::Deconvnet,
+        Workload::LrpGamma,
+        Workload::LrpAlphaBeta,
+        Workload::Deeplift,
     ];
 }
 
@@ -84,6 +100,10 @@ impl fmt::Display for Workload {
             Workload::Smoothgrad50 => "smoothgrad-50",
             Workload::LrpEpsilon => "lrp-epsilon",
             Workload::GuidedBackprop => "guided-backprop",
+            Workload::Deconvnet => "deconvnet",
+            Workload::LrpGamma => "lrp-gamma",
+            Workload::LrpAlphaBeta => "lrp-alpha-beta",
+            Workload::Deeplift => "deeplift",
         })
     }
 }
@@ -95,8 +115,10 @@ impl FromStr for Workload {
             .into_iter()
             .find(|w| w.to_string() == s)
             .ok_or_else(|| {
+                let names: Vec<String> = Workload::ALL.iter().map(|w| w.to_string()).collect();
                 format!(
-                    "unknown workload '{s}': expected one of train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step, occlusion, smoothgrad-50, lrp-epsilon, guided-backprop"
+                    "unknown workload '{s}': expected one of {}",
+                    names.join(", ")
                 )
             })
     }
@@ -288,8 +310,14 @@ fn needed_bytes(config: &BenchConfig, per_image: f64) -> f64 {
         Workload::Occlusion => (1.0, 49.0 * batch),
         // Noisy copies go through `default_batch` (256 at 28x28) at a time.
         Workload::Smoothgrad50 => (1.0, 3.0 * (50.0 * batch).min(pass)),
-        // The rule passes take `default_batch` images at a time too.
-        Workload::LrpEpsilon | Workload::GuidedBackprop => (1.0, 3.0 * batch.min(pass)),
+        // The rule passes take `default_batch` images at a time too (DeepLIFT's with their
+        // references among them).
+        Workload::LrpEpsilon
+        | Workload::LrpGamma
+        | Workload::LrpAlphaBeta
+        | Workload::GuidedBackprop
+        | Workload::Deconvnet
+        | Workload::Deeplift => (1.0, 3.0 * batch.min(pass)),
     };
     pool * batch * input_bytes + passes * per_image
 }

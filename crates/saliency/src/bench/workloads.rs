@@ -8,7 +8,8 @@ use tensor::Tensor;
 
 use crate::adversarial::{pgd_linf, AttackConfig, PgdConfig};
 use crate::attribution::{
-    guided_backprop, lrp, occlusion, smoothgrad, LrpRule, NoiseOptions, OcclusionOptions,
+    deconvnet, deeplift, guided_backprop, lrp, occlusion, smoothgrad, Baseline, LrpRule,
+    NoiseOptions, OcclusionOptions,
 };
 use crate::infer::{argmax_rows, input_gradients, predict_probs, Objective};
 use crate::loss::LossKind;
@@ -122,11 +123,27 @@ impl Workload {
                 std::hint::black_box(smoothgrad(&self.model, &x, &classes, &options)?);
                 Ok(())
             }
-            Kind::LrpEpsilon => {
+            Kind::LrpEpsilon => self.lrp(LrpRule::Epsilon { epsilon: 1e-9 }),
+            Kind::LrpGamma => self.lrp(LrpRule::Gamma {
+                gamma: 0.25,
+                epsilon: 1e-9,
+            }),
+            Kind::LrpAlphaBeta => self.lrp(LrpRule::AlphaBeta {
+                alpha: 1.0,
+                beta: 0.0,
+                epsilon: 1e-9,
+            }),
+            Kind::Deconvnet => {
                 let x = self.input_tensor(0);
                 let classes = self.batches[0].1.clone();
-                let rule = LrpRule::Epsilon { epsilon: 1e-9 };
-                std::hint::black_box(lrp(&self.model, &x, &classes, rule)?);
+                std::hint::black_box(deconvnet(&self.model, &x, &classes)?);
+                Ok(())
+            }
+            Kind::Deeplift => {
+                let x = self.input_tensor(0);
+                let classes = self.batches[0].1.clone();
+                let reference = Baseline::Black;
+                std::hint::black_box(deeplift(&self.model, &x, &classes, &reference)?);
                 Ok(())
             }
             Kind::GuidedBackprop => {
@@ -171,6 +188,14 @@ impl Workload {
         }
         model.apply_running_updates(&out.updates);
         *step += 1;
+        Ok(())
+    }
+
+    /// LRP by `rule` of the labels' logits over the batch.
+    fn lrp(&mut self, rule: LrpRule) -> Result<(), BenchError> {
+        let x = self.input_tensor(0);
+        let classes = self.batches[0].1.clone();
+        std::hint::black_box(lrp(&self.model, &x, &classes, rule)?);
         Ok(())
     }
 

@@ -57,8 +57,8 @@ enum Command {
     /// flip statistics and robust accuracy curves.
     Adversary(adversary::AdversaryArgs),
     /// Time a workload (train-step, infer, gradient-x-input, integrated-gradients, fgsm, pgd-step,
-    /// occlusion, smoothgrad-50, lrp-epsilon, guided-backprop) on
-    /// synthetic data and print images per second.
+    /// occlusion and the rule-based attribution methods) on synthetic data and print images per
+    /// second.
     Bench(bench::BenchArgs),
     /// Download a full data set (fashion-mnist, flowers, flowers17) from its official address,
     /// checked against its pinned checksum.
