@@ -191,16 +191,16 @@ impl<T: Float> crate::Tape<T> {
 }
 
 /// z + eps sign(z) with sign(0) = 1 (Captum's stabilizer).
+#[inline(always)]
 fn stabilize(z: f64, eps: f64) -> f64 {
-    if z >= 0.0 {
-        z + eps
-    } else {
-        z - eps
-    }
+    // A select, not a branch, so the loops over it vectorize.
+    z + if z >= 0.0 { eps } else { -eps }
 }
 
 /// `factor * g z / (d + eps sign(d))` in f64, rounded once to T: the signal an LRP rule sends
-/// into an affine op's linear part for output signal `g`, output `z` and denominator `d`.
+/// into an affine op's linear part for output signal `g`, output `z` and denominator `d`
+/// (for f64; f32 runs the same formula in f32 at the CPU's vector width,
+/// `tensor::stabilized_ratio::scaled_ratio`).
 /// Only with eps = 0: a zero denominator carries no relevance (R = z g is zero when z is, and a
 /// zero z+ or z- has only zero terms).
 #[inline(always)]
@@ -267,8 +267,41 @@ pub(crate) trait AffineKernels<T> {
     fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T>;
 }
 
+/// `f(i)` for every i below `n`, the range split between the threads: element-wise, so the
+/// split never changes a bit.
+fn par_fill<T: Float>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    use rayon::prelude::*;
+    let mut out = vec![T::ZERO; n];
+    out.par_chunks_mut(SIGNAL_CHUNK)
+        .enumerate()
+        .for_each(|(chunk, o)| {
+            let start = chunk * SIGNAL_CHUNK;
+            for (k, v) in o.iter_mut().enumerate() {
+                *v = f(start + k);
+            }
+        });
+    out
+}
+
+/// The positive (or negative) part of every element: `v` where its sign is `positive`'s and
+/// it is not zero, else zero.
+fn part<T: Float>(v: &[T], positive: bool) -> Vec<T> {
+    par_fill(v.len(), |i| {
+        let a = v[i];
+        if (a > T::ZERO) == positive && a != T::ZERO {
+            a
+        } else {
+            T::ZERO
+        }
+    })
+}
+
 /// The backward signal at the input of an affine op under an LRP `rule` (not `Gradient`):
 /// `x`, `w`, `b` the op's input, weight and bias, `z` its output, `g` the signal at the output.
+///
+/// Every element-wise pass splits between the threads (the same bits whatever their number);
+/// a half of alpha-beta whose weight is zero (beta = 0, the common alpha 1 beta 0 rule) is
+/// skipped, its terms being zero.
 pub(crate) fn lrp_affine_backward<T: Float>(
     rule: AffineRule,
     kernels: &mut dyn AffineKernels<T>,
@@ -278,13 +311,37 @@ pub(crate) fn lrp_affine_backward<T: Float>(
     z: &[T],
     g: &[T],
 ) -> Vec<T> {
+    use rayon::prelude::*;
     // s_j = g_j z_j / denominator_j: R_j = z_j g_j is the output's relevance.
     let scaled = |den: &[T], eps: f64, factor: f64| -> Vec<T> {
-        g.iter()
-            .zip(z)
-            .zip(den)
-            .map(|((&g, &z), &d)| rule_signal_at(g, z, d, eps, factor))
-            .collect()
+        let mut s = vec![T::ZERO; z.len()];
+        if let (Some(g), Some(z), Some(den), Some(s)) = (
+            tensor::f32_view::as_f32(g),
+            tensor::f32_view::as_f32(z),
+            tensor::f32_view::as_f32(den),
+            tensor::f32_view::as_f32_mut(&mut s),
+        ) {
+            let out = s;
+            // f32: in f32 at the CPU's vector width, as LRP-epsilon's signal (the same bits on
+            // every tier).
+            let (tier, eps, factor) = (tensor::cpu::tier(), eps as f32, factor as f32);
+            out.par_chunks_mut(SIGNAL_CHUNK)
+                .zip(g.par_chunks(SIGNAL_CHUNK))
+                .zip(z.par_chunks(SIGNAL_CHUNK).zip(den.par_chunks(SIGNAL_CHUNK)))
+                .for_each(|((s, g), (z, d))| {
+                    tensor::stabilized_ratio::scaled_ratio(tier, g, z, d, eps, factor, s)
+                });
+        } else {
+            s.par_chunks_mut(SIGNAL_CHUNK)
+                .zip(g.par_chunks(SIGNAL_CHUNK))
+                .zip(z.par_chunks(SIGNAL_CHUNK).zip(den.par_chunks(SIGNAL_CHUNK)))
+                .for_each(|((s, g), (z, den))| {
+                    for (((s, &g), &z), &d) in s.iter_mut().zip(g).zip(z).zip(den) {
+                        *s = rule_signal_at(g, z, d, eps, factor);
+                    }
+                });
+        }
+        s
     };
     match rule {
         AffineRule::Gradient => kernels.backward_input(w, g),
@@ -309,66 +366,46 @@ pub(crate) fn lrp_affine_backward<T: Float>(
             beta,
             epsilon,
         } => {
-            let part = |v: &[T], positive: bool| -> Vec<T> {
-                v.iter()
-                    .map(|&a| {
-                        if (a > T::ZERO) == positive && a != T::ZERO {
-                            a
-                        } else {
-                            T::ZERO
-                        }
-                    })
-                    .collect()
-            };
             let (wp, wn) = (part(w, true), part(w, false));
-            let (xp, xn) = (part(x, true), part(x, false));
-            let any_negative = xn.iter().any(|&v| v != T::ZERO);
-            let add = |a: Vec<T>, b: Vec<T>| -> Vec<T> {
-                a.into_iter().zip(b).map(|(a, b)| a + b).collect()
-            };
-            let sub = |a: Vec<T>, b: Vec<T>| -> Vec<T> {
-                a.into_iter().zip(b).map(|(a, b)| a - b).collect()
-            };
+            let any_negative = x.par_iter().any(|&v| v < T::ZERO);
+            let sum = |a: Vec<T>, b: Vec<T>| -> Vec<T> { par_fill(a.len(), |i| a[i] + b[i]) };
             // z+ = x+ w+ + x- w-, z- = x+ w- + x- w+ (each product's sign is that of its term).
-            let mut zp = kernels.forward(&xp, &wp, None);
-            let mut zn = kernels.forward(&xp, &wn, None);
-            if any_negative {
-                zp = add(zp, kernels.forward(&xn, &wn, None));
-                zn = add(zn, kernels.forward(&xn, &wp, None));
-            }
-            let sp = scaled(&zp, epsilon, alpha);
-            let sn = scaled(&zn, epsilon, beta);
-            // Where x > 0 the positive terms come through w+, the negative through w-; where
-            // x < 0 the other way round.
-            let at_positive = sub(
-                kernels.backward_input(&wp, &sp),
-                kernels.backward_input(&wn, &sn),
-            );
-            if !any_negative {
-                return at_positive
-                    .into_iter()
-                    .zip(x)
-                    .map(|(c, &xv)| if xv > T::ZERO { c } else { T::ZERO })
-                    .collect();
-            }
-            let at_negative = sub(
-                kernels.backward_input(&wn, &sp),
-                kernels.backward_input(&wp, &sn),
-            );
-            at_positive
-                .into_iter()
-                .zip(at_negative)
-                .zip(x)
-                .map(|((cp, cn), &xv)| {
-                    if xv > T::ZERO {
-                        cp
-                    } else if xv < T::ZERO {
-                        cn
-                    } else {
-                        T::ZERO
-                    }
-                })
-                .collect()
+            // Without negative inputs, x+ is x and the x- terms vanish.
+            let xn = any_negative.then(|| part(x, false));
+            let xp = any_negative.then(|| part(x, true));
+            let xp: &[T] = xp.as_deref().unwrap_or(x);
+            let mut denominator = |w_same: &[T], w_other: &[T]| -> Vec<T> {
+                let z = kernels.forward(xp, w_same, None);
+                match &xn {
+                    Some(xn) => sum(z, kernels.forward(xn, w_other, None)),
+                    None => z,
+                }
+            };
+            let sp = (alpha != 0.0).then(|| scaled(&denominator(&wp, &wn), epsilon, alpha));
+            let sn = (beta != 0.0).then(|| scaled(&denominator(&wn, &wp), epsilon, beta));
+            // The signal at inputs of one sign: the positive terms come through `w_pos`, the
+            // negative through `w_neg` (where x > 0: w+ and w-; where x < 0: the other way).
+            let mut through = |w_pos: &[T], w_neg: &[T]| -> Vec<T> {
+                let p = sp.as_ref().map(|s| kernels.backward_input(w_pos, s));
+                let n = sn.as_ref().map(|s| kernels.backward_input(w_neg, s));
+                match (p, n) {
+                    (Some(p), Some(n)) => par_fill(p.len(), |i| p[i] - n[i]),
+                    (Some(p), None) => p,
+                    (None, Some(n)) => par_fill(n.len(), |i| -n[i]),
+                    (None, None) => vec![T::ZERO; x.len()],
+                }
+            };
+            let at_positive = through(&wp, &wn);
+            let at_negative = any_negative.then(|| through(&wn, &wp));
+            par_fill(x.len(), |i| {
+                if x[i] > T::ZERO {
+                    at_positive[i]
+                } else if x[i] < T::ZERO {
+                    at_negative.as_ref().map_or(T::ZERO, |c| c[i])
+                } else {
+                    T::ZERO
+                }
+            })
         }
     }
 }

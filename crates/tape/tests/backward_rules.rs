@@ -328,41 +328,52 @@ fn lrp_gamma_conv_conservation_and_gamma_zero_is_epsilon() {
     }
 }
 
-/// Alpha-beta through one dense layer with inputs of both signs, element by element.
+/// Alpha-beta through one dense layer, element by element: inputs of both signs and inputs >= 0
+/// (where the x- terms are skipped), and weightings with a zero half (skipped too).
 #[test]
 fn lrp_alpha_beta_dense_by_hand_with_negative_inputs() {
-    let (fin, fout, alpha, beta) = (6, 4, 2.0, 1.0);
-    let x = rand_tensor(&[1, fin], 11);
-    assert!(x.data().iter().any(|&v| v < 0.0));
+    let (fin, fout) = (6, 4);
+    let mixed = rand_tensor(&[1, fin], 11);
+    assert!(mixed.data().iter().any(|&v| v < 0.0));
+    let non_negative =
+        Tensor::from_vec(&[1, fin], mixed.data().iter().map(|v| v.abs()).collect()).unwrap();
     let w = rand_tensor(&[fout, fin], 12);
     let g = rand_tensor(&[1, fout], 13);
-    let rules = RuleSet {
-        linear: tape::AffineRule::AlphaBeta {
-            alpha,
-            beta,
-            epsilon: 0.0,
-        },
-        ..RuleSet::default()
-    };
-    let build = |t: &mut Tape<f64>, xi: NodeId| {
-        let wi = t.constant(w.clone());
-        t.linear(xi, wi, None)
-    };
-    let (c, z) = signal(rules, &x, &|_| g.clone(), &build);
-    let r = relevance(&x, &c);
-    for i in 0..fin {
-        let want: f64 = (0..fout)
-            .map(|j| {
-                let terms: Vec<f64> = (0..fin)
-                    .map(|q| x.data()[q] * w.data()[j * fin + q])
-                    .collect();
-                let zp: f64 = terms.iter().map(|v| v.max(0.0)).sum();
-                let zn: f64 = terms.iter().map(|v| v.min(0.0)).sum();
-                let rj = z[j] * g.data()[j];
-                alpha * terms[i].max(0.0) / zp * rj - beta * terms[i].min(0.0) / zn * rj
-            })
-            .sum();
-        assert!((r[i] - want).abs() < 1e-12, "{i}: {} vs {want}", r[i]);
+    for x in [&mixed, &non_negative] {
+        for (alpha, beta) in [(2.0, 1.0), (1.0, 0.0), (0.0, 1.0)] {
+            let rules = RuleSet {
+                linear: tape::AffineRule::AlphaBeta {
+                    alpha,
+                    beta,
+                    epsilon: 0.0,
+                },
+                ..RuleSet::default()
+            };
+            let build = |t: &mut Tape<f64>, xi: NodeId| {
+                let wi = t.constant(w.clone());
+                t.linear(xi, wi, None)
+            };
+            let (c, z) = signal(rules, x, &|_| g.clone(), &build);
+            let r = relevance(x, &c);
+            for i in 0..fin {
+                let want: f64 = (0..fout)
+                    .map(|j| {
+                        let terms: Vec<f64> = (0..fin)
+                            .map(|q| x.data()[q] * w.data()[j * fin + q])
+                            .collect();
+                        let zp: f64 = terms.iter().map(|v| v.max(0.0)).sum();
+                        let zn: f64 = terms.iter().map(|v| v.min(0.0)).sum();
+                        let rj = z[j] * g.data()[j];
+                        alpha * terms[i].max(0.0) / zp * rj - beta * terms[i].min(0.0) / zn * rj
+                    })
+                    .sum();
+                assert!(
+                    (r[i] - want).abs() < 1e-12,
+                    "alpha {alpha} beta {beta}, {i}: {} vs {want}",
+                    r[i]
+                );
+            }
+        }
     }
 }
 

@@ -1,5 +1,6 @@
-//! LRP-epsilon's signal `s = g z / (z + eps sign z)`: an elementwise quotient, compiled once
-//! per SIMD tier.
+//! LRP's signals: LRP-epsilon's `s = g z / (z + eps sign z)`, and the gamma and alpha-beta
+//! rules' `s = f g z / (d + eps sign d)` with their own denominator `d`: elementwise quotients,
+//! compiled once per SIMD tier.
 //!
 //! Each layer of an LRP-epsilon pass runs it over the layer's whole output before the layer's
 //! input-gradient kernel; at the baseline x86-64 width its division cost as much as a third of
@@ -34,6 +35,46 @@ pub(crate) fn body(g: &[f32], z: &[f32], eps: f32, s: &mut [f32]) {
     for ((s, &g), &z) in s.iter_mut().zip(g).zip(z) {
         let den = if z >= 0.0 { z + eps } else { z - eps };
         let v = g * z / den;
+        *s = if den == 0.0 { 0.0 } else { v };
+    }
+}
+
+/// `s[j] = factor g[j] z[j] / (d[j] + eps sign d[j])` with sign(0) = 1, and 0 where that
+/// denominator is 0 (only possible with `eps` = 0), on `tier`: the signal an LRP rule with its
+/// own denominator `d` (gamma: the lifted weights' output; alpha-beta: z+ or z-) sends back.
+///
+/// # Panics
+/// When the four slices differ in length (a caller's bug, named in the message).
+pub fn scaled_ratio(
+    tier: Tier,
+    g: &[f32],
+    z: &[f32],
+    d: &[f32],
+    eps: f32,
+    factor: f32,
+    s: &mut [f32],
+) {
+    assert!(
+        g.len() == z.len() && d.len() == z.len() && s.len() == z.len(),
+        "scaled_ratio lengths g {}, z {}, d {}, s {}",
+        g.len(),
+        z.len(),
+        d.len(),
+        s.len()
+    );
+    if tier.vector_kernels() {
+        crate::arch::scaled_ratio(tier, g, z, d, eps, factor, s);
+    } else {
+        scaled_body(g, z, d, eps, factor, s);
+    }
+}
+
+/// [`scaled_ratio`]'s loop, as [`body`]: selects, not branches.
+#[inline(always)]
+pub(crate) fn scaled_body(g: &[f32], z: &[f32], d: &[f32], eps: f32, factor: f32, s: &mut [f32]) {
+    for (((s, &g), &z), &d) in s.iter_mut().zip(g).zip(z).zip(d) {
+        let den = if d >= 0.0 { d + eps } else { d - eps };
+        let v = factor * g * z / den;
         *s = if den == 0.0 { 0.0 } else { v };
     }
 }
@@ -97,6 +138,51 @@ mod tests {
                 let mut portable = vec![f32::NAN; z.len()];
                 stabilized_ratio(tier, &g, &z, eps, &mut fast);
                 stabilized_ratio(Tier::Portable, &g, &z, eps, &mut portable);
+                assert_eq!(bits(&fast), bits(&portable), "{tier}, eps {eps}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_portable_scaled_ratio_is_the_definition() {
+        let (g, z) = operands();
+        let d: Vec<f32> = z.iter().rev().map(|v| v * 1.5).collect();
+        let mut s = vec![f32::NAN; z.len()];
+        scaled_ratio(Tier::Portable, &g, &z, &d, 1e-3, 2.0, &mut s);
+        for j in 0..z.len() {
+            let den = if d[j] >= 0.0 {
+                d[j] + 1e-3
+            } else {
+                d[j] - 1e-3
+            };
+            assert_eq!(
+                s[j].to_bits(),
+                (2.0 * g[j] * z[j] / den).to_bits(),
+                "at {j}"
+            );
+        }
+        // With eps = 0 a zero denominator carries nothing.
+        scaled_ratio(Tier::Portable, &g, &z, &d, 0.0, 1.0, &mut s);
+        for j in (0..z.len()).filter(|&j| d[j] == 0.0) {
+            assert_eq!(s[j], 0.0, "at {j}");
+        }
+    }
+
+    /// As for the epsilon ratio: each vector tier against the portable loop, bit for bit.
+    #[test]
+    fn every_vector_tier_s_scaled_ratio_is_the_portable_one_bit_for_bit() {
+        const NAME: &str = "every_vector_tier_s_scaled_ratio_is_the_portable_one_bit_for_bit";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if !require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            let (g, z) = operands();
+            let d: Vec<f32> = z.iter().rev().map(|v| v * 1.5).collect();
+            for (eps, factor) in [(1e-2f32, 1.0f32), (1e-9, 2.0), (0.0, 0.5)] {
+                let mut fast = vec![f32::NAN; z.len()];
+                let mut portable = vec![f32::NAN; z.len()];
+                scaled_ratio(tier, &g, &z, &d, eps, factor, &mut fast);
+                scaled_ratio(Tier::Portable, &g, &z, &d, eps, factor, &mut portable);
                 assert_eq!(bits(&fast), bits(&portable), "{tier}, eps {eps}");
             }
         }

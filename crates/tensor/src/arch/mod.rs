@@ -42,3 +42,13 @@ crate::tiered! {
         other => stabilized_ratio::body(g, z, eps, s),
     }
 }
+
+crate::tiered! {
+    /// [`stabilized_ratio::scaled_ratio`]'s loop on `tier`: products, a quotient and selects,
+    /// exactly rounded at any width, so the same bits.
+    pub(crate) fn scaled_ratio(g: &[f32], z: &[f32], d: &[f32], eps: f32, factor: f32, s: &mut [f32]) {
+        avx512 => stabilized_ratio::scaled_body(g, z, d, eps, factor, s),
+        avx2 => stabilized_ratio::scaled_body(g, z, d, eps, factor, s),
+        other => stabilized_ratio::scaled_body(g, z, d, eps, factor, s),
+    }
+}
