@@ -43,5 +43,5 @@ mod tape;
 pub use error::TapeError;
 pub use gradients::Gradients;
 pub use ops::batch_norm::{BatchNormMode, BatchNormOutput};
-pub use rules::{AffineRule, PoolRule, ReluRule, RuleSet};
+pub use rules::{AffineRule, PoolRule, References, ReluRule, RuleSet};
 pub use tape::{NodeId, Tape};

@@ -25,10 +25,49 @@ pub enum ReluRule {
     GuidedBackprop,
     /// Deconvnet (Zeiler and Fergus 2014): dx = max(g, 0), whatever x.
     Deconvnet,
-    /// DeepLIFT's rescale rule (Shrikumar et al. 2017) against the reference in the second half
-    /// of the batch: dx = g (relu(x) - relu(x')) / (x - x') (the plain gradient where
-    /// |x - x'| < 1e-10); the reference half gets no gradient.
+    /// DeepLIFT's rescale rule (Shrikumar et al. 2017) against each input's reference in the
+    /// batch ([`References`]): dx = g (relu(x) - relu(x')) / (x - x') (the plain gradient where
+    /// |x - x'| < 1e-10); the references get no gradient.
     Rescale,
+}
+
+/// Where DeepLIFT's rescale rule finds each input's reference in the batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum References {
+    /// The batch's second half: of 2m images, image m + i is input i's reference.
+    #[default]
+    Paired,
+    /// The batch's last image is every input's reference: of m + 1 images, the first m are
+    /// inputs. One reference (black, or one given image) then costs one image's pass, not m.
+    Shared,
+}
+
+impl References {
+    /// How many of a batch of `n` images are inputs, or None when `n` cannot hold inputs and
+    /// their references in this layout (odd, or fewer than two images).
+    pub fn inputs(self, n: usize) -> Option<usize> {
+        match self {
+            References::Paired => (n >= 2 && n % 2 == 0).then_some(n / 2),
+            References::Shared => (n >= 2).then_some(n - 1),
+        }
+    }
+
+    /// The index of input image `b`'s reference in a batch whose first `inputs` images are the
+    /// inputs.
+    pub fn of(self, b: usize, inputs: usize) -> usize {
+        match self {
+            References::Paired => inputs + b,
+            References::Shared => inputs,
+        }
+    }
+
+    /// What a batch in this layout holds, for error messages.
+    pub(crate) fn layout(self) -> &'static str {
+        match self {
+            References::Paired => "a batch of inputs then as many references",
+            References::Shared => "a batch of inputs then one reference",
+        }
+    }
 }
 
 /// The backward rule of the affine ops (linear and conv2d).
@@ -67,8 +106,8 @@ pub enum PoolRule {
     /// The gradient goes to each window's maximum.
     #[default]
     Gradient,
-    /// DeepLIFT's rescale for max-pool as Captum computes it, against the reference in the
-    /// second half of the batch: each window's output difference y - y' is split into
+    /// DeepLIFT's rescale for max-pool as Captum computes it, against each input's reference in
+    /// the batch ([`References`]): each window's output difference y - y' is split into
     /// max(y, y') - y' at the input's maximum and y - max(y, y') at the reference's maximum,
     /// and divided by x - x' there (the plain gradient where |x - x'| < 1e-10).
     Rescale,
@@ -88,6 +127,8 @@ pub struct RuleSet {
     pub linear: AffineRule,
     /// Max-pool.
     pub max_pool: PoolRule,
+    /// Where the rescale rules find the references (unused by the other rules).
+    pub references: References,
 }
 
 impl RuleSet {
@@ -150,6 +191,14 @@ impl RuleSet {
             relu: ReluRule::Rescale,
             max_pool: PoolRule::Rescale,
             ..Self::default()
+        }
+    }
+
+    /// DeepLIFT's rescale rule; the batch's last image is every input's reference.
+    pub fn deeplift_rescale_shared() -> Self {
+        RuleSet {
+            references: References::Shared,
+            ..Self::deeplift_rescale()
         }
     }
 

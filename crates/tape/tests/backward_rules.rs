@@ -278,6 +278,42 @@ proptest! {
         // The references get no signal.
         prop_assert!(m[n * 72..].iter().all(|&v| v == 0.0));
     }
+
+    /// The shared layout (inputs, then one reference for all) gives the paired layout's signal
+    /// with that reference copied once per input, through conv, ReLU, max-pool and dense layers.
+    #[test]
+    fn deeplift_with_one_shared_reference_is_deeplift_with_copies_of_it(
+        seed in 0u64..1000,
+        k in 0usize..3,
+        n in 1usize..4,
+    ) {
+        let inputs = positive(&[n, 2, 6, 6], seed);
+        let reference = positive(&[1, 2, 6, 6], seed + 1);
+        let batch = |copies: usize| {
+            let mut v = inputs.data().to_vec();
+            (0..copies).for_each(|_| v.extend_from_slice(reference.data()));
+            Tensor::from_vec(&[n + copies, 2, 6, 6], v).unwrap()
+        };
+        let w = net_weights(seed + 40);
+        let b = net_biases(seed + 50);
+        let build = |t: &mut Tape<f64>, xi: NodeId| small_net(t, xi, &w, Some(&b));
+        let (shared, shared_logits) =
+            signal(RuleSet::deeplift_rescale_shared(), &batch(1), &one_hot(k), &build);
+        let (paired, paired_logits) =
+            signal(RuleSet::deeplift_rescale(), &batch(n), &one_hot(k), &build);
+        for i in 0..n * 72 {
+            prop_assert!(
+                (shared[i] - paired[i]).abs() <= 1e-12 * paired[i].abs().max(1.0),
+                "at {}: {} vs {}", i, shared[i], paired[i]
+            );
+        }
+        prop_assert!(shared[n * 72..].iter().all(|&v| v == 0.0));
+        // The reference's logits are those of each of its copies.
+        for c in 0..3 {
+            let one = shared_logits[n * 3 + c];
+            prop_assert!((one - paired_logits[n * 3 + c]).abs() <= 1e-12 * one.abs().max(1.0));
+        }
+    }
 }
 
 /// LRP-gamma on one conv layer: sum_i R_i = sum_j R_j (z'_j - b'_j) / (z'_j + eps sign z'_j),
@@ -390,6 +426,19 @@ fn lrp_refuses_parameter_gradients_and_rescale_an_odd_batch() {
     let x = tape.variable(rand_tensor(&[3, 2], 1));
     let err = tape.relu(x).unwrap_err().to_string();
     assert!(err.contains("rescale") && err.contains("[3, 2]"), "{err}");
+    // One reference for all needs at least one input before it.
+    let mut tape = Tape::with_rules(RuleSet::deeplift_rescale_shared());
+    let x = tape.variable(rand_tensor(&[1, 2], 1));
+    let err = tape.relu(x).unwrap_err().to_string();
+    assert!(
+        err.contains("then one reference") && err.contains("[1, 2]"),
+        "{err}"
+    );
+    let x = tape.variable(rand_tensor(&[3, 2], 1));
+    assert!(
+        tape.relu(x).is_ok(),
+        "three images: two inputs and their reference"
+    );
 }
 
 /// What follows the conv in [`conv_pool_signal`].

@@ -13,6 +13,7 @@
 //! - [`cpu`]: the SIMD tier, and the run-time checks for the instruction sets of the
 //!   `#[target_feature]` kernels.
 //! - [`stabilized_ratio`](mod@stabilized_ratio): LRP-epsilon's elementwise quotient, per SIMD tier.
+//! - [`rescale`]: DeepLIFT's rescale rule's elementwise passes, per SIMD tier.
 //! - [`tiered!`]: one kernel body compiled once per SIMD tier, behind one safe function.
 //! - [`simd`]: elementwise kernels written with `wide`, each with a scalar twin.
 //! - [`parallel`]: rayon helpers whose reductions combine fixed-size chunks in index order, so
@@ -29,6 +30,7 @@ pub mod cpu;
 pub mod error;
 pub mod float;
 pub mod parallel;
+pub mod rescale;
 pub mod simd;
 pub mod stabilized_ratio;
 mod tensor;

@@ -16,5 +16,5 @@ pub fn deconvnet<T: Float>(
 ) -> Result<Tensor<T>, AttributionError> {
     let n = check_inputs(model, inputs)?;
     check_classes(classes, n, model.classes)?;
-    rule_signal(model, inputs, classes, RuleSet::deconvnet(), None)
+    rule_signal(model, inputs, classes, RuleSet::deconvnet())
 }

@@ -17,5 +17,5 @@ pub fn guided_backprop<T: Float>(
 ) -> Result<Tensor<T>, AttributionError> {
     let n = check_inputs(model, inputs)?;
     check_classes(classes, n, model.classes)?;
-    rule_signal(model, inputs, classes, RuleSet::guided_backprop(), None)
+    rule_signal(model, inputs, classes, RuleSet::guided_backprop())
 }

@@ -161,6 +161,23 @@ pub fn integrated_gradients<T: Float>(
     })
 }
 
+/// Refuses a given baseline with a value that is not finite, naming the first.
+pub(super) fn check_finite<T: Float>(t: &Tensor<T>) -> Result<(), AttributionError> {
+    match t.data().iter().position(|v| !v.is_finite()) {
+        Some(index) => Err(AttributionError::Option {
+            option: "baseline",
+            expected: "finite values".into(),
+            found: format!("element {index} = {}", t.data()[index]),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// True when a given baseline is one image for every input: (C, H, W) or (1, C, H, W).
+pub(super) fn is_one_image<T: Float>(model: &Model<T>, t: &Tensor<T>) -> bool {
+    t.shape() == model.input || t.shape() == [1, model.input[0], model.input[1], model.input[2]]
+}
+
 /// The baseline of every image as an (N, C, H, W) tensor.
 pub(super) fn expand_baseline<T: Float>(
     model: &Model<T>,
@@ -180,16 +197,8 @@ pub(super) fn expand_baseline<T: Float>(
             Ok(Tensor::from_vec(inputs.shape(), data)?)
         }
         Baseline::Given(t) => {
-            if let Some(index) = t.data().iter().position(|v| !v.is_finite()) {
-                return Err(AttributionError::Option {
-                    option: "baseline",
-                    expected: "finite values".into(),
-                    found: format!("element {index} = {}", t.data()[index]),
-                });
-            }
-            let single = t.shape() == model.input
-                || t.shape() == [1, model.input[0], model.input[1], model.input[2]];
-            if single {
+            check_finite(t)?;
+            if is_one_image(model, t) {
                 let data = t.data().iter().copied().cycle().take(n * per).collect();
                 return Ok(Tensor::from_vec(inputs.shape(), data)?);
             }

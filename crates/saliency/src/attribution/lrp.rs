@@ -85,7 +85,7 @@ pub fn lrp<T: Float>(
     let n = check_inputs(model, inputs)?;
     check_classes(classes, n, model.classes)?;
     rule.validate()?;
-    let mut signal = rule_signal(model, inputs, classes, rule.rules(), None)?;
+    let mut signal = rule_signal(model, inputs, classes, rule.rules())?;
     for (s, &x) in signal.data_mut().iter_mut().zip(inputs.data()) {
         *s *= x;
     }

@@ -11,33 +11,81 @@ use crate::infer::SpareTape;
 use crate::models::{Mode, Model};
 use crate::shards::{self, slice_images};
 
+/// The reference inputs a rule pass carries (DeepLIFT's rescale rule needs them).
+#[derive(Clone, Copy)]
+pub(crate) enum References<'a, T> {
+    /// One reference per input, (N, C, H, W): each pass holds its inputs then as many
+    /// references (`tape::References::Paired`).
+    Paired(&'a Tensor<T>),
+    /// One reference image (its C x H x W values) for every input: each pass holds its inputs
+    /// then that one image (`tape::References::Shared`), so the reference costs one image's
+    /// pass, not one per input.
+    Shared(&'a [T]),
+}
+
+/// What a rule pass with references gives: the signal, and the target logits of each input
+/// and of its reference from the same forward pass.
+pub(crate) struct SignalAndLogits<T> {
+    /// The signal at the inputs, shaped like them.
+    pub signal: Tensor<T>,
+    /// The logit of `classes[n]` at input n.
+    pub logits: Vec<f64>,
+    /// The logit of `classes[n]` at input n's reference.
+    pub reference_logits: Vec<f64>,
+}
+
 /// The signal reaching each input when backward starts from 1 at the logit of `classes[n]` for
-/// image n, every op passing it back by `rules`. With `references` (N, C, H, W), each pass holds
-/// a chunk of inputs followed by their references, as DeepLIFT's rescale rule needs, and only
-/// the inputs' logits are seeded.
+/// image n, every op passing it back by `rules`.
 ///
-/// The caller has checked the inputs, classes and references. Chunks of [`default_batch`]
-/// images (half that with references) bound the recorded activations; each chunk runs as the
-/// shards of [`shards::ranges`] in parallel.
+/// The caller has checked the inputs and classes. Chunks of [`default_batch`] images bound the
+/// recorded activations; each chunk runs as the shards of [`shards::ranges`] in parallel.
 pub(crate) fn rule_signal<T: Float>(
     model: &Model<T>,
     inputs: &Tensor<T>,
     classes: &[usize],
     rules: RuleSet,
-    references: Option<&Tensor<T>>,
 ) -> Result<Tensor<T>, AttributionError> {
+    Ok(signal_in_chunks(model, inputs, classes, rules, None)?.signal)
+}
+
+/// [`rule_signal`] with `references` in every pass (with `rules` set to the matching
+/// [`tape::References`] layout), and the target logits of the inputs and of their references.
+/// The caller has checked the references' shape and values.
+pub(crate) fn rule_signal_with_references<T: Float>(
+    model: &Model<T>,
+    inputs: &Tensor<T>,
+    classes: &[usize],
+    rules: RuleSet,
+    references: References<'_, T>,
+) -> Result<SignalAndLogits<T>, AttributionError> {
+    signal_in_chunks(model, inputs, classes, rules, Some(references))
+}
+
+/// The body of both: chunk by chunk, shard by shard.
+fn signal_in_chunks<T: Float>(
+    model: &Model<T>,
+    inputs: &Tensor<T>,
+    classes: &[usize],
+    rules: RuleSet,
+    references: Option<References<'_, T>>,
+) -> Result<SignalAndLogits<T>, AttributionError> {
     use rayon::prelude::*;
     let n = inputs.shape()[0];
     let batch = match references {
-        Some(_) => (default_batch(model.input) / 2).max(1),
-        None => default_batch(model.input),
+        Some(References::Paired(_)) => (default_batch(model.input) / 2).max(1),
+        _ => default_batch(model.input),
     };
-    let mut out = Vec::with_capacity(inputs.numel());
+    let mut out = SignalAndLogits {
+        signal: Tensor::zeros(&[0]),
+        logits: Vec::new(),
+        reference_logits: Vec::new(),
+    };
+    let mut signal = Vec::with_capacity(inputs.numel());
     for start in (0..n).step_by(batch) {
         let end = (start + batch).min(n);
         // Evaluation mode: images pass independently, so each shard (split by the chunk's size
         // alone, never by the thread count) computes exactly its images' signal, on one core.
-        let shards: Vec<Vec<T>> = shards::ranges(end - start)
+        let shards: Vec<Shard<T>> = shards::ranges(end - start)
             .into_par_iter()
             .map(|r| {
                 let range = start + r.start..start + r.end;
@@ -45,74 +93,107 @@ pub(crate) fn rule_signal<T: Float>(
             })
             .collect::<Result<_, _>>()?;
         for s in shards {
-            out.extend_from_slice(&s);
+            signal.extend_from_slice(&s.signal);
+            out.logits.extend(s.logits);
+            out.reference_logits.extend(s.reference_logits);
         }
     }
-    Ok(Tensor::from_vec(inputs.shape(), out)?)
+    out.signal = Tensor::from_vec(inputs.shape(), signal)?;
+    Ok(out)
 }
 
-/// [`rule_signal`] of images `range`, on one tape: the images, then their references if any.
+/// One shard's signal and target logits (empty without references).
+struct Shard<T> {
+    signal: Vec<T>,
+    logits: Vec<f64>,
+    reference_logits: Vec<f64>,
+}
+
+/// The signal of images `range`, on one tape: the images, then their references if any.
 fn shard_signal<T: Float>(
     model: &Model<T>,
     inputs: &Tensor<T>,
     classes: &[usize],
     rules: RuleSet,
-    references: Option<&Tensor<T>>,
+    references: Option<References<'_, T>>,
     range: Range<usize>,
-) -> Result<Vec<T>, AttributionError> {
+) -> Result<Shard<T>, AttributionError> {
     let per = inputs.numel() / inputs.shape()[0];
     let m = range.len();
     let mut chunk = slice_images(inputs, range.clone());
     let mut rows = classes[range.clone()].to_vec();
-    if let Some(r) = references {
+    let appended = match references {
+        None => None,
+        Some(References::Paired(r)) => {
+            rows.extend_from_slice(&classes[range.clone()]);
+            Some(&r.data()[range.start * per..range.end * per])
+        }
+        Some(References::Shared(r)) => {
+            // The reference's row is never seeded: any class will do.
+            rows.push(classes[range.start]);
+            Some(r)
+        }
+    };
+    if let Some(r) = appended {
         let mut data = chunk.into_vec();
-        data.extend_from_slice(&r.data()[range.start * per..range.end * per]);
+        data.extend_from_slice(r);
         let mut shape = inputs.shape().to_vec();
-        shape[0] = 2 * m;
+        shape[0] = rows.len();
         chunk = Tensor::from_vec(&shape, data)?;
-        rows.extend_from_slice(&classes[range]);
     }
     // A spare tape keeps its pooled buffers from pass to pass (no fresh zeroed pages).
     let mut tape = SpareTape::take(true);
     tape.set_rules(rules);
-    let result = record_signal(
-        model,
-        &mut tape,
-        chunk,
-        &rows,
-        references.is_some(),
-        m * per,
-    );
+    let result = record_signal(model, &mut tape, chunk, &rows, m, m * per);
     SpareTape::give_back(tape);
-    result
+    let (signal, logits) = result?;
+    let (mut inputs_logits, mut reference_logits) = (Vec::new(), Vec::new());
+    if let Some(references) = references {
+        let classes_count = model.classes;
+        for (i, &class) in rows[..m].iter().enumerate() {
+            let r = match references {
+                References::Paired(_) => m + i,
+                References::Shared(_) => m,
+            };
+            inputs_logits.push(logits[i * classes_count + class].to_f64());
+            reference_logits.push(logits[r * classes_count + class].to_f64());
+        }
+    }
+    Ok(Shard {
+        signal,
+        logits: inputs_logits,
+        reference_logits,
+    })
 }
 
 /// The body of [`shard_signal`] on a cleared recording `tape` with the rules set: the signal at
-/// the first `keep` elements of the input.
+/// the first `keep` elements of the input, when only the first `m` rows' logits are seeded,
+/// and every row's logits.
 fn record_signal<T: Float>(
     model: &Model<T>,
     tape: &mut Tape<T>,
     chunk: Tensor<T>,
     rows: &[usize],
-    with_references: bool,
+    m: usize,
     keep: usize,
-) -> Result<Vec<T>, AttributionError> {
-    let m = rows.len() / if with_references { 2 } else { 1 };
+) -> Result<(Vec<T>, Vec<T>), AttributionError> {
     let params = model.bind(tape, false);
     let x = tape.variable(chunk);
     let (logits, _) = model.forward(tape, x, &params, Mode::Eval)?;
     let mut picked = tape.select(logits, rows)?;
-    if with_references {
+    if rows.len() > m {
         // Seed the inputs' logits only: the references' rows get zero.
-        let mut mask = vec![T::ZERO; 2 * m];
+        let mut mask = vec![T::ZERO; rows.len()];
         mask[..m].iter_mut().for_each(|v| *v = T::ONE);
-        let mask = tape.constant(Tensor::from_vec(&[2 * m], mask)?);
+        let mask = tape.constant(Tensor::from_vec(&[rows.len()], mask)?);
         picked = tape.mul(picked, mask)?;
     }
+    let logit_values = tape.value(logits).data().to_vec();
     let total = tape.sum(picked)?;
     let grads = tape.backward(total)?;
-    Ok(grads
+    let signal = grads
         .get(x)
         .map(|g| g.data()[..keep].to_vec())
-        .unwrap_or_else(|| vec![T::ZERO; keep]))
+        .unwrap_or_else(|| vec![T::ZERO; keep]);
+    Ok((signal, logit_values))
 }

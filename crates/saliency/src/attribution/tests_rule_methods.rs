@@ -132,6 +132,46 @@ fn deeplift_on_deep_sums_to_the_logit_difference_for_any_reference() {
     );
 }
 
+/// One reference for all (black, or one given image) passes once beside the images; a reference
+/// per image passes with each. Both give the same maps and the same F(x) - F(x'), which is the
+/// difference of the logits the network gives the images and the reference on their own.
+#[test]
+fn deeplift_with_one_reference_for_all_is_deeplift_with_a_copy_per_image() {
+    let model = deep::<f64>([1, 28, 28], 10, 5).unwrap();
+    let x = study_images(3);
+    let classes = [0, 4, 7];
+    let gray = Tensor::full(&[1, 28, 28], 0.3);
+    for (one, copies) in [
+        (Baseline::Black, Tensor::zeros(&[3, 1, 28, 28])),
+        (
+            Baseline::Given(gray.clone()),
+            Tensor::full(&[3, 1, 28, 28], 0.3),
+        ),
+    ] {
+        let shared = deeplift(&model, &x, &classes, &one).unwrap();
+        let paired = deeplift(&model, &x, &classes, &Baseline::Given(copies.clone())).unwrap();
+        tensor::testing::assert_close(
+            &format!("{one:?}"),
+            shared.attributions.data(),
+            paired.attributions.data(),
+            1e-12,
+            1e-10,
+        );
+        let f = super::target::scores(&model, &x, &classes, super::target::Score::Logit).unwrap();
+        let f0 =
+            super::target::scores(&model, &copies, &classes, super::target::Score::Logit).unwrap();
+        for i in 0..3 {
+            let want = (f[i] - f0[i]) as f32;
+            for d in [shared.delta[i], paired.delta[i]] {
+                assert!(
+                    (d - want).abs() <= 1e-6 * want.abs().max(1.0),
+                    "{one:?}: {d} vs {want}"
+                );
+            }
+        }
+    }
+}
+
 /// With eps = 0, LRP-epsilon passes g z / z = g through every layer: it is gradient x input of
 /// the logit (Montavon et al. 2019, LRP-0), biases included.
 #[test]

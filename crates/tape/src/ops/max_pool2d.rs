@@ -12,17 +12,19 @@ use tensor::{Float, Tensor};
 
 use crate::op::Op;
 use crate::ops::relu::RESCALE_EPS;
-use crate::rules::{epsilon_signal, PoolRule, ReluRule};
+use crate::rules::{epsilon_signal, PoolRule, References, ReluRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// The input id, geometry, the winning index of every output element, the backward rule, and
-/// whether the op is a fused ReLU + pool under guided backpropagation's ReLU rule.
+/// The input id, geometry, the winning index of every output element, the backward rule (and
+/// where the rescale rule finds the references), and whether the op is a fused ReLU + pool
+/// under guided backpropagation's ReLU rule.
 pub(crate) struct MaxPool2dOp {
     input: NodeId,
     geom: Pool2dGeometry,
     argmax: Vec<u32>,
     rule: PoolRule,
+    references: References,
     guided_relu: bool,
 }
 
@@ -76,11 +78,13 @@ impl<T: Float> Tape<T> {
             ("max_pool2d", "max_pool2d input")
         };
         let [n, c, h, w] = self.try_value(op, x)?.dims4(what)?;
-        if self.rules.max_pool == PoolRule::Rescale && n % 2 != 0 {
+        let references = self.rules.references;
+        if self.rules.max_pool == PoolRule::Rescale && references.inputs(n).is_none() {
             return Err(TapeError::Argument {
                 op,
                 what: format!(
-                    "the rescale rule needs a batch of inputs then as many references, found {n} images"
+                    "the rescale rule needs {}, found {n} images",
+                    references.layout()
                 ),
             });
         }
@@ -109,6 +113,7 @@ impl<T: Float> Tape<T> {
                 geom,
                 argmax,
                 rule: self.rules.max_pool,
+                references,
                 guided_relu,
             }),
             &[x],
@@ -167,29 +172,59 @@ impl MaxPool2dOp {
     /// reference's winner, each position's sum divided by its x - x' (the plain gradient stays
     /// where |x - x'| < 1e-10); the references get zero.
     fn rescale<T: Float>(&self, x: &[T], y: &[T], g: &[T], dx: &mut [T]) {
+        use rayon::prelude::*;
         let (in_plane, out_plane) = (
             self.geom.in_h * self.geom.in_w,
             self.geom.out_h * self.geom.out_w,
         );
-        let (half_in, half_out) = (x.len() / 2, y.len() / 2);
-        let mut moved = vec![0.0f64; half_in];
-        for o in 0..half_out {
-            let plane = o / out_plane;
-            let (ya, yr) = (y[o].to_f64(), y[o + half_out].to_f64());
-            let top = ya.max(yr);
-            let gv = g[o].to_f64();
-            let at_input = plane * in_plane + self.argmax[o] as usize;
-            let at_reference = plane * in_plane + self.argmax[o + half_out] as usize;
-            moved[at_input] += gv * (top - yr);
-            moved[at_reference] += gv * (ya - top);
-        }
-        for (i, m) in moved.into_iter().enumerate() {
-            let delta_in = x[i].to_f64() - x[i + half_in].to_f64();
-            if delta_in.abs() >= RESCALE_EPS {
-                dx[i] = T::from_f64(m / delta_in);
-            }
-        }
-        dx[half_in..].iter_mut().for_each(|d| *d = T::ZERO);
+        let (in_image, out_image) = (
+            self.geom.channels * in_plane,
+            self.geom.channels * out_plane,
+        );
+        let n = self.geom.batch;
+        let inputs = self.references.inputs(n).expect("checked when recorded");
+        let (dx_inputs, dx_references) = dx.split_at_mut(inputs * in_image);
+        // Image by image, split between the threads: each image's sums are its own.
+        dx_inputs
+            .par_chunks_mut(in_image)
+            .enumerate()
+            .for_each_init(
+                || vec![0.0f64; in_image],
+                |moved, (b, dx)| {
+                    moved.iter_mut().for_each(|m| *m = 0.0);
+                    let r = self.references.of(b, inputs);
+                    for k in 0..out_image {
+                        let (o, o_ref) = (b * out_image + k, r * out_image + k);
+                        let (ya, yr) = (y[o].to_f64(), y[o_ref].to_f64());
+                        let top = ya.max(yr);
+                        let gv = g[o].to_f64();
+                        // Both winners' places in this input image.
+                        let plane = (k / out_plane) * in_plane;
+                        moved[plane + self.argmax[o] as usize] += gv * (top - yr);
+                        moved[plane + self.argmax[o_ref] as usize] += gv * (ya - top);
+                    }
+                    let (xa, xr) = (
+                        &x[b * in_image..(b + 1) * in_image],
+                        &x[r * in_image..(r + 1) * in_image],
+                    );
+                    if let (Some(a), Some(rv), Some(d)) = (
+                        tensor::f32_view::as_f32(xa),
+                        tensor::f32_view::as_f32(xr),
+                        tensor::f32_view::as_f32_mut(dx),
+                    ) {
+                        // f32: the same f64 division at the CPU's vector width (the same bits).
+                        tensor::rescale::pool_rescale_divide(tensor::cpu::tier(), moved, a, rv, d);
+                        return;
+                    }
+                    for (((d, &m), &a), &rv) in dx.iter_mut().zip(moved.iter()).zip(xa).zip(xr) {
+                        let delta_in = a.to_f64() - rv.to_f64();
+                        if delta_in.abs() >= RESCALE_EPS {
+                            *d = T::from_f64(m / delta_in);
+                        }
+                    }
+                },
+            );
+        dx_references.iter_mut().for_each(|d| *d = T::ZERO);
     }
 
     /// The argmax buffer, for reuse once the op is done.

@@ -4,14 +4,16 @@
 use tensor::{Float, Tensor};
 
 use crate::op::Op;
-use crate::rules::{epsilon_signal, ReluRule};
+use crate::rules::{epsilon_signal, References, ReluRule};
 use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
-/// The input id (its value decides where gradient passes) and the backward rule.
+/// The input id (its value decides where gradient passes), the backward rule, and where the
+/// rescale rule finds the references.
 pub(crate) struct ReluOp {
     input: NodeId,
     rule: ReluRule,
+    references: References,
 }
 
 impl<T: Float> Tape<T> {
@@ -19,11 +21,15 @@ impl<T: Float> Tape<T> {
     pub fn relu(&mut self, x: NodeId) -> Result<NodeId, TapeError> {
         let xv = self.try_value("relu", x)?;
         let (n, shape) = (xv.numel(), xv.shape().to_vec());
-        if self.rules.relu == ReluRule::Rescale && shape.first().is_none_or(|b| b % 2 != 0) {
+        let references = self.rules.references;
+        if self.rules.relu == ReluRule::Rescale
+            && shape.first().and_then(|&n| references.inputs(n)).is_none()
+        {
             return Err(TapeError::Argument {
                 op: "relu",
                 what: format!(
-                    "the rescale rule needs a batch of inputs then as many references, found shape {shape:?}"
+                    "the rescale rule needs {}, found shape {shape:?}",
+                    references.layout()
                 ),
             });
         }
@@ -34,6 +40,7 @@ impl<T: Float> Tape<T> {
         let op = ReluOp {
             input: x,
             rule: self.rules.relu,
+            references,
         };
         Ok(self.push(value, Op::Relu(op), &[x]))
     }
@@ -79,7 +86,7 @@ impl ReluOp {
                 }
             }),
             ReluRule::Deconvnet => elementwise(xv, gv, &mut dx, |_, gi| gi.max(T::ZERO)),
-            ReluRule::Rescale => rescale(xv, gv, &mut dx),
+            ReluRule::Rescale => rescale(xv, gv, x.shape()[0], self.references, &mut dx),
         }
         grads.accumulate(self.input, Tensor::from_vec(x.shape(), dx)?);
         Ok(())
@@ -104,26 +111,44 @@ fn elementwise<T: Float>(x: &[T], g: &[T], dx: &mut [T], rule: impl Fn(T, T) -> 
 }
 
 /// Below this input difference the rescale rule takes the gradient (Captum's 1e-10).
-pub(crate) const RESCALE_EPS: f64 = 1e-10;
+pub(crate) const RESCALE_EPS: f64 = tensor::rescale::RESCALE_EPS;
 
-/// DeepLIFT's rescale multiplier times the first half's gradient: `x` holds the inputs then as
-/// many references; the references get zero.
-fn rescale<T: Float>(x: &[T], g: &[T], dx: &mut [T]) {
-    let half = x.len() / 2;
-    let (xa, xr) = x.split_at(half);
-    let (da, dr) = dx.split_at_mut(half);
-    for (((d, &a), &r), &gi) in da.iter_mut().zip(xa).zip(xr).zip(&g[..half]) {
-        let delta_in = a.to_f64() - r.to_f64();
-        *d = if delta_in.abs() < RESCALE_EPS {
-            if a > T::ZERO {
-                gi
+/// DeepLIFT's rescale multiplier times the inputs' gradient: `x` holds a batch of `n` images,
+/// inputs and references laid out as `references` says; the references get zero. Split
+/// between the threads by image (element-wise, so the same bits).
+fn rescale<T: Float>(x: &[T], g: &[T], n: usize, references: References, dx: &mut [T]) {
+    use rayon::prelude::*;
+    let per = x.len() / n;
+    let inputs = references.inputs(n).expect("checked when recorded");
+    let (da, dr) = dx.split_at_mut(inputs * per);
+    da.par_chunks_mut(per).enumerate().for_each(|(b, d)| {
+        let xa = &x[b * per..(b + 1) * per];
+        let r0 = references.of(b, inputs) * per;
+        let xr = &x[r0..r0 + per];
+        let gi = &g[b * per..(b + 1) * per];
+        if let (Some(a), Some(r), Some(g), Some(d)) = (
+            tensor::f32_view::as_f32(xa),
+            tensor::f32_view::as_f32(xr),
+            tensor::f32_view::as_f32(gi),
+            tensor::f32_view::as_f32_mut(d),
+        ) {
+            // f32: the same f64 arithmetic at the CPU's vector width (the same bits).
+            tensor::rescale::relu_rescale(tensor::cpu::tier(), a, r, g, d);
+            return;
+        }
+        for (((d, &a), &r), &gi) in d.iter_mut().zip(xa).zip(xr).zip(gi) {
+            let delta_in = a.to_f64() - r.to_f64();
+            *d = if delta_in.abs() < RESCALE_EPS {
+                if a > T::ZERO {
+                    gi
+                } else {
+                    T::ZERO
+                }
             } else {
-                T::ZERO
-            }
-        } else {
-            let delta_out = a.to_f64().max(0.0) - r.to_f64().max(0.0);
-            T::from_f64(gi.to_f64() * delta_out / delta_in)
-        };
-    }
+                let delta_out = a.to_f64().max(0.0) - r.to_f64().max(0.0);
+                T::from_f64(gi.to_f64() * delta_out / delta_in)
+            };
+        }
+    });
     dr.iter_mut().for_each(|d| *d = T::ZERO);
 }

@@ -11,6 +11,7 @@ pub(crate) mod gemm_packed;
 pub(crate) mod gemm_packed_kernel;
 
 use crate::adam::{AdamStep, Finite, SgdStep};
+use crate::rescale;
 use crate::stabilized_ratio;
 
 crate::tiered! {
@@ -50,5 +51,24 @@ crate::tiered! {
         avx512 => stabilized_ratio::scaled_body(g, z, d, eps, factor, s),
         avx2 => stabilized_ratio::scaled_body(g, z, d, eps, factor, s),
         other => stabilized_ratio::scaled_body(g, z, d, eps, factor, s),
+    }
+}
+
+crate::tiered! {
+    /// [`rescale::relu_rescale`]'s loop on `tier`: exact differences, a product, a quotient,
+    /// a conversion and selects, so the same bits.
+    pub(crate) fn relu_rescale(a: &[f32], r: &[f32], g: &[f32], dx: &mut [f32]) {
+        avx512 => rescale::relu_body(a, r, g, dx),
+        avx2 => rescale::relu_body(a, r, g, dx),
+        other => rescale::relu_body(a, r, g, dx),
+    }
+}
+
+crate::tiered! {
+    /// [`rescale::pool_rescale_divide`]'s loop on `tier`, as [`relu_rescale`]: the same bits.
+    pub(crate) fn pool_rescale_divide(moved: &[f64], a: &[f32], r: &[f32], dx: &mut [f32]) {
+        avx512 => rescale::divide_body(moved, a, r, dx),
+        avx2 => rescale::divide_body(moved, a, r, dx),
+        other => rescale::divide_body(moved, a, r, dx),
     }
 }

@@ -1,0 +1,178 @@
+//! DeepLIFT's rescale rule's elementwise passes over f32 activations, in f64 and rounded once to
+//! f32, compiled once per SIMD tier.
+//!
+//! A DeepLIFT pass runs them over every ReLU's input and every max-pool's input; at the baseline
+//! x86-64 width their f64 divisions cost more than the layers' convolutions (deep, batch 256).
+//! Differences of two f32 values are exact in f64, and a product, a quotient, a conversion and
+//! selects are exactly rounded in any lane width, so every tier gives the same bits.
+
+use crate::cpu::Tier;
+
+/// Below this input difference |x - x'| the rescale rule takes the gradient (Captum's 1e-10).
+pub const RESCALE_EPS: f64 = 1e-10;
+
+/// The ReLU rescale rule: `dx[j] = g[j] (relu(a[j]) - relu(r[j])) / (a[j] - r[j])`, computed in
+/// f64 and rounded once, or the plain gradient (`g[j]` where `a[j] > 0`, else 0) where
+/// `|a[j] - r[j]| < RESCALE_EPS`; `a` the inputs' values, `r` their references', on `tier`.
+///
+/// # Panics
+/// When the four slices differ in length (a caller's bug, named in the message).
+pub fn relu_rescale(tier: Tier, a: &[f32], r: &[f32], g: &[f32], dx: &mut [f32]) {
+    assert!(
+        a.len() == r.len() && g.len() == a.len() && dx.len() == a.len(),
+        "relu_rescale lengths a {}, r {}, g {}, dx {}",
+        a.len(),
+        r.len(),
+        g.len(),
+        dx.len()
+    );
+    if tier.vector_kernels() {
+        crate::arch::relu_rescale(tier, a, r, g, dx);
+    } else {
+        relu_body(a, r, g, dx);
+    }
+}
+
+/// The loop every tier compiles: selects, not branches, so it vectorizes at the tier's width.
+#[inline(always)]
+pub(crate) fn relu_body(a: &[f32], r: &[f32], g: &[f32], dx: &mut [f32]) {
+    for (((d, &a), &r), &g) in dx.iter_mut().zip(a).zip(r).zip(g) {
+        let (a64, r64) = (a as f64, r as f64);
+        let delta_in = a64 - r64;
+        let delta_out = a64.max(0.0) - r64.max(0.0);
+        let ratio = (g as f64 * delta_out / delta_in) as f32;
+        let plain = if a > 0.0 { g } else { 0.0 };
+        *d = if delta_in.abs() < RESCALE_EPS {
+            plain
+        } else {
+            ratio
+        };
+    }
+}
+
+/// The max-pool rescale rule's last step: `dx[j] = moved[j] / (a[j] - r[j])` in f64, rounded
+/// once, where `|a[j] - r[j]| >= RESCALE_EPS` (elsewhere `dx[j]` keeps the plain gradient it
+/// holds); `moved` the output differences each input received, on `tier`.
+///
+/// # Panics
+/// When the four slices differ in length (a caller's bug, named in the message).
+pub fn pool_rescale_divide(tier: Tier, moved: &[f64], a: &[f32], r: &[f32], dx: &mut [f32]) {
+    assert!(
+        a.len() == r.len() && moved.len() == a.len() && dx.len() == a.len(),
+        "pool_rescale_divide lengths moved {}, a {}, r {}, dx {}",
+        moved.len(),
+        a.len(),
+        r.len(),
+        dx.len()
+    );
+    if tier.vector_kernels() {
+        crate::arch::pool_rescale_divide(tier, moved, a, r, dx);
+    } else {
+        divide_body(moved, a, r, dx);
+    }
+}
+
+/// [`pool_rescale_divide`]'s loop, as [`relu_body`]: selects, not branches.
+#[inline(always)]
+pub(crate) fn divide_body(moved: &[f64], a: &[f32], r: &[f32], dx: &mut [f32]) {
+    for (((d, &m), &a), &r) in dx.iter_mut().zip(moved).zip(a).zip(r) {
+        let delta_in = a as f64 - r as f64;
+        let ratio = (m / delta_in) as f32;
+        *d = if delta_in.abs() >= RESCALE_EPS {
+            ratio
+        } else {
+            *d
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::require_tier;
+
+    /// 1013 activations (63 vectors of 16 and a tail): pairs equal, within 1e-10, of both signs
+    /// and across zero, with a signal of both signs.
+    fn operands() -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+        let a: Vec<f32> = (0..1013)
+            .map(|i| ((i as f32) * 0.37).sin() * 10f32.powi(i % 5 - 2))
+            .collect();
+        let r = a
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| match i % 6 {
+                0 => v,
+                1 => v + 1e-12,
+                2 => -v,
+                3 => 0.0,
+                _ => ((i as f32) * 0.91).cos(),
+            })
+            .collect();
+        let g = (0..1013).map(|i| ((i as f32) * 1.1).cos()).collect();
+        (a, r, g)
+    }
+
+    fn bits(v: &[f32]) -> Vec<u32> {
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    #[test]
+    fn the_portable_loops_are_the_definitions() {
+        let (a, r, g) = operands();
+        let mut dx = vec![f32::NAN; a.len()];
+        relu_rescale(Tier::Portable, &a, &r, &g, &mut dx);
+        for j in 0..a.len() {
+            let delta = a[j] as f64 - r[j] as f64;
+            let want = if delta.abs() < RESCALE_EPS {
+                if a[j] > 0.0 {
+                    g[j]
+                } else {
+                    0.0
+                }
+            } else {
+                (g[j] as f64 * (a[j].max(0.0) as f64 - r[j].max(0.0) as f64) / delta) as f32
+            };
+            assert_eq!(dx[j].to_bits(), want.to_bits(), "relu at {j}");
+        }
+        let moved: Vec<f64> = g.iter().map(|&v| v as f64 * 0.3).collect();
+        let mut dx = vec![7.0f32; a.len()];
+        pool_rescale_divide(Tier::Portable, &moved, &a, &r, &mut dx);
+        for j in 0..a.len() {
+            let delta = a[j] as f64 - r[j] as f64;
+            let want = if delta.abs() >= RESCALE_EPS {
+                (moved[j] / delta) as f32
+            } else {
+                7.0
+            };
+            assert_eq!(dx[j].to_bits(), want.to_bits(), "pool at {j}");
+        }
+    }
+
+    /// Each vector tier's instantiation against the portable loops, bit for bit; a tier the CPU
+    /// lacks prints a SKIPPED line.
+    #[test]
+    fn every_vector_tier_s_rescale_is_the_portable_one_bit_for_bit() {
+        const NAME: &str = "every_vector_tier_s_rescale_is_the_portable_one_bit_for_bit";
+        let (a, r, g) = operands();
+        let moved: Vec<f64> = g.iter().map(|&v| v as f64 * 0.3).collect();
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if !require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            let (mut fast, mut portable) = (vec![f32::NAN; a.len()], vec![f32::NAN; a.len()]);
+            relu_rescale(tier, &a, &r, &g, &mut fast);
+            relu_rescale(Tier::Portable, &a, &r, &g, &mut portable);
+            assert_eq!(bits(&fast), bits(&portable), "relu, {tier}");
+            let (mut fast, mut portable) = (g.clone(), g.clone());
+            pool_rescale_divide(tier, &moved, &a, &r, &mut fast);
+            pool_rescale_divide(Tier::Portable, &moved, &a, &r, &mut portable);
+            assert_eq!(bits(&fast), bits(&portable), "pool, {tier}");
+        }
+    }
+
+    #[test]
+    #[should_panic(expected = "relu_rescale lengths a 2, r 1, g 1, dx 1")]
+    fn operands_of_different_lengths_panic_with_the_lengths() {
+        relu_rescale(Tier::Portable, &[0.0; 2], &[0.0], &[0.0], &mut [0.0]);
+    }
+}
