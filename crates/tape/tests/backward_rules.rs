@@ -68,10 +68,27 @@ fn guided_backprop_and_deconvnet_relu_by_hand() {
 #[test]
 fn a_fused_relu_pool_follows_the_rule_of_its_relu() {
     let up = |s: &[usize]| rand_tensor(s, 9);
-    // Guided backpropagation keeps the op fused where windows do not overlap (2/2), and
-    // records two ops where they do (3/2, an input can win two windows).
+    // Guided backpropagation and deconvnet keep the op fused where windows do not overlap
+    // (2/2), and record two ops where they do (3/2, an input can win two windows).
     for (side, kernel, stride) in [(4, 2, 2), (7, 3, 2)] {
-        let x = rand_tensor(&[2, 3, side, side], 3);
+        let mut x = rand_tensor(&[2, 3, side, side], 3);
+        // A window with no positive value: its ReLU outputs are all zero, and deconvnet passes
+        // the window's gradient to its first element.
+        for (r, c) in [
+            (0, 0),
+            (0, 1),
+            (1, 0),
+            (1, 1),
+            (0, 2),
+            (1, 2),
+            (2, 0),
+            (2, 1),
+            (2, 2),
+        ] {
+            if r < kernel && c < kernel {
+                x.data_mut()[r * side + c] = -0.5 - (r * side + c) as f64;
+            }
+        }
         let fused = |t: &mut Tape<f64>, x: NodeId| t.relu_max_pool2d(x, kernel, stride);
         let apart = |t: &mut Tape<f64>, x: NodeId| {
             let r = t.relu(x)?;
@@ -96,6 +113,23 @@ fn a_fused_relu_pool_follows_the_rule_of_its_relu() {
         signal(RuleSet::gradient(), &x, &up, &fused).0,
         signal(RuleSet::guided_backprop(), &x, &up, &fused).0
     );
+    // Deconvnet sends an all-negative window's positive gradient to the window's first
+    // element; guided backpropagation sends it nowhere.
+    let mut x = x;
+    for i in [0, 1, 4, 5] {
+        x.data_mut()[i] = -1.0 - i as f64;
+    }
+    let up_positive = |s: &[usize]| positive(s, 9);
+    let g0 = positive(&[2, 3, 2, 2], 9).data()[0];
+    assert!(g0 > 0.0);
+    let deconvnet = signal(RuleSet::deconvnet(), &x, &up_positive, &fused).0;
+    assert_eq!(
+        deconvnet[..6],
+        [g0, 0.0, 0.0, 0.0, 0.0, 0.0][..],
+        "window 0"
+    );
+    let guided = signal(RuleSet::guided_backprop(), &x, &up_positive, &fused).0;
+    assert_eq!(guided[0], 0.0);
 }
 
 /// LRP-epsilon through one dense layer, element by element:

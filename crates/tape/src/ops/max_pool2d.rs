@@ -5,7 +5,7 @@
 //! [`Tape::max_pool2d`] (the argument is in `pool::relu_max_pool2d`); it skips the ReLU's
 //! full-size output and its backward pass. Both record a `MaxPool2dOp`: the backward is the
 //! same scatter, and a window the fused forward found without a positive value
-//! (`pool::NO_WINNER`) passes no gradient.
+//! (`pool::NO_WINNER`) passes no gradient (under deconvnet's rule, to its first element).
 
 use pool::Pool2dGeometry;
 use tensor::{Float, Tensor};
@@ -17,15 +17,15 @@ use crate::scratch::BufferPool;
 use crate::{Gradients, NodeId, Tape, TapeError};
 
 /// The input id, geometry, the winning index of every output element, the backward rule (and
-/// where the rescale rule finds the references), and whether the op is a fused ReLU + pool
-/// under guided backpropagation's ReLU rule.
+/// where the rescale rule finds the references), and the ReLU rule of a fused ReLU + pool kept
+/// fused under guided backpropagation's or deconvnet's rule (None otherwise).
 pub(crate) struct MaxPool2dOp {
     input: NodeId,
     geom: Pool2dGeometry,
     argmax: Vec<u32>,
     rule: PoolRule,
     references: References,
-    guided_relu: bool,
+    signed_relu: Option<ReluRule>,
 }
 
 impl<T: Float> Tape<T> {
@@ -63,11 +63,18 @@ impl<T: Float> Tape<T> {
         // overlap, each input gets at most one window's gradient, and a fused window's winner
         // is positive, so the fused op gives the same values by passing max(g, 0) of the pooled
         // gradient: the fused forward and one backward instead of two full-size passes each.
-        let guided_relu = relu
-            && self.rules.relu == ReluRule::GuidedBackprop
+        // Deconvnet's ReLU passes max(g, 0) whatever x: the same, except that a window with no
+        // positive value (whose ReLU outputs are all zero, won by the first) sends it to the
+        // window's first element.
+        let signed_relu = (relu
+            && matches!(
+                self.rules.relu,
+                ReluRule::GuidedBackprop | ReluRule::Deconvnet
+            )
             && self.rules.max_pool == PoolRule::Gradient
-            && stride >= kernel;
-        if relu && !self.rules.fuses_relu_pool() && !guided_relu {
+            && stride >= kernel)
+            .then_some(self.rules.relu);
+        if relu && !self.rules.fuses_relu_pool() && signed_relu.is_none() {
             // A backward rule applies to each op on its own: record the two.
             let r = self.relu(x)?;
             return self.record_pool(r, kernel, stride, false);
@@ -114,7 +121,7 @@ impl<T: Float> Tape<T> {
                 argmax,
                 rule: self.rules.max_pool,
                 references,
-                guided_relu,
+                signed_relu,
             }),
             &[x],
         ))
@@ -227,6 +234,34 @@ impl MaxPool2dOp {
         dx_references.iter_mut().for_each(|d| *d = T::ZERO);
     }
 
+    /// Deconvnet through a fused ReLU + pool whose windows do not overlap: each window the
+    /// fused forward found without a positive value (`pool::NO_WINNER`) sends `positive[o]` to
+    /// its first element, which the separate pool over the ReLU's zeros would have chosen and
+    /// which no other window reaches.
+    fn no_winner_to_first<T: Float>(&self, positive: &[T], dx: &mut [T]) {
+        use rayon::prelude::*;
+        let g = &self.geom;
+        let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
+        // Plane by plane, split between the threads; each plane's windows are its own.
+        dx.par_chunks_mut(in_plane)
+            .zip(self.argmax.par_chunks(out_plane))
+            .zip(positive.par_chunks(out_plane))
+            .for_each(|((dx, argmax), positive)| {
+                for (oy, (row, values)) in argmax
+                    .chunks_exact(g.out_w)
+                    .zip(positive.chunks_exact(g.out_w))
+                    .enumerate()
+                {
+                    let first_row = &mut dx[oy * g.stride * g.in_w..][..g.in_w];
+                    for (ox, (&winner, &v)) in row.iter().zip(values).enumerate() {
+                        // A select, not a branch: about as many windows have no winner as one.
+                        let first = &mut first_row[ox * g.stride];
+                        *first = if winner == pool::NO_WINNER { v } else { *first };
+                    }
+                }
+            });
+    }
+
     /// The argmax buffer, for reuse once the op is done.
     pub(crate) fn into_argmax(self) -> Vec<u32> {
         self.argmax
@@ -245,10 +280,13 @@ impl MaxPool2dOp {
         if let Some(epsilon) = tape.lrp_epsilon_handed_over(self.input) {
             let y = tape.try_value("max_pool2d backward", out)?.data();
             self.backward_with_lrp_quotient(y, g.data(), epsilon, buffers, &mut dx);
-        } else if self.guided_relu {
+        } else if let Some(relu_rule) = self.signed_relu {
             let mut positive = buffers.output(g.numel()); // every element written below
             guided_signal(g.data(), &mut positive);
             pool::max_pool2d_backward(&self.geom, &positive, &self.argmax, &mut dx);
+            if relu_rule == ReluRule::Deconvnet {
+                self.no_winner_to_first(&positive, &mut dx);
+            }
             buffers.retire(positive);
         } else {
             pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
