@@ -34,5 +34,8 @@ mod window2x2;
 
 pub use error::PoolError;
 pub use geometry::Pool2dGeometry;
-pub use max_pool2d::{max_pool2d_backward, max_pool2d_forward, max_pool2d_forward_inference};
+pub use max_pool2d::{
+    max_pool2d_backward, max_pool2d_backward_with, max_pool2d_forward,
+    max_pool2d_forward_inference, Upstream,
+};
 pub use relu_max_pool2d::{relu_max_pool2d_forward, relu_max_pool2d_forward_inference, NO_WINNER};

@@ -90,16 +90,58 @@ pub fn max_pool2d_backward<T: Float>(
     argmax: &[u32],
     grad_input: &mut [T],
 ) {
-    backward_on(tensor::cpu::tier(), g, grad_output, argmax, grad_input)
+    backward_on(
+        tensor::cpu::tier(),
+        g,
+        grad_output,
+        argmax,
+        grad_input,
+        Upstream::AsIs,
+    )
 }
 
-/// [`max_pool2d_backward`] on `tier` (a tier the CPU lacks runs as the portable one would).
+/// What a backward scatters: the upstream gradient as it is, or as a ReLU rule at a fused
+/// ReLU + pool's output changes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Upstream {
+    /// The gradient itself.
+    AsIs,
+    /// `max(g, 0)` (0 for a NaN or a zero of either sign): guided backpropagation's ReLU rule.
+    Positive,
+    /// `max(g, 0)`, each window without a winner ([`NO_WINNER`]) counting its first element
+    /// (row-major) as its winner, as the pool of the ReLU's zeros would: deconvnet's ReLU rule,
+    /// for windows that do not overlap.
+    PositiveNoWinnerToFirst,
+}
+
+/// [`max_pool2d_backward`] of the upstream gradient as `upstream` says. Each plane's values are
+/// changed as the plane is scattered, in a plane-sized buffer, rather than in a full-size pass
+/// of their own.
+pub fn max_pool2d_backward_with<T: Float>(
+    g: &Pool2dGeometry,
+    grad_output: &[T],
+    argmax: &[u32],
+    grad_input: &mut [T],
+    upstream: Upstream,
+) {
+    backward_on(
+        tensor::cpu::tier(),
+        g,
+        grad_output,
+        argmax,
+        grad_input,
+        upstream,
+    )
+}
+
+/// [`max_pool2d_backward_with`] on `tier` (a tier the CPU lacks runs as the portable one would).
 pub(crate) fn backward_on<T: Float>(
     tier: Tier,
     g: &Pool2dGeometry,
     grad_output: &[T],
     argmax: &[u32],
     grad_input: &mut [T],
+    upstream: Upstream,
 ) {
     let op = "max_pool2d_backward";
     g.assert_consistent(op);
@@ -116,27 +158,72 @@ pub(crate) fn backward_on<T: Float>(
         .zip(grad_output.par_chunks(g.out_plane()))
         .zip(argmax.par_chunks(g.out_plane()))
         .with_min_len(planes_per_task(g))
-        .for_each(|((grad_plane, grad_out), arg)| {
-            // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
-            if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane))
-            {
-                if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx) {
-                    return;
-                }
-            }
-            grad_plane.fill(T::ZERO);
-            for (&dy, &a) in grad_out.iter().zip(arg) {
-                if a == NO_WINNER {
-                    continue;
-                }
-                let a = a as usize;
-                assert!(
-                    a < in_plane,
-                    "{op}: argmax {a} lies outside its plane of {in_plane} elements"
-                );
-                grad_plane[a] += dy;
-            }
-        });
+        .for_each_init(
+            || (Vec::new(), Vec::new()),
+            |(clamped, routed), ((grad_plane, grad_out), arg)| {
+                // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
+                let grad_out: &[T] = if upstream == Upstream::AsIs {
+                    grad_out
+                } else {
+                    clamped.clear();
+                    clamped.extend(
+                        grad_out
+                            .iter()
+                            .map(|&v| if v > T::ZERO { v } else { T::ZERO }),
+                    );
+                    clamped
+                };
+                let arg: &[u32] = if upstream == Upstream::PositiveNoWinnerToFirst {
+                    // Each window without a winner is won by its first element: a pass over
+                    // the plane's argmax (selects, so it vectorizes), then the usual scatter.
+                    routed.clear();
+                    for (oy, row) in arg.chunks_exact(g.out_w).enumerate() {
+                        let base = (oy * g.stride * g.in_w) as u32;
+                        let stride = g.stride as u32;
+                        routed.extend(row.iter().zip(0u32..).map(|(&a, ox)| {
+                            if a == NO_WINNER {
+                                base + ox * stride
+                            } else {
+                                a
+                            }
+                        }));
+                    }
+                    routed
+                } else {
+                    arg
+                };
+                scatter_plane(tier, g, fast_2x2, grad_out, arg, grad_plane);
+            },
+        );
+}
+
+/// One plane of the backward: `grad_plane` overwritten with the scatter of `grad_out`.
+fn scatter_plane<T: Float>(
+    tier: Tier,
+    g: &Pool2dGeometry,
+    fast_2x2: bool,
+    grad_out: &[T],
+    arg: &[u32],
+    grad_plane: &mut [T],
+) {
+    if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane)) {
+        if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx) {
+            return;
+        }
+    }
+    let in_plane = g.in_plane();
+    grad_plane.fill(T::ZERO);
+    for (&dy, &a) in grad_out.iter().zip(arg) {
+        if a == NO_WINNER {
+            continue;
+        }
+        let a = a as usize;
+        assert!(
+            a < in_plane,
+            "max_pool2d_backward: argmax {a} lies outside its plane of {in_plane} elements"
+        );
+        grad_plane[a] += dy;
+    }
 }
 
 /// Max pooling forward without argmax, for inference (no-record mode).
@@ -285,10 +372,78 @@ mod tests {
                 })
                 .collect();
             let (mut fast, mut portable) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
-            backward_on(tier, &g, &dy, &arg, &mut fast);
-            backward_on(Tier::Portable, &g, &dy, &arg, &mut portable);
+            backward_on(tier, &g, &dy, &arg, &mut fast, Upstream::AsIs);
+            backward_on(Tier::Portable, &g, &dy, &arg, &mut portable, Upstream::AsIs);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&fast), bits(&portable), "{tier} {h}x{w}");
+            // The positive variant is the plain scatter of the clamped values, on this tier.
+            let clamped: Vec<f32> = dy.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+            let mut want = vec![f32::NAN; x.len()];
+            backward_on(tier, &g, &clamped, &arg, &mut want, Upstream::AsIs);
+            backward_on(tier, &g, &dy, &arg, &mut fast, Upstream::Positive);
+            assert_eq!(bits(&fast), bits(&want), "positive, {tier} {h}x{w}");
+        }
+    }
+
+    /// The positive variant on the portable tier and on overlapping windows (3/2): the scatter
+    /// of max(g, 0), zeros of either sign and NaN becoming +0.
+    #[test]
+    fn the_positive_backward_scatters_the_clamped_gradient() {
+        let g = Pool2dGeometry::new(2, 2, 7, 7, 3, 2).expect("geometry");
+        let x: Vec<f32> = (0..g.input_len())
+            .map(|i| ((i * 7919 % 23) as f32 - 11.0) / 4.0)
+            .collect();
+        let (mut y, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+        max_pool2d_forward(&g, &x, &mut y, &mut arg);
+        let dy: Vec<f32> = (0..g.output_len())
+            .map(|i| match i % 5 {
+                0 => -0.0,
+                1 => f32::NAN,
+                _ => i as f32 * 0.5 - 8.0,
+            })
+            .collect();
+        let clamped: Vec<f32> = dy.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+        let (mut got, mut want) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+        max_pool2d_backward_with(&g, &dy, &arg, &mut got, Upstream::Positive);
+        max_pool2d_backward(&g, &clamped, &arg, &mut want);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got), bits(&want));
+        assert!(got.iter().any(|&v| v > 0.0) && got.iter().all(|&v| v >= 0.0));
+    }
+
+    /// Deconvnet's scatter through a fused ReLU + pool is that of the clamped gradient through
+    /// a pool of the ReLU's output (which sends a window of zeros to its first element), bit
+    /// for bit, on every tier the CPU has and on windows of 2/2 and 3/3.
+    #[test]
+    fn no_winner_to_first_is_the_pool_of_the_relu_s_zeros() {
+        const NAME: &str = "no_winner_to_first_is_the_pool_of_the_relu_s_zeros";
+        for tier in [Tier::Avx512, Tier::Avx2, Tier::Portable] {
+            if tier != Tier::Portable && !require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            for (side, k) in [(28, 2), (14, 2), (9, 3)] {
+                let g = Pool2dGeometry::new(2, 3, side, side, k, k).expect("geometry");
+                let x: Vec<f32> = (0..g.input_len())
+                    .map(|i| ((i as f32 * 0.37).sin() - 0.6) * 4.0)
+                    .collect();
+                let (mut y, mut fused_arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+                crate::relu_max_pool2d_forward(&g, &x, &mut y, &mut fused_arg);
+                assert!(
+                    fused_arg.contains(&NO_WINNER),
+                    "some window has no positive value"
+                );
+                let relu: Vec<f32> = x.iter().map(|&v| v.max(0.0)).collect();
+                let mut arg = vec![0; g.output_len()];
+                max_pool2d_forward(&g, &relu, &mut y, &mut arg);
+                let dy: Vec<f32> = (0..g.output_len()).map(|i| i as f32 * 0.25 - 9.0).collect();
+                let clamped: Vec<f32> = dy.iter().map(|&v| v.max(0.0)).collect();
+                let (mut got, mut want) = (vec![f32::NAN; x.len()], vec![f32::NAN; x.len()]);
+                let upstream = Upstream::PositiveNoWinnerToFirst;
+                backward_on(tier, &g, &dy, &fused_arg, &mut got, upstream);
+                backward_on(tier, &g, &clamped, &arg, &mut want, Upstream::AsIs);
+                let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{tier} {side}x{side} / {k}");
+            }
         }
     }
 }

@@ -128,22 +128,6 @@ impl<T: Float> Tape<T> {
     }
 }
 
-/// Elements per task of [`guided_signal`]: element-wise, so the split never changes a bit.
-const GUIDED_CHUNK: usize = 1 << 15;
-
-/// `out = g where g > 0, else 0`: guided backpropagation's ReLU rule at a fused window's
-/// positive winner.
-fn guided_signal<T: Float>(g: &[T], out: &mut [T]) {
-    use rayon::prelude::*;
-    out.par_chunks_mut(GUIDED_CHUNK)
-        .zip(g.par_chunks(GUIDED_CHUNK))
-        .for_each(|(o, g)| {
-            for (o, &gi) in o.iter_mut().zip(g) {
-                *o = if gi > T::ZERO { gi } else { T::ZERO };
-            }
-        });
-}
-
 impl MaxPool2dOp {
     /// True when this pool may take over LRP-epsilon's quotient for the conv feeding it
     /// ([`Tape::lrp_epsilon_handed_over`]): plain backward, and windows that do not overlap,
@@ -234,34 +218,6 @@ impl MaxPool2dOp {
         dx_references.iter_mut().for_each(|d| *d = T::ZERO);
     }
 
-    /// Deconvnet through a fused ReLU + pool whose windows do not overlap: each window the
-    /// fused forward found without a positive value (`pool::NO_WINNER`) sends `positive[o]` to
-    /// its first element, which the separate pool over the ReLU's zeros would have chosen and
-    /// which no other window reaches.
-    fn no_winner_to_first<T: Float>(&self, positive: &[T], dx: &mut [T]) {
-        use rayon::prelude::*;
-        let g = &self.geom;
-        let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
-        // Plane by plane, split between the threads; each plane's windows are its own.
-        dx.par_chunks_mut(in_plane)
-            .zip(self.argmax.par_chunks(out_plane))
-            .zip(positive.par_chunks(out_plane))
-            .for_each(|((dx, argmax), positive)| {
-                for (oy, (row, values)) in argmax
-                    .chunks_exact(g.out_w)
-                    .zip(positive.chunks_exact(g.out_w))
-                    .enumerate()
-                {
-                    let first_row = &mut dx[oy * g.stride * g.in_w..][..g.in_w];
-                    for (ox, (&winner, &v)) in row.iter().zip(values).enumerate() {
-                        // A select, not a branch: about as many windows have no winner as one.
-                        let first = &mut first_row[ox * g.stride];
-                        *first = if winner == pool::NO_WINNER { v } else { *first };
-                    }
-                }
-            });
-    }
-
     /// The argmax buffer, for reuse once the op is done.
     pub(crate) fn into_argmax(self) -> Vec<u32> {
         self.argmax
@@ -281,13 +237,11 @@ impl MaxPool2dOp {
             let y = tape.try_value("max_pool2d backward", out)?.data();
             self.backward_with_lrp_quotient(y, g.data(), epsilon, buffers, &mut dx);
         } else if let Some(relu_rule) = self.signed_relu {
-            let mut positive = buffers.output(g.numel()); // every element written below
-            guided_signal(g.data(), &mut positive);
-            pool::max_pool2d_backward(&self.geom, &positive, &self.argmax, &mut dx);
-            if relu_rule == ReluRule::Deconvnet {
-                self.no_winner_to_first(&positive, &mut dx);
-            }
-            buffers.retire(positive);
+            let upstream = match relu_rule {
+                ReluRule::Deconvnet => pool::Upstream::PositiveNoWinnerToFirst,
+                _ => pool::Upstream::Positive,
+            };
+            pool::max_pool2d_backward_with(&self.geom, g.data(), &self.argmax, &mut dx, upstream);
         } else {
             pool::max_pool2d_backward(&self.geom, g.data(), &self.argmax, &mut dx);
         }
