@@ -36,6 +36,19 @@ const NC: usize = 3072;
 /// A compiled micro-kernel.
 type Kernel = unsafe fn(usize, *const f32, *const f32, TileOut, Update);
 
+/// A compiled micro-kernel of two neighbouring tiles (two B panels, the same A panel).
+type PairKernel = unsafe fn(usize, *const f32, *const f32, *const f32, TileOut, TileOut, Update);
+
+/// The two-tile micro-kernel `tier` runs, if any (AVX-512 only).
+fn pair_kernel_for(tier: Tier) -> Option<PairKernel> {
+    #[cfg(target_arch = "x86_64")]
+    if tier.avx512() {
+        return Some(super::gemm_packed_kernel::kernel_avx512_pair);
+    }
+    let _ = tier;
+    None
+}
+
 /// The micro-kernel instantiation `tier` runs, or `None` where it runs none (portable, NEON,
 /// or a tier the CPU lacks).
 fn kernel_for(tier: Tier) -> Option<Kernel> {
@@ -227,6 +240,7 @@ pub(crate) unsafe fn sgemm(
     csc: usize,
 ) {
     let kernel = kernel_for(tier).expect("packed GEMM on a tier that runs it");
+    let pair_kernel = pair_kernel_for(tier);
     if m == 0 || n == 0 {
         return;
     }
@@ -278,20 +292,38 @@ pub(crate) unsafe fn sgemm(
                         beta,
                         first: pc == 0,
                     };
-                    for jr in (0..nc).step_by(NR) {
+                    let tile = |ir: usize, jr: usize| TileOut {
+                        c: c.wrapping_add((ic + ir) * rsc + (jc + jr) * csc),
+                        rsc,
+                        csc,
+                        rows: MR.min(mc - ir),
+                        cols: NR.min(nc - jr),
+                    };
+                    // Two panels of B at a time where the tier has a two-tile kernel and two
+                    // remain (the same bits as one at a time).
+                    let step = if pair_kernel.is_some() { 2 * NR } else { NR };
+                    for jr in (0..nc).step_by(step) {
                         for ir in (0..mc).step_by(MR) {
-                            let out = TileOut {
-                                c: c.wrapping_add((ic + ir) * rsc + (jc + jr) * csc),
-                                rsc,
-                                csc,
-                                rows: MR.min(mc - ir),
-                                cols: NR.min(nc - jr),
-                            };
+                            let a_panel = a_pack.wrapping_add(ir * kc);
                             // SAFETY: the panels were packed above with kc steps each; the
-                            // tile's rows x cols elements are inside C (the caller's
-                            // guarantee), and `kernel_for` checked the CPU.
+                            // tiles' rows x cols elements are inside C (the caller's
+                            // guarantee), and `kernel_for` and `pair_kernel_for` checked the
+                            // CPU.
                             unsafe {
-                                kernel(kc, a_pack.add(ir * kc), b_pack.add(jr * kc), out, upd)
+                                match pair_kernel {
+                                    Some(pair) if jr + NR < nc => pair(
+                                        kc,
+                                        a_panel,
+                                        b_pack.add(jr * kc),
+                                        b_pack.add((jr + NR) * kc),
+                                        tile(ir, jr),
+                                        tile(ir, jr + NR),
+                                        upd,
+                                    ),
+                                    _ => {
+                                        kernel(kc, a_panel, b_pack.add(jr * kc), tile(ir, jr), upd)
+                                    }
+                                }
                             };
                         }
                     }

@@ -10,8 +10,12 @@
 //!
 //! The body is instantiated twice, for AVX2 + FMA and for AVX-512F + AVX2 + FMA (where the
 //! compiler may pick other registers and encodings): the same operations in the same order, so
-//! the same bits. Zen 4 runs a 512-bit FMA as two 256-bit halves, so a 256-bit tile reaches the
-//! same peak there.
+//! the same bits. The AVX-512 tier also has [`kernel_avx512_pair`]: two neighbouring tiles
+//! (B panels) at once in 12 `__m512` accumulators, one per row and tile, sharing A's
+//! broadcasts. Each element still sums its products by one fused multiply-add each in `p`
+//! order and is updated by the same operations, so the bits are those of the single tiles. A
+//! CPU with two 512-bit FMA units (Intel's server cores) needs it to pass the 256-bit tile's
+//! peak; Zen 4 runs a 512-bit FMA as two 256-bit halves, where the two kernels run alike.
 
 #[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
@@ -184,6 +188,74 @@ pub(crate) unsafe fn kernel_avx512(
     upd: Update,
 ) {
     kernel_body!(kc, a, b, out, upd)
+}
+
+/// Two neighbouring micro-tiles at once, for AVX-512F: `b0` and `b1` two packed `kc x 16`
+/// panels of B, `out0` and `out1` their tiles of C (the same rows), each element computed as
+/// [`kernel_avx512`] computes it (same bits).
+///
+/// # Safety
+/// As [`kernel_avx512`], for both panels and both tiles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+pub(crate) unsafe fn kernel_avx512_pair(
+    kc: usize,
+    a: *const f32,
+    b0: *const f32,
+    b1: *const f32,
+    out0: TileOut,
+    out1: TileOut,
+    upd: Update,
+) {
+    // SAFETY (whole body): the caller guarantees `a` holds `kc * MR` values, `b0` and `b1`
+    // `kc * NR` each, and that the `rows x cols` elements of each tile lie in C, exclusively
+    // ours.
+    unsafe {
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let mut ap = a;
+        let (mut p0, mut p1) = (b0, b1);
+        for _ in 0..kc {
+            let v0 = _mm512_loadu_ps(p0);
+            let v1 = _mm512_loadu_ps(p1);
+            for (i, row) in acc.iter_mut().enumerate() {
+                let x = _mm512_set1_ps(*ap.add(i));
+                row[0] = _mm512_fmadd_ps(x, v0, row[0]);
+                row[1] = _mm512_fmadd_ps(x, v1, row[1]);
+            }
+            ap = ap.add(MR);
+            p0 = p0.add(NR);
+            p1 = p1.add(NR);
+        }
+        let alpha = _mm512_set1_ps(upd.alpha);
+        let beta = _mm512_set1_ps(upd.beta);
+        for (h, out) in [out0, out1].into_iter().enumerate() {
+            if out.rows == MR && out.cols == NR && out.csc == 1 {
+                for (i, row) in acc.iter().enumerate() {
+                    let cp = out.c.add(i * out.rsc);
+                    let x = _mm512_mul_ps(alpha, row[h]);
+                    let v = if !upd.first {
+                        _mm512_add_ps(_mm512_loadu_ps(cp), x)
+                    } else if upd.beta == 0.0 {
+                        x
+                    } else {
+                        _mm512_add_ps(_mm512_mul_ps(beta, _mm512_loadu_ps(cp)), x)
+                    };
+                    _mm512_storeu_ps(cp, v);
+                }
+            } else {
+                let mut tile = [0.0f32; MR * NR];
+                for (i, row) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(tile.as_mut_ptr().add(i * NR), row[h]);
+                }
+                for i in 0..out.rows {
+                    for j in 0..out.cols {
+                        let cp = out.c.add(i * out.rsc + j * out.csc);
+                        *cp = upd.apply(|| *cp, tile[i * NR + j]);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Transposes the 8 x 8 block held in `r` (row `i` in `r[i]`) in registers.
