@@ -47,7 +47,7 @@ impl References {
     /// their references in this layout (odd, or fewer than two images).
     pub fn inputs(self, n: usize) -> Option<usize> {
         match self {
-            References::Paired => (n >= 2 && n % 2 == 0).then_some(n / 2),
+            References::Paired => (n >= 2 && n.is_multiple_of(2)).then_some(n / 2),
             References::Shared => (n >= 2).then_some(n - 1),
         }
     }
