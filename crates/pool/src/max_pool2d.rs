@@ -52,6 +52,17 @@ pub fn max_pool2d_forward<T: Float>(
     assert_len(op, "input", input.len(), g.input_len());
     assert_len(op, "output", output.len(), g.output_len());
     assert_len(op, "argmax", argmax.len(), g.output_len());
+    if window2x2::applies(g) {
+        // 2x2 windows at stride 2: 16 windows at a time (`window2x2::pool_planes`), the same
+        // bits as the scan below.
+        let (planes, tier) = (planes_per_task(g), tensor::cpu::tier());
+        output
+            .par_chunks_mut(planes * g.out_plane())
+            .zip(argmax.par_chunks_mut(planes * g.out_plane()))
+            .zip(input.par_chunks(planes * g.in_plane()))
+            .for_each(|((out, arg), run)| window2x2::pool_planes(tier, g, run, out, arg));
+        return;
+    }
     output
         .par_chunks_mut(g.out_plane())
         .zip(argmax.par_chunks_mut(g.out_plane()))
@@ -287,6 +298,17 @@ fn window_max_2x2<T: Float>(g: &Pool2dGeometry, plane: &[T], oh: usize, ow: usiz
         (best, index) = (d, first + g.in_w + 1);
     }
     (best, index)
+}
+
+/// The reference scan of window `(oh, ow)` (the general loop, NaN rule included): what the
+/// vector kernels fall back to and are tested against.
+pub(crate) fn window_max_reference<T: Float>(
+    g: &Pool2dGeometry,
+    plane: &[T],
+    oh: usize,
+    ow: usize,
+) -> (T, usize) {
+    window_max_any(g, plane, oh, ow)
 }
 
 /// [`window_max`] for any window: the reference scan.

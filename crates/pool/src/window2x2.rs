@@ -1,5 +1,6 @@
 //! The fused ReLU + max-pool forward for 2x2 windows at stride 2 (every pool of the study's
-//! `deep` network), 16 windows at a time.
+//! `deep` network), 16 windows at a time; and the plain max-pool forward of the same windows
+//! (where a backward rule records the ReLU apart, as DeepLIFT's rescale rule does).
 //!
 //! One output row of a plane reads two input rows; a chunk of 16 windows is 32 values of each.
 //! The 16 windows go through the four scan steps (top-left, top-right, bottom-left,
@@ -136,6 +137,97 @@ fn scan_step<T: Float>(
     }
 }
 
+/// `max_pool2d(x)` with argmax of a run of whole consecutive `(H, W)` planes (see
+/// [`crate::max_pool2d_forward`]), in the vector code of `tier`'s instructions where it runs the
+/// vector kernels. A chunk of windows holding a NaN goes to `scalar`, the reference scan of one
+/// window, so NaN windows give exactly its result.
+pub(crate) fn pool_planes<T: Float>(
+    tier: Tier,
+    g: &Pool2dGeometry,
+    planes: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    if tier.vector_kernels() {
+        crate::arch::pool_planes(tier, g, planes, out, arg);
+    } else {
+        pool_planes_body(g, planes, out, arg);
+    }
+}
+
+/// The planes of a run in order, each given the rest of the run, as [`relu_pool_planes_body`].
+#[inline(always)]
+pub(crate) fn pool_planes_body<T: Float>(
+    g: &Pool2dGeometry,
+    planes: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
+    for p in 0..planes.len() / in_plane {
+        let (i, o) = (p * in_plane, p * out_plane);
+        pool_plane_body(g, &planes[i..], &mut out[o..], &mut arg[o..]);
+    }
+}
+
+/// One plane of [`pool_planes_body`], whose slices run on to the end of the run (the same
+/// whole-vector reads and writes as [`relu_pool_plane_body`]).
+#[inline(always)]
+fn pool_plane_body<T: Float>(g: &Pool2dGeometry, plane: &[T], out: &mut [T], arg: &mut [u32]) {
+    let w = g.in_w;
+    for oh in 0..g.out_h {
+        let mut first_window = 0;
+        while first_window < g.out_w {
+            let n = WINDOWS.min(g.out_w - first_window);
+            let start = 2 * oh * w + 2 * first_window;
+            let top = read(plane, start, 2 * n, T::ZERO);
+            let bottom = read(plane, start + w, 2 * n, T::ZERO);
+            let at = oh * g.out_w + first_window;
+            // Any NaN among the values read (the chunk's or the lanes past it): the chunk's
+            // windows take the reference scan, one by one.
+            let mut nan = false;
+            for j in 0..SPAN {
+                nan |= top[j] != top[j] || bottom[j] != bottom[j];
+            }
+            if nan {
+                for k in 0..n {
+                    let (value, index) =
+                        crate::max_pool2d::window_max_reference(g, plane, oh, first_window + k);
+                    out[at + k] = value;
+                    arg[at + k] = index as u32;
+                }
+            } else {
+                // Fits: the geometry caps a plane at u32::MAX elements.
+                let (best, index) = max_of_windows(&top, &bottom, start as u32, w as u32);
+                write(out, at, n, &best);
+                write(arg, at, n, &index);
+            }
+            first_window += WINDOWS;
+        }
+    }
+}
+
+/// The maximum of each of 16 windows without NaN and its in-plane index: the top-left element,
+/// then the scalar scan's strict `>` over the other three (the first of equal maxima stays).
+#[inline(always)]
+fn max_of_windows<T: Float>(
+    top: &[T; SPAN],
+    bottom: &[T; SPAN],
+    first: u32,
+    w: u32,
+) -> ([T; WINDOWS], [u32; WINDOWS]) {
+    let mut best = [T::ZERO; WINDOWS];
+    let mut index = [0u32; WINDOWS];
+    for j in 0..WINDOWS {
+        best[j] = top[2 * j];
+        index[j] = first.wrapping_add(2 * j as u32);
+    }
+    scan_step(&mut best, &mut index, top, 1, first + 1);
+    scan_step(&mut best, &mut index, bottom, 0, first + w);
+    scan_step(&mut best, &mut index, bottom, 1, first + w + 1);
+    (best, index)
+}
+
 /// The `N` values of `values` from `start`, or, where fewer remain, the `count` there and
 /// `fill` after them.
 #[inline(always)]
@@ -217,6 +309,49 @@ mod tests {
             relu_pool_planes(Tier::Portable, &g, &x, &mut out_p, &mut arg_p);
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!((bits(&out), &arg), (bits(&out_p), &arg_p), "{tier} {h}x{w}");
+            pool_planes(tier, &g, &x, &mut out, &mut arg);
+            pool_planes(Tier::Portable, &g, &x, &mut out_p, &mut arg_p);
+            assert_eq!(
+                (bits(&out), &arg),
+                (bits(&out_p), &arg_p),
+                "plain, {tier} {h}x{w}"
+            );
+        }
+    }
+
+    /// The plain pool's body against the reference scan of every window, bit for bit: ties,
+    /// signed zeros, negatives, and NaN windows (which take the scan), at shapes with partial
+    /// chunks and odd sides.
+    #[test]
+    fn the_plain_pool_body_is_the_reference_scan() {
+        for (h, w) in [(28, 28), (7, 7), (5, 40), (2, 2), (3, 5), (14, 17), (4, 70)] {
+            let g = Pool2dGeometry::new(3, 2, h, w, 2, 2).unwrap();
+            for nan_every in [0, 37, 301] {
+                let x: Vec<f32> = (0..g.input_len())
+                    .map(|i| match i % 41 {
+                        _ if nan_every > 0 && i % nan_every == 5 => f32::NAN,
+                        11 => -0.0,
+                        12 => 0.0,
+                        _ => ((i * 7919 % 23) as f32 - 11.0) / 4.0,
+                    })
+                    .collect();
+                let (mut out, mut arg) = (vec![0.0; g.output_len()], vec![0; g.output_len()]);
+                pool_planes(Tier::Portable, &g, &x, &mut out, &mut arg);
+                for p in 0..6 {
+                    let plane = &x[p * h * w..(p + 1) * h * w];
+                    for oh in 0..g.out_h {
+                        for ow in 0..g.out_w {
+                            let (v, i) = crate::max_pool2d::window_max_reference(&g, plane, oh, ow);
+                            let o = p * g.out_h * g.out_w + oh * g.out_w + ow;
+                            assert_eq!(
+                                (out[o].to_bits(), arg[o]),
+                                (v.to_bits(), i as u32),
+                                "{h}x{w} NaN every {nan_every}, plane {p} window ({oh}, {ow})"
+                            );
+                        }
+                    }
+                }
+            }
         }
     }
 }

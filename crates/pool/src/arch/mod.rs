@@ -54,6 +54,22 @@ tensor::tiered! {
     }
 }
 
+tensor::tiered! {
+    /// The plain 2x2 max-pool forward of a run of whole planes, the portable body compiled for
+    /// `tier`: see [`window2x2::pool_planes_body`] (each lane the scalar scan's compares, so the
+    /// same bits on every tier).
+    pub(crate) fn pool_planes<T: Float>(
+        g: &Pool2dGeometry,
+        planes: &[T],
+        out: &mut [T],
+        arg: &mut [u32],
+    ) {
+        avx512 => window2x2::pool_planes_body(g, planes, out, arg),
+        avx2 => window2x2::pool_planes_body(g, planes, out, arg),
+        other => window2x2::pool_planes_body(g, planes, out, arg),
+    }
+}
+
 /// The 2x2 max-pool backward of one f32 plane in AVX-512 or AVX2 intrinsics (see
 /// `x86_64::backward2x2_f32` and `x86_64::backward2x2_avx2`, the same values in 16 or 8 lanes):
 /// true when it wrote `grad_in`; false when `tier` runs neither here, or an argmax lies outside

@@ -184,15 +184,25 @@ impl MaxPool2dOp {
                 |moved, (b, dx)| {
                     moved.iter_mut().for_each(|m| *m = 0.0);
                     let r = self.references.of(b, inputs);
-                    for k in 0..out_image {
-                        let (o, o_ref) = (b * out_image + k, r * out_image + k);
-                        let (ya, yr) = (y[o].to_f64(), y[o_ref].to_f64());
-                        let top = ya.max(yr);
-                        let gv = g[o].to_f64();
-                        // Both winners' places in this input image.
-                        let plane = (k / out_plane) * in_plane;
-                        moved[plane + self.argmax[o] as usize] += gv * (top - yr);
-                        moved[plane + self.argmax[o_ref] as usize] += gv * (ya - top);
+                    // Plane by plane, in output order (the same sums in the same order).
+                    let (o0, r0) = (b * out_image, r * out_image);
+                    for (c, moved) in moved.chunks_exact_mut(in_plane).enumerate() {
+                        let at = c * out_plane;
+                        let outputs = o0 + at..o0 + at + out_plane;
+                        let references = r0 + at..r0 + at + out_plane;
+                        for ((((&ya, &yr), &gv), &win), &win_ref) in y[outputs.clone()]
+                            .iter()
+                            .zip(&y[references.clone()])
+                            .zip(&g[outputs.clone()])
+                            .zip(&self.argmax[outputs])
+                            .zip(&self.argmax[references])
+                        {
+                            let (ya, yr, gv) = (ya.to_f64(), yr.to_f64(), gv.to_f64());
+                            let top = ya.max(yr);
+                            // Both winners' places in this input plane.
+                            moved[win as usize] += gv * (top - yr);
+                            moved[win_ref as usize] += gv * (ya - top);
+                        }
                     }
                     let (xa, xr) = (
                         &x[b * in_image..(b + 1) * in_image],
