@@ -139,8 +139,11 @@ fn scan_step<T: Float>(
 
 /// `max_pool2d(x)` with argmax of a run of whole consecutive `(H, W)` planes (see
 /// [`crate::max_pool2d_forward`]), in the vector code of `tier`'s instructions where it runs the
-/// vector kernels. A chunk of windows holding a NaN goes to `scalar`, the reference scan of one
-/// window, so NaN windows give exactly its result.
+/// vector kernels. A chunk of windows holding a NaN takes the reference scan
+/// (`max_pool2d::window_max_reference`) window by window, so NaN windows give exactly its result.
+///
+/// Its chunk loop repeats [`relu_pool_plane_body`]'s rather than sharing it through a closure:
+/// routing these loops through an adapter once compiled them outside the target features.
 pub(crate) fn pool_planes<T: Float>(
     tier: Tier,
     g: &Pool2dGeometry,
