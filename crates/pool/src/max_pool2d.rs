@@ -125,9 +125,9 @@ pub enum Upstream {
     PositiveNoWinnerToFirst,
 }
 
-/// [`max_pool2d_backward`] of the upstream gradient as `upstream` says. Each plane's values are
-/// changed as the plane is scattered, in a plane-sized buffer, rather than in a full-size pass
-/// of their own.
+/// [`max_pool2d_backward`] of the upstream gradient as `upstream` says. Each value is changed
+/// (and each window without a winner routed) as it is scattered, rather than in a full-size pass
+/// of its own.
 pub fn max_pool2d_backward_with<T: Float>(
     g: &Pool2dGeometry,
     grad_output: &[T],
@@ -169,46 +169,14 @@ pub(crate) fn backward_on<T: Float>(
         .zip(grad_output.par_chunks(g.out_plane()))
         .zip(argmax.par_chunks(g.out_plane()))
         .with_min_len(planes_per_task(g))
-        .for_each_init(
-            || (Vec::new(), Vec::new()),
-            |(clamped, routed), ((grad_plane, grad_out), arg)| {
-                // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
-                let grad_out: &[T] = if upstream == Upstream::AsIs {
-                    grad_out
-                } else {
-                    clamped.clear();
-                    clamped.extend(
-                        grad_out
-                            .iter()
-                            .map(|&v| if v > T::ZERO { v } else { T::ZERO }),
-                    );
-                    clamped
-                };
-                let arg: &[u32] = if upstream == Upstream::PositiveNoWinnerToFirst {
-                    // Each window without a winner is won by its first element: a pass over
-                    // the plane's argmax (selects, so it vectorizes), then the usual scatter.
-                    routed.clear();
-                    for (oy, row) in arg.chunks_exact(g.out_w).enumerate() {
-                        let base = (oy * g.stride * g.in_w) as u32;
-                        let stride = g.stride as u32;
-                        routed.extend(row.iter().zip(0u32..).map(|(&a, ox)| {
-                            if a == NO_WINNER {
-                                base + ox * stride
-                            } else {
-                                a
-                            }
-                        }));
-                    }
-                    routed
-                } else {
-                    arg
-                };
-                scatter_plane(tier, g, fast_2x2, grad_out, arg, grad_plane);
-            },
-        );
+        .for_each(|((grad_plane, grad_out), arg)| {
+            // grad_plane: (H, W); grad_out, arg: (H_out, W_out)
+            scatter_plane(tier, g, fast_2x2, grad_out, arg, grad_plane, upstream);
+        });
 }
 
-/// One plane of the backward: `grad_plane` overwritten with the scatter of `grad_out`.
+/// One plane of the backward: `grad_plane` overwritten with the scatter of `grad_out`, each
+/// value changed as `upstream` says as it is scattered, so the rule costs no pass of its own.
 fn scatter_plane<T: Float>(
     tier: Tier,
     g: &Pool2dGeometry,
@@ -216,24 +184,40 @@ fn scatter_plane<T: Float>(
     grad_out: &[T],
     arg: &[u32],
     grad_plane: &mut [T],
+    upstream: Upstream,
 ) {
     if let (true, Some(dy), Some(dx)) = (fast_2x2, as_f32(grad_out), as_f32_mut(grad_plane)) {
-        if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx) {
+        if crate::arch::backward_plane_2x2_f32(tier, g, dy, arg, dx, upstream) {
             return;
         }
     }
     let in_plane = g.in_plane();
     grad_plane.fill(T::ZERO);
-    for (&dy, &a) in grad_out.iter().zip(arg) {
-        if a == NO_WINNER {
-            continue;
+    let rows = grad_out
+        .chunks_exact(g.out_w)
+        .zip(arg.chunks_exact(g.out_w));
+    for (oy, (dy_row, arg_row)) in rows.enumerate() {
+        for (ox, (&dy, &a)) in dy_row.iter().zip(arg_row).enumerate() {
+            let a = match (a, upstream) {
+                // deconvnet: the window's first element, which a pool of the ReLU's zeros
+                // would pick
+                (NO_WINNER, Upstream::PositiveNoWinnerToFirst) => {
+                    oy * g.stride * g.in_w + ox * g.stride
+                }
+                (NO_WINNER, _) => continue,
+                (a, _) => a as usize,
+            };
+            assert!(
+                a < in_plane,
+                "max_pool2d_backward: argmax {a} lies outside its plane of {in_plane} elements"
+            );
+            let dy = if upstream != Upstream::AsIs && !(dy > T::ZERO) {
+                T::ZERO
+            } else {
+                dy
+            };
+            grad_plane[a] += dy;
         }
-        let a = a as usize;
-        assert!(
-            a < in_plane,
-            "max_pool2d_backward: argmax {a} lies outside its plane of {in_plane} elements"
-        );
-        grad_plane[a] += dy;
     }
 }
 

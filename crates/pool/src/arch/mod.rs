@@ -8,7 +8,7 @@ use tensor::cpu::Tier;
 use tensor::Float;
 
 use crate::window2x2;
-use crate::Pool2dGeometry;
+use crate::{Pool2dGeometry, Upstream};
 
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
@@ -71,8 +71,8 @@ tensor::tiered! {
 }
 
 /// The 2x2 max-pool backward of one f32 plane in AVX-512 or AVX2 intrinsics (see
-/// `x86_64::backward2x2_f32` and `x86_64::backward2x2_avx2`, the same values in 16 or 8 lanes):
-/// true when it wrote `grad_in`; false when `tier` runs neither here, or an argmax lies outside
+/// `x86_64::backward2x2_f32` and `x86_64::backward2x2_avx2`, the same values in 16 or 8 lanes),
+/// each gradient changed as `upstream` says: true when it wrote `grad_in`; false when `tier` runs neither here, or an argmax lies outside
 /// its window (the caller then runs the general scatter).
 pub(crate) fn backward_plane_2x2_f32(
     tier: Tier,
@@ -80,17 +80,22 @@ pub(crate) fn backward_plane_2x2_f32(
     grad_out: &[f32],
     arg: &[u32],
     grad_in: &mut [f32],
+    upstream: Upstream,
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if tier.avx512() {
         // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F; lengths checked inside.
-        return unsafe { x86_64::backward2x2_f32::backward_plane(g, grad_out, arg, grad_in) };
+        return unsafe {
+            x86_64::backward2x2_f32::backward_plane(g, grad_out, arg, grad_in, upstream)
+        };
     }
     #[cfg(target_arch = "x86_64")]
     if tier.avx2_fma() {
         // SAFETY: `tier.avx2_fma()` checked that the CPU has AVX2; lengths checked inside.
-        return unsafe { x86_64::backward2x2_avx2::backward_plane(g, grad_out, arg, grad_in) };
+        return unsafe {
+            x86_64::backward2x2_avx2::backward_plane(g, grad_out, arg, grad_in, upstream)
+        };
     }
-    let _ = (tier, g, grad_out, arg, grad_in);
+    let _ = (tier, g, grad_out, arg, grad_in, upstream);
     false
 }

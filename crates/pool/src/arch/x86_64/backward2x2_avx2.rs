@@ -13,7 +13,7 @@
 use std::arch::x86_64::*;
 
 use crate::relu_max_pool2d::NO_WINNER;
-use crate::Pool2dGeometry;
+use crate::{Pool2dGeometry, Upstream};
 
 /// Stores the first `n` of the 16 values `lo` (lanes 0..8) and `hi` (8..16) at `dst`, where
 /// `room` says whether all 16 fit in the buffer. With room, all 16 go in two plain stores: the
@@ -35,7 +35,8 @@ unsafe fn store_first(dst: *mut f32, n: usize, room: bool, lo: __m256, hi: __m25
     }
 }
 
-/// The input gradient of one plane, as `backward2x2_f32::backward_plane`: returns false, with
+/// The input gradient of one plane, as `backward2x2_f32::backward_plane` (`positive` the same
+/// clamp): returns false, with
 /// `grad_in` partly written, when an argmax names a position outside its own window.
 ///
 /// # Safety
@@ -46,6 +47,7 @@ pub(crate) unsafe fn backward_plane(
     grad_out: &[f32],
     arg: &[u32],
     grad_in: &mut [f32],
+    upstream: Upstream,
 ) -> bool {
     let (w, out_w, out_h) = (g.in_w, g.out_w, g.out_h);
     assert!(g.kernel == 2 && g.stride == 2 && 2 * out_w <= w && 2 * out_h <= g.in_h);
@@ -80,24 +82,33 @@ pub(crate) unsafe fn backward_plane(
                     _mm256_loadu_si256(arg_buf.as_ptr().cast::<__m256i>()),
                 )
             };
-            let dy = _mm256_add_ps(zero, dy);
+            let mut dy = _mm256_add_ps(zero, dy);
+            if upstream != Upstream::AsIs {
+                // `vmaxps` gives its second operand for a NaN or two zeros: +0.0 here
+                dy = _mm256_max_ps(dy, zero);
+            }
             let start = 2 * oh * w + 2 * first;
             // Fits: the geometry caps a plane at u32::MAX elements (compared as bit patterns).
             let top_left = _mm256_add_epi32(_mm256_set1_epi32(start as i32), steps);
             let bottom_left = _mm256_add_epi32(top_left, width);
-            let masks = [
+            let mut masks = [
                 _mm256_cmpeq_epi32(a, top_left),
                 _mm256_cmpeq_epi32(a, _mm256_add_epi32(top_left, one)),
                 _mm256_cmpeq_epi32(a, bottom_left),
                 _mm256_cmpeq_epi32(a, _mm256_add_epi32(bottom_left, one)),
             ];
+            let no_winner = _mm256_cmpeq_epi32(a, none);
             let placed = _mm256_or_si256(
                 _mm256_or_si256(
                     _mm256_or_si256(masks[0], masks[1]),
                     _mm256_or_si256(masks[2], masks[3]),
                 ),
-                _mm256_cmpeq_epi32(a, none),
+                no_winner,
             );
+            if upstream == Upstream::PositiveNoWinnerToFirst {
+                // deconvnet: a window without a winner sends its gradient to its first element
+                masks[0] = _mm256_or_si256(masks[0], no_winner);
+            }
             // every loaded lane must name a position of its window (or none)
             let placed_bits = _mm256_movemask_ps(_mm256_castsi256_ps(placed)) as u32;
             let wanted = (1u32 << n) - 1;
@@ -132,9 +143,9 @@ mod tests {
     use tensor::testing::require_tier;
 
     /// The kernel as a safe closure, for the shared cases.
-    fn kernel(g: &Pool2dGeometry, dy: &[f32], arg: &[u32], dx: &mut [f32]) -> bool {
+    fn kernel(g: &Pool2dGeometry, dy: &[f32], arg: &[u32], dx: &mut [f32], up: Upstream) -> bool {
         // SAFETY: every caller checked the tier first (`require_tier`).
-        unsafe { backward_plane(g, dy, arg, dx) }
+        unsafe { backward_plane(g, dy, arg, dx, up) }
     }
 
     #[test]

@@ -19,10 +19,12 @@ use std::arch::x86_64::*;
 use tensor::cpu::first_lanes;
 
 use crate::relu_max_pool2d::NO_WINNER;
-use crate::Pool2dGeometry;
+use crate::{Pool2dGeometry, Upstream};
 
 /// The input gradient of one plane: `grad_out` and `arg` its `(out_h, out_w)` output gradient
-/// and argmax, `grad_in` its `(in_h, in_w)` input gradient, overwritten. Returns false, with
+/// and argmax, `grad_in` its `(in_h, in_w)` input gradient, overwritten; with `positive`, each
+/// gradient is taken as `max(dy, 0)` (0 for a NaN or either zero), as the general scatter's
+/// [`crate::Upstream::Positive`] does. Returns false, with
 /// `grad_in` partly written, when an argmax names a position outside its own window (no forward
 /// writes one): the caller then runs the general scatter, whose contract covers that case.
 ///
@@ -34,6 +36,7 @@ pub(crate) unsafe fn backward_plane(
     grad_out: &[f32],
     arg: &[u32],
     grad_in: &mut [f32],
+    upstream: Upstream,
 ) -> bool {
     let (w, out_w, out_h) = (g.in_w, g.out_w, g.out_h);
     assert!(g.kernel == 2 && g.stride == 2 && 2 * out_w <= w && 2 * out_h <= g.in_h);
@@ -53,20 +56,28 @@ pub(crate) unsafe fn backward_plane(
         while first < out_w {
             let n = (out_w - first).min(16);
             let at = oh * out_w + first;
-            let dy = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(first_lanes(n), dy_ptr.add(at)));
+            let mut dy = _mm512_add_ps(zero, _mm512_maskz_loadu_ps(first_lanes(n), dy_ptr.add(at)));
+            if upstream != Upstream::AsIs {
+                // `vmaxps` gives its second operand for a NaN or two zeros: +0.0 here
+                dy = _mm512_max_ps(dy, zero);
+            }
             let a = _mm512_maskz_loadu_epi32(first_lanes(n), arg_ptr.add(at).cast::<i32>());
             let start = 2 * oh * w + 2 * first;
             // Fits: the geometry caps a plane at u32::MAX elements (compared as bit patterns).
             let top_left = _mm512_add_epi32(_mm512_set1_epi32(start as i32), steps);
             let bottom_left = _mm512_add_epi32(top_left, width);
-            let masks = [
+            let mut masks = [
                 _mm512_cmpeq_epi32_mask(a, top_left),
                 _mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(top_left, one)),
                 _mm512_cmpeq_epi32_mask(a, bottom_left),
                 _mm512_cmpeq_epi32_mask(a, _mm512_add_epi32(bottom_left, one)),
             ];
-            let placed =
-                masks[0] | masks[1] | masks[2] | masks[3] | _mm512_cmpeq_epi32_mask(a, none);
+            let no_winner = _mm512_cmpeq_epi32_mask(a, none);
+            let placed = masks[0] | masks[1] | masks[2] | masks[3] | no_winner;
+            if upstream == Upstream::PositiveNoWinnerToFirst {
+                // deconvnet: a window without a winner sends its gradient to its first element
+                masks[0] |= no_winner;
+            }
             if placed & first_lanes(n) != first_lanes(n) {
                 return false;
             }
@@ -104,9 +115,9 @@ mod tests {
     use tensor::testing::require_tier;
 
     /// The kernel as a safe closure, for the shared cases.
-    fn kernel(g: &Pool2dGeometry, dy: &[f32], arg: &[u32], dx: &mut [f32]) -> bool {
+    fn kernel(g: &Pool2dGeometry, dy: &[f32], arg: &[u32], dx: &mut [f32], up: Upstream) -> bool {
         // SAFETY: every caller checked the tier first (`require_tier`).
-        unsafe { backward_plane(g, dy, arg, dx) }
+        unsafe { backward_plane(g, dy, arg, dx, up) }
     }
 
     #[test]
