@@ -1,18 +1,19 @@
-//! DeepLIFT's rescale rule's elementwise passes over f32 activations, in f64 and rounded once to
-//! f32, compiled once per SIMD tier.
+//! DeepLIFT's rescale rule's elementwise passes over f32 activations, compiled once per SIMD tier.
 //!
-//! A DeepLIFT pass runs them over every ReLU's input and every max-pool's input; at the baseline
-//! x86-64 width their f64 divisions cost more than the layers' convolutions (deep, batch 256).
-//! Differences of two f32 values are exact in f64, and a product, a quotient, a conversion and
-//! selects are exactly rounded in any lane width, so every tier gives the same bits.
+//! A DeepLIFT pass runs them over every ReLU's input and every max-pool's input. They compute in
+//! f32, Captum's operations in Captum's order (`grad_output * delta_out / delta_in`, the
+//! differences taken in the model's precision). f64 divisions cost a quarter of a `deep` pass
+//! at batch 256, for precision beyond what Captum's f32 definition has. Differences, a product, a quotient and
+//! selects are exactly rounded in any lane width (no fused multiply-add), so every tier gives
+//! the same bits.
 
 use crate::cpu::Tier;
 
 /// Below this input difference |x - x'| the rescale rule takes the gradient (Captum's 1e-10).
 pub const RESCALE_EPS: f64 = 1e-10;
 
-/// The ReLU rescale rule: `dx[j] = g[j] (relu(a[j]) - relu(r[j])) / (a[j] - r[j])`, computed in
-/// f64 and rounded once, or the plain gradient (`g[j]` where `a[j] > 0`, else 0) where
+/// The ReLU rescale rule: `dx[j] = g[j] (relu(a[j]) - relu(r[j])) / (a[j] - r[j])`, in f32 from
+/// left to right, or the plain gradient (`g[j]` where `a[j] > 0`, else 0) where
 /// `|a[j] - r[j]| < RESCALE_EPS`; `a` the inputs' values, `r` their references', on `tier`.
 ///
 /// # Panics
@@ -36,27 +37,22 @@ pub fn relu_rescale(tier: Tier, a: &[f32], r: &[f32], g: &[f32], dx: &mut [f32])
 /// The loop every tier compiles: selects, not branches, so it vectorizes at the tier's width.
 #[inline(always)]
 pub(crate) fn relu_body(a: &[f32], r: &[f32], g: &[f32], dx: &mut [f32]) {
+    let eps = RESCALE_EPS as f32;
     for (((d, &a), &r), &g) in dx.iter_mut().zip(a).zip(r).zip(g) {
-        let (a64, r64) = (a as f64, r as f64);
-        let delta_in = a64 - r64;
-        let delta_out = a64.max(0.0) - r64.max(0.0);
-        let ratio = (g as f64 * delta_out / delta_in) as f32;
+        let delta_in = a - r;
+        let delta_out = a.max(0.0) - r.max(0.0);
+        let ratio = g * delta_out / delta_in;
         let plain = if a > 0.0 { g } else { 0.0 };
-        *d = if delta_in.abs() < RESCALE_EPS {
-            plain
-        } else {
-            ratio
-        };
+        *d = if delta_in.abs() < eps { plain } else { ratio };
     }
 }
 
-/// The max-pool rescale rule's last step: `dx[j] = moved[j] / (a[j] - r[j])` in f64, rounded
-/// once, where `|a[j] - r[j]| >= RESCALE_EPS` (elsewhere `dx[j]` keeps the plain gradient it
+/// The max-pool rescale rule's last step: `dx[j] = moved[j] / (a[j] - r[j])` in f32, where `|a[j] - r[j]| >= RESCALE_EPS` (elsewhere `dx[j]` keeps the plain gradient it
 /// holds); `moved` the output differences each input received, on `tier`.
 ///
 /// # Panics
 /// When the four slices differ in length (a caller's bug, named in the message).
-pub fn pool_rescale_divide(tier: Tier, moved: &[f64], a: &[f32], r: &[f32], dx: &mut [f32]) {
+pub fn pool_rescale_divide(tier: Tier, moved: &[f32], a: &[f32], r: &[f32], dx: &mut [f32]) {
     assert!(
         a.len() == r.len() && moved.len() == a.len() && dx.len() == a.len(),
         "pool_rescale_divide lengths moved {}, a {}, r {}, dx {}",
@@ -74,15 +70,12 @@ pub fn pool_rescale_divide(tier: Tier, moved: &[f64], a: &[f32], r: &[f32], dx: 
 
 /// [`pool_rescale_divide`]'s loop, as [`relu_body`]: selects, not branches.
 #[inline(always)]
-pub(crate) fn divide_body(moved: &[f64], a: &[f32], r: &[f32], dx: &mut [f32]) {
+pub(crate) fn divide_body(moved: &[f32], a: &[f32], r: &[f32], dx: &mut [f32]) {
+    let eps = RESCALE_EPS as f32;
     for (((d, &m), &a), &r) in dx.iter_mut().zip(moved).zip(a).zip(r) {
-        let delta_in = a as f64 - r as f64;
-        let ratio = (m / delta_in) as f32;
-        *d = if delta_in.abs() >= RESCALE_EPS {
-            ratio
-        } else {
-            *d
-        };
+        let delta_in = a - r;
+        let ratio = m / delta_in;
+        *d = if delta_in.abs() >= eps { ratio } else { *d };
     }
 }
 
@@ -121,26 +114,28 @@ mod tests {
         let (a, r, g) = operands();
         let mut dx = vec![f32::NAN; a.len()];
         relu_rescale(Tier::Portable, &a, &r, &g, &mut dx);
+        // Captum's `nonlinear` and `maxpool` rules, f32 operations in its order.
+        let eps = 1e-10f32;
         for j in 0..a.len() {
-            let delta = a[j] as f64 - r[j] as f64;
-            let want = if delta.abs() < RESCALE_EPS {
+            let delta = a[j] - r[j];
+            let want = if delta.abs() < eps {
                 if a[j] > 0.0 {
                     g[j]
                 } else {
                     0.0
                 }
             } else {
-                (g[j] as f64 * (a[j].max(0.0) as f64 - r[j].max(0.0) as f64) / delta) as f32
+                g[j] * (a[j].max(0.0) - r[j].max(0.0)) / delta
             };
             assert_eq!(dx[j].to_bits(), want.to_bits(), "relu at {j}");
         }
-        let moved: Vec<f64> = g.iter().map(|&v| v as f64 * 0.3).collect();
+        let moved: Vec<f32> = g.iter().map(|&v| v * 0.3).collect();
         let mut dx = vec![7.0f32; a.len()];
         pool_rescale_divide(Tier::Portable, &moved, &a, &r, &mut dx);
         for j in 0..a.len() {
-            let delta = a[j] as f64 - r[j] as f64;
-            let want = if delta.abs() >= RESCALE_EPS {
-                (moved[j] / delta) as f32
+            let delta = a[j] - r[j];
+            let want = if delta.abs() >= eps {
+                moved[j] / delta
             } else {
                 7.0
             };
@@ -154,7 +149,7 @@ mod tests {
     fn every_vector_tier_s_rescale_is_the_portable_one_bit_for_bit() {
         const NAME: &str = "every_vector_tier_s_rescale_is_the_portable_one_bit_for_bit";
         let (a, r, g) = operands();
-        let moved: Vec<f64> = g.iter().map(|&v| v as f64 * 0.3).collect();
+        let moved: Vec<f32> = g.iter().map(|&v| v * 0.3).collect();
         for tier in [Tier::Avx512, Tier::Avx2, Tier::Neon] {
             if !require_tier(tier, &format!("{NAME} on {tier}")) {
                 continue;

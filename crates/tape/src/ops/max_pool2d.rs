@@ -180,9 +180,9 @@ impl MaxPool2dOp {
             .par_chunks_mut(in_image)
             .enumerate()
             .for_each_init(
-                || vec![0.0f64; in_image],
+                || vec![T::ZERO; in_image],
                 |moved, (b, dx)| {
-                    moved.iter_mut().for_each(|m| *m = 0.0);
+                    moved.iter_mut().for_each(|m| *m = T::ZERO);
                     let r = self.references.of(b, inputs);
                     // Plane by plane, in output order (the same sums in the same order).
                     let (o0, r0) = (b * out_image, r * out_image);
@@ -197,7 +197,7 @@ impl MaxPool2dOp {
                             .zip(&self.argmax[outputs])
                             .zip(&self.argmax[references])
                         {
-                            let (ya, yr, gv) = (ya.to_f64(), yr.to_f64(), gv.to_f64());
+                            // In the model's precision, as Captum's unpooled sums.
                             let top = ya.max(yr);
                             // Both winners' places in this input plane.
                             moved[win as usize] += gv * (top - yr);
@@ -208,19 +208,22 @@ impl MaxPool2dOp {
                         &x[b * in_image..(b + 1) * in_image],
                         &x[r * in_image..(r + 1) * in_image],
                     );
-                    if let (Some(a), Some(rv), Some(d)) = (
+                    let moved_f32 = tensor::f32_view::as_f32(moved.as_slice());
+                    if let (Some(m), Some(a), Some(rv), Some(d)) = (
+                        moved_f32,
                         tensor::f32_view::as_f32(xa),
                         tensor::f32_view::as_f32(xr),
                         tensor::f32_view::as_f32_mut(dx),
                     ) {
-                        // f32: the same f64 division at the CPU's vector width (the same bits).
-                        tensor::rescale::pool_rescale_divide(tensor::cpu::tier(), moved, a, rv, d);
+                        // f32: the same division at the CPU's vector width (the same bits).
+                        tensor::rescale::pool_rescale_divide(tensor::cpu::tier(), m, a, rv, d);
                         return;
                     }
+                    let eps = T::from_f64(RESCALE_EPS);
                     for (((d, &m), &a), &rv) in dx.iter_mut().zip(moved.iter()).zip(xa).zip(xr) {
-                        let delta_in = a.to_f64() - rv.to_f64();
-                        if delta_in.abs() >= RESCALE_EPS {
-                            *d = T::from_f64(m / delta_in);
+                        let delta_in = a - rv;
+                        if delta_in.abs() >= eps {
+                            *d = m / delta_in;
                         }
                     }
                 },

@@ -132,21 +132,23 @@ fn rescale<T: Float>(x: &[T], g: &[T], n: usize, references: References, dx: &mu
             tensor::f32_view::as_f32(gi),
             tensor::f32_view::as_f32_mut(d),
         ) {
-            // f32: the same f64 arithmetic at the CPU's vector width (the same bits).
+            // f32: the same arithmetic at the CPU's vector width (the same bits).
             tensor::rescale::relu_rescale(tensor::cpu::tier(), a, r, g, d);
             return;
         }
+        // In the model's precision, Captum's operations in its order.
+        let eps = T::from_f64(RESCALE_EPS);
         for (((d, &a), &r), &gi) in d.iter_mut().zip(xa).zip(xr).zip(gi) {
-            let delta_in = a.to_f64() - r.to_f64();
-            *d = if delta_in.abs() < RESCALE_EPS {
+            let delta_in = a - r;
+            *d = if delta_in.abs() < eps {
                 if a > T::ZERO {
                     gi
                 } else {
                     T::ZERO
                 }
             } else {
-                let delta_out = a.to_f64().max(0.0) - r.to_f64().max(0.0);
-                T::from_f64(gi.to_f64() * delta_out / delta_in)
+                let delta_out = a.max(T::ZERO) - r.max(T::ZERO);
+                gi * delta_out / delta_in
             };
         }
     });

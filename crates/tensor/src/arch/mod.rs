@@ -55,8 +55,8 @@ crate::tiered! {
 }
 
 crate::tiered! {
-    /// [`rescale::relu_rescale`]'s loop on `tier`: exact differences, a product, a quotient,
-    /// a conversion and selects, so the same bits.
+    /// [`rescale::relu_rescale`]'s loop on `tier`: differences, a product, a quotient and
+    /// selects, each exactly rounded, so the same bits.
     pub(crate) fn relu_rescale(a: &[f32], r: &[f32], g: &[f32], dx: &mut [f32]) {
         avx512 => rescale::relu_body(a, r, g, dx),
         avx2 => rescale::relu_body(a, r, g, dx),
@@ -66,7 +66,7 @@ crate::tiered! {
 
 crate::tiered! {
     /// [`rescale::pool_rescale_divide`]'s loop on `tier`, as [`relu_rescale`]: the same bits.
-    pub(crate) fn pool_rescale_divide(moved: &[f64], a: &[f32], r: &[f32], dx: &mut [f32]) {
+    pub(crate) fn pool_rescale_divide(moved: &[f32], a: &[f32], r: &[f32], dx: &mut [f32]) {
         avx512 => rescale::divide_body(moved, a, r, dx),
         avx2 => rescale::divide_body(moved, a, r, dx),
         other => rescale::divide_body(moved, a, r, dx),
