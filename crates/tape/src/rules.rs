@@ -314,6 +314,11 @@ pub(crate) trait AffineKernels<T> {
     fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T>;
     /// The input gradient of the linear part (no bias) for upstream signal `s`.
     fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T>;
+    /// A buffer of `len` elements with unspecified contents, for a pass that overwrites it
+    /// (the tape's buffer pool: a zeroed allocation per layer cost 13 % of an LRP-gamma pass).
+    fn buffer(&mut self, len: usize) -> Vec<T>;
+    /// Gives a buffer that is no longer read back to the pool.
+    fn retire(&mut self, buffer: Vec<T>);
 }
 
 /// `f(i)` for every i below `n`, the range split between the threads: element-wise, so the
@@ -361,9 +366,10 @@ pub(crate) fn lrp_affine_backward<T: Float>(
     g: &[T],
 ) -> Vec<T> {
     use rayon::prelude::*;
-    // s_j = g_j z_j / denominator_j: R_j = z_j g_j is the output's relevance.
-    let scaled = |den: &[T], eps: f64, factor: f64| -> Vec<T> {
-        let mut s = vec![T::ZERO; z.len()];
+    // s_j = g_j z_j / denominator_j: R_j = z_j g_j is the output's relevance, into `s` (every
+    // element written).
+    let scaled = |den: &[T], eps: f64, factor: f64, mut s: Vec<T>| -> Vec<T> {
+        assert_eq!(s.len(), z.len(), "one signal per output");
         if let (Some(g), Some(z), Some(den), Some(s)) = (
             tensor::f32_view::as_f32(g),
             tensor::f32_view::as_f32(z),
@@ -395,9 +401,11 @@ pub(crate) fn lrp_affine_backward<T: Float>(
     match rule {
         AffineRule::Gradient => kernels.backward_input(w, g),
         AffineRule::Epsilon { epsilon } => {
-            let mut s = vec![T::ZERO; z.len()];
+            let mut s = kernels.buffer(z.len()); // overwritten
             epsilon_signal(g, z, epsilon, &mut s);
-            kernels.backward_input(w, &s)
+            let dx = kernels.backward_input(w, &s);
+            kernels.retire(s);
+            dx
         }
         AffineRule::Gamma { gamma, epsilon } => {
             let lift = |v: &[T]| -> Vec<T> {
@@ -407,8 +415,11 @@ pub(crate) fn lrp_affine_backward<T: Float>(
             };
             let (w2, b2) = (lift(w), b.map(lift));
             let z2 = kernels.forward(x, &w2, b2.as_deref());
-            let s = scaled(&z2, epsilon, 1.0);
-            kernels.backward_input(&w2, &s)
+            let s = scaled(&z2, epsilon, 1.0, kernels.buffer(z.len()));
+            kernels.retire(z2);
+            let dx = kernels.backward_input(&w2, &s);
+            kernels.retire(s);
+            dx
         }
         AffineRule::AlphaBeta {
             alpha,
@@ -423,15 +434,22 @@ pub(crate) fn lrp_affine_backward<T: Float>(
             let xn = any_negative.then(|| part(x, false));
             let xp = any_negative.then(|| part(x, true));
             let xp: &[T] = xp.as_deref().unwrap_or(x);
-            let mut denominator = |w_same: &[T], w_other: &[T]| -> Vec<T> {
-                let z = kernels.forward(xp, w_same, None);
-                match &xn {
-                    Some(xn) => sum(z, kernels.forward(xn, w_other, None)),
-                    None => z,
+            let signal = |kernels: &mut dyn AffineKernels<T>,
+                          w_same: &[T],
+                          w_other: &[T],
+                          factor: f64|
+             -> Vec<T> {
+                let mut den = kernels.forward(xp, w_same, None);
+                if let Some(xn) = &xn {
+                    let other = kernels.forward(xn, w_other, None);
+                    den = sum(den, other);
                 }
+                let s = scaled(&den, epsilon, factor, kernels.buffer(z.len()));
+                kernels.retire(den);
+                s
             };
-            let sp = (alpha != 0.0).then(|| scaled(&denominator(&wp, &wn), epsilon, alpha));
-            let sn = (beta != 0.0).then(|| scaled(&denominator(&wn, &wp), epsilon, beta));
+            let sp = (alpha != 0.0).then(|| signal(kernels, &wp, &wn, alpha));
+            let sn = (beta != 0.0).then(|| signal(kernels, &wn, &wp, beta));
             // The signal at inputs of one sign: the positive terms come through `w_pos`, the
             // negative through `w_neg` (where x > 0: w+ and w-; where x < 0: the other way).
             let mut through = |w_pos: &[T], w_neg: &[T]| -> Vec<T> {
@@ -444,17 +462,26 @@ pub(crate) fn lrp_affine_backward<T: Float>(
                     (None, None) => vec![T::ZERO; x.len()],
                 }
             };
-            let at_positive = through(&wp, &wn);
+            let mut out = through(&wp, &wn);
             let at_negative = any_negative.then(|| through(&wn, &wp));
-            par_fill(x.len(), |i| {
-                if x[i] > T::ZERO {
-                    at_positive[i]
-                } else if x[i] < T::ZERO {
-                    at_negative.as_ref().map_or(T::ZERO, |c| c[i])
-                } else {
-                    T::ZERO
-                }
-            })
+            // In place over the positive inputs' signal: each input takes its sign's.
+            out.par_chunks_mut(SIGNAL_CHUNK)
+                .enumerate()
+                .for_each(|(chunk, o)| {
+                    let start = chunk * SIGNAL_CHUNK;
+                    for (k, v) in o.iter_mut().enumerate() {
+                        let xi = x[start + k];
+                        if xi < T::ZERO {
+                            *v = at_negative.as_ref().map_or(T::ZERO, |c| c[start + k]);
+                        } else if !(xi > T::ZERO) {
+                            *v = T::ZERO;
+                        }
+                    }
+                });
+            for buffer in [at_negative, sp, sn].into_iter().flatten() {
+                kernels.retire(buffer);
+            }
+            out
         }
     }
 }

@@ -21,10 +21,11 @@ pub(crate) struct Conv2dOp {
     rule: AffineRule,
 }
 
-/// The conv layer's kernels for an LRP rule, on the tape's workspace.
+/// The conv layer's kernels for an LRP rule, on the tape's workspace and buffer pool.
 struct ConvKernels<'a, T> {
     geom: &'a Conv2dGeometry,
     workspace: &'a mut Vec<T>,
+    buffers: &'a mut BufferPool<T>,
 }
 
 impl Conv2dOp {
@@ -39,15 +40,23 @@ impl Conv2dOp {
 
 impl<T: Float> AffineKernels<T> for ConvKernels<'_, T> {
     fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
-        let mut z = vec![T::ZERO; self.geom.output_len()];
+        let mut z = self.buffers.output(self.geom.output_len()); // overwritten
         conv::conv2d_forward(self.geom, x, w, b, &mut z, self.workspace);
         z
     }
 
     fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T> {
-        let mut dx = vec![T::ZERO; self.geom.input_len()];
+        let mut dx = self.buffers.output(self.geom.input_len()); // overwritten
         conv::conv2d_backward_input(self.geom, w, s, &mut dx, self.workspace);
         dx
+    }
+
+    fn buffer(&mut self, len: usize) -> Vec<T> {
+        self.buffers.output(len)
+    }
+
+    fn retire(&mut self, buffer: Vec<T>) {
+        self.buffers.retire(buffer);
     }
 }
 
@@ -284,6 +293,7 @@ impl Conv2dOp {
             let mut kernels = ConvKernels {
                 geom,
                 workspace: ws,
+                buffers,
             };
             let dx =
                 lrp_affine_backward(self.rule, &mut kernels, x.data(), w.data(), b, z, g.data());

@@ -16,16 +16,18 @@ pub(crate) struct LinearOp {
     rule: AffineRule,
 }
 
-/// The dense layer's kernels for an LRP rule: (N, in) x (out, in)^T and back.
-struct DenseKernels {
+/// The dense layer's kernels for an LRP rule: (N, in) x (out, in)^T and back, on the tape's
+/// buffer pool.
+struct DenseKernels<'a, T> {
     n: usize,
     fin: usize,
     fout: usize,
+    buffers: &'a mut BufferPool<T>,
 }
 
-impl<T: Float> AffineKernels<T> for DenseKernels {
+impl<T: Float> AffineKernels<T> for DenseKernels<'_, T> {
     fn forward(&mut self, x: &[T], w: &[T], b: Option<&[T]>) -> Vec<T> {
-        let mut z = vec![T::ZERO; self.n * self.fout];
+        let mut z = self.buffers.output(self.n * self.fout); // overwritten: beta = 0
         par_gemm(
             MatRef::row_major(x, self.n, self.fin),
             MatRef::row_major(w, self.fout, self.fin).t(),
@@ -40,13 +42,21 @@ impl<T: Float> AffineKernels<T> for DenseKernels {
     }
 
     fn backward_input(&mut self, w: &[T], s: &[T]) -> Vec<T> {
-        let mut dx = vec![T::ZERO; self.n * self.fin];
+        let mut dx = self.buffers.output(self.n * self.fin); // overwritten: beta = 0
         par_gemm(
             MatRef::row_major(s, self.n, self.fout),
             MatRef::row_major(w, self.fout, self.fin),
             &mut dx,
         );
         dx
+    }
+
+    fn buffer(&mut self, len: usize) -> Vec<T> {
+        self.buffers.output(len)
+    }
+
+    fn retire(&mut self, buffer: Vec<T>) {
+        self.buffers.retire(buffer);
     }
 }
 
@@ -174,7 +184,12 @@ impl LinearOp {
                 Some(b) => Some(tape.try_value("linear backward", b)?.data()),
                 None => None,
             };
-            let mut kernels = DenseKernels { n, fin, fout };
+            let mut kernels = DenseKernels {
+                n,
+                fin,
+                fout,
+                buffers,
+            };
             let dx = lrp_affine_backward(self.rule, &mut kernels, x.data(), w.data(), b, z, gv);
             grads.accumulate(self.input, Tensor::from_vec(&[n, fin], dx)?);
             return Ok(());
