@@ -205,15 +205,11 @@ impl<T: Float> Tape<T> {
         self.nodes.get_mut(id.0).and_then(|n| n.value.take())
     }
 
-    /// Gives a node's value back to the tape's buffer pool, for a later op's output (the next
-    /// pass's layer of that size writes into it instead of into a freshly zeroed allocation:
-    /// 15 % of a `deep` inference pass at batch 1000). Only in no-record mode, where no backward
-    /// will need it; on a recording tape this does nothing.
+    /// Drops a node's value to free memory. Only in no-record mode, where no backward will
+    /// need it; on a recording tape this does nothing.
     pub fn release(&mut self, id: NodeId) {
         if !self.recording {
-            if let Some(value) = self.nodes[id.0].value.take() {
-                self.scratch.buffers.retire(value.into_vec());
-            }
+            self.nodes[id.0].value = None;
         }
     }
 
