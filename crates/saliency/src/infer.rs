@@ -43,48 +43,48 @@ pub fn predict_probs<T: Float>(
     Ok(out)
 }
 
-/// A per-thread spare tape of each kind, so repeated evaluation passes (attribution over many
-/// batches, a benchmark loop) reuse the kernels' scratch space instead of allocating and
-/// zeroing it for every batch. Only scratch and capacity carry over: a taken tape is cleared,
-/// and every kernel writes its scratch before reading it.
+/// A per-thread spare tape, so repeated passes (attribution over many batches, an attack's
+/// predictions and gradients, a benchmark loop) reuse the kernels' scratch space and buffers
+/// instead of allocating and zeroing them for every batch. One tape per element type serves
+/// both kinds of pass ([`Tape::restart`]): an inference pass keeps its released activations
+/// in the pool for the next pass, and a second spare of the other kind would hold a second
+/// copy of them. Only scratch and capacity carry over: a taken tape is cleared, and every
+/// kernel writes its buffers before reading them.
 pub(crate) struct SpareTape;
 
 thread_local! {
-    /// Spare tapes by (element type, recording).
-    static SPARE_TAPES: std::cell::RefCell<Vec<(bool, Box<dyn std::any::Any>)>> =
+    /// Spare tapes by element type.
+    static SPARE_TAPES: std::cell::RefCell<Vec<Box<dyn std::any::Any>>> =
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
 impl SpareTape {
-    /// This thread's spare tape of that kind (cleared by [`SpareTape::give_back`]), or a new one.
+    /// This thread's spare tape, cleared and set recording or not, or a new one.
     pub(crate) fn take<T: Float>(recording: bool) -> Tape<T> {
         let spare = SPARE_TAPES.with(|spares| {
             let mut spares = spares.borrow_mut();
-            let at = spares
-                .iter()
-                .position(|(r, t)| *r == recording && t.is::<Tape<T>>())?;
-            spares.swap_remove(at).1.downcast::<Tape<T>>().ok()
+            let at = spares.iter().position(|t| t.is::<Tape<T>>())?;
+            spares.swap_remove(at).downcast::<Tape<T>>().ok()
         });
         match spare {
-            Some(tape) => *tape, // cleared when given back
+            Some(mut tape) => {
+                tape.restart(recording);
+                *tape
+            }
             None if recording => Tape::new(),
             None => Tape::no_record(),
         }
     }
 
     /// Keeps `tape` (its values dropped, its rules back to plain gradients) as this thread's
-    /// spare of its kind.
+    /// spare, unless the thread already has one of its element type.
     pub(crate) fn give_back<T: Float>(mut tape: Tape<T>) {
         tape.clear();
         tape.set_rules(tape::RuleSet::gradient());
-        let recording = tape.is_recording();
         SPARE_TAPES.with(|spares| {
             let mut spares = spares.borrow_mut();
-            if !spares
-                .iter()
-                .any(|(r, t)| *r == recording && t.is::<Tape<T>>())
-            {
-                spares.push((recording, Box::new(tape)));
+            if !spares.iter().any(|t| t.is::<Tape<T>>()) {
+                spares.push(Box::new(tape));
             }
         });
     }

@@ -233,6 +233,56 @@ fn backward_refuses_non_scalars_and_no_record_tapes() {
     assert!(matches!(nr.backward(y), Err(TapeError::NoRecord)));
 }
 
+/// One tape restarted between inference passes (which release their activations into its
+/// pool) and recorded passes (which take them back as outputs) gives the same bits as a fresh
+/// tape each time, and its mode follows the last restart.
+#[test]
+fn a_restarted_tape_alternates_inference_and_recorded_passes_with_fresh_tape_bits() {
+    fn pass(tape: &mut Tape<f32>, seed: u64) -> (Vec<f32>, Option<Vec<f32>>) {
+        let x = tape.variable(rand_tensor(&[3, 2, 8, 8], seed).cast());
+        let w = tape.constant(rand_tensor(&[4, 2, 3, 3], 5).cast());
+        let fw = tape.constant(rand_tensor(&[2, 64], 6).cast());
+        let c = tape.conv2d(x, w, None, 1, 1).unwrap();
+        let r = tape.relu(c).unwrap();
+        tape.release(c);
+        let p = tape.max_pool2d(r, 2, 2).unwrap();
+        tape.release(r);
+        let f = tape.flatten(p).unwrap();
+        let l = tape.linear(f, fw, None).unwrap();
+        tape.release(f);
+        let logits = tape.value(l).data().to_vec();
+        if !tape.is_recording() {
+            assert!(matches!(tape.backward(l), Err(TapeError::NoRecord)));
+            return (logits, None);
+        }
+        let s = tape.sum(l).unwrap();
+        let g = tape.backward(s).unwrap();
+        (logits, Some(g.get(x).unwrap().data().to_vec()))
+    }
+    let mut shared = Tape::<f32>::no_record();
+    for (round, recording) in [false, true, false, false, true, true, false]
+        .into_iter()
+        .enumerate()
+    {
+        shared.restart(recording);
+        assert_eq!(shared.is_recording(), recording);
+        let seed = 40 + round as u64 % 3;
+        let mut fresh = if recording {
+            Tape::new()
+        } else {
+            Tape::no_record()
+        };
+        let (a, b) = (pass(&mut shared, seed), pass(&mut fresh, seed));
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&a.0), bits(&b.0), "round {round}: logits");
+        assert_eq!(
+            a.1.as_deref().map(bits),
+            b.1.as_deref().map(bits),
+            "round {round}: input gradient"
+        );
+    }
+}
+
 #[test]
 fn labels_out_of_range_are_errors_not_panics() {
     let mut tape = Tape::<f32>::new();
