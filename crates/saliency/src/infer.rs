@@ -8,7 +8,10 @@ use crate::models::{Mode, Model, ModelError};
 use crate::shards;
 
 /// Softmax probabilities (N, classes) of `inputs` (N, C, H, W), in evaluation mode on a
-/// no-record tape, `batch` images at a time (memory stays bounded for any N).
+/// no-record tape, `batch` images at a time (memory stays bounded for any N). Each thread's
+/// shard of a batch passes through the whole network in chunks small enough that a layer's
+/// output is still in cache when the next layer reads it ([`shards::cache_chunks`]). The chunks
+/// depend only on the model and the batch, so the result is the same on any thread count.
 pub fn predict_probs<T: Float>(
     model: &Model<T>,
     inputs: &[T],
@@ -20,24 +23,29 @@ pub fn predict_probs<T: Float>(
     for start in (0..n).step_by(batch.max(1)) {
         let end = (start + batch.max(1)).min(n);
         let shards = in_shards(end - start, |range| {
-            let (lo, hi) = (start + range.start, start + range.end);
             let mut tape = SpareTape::take(false);
-            let params = model.bind(&mut tape, false);
-            let x = tape.constant(
-                Tensor::from_vec(
-                    &[hi - lo, model.input[0], model.input[1], model.input[2]],
-                    inputs[lo * per..hi * per].to_vec(),
-                )
-                .map_err(tape::TapeError::from)?,
-            );
-            let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
-            let p = tape.softmax(logits)?;
-            let probs = tape.take_value(p).expect("the last node is kept");
+            let mut all = Vec::with_capacity(range.len() * model.classes);
+            for chunk in shards::cache_chunks(model, range) {
+                let (clo, chi) = (chunk.start, chunk.end);
+                let (lo, hi) = (start + clo, start + chi);
+                tape.restart(false);
+                let params = model.bind(&mut tape, false);
+                let x = tape.constant(
+                    Tensor::from_vec(
+                        &[hi - lo, model.input[0], model.input[1], model.input[2]],
+                        inputs[lo * per..hi * per].to_vec(),
+                    )
+                    .map_err(tape::TapeError::from)?,
+                );
+                let (logits, _) = model.forward(&mut tape, x, &params, Mode::Eval)?;
+                let p = tape.softmax(logits)?;
+                all.extend_from_slice(tape.value(p).data());
+            }
             SpareTape::give_back(tape);
-            Ok(probs)
+            Ok(all)
         })?;
         for probs in shards {
-            out.extend_from_slice(probs.data());
+            out.extend_from_slice(&probs);
         }
     }
     Ok(out)

@@ -99,8 +99,14 @@ impl<T: Float> Tape<T> {
         self.nodes.is_empty()
     }
 
-    /// Forgets every node but keeps allocations, ready for the next step.
+    /// Forgets every node but keeps allocations, ready for the next step. Clearing an empty
+    /// tape is not a step: the pool's count of steps a buffer went unused (see
+    /// `BufferPool::end_step`) only advances when something was recorded, so a caller that clears
+    /// before and after each pass does not age its buffers twice as fast.
     pub fn clear(&mut self) {
+        if self.nodes.is_empty() {
+            return;
+        }
         for node in self.nodes.drain(..) {
             if let Some(value) = node.value {
                 self.scratch.buffers.retire(value.into_vec());
