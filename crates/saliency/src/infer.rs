@@ -25,7 +25,7 @@ pub fn predict_probs<T: Float>(
         let shards = in_shards(end - start, |range| {
             let mut tape = SpareTape::take(false);
             let mut all = Vec::with_capacity(range.len() * model.classes);
-            for chunk in shards::cache_chunks(model, range) {
+            for chunk in shards::cache_chunks(model, range, false) {
                 let (clo, chi) = (chunk.start, chunk.end);
                 let (lo, hi) = (start + clo, start + chi);
                 tape.restart(false);
@@ -148,17 +148,34 @@ pub fn input_gradients<T: Float>(
         Objective::Probability(c) | Objective::Logit(c) => c.len() == n,
         Objective::Loss { labels, .. } => labels.len() == n,
     };
-    if shards::ranges(n).len() < 2 || !sized {
+    if !sized {
         return shard_input_gradients(model, inputs, objective);
     }
     let parts = in_shards(n, |range| {
-        let shard = shards::slice_images(inputs, range.clone());
-        shard_input_gradients(model, &shard, &objective.rows(range))
+        let mut tape = SpareTape::take(true);
+        let mut grad = Vec::with_capacity(range.len() * inputs.numel() / n.max(1));
+        let mut values = Vec::with_capacity(range.len());
+        for chunk in shards::cache_chunks(model, range, true) {
+            tape.restart(true);
+            let images = shards::slice_images(inputs, chunk.clone());
+            match record_input_gradients(model, &mut tape, &images, &objective.rows(chunk)) {
+                Ok((g, v)) => {
+                    grad.extend_from_slice(g.data());
+                    values.extend(v);
+                }
+                Err(e) => {
+                    SpareTape::give_back(tape);
+                    return Err(e);
+                }
+            }
+        }
+        SpareTape::give_back(tape);
+        Ok((grad, values))
     })?;
     let mut grad = Vec::with_capacity(inputs.numel());
     let mut values = Vec::with_capacity(n);
     for (g, v) in parts {
-        grad.extend_from_slice(g.data());
+        grad.extend_from_slice(&g);
         values.extend(v);
     }
     let grad = Tensor::from_vec(inputs.shape(), grad).map_err(tape::TapeError::from)?;

@@ -30,12 +30,16 @@ pub(crate) fn ranges(n: usize) -> Vec<Range<usize>> {
         .collect()
 }
 
-/// Bytes of one image's largest activation a chunk may hold: a few chunks' worth of layer
-/// outputs then stay in the caches between one layer and the next, where a whole shard's
-/// (25 MB for `deep`'s first layer at batch 1000) goes out to memory and back. Measured with
-/// `bench --workload infer` on `deep` (docs/performance.md): 16 to 128 images per chunk all beat
-/// the whole shard, 64 to 128 by the most.
-const CHUNK_ACTIVATION_BYTES: usize = 6 << 20;
+/// Bytes of one image's largest activation times the images of an inference chunk: a few
+/// layers' outputs for that many images stay in the caches from one layer to the next, where a
+/// whole shard's (25 MB for `deep`'s first layer at batch 1000) goes out to memory and back.
+/// Measured with `bench --workload infer` on `deep` (docs/performance.md): 16 to 128 images per
+/// chunk all beat the whole shard, 64 to 128 by the most.
+const INFERENCE_CHUNK_BYTES: usize = 6 << 20;
+
+/// The same for a recorded pass (input gradients), whose chunk keeps every layer's output until
+/// its backward: half the bytes (`deep`: 62 images) measured fastest there.
+const RECORDED_CHUNK_BYTES: usize = 3 << 20;
 
 /// Parameter bytes above which a shard is not chunked: every chunk reads all the weights again,
 /// and for a network like `alexnet` (40 MB of weights) that costs more than the activations'
@@ -45,23 +49,33 @@ const CHUNK_MAX_PARAM_BYTES: usize = 4 << 20;
 /// Fewest images per chunk: below it each layer's call costs more than its work.
 const MIN_CHUNK_IMAGES: usize = 4;
 
-/// `range` split into consecutive chunks for an inference pass of `model` (see
-/// [`CHUNK_ACTIVATION_BYTES`]); the whole range when the model's weights are too large to read
-/// once per chunk. The split depends only on the model and the range.
-pub(crate) fn cache_chunks<T: Float>(model: &Model<T>, range: Range<usize>) -> Vec<Range<usize>> {
+/// `range` split into near-equal consecutive chunks for a pass of `model` (recorded for a
+/// backward or not), each within [`INFERENCE_CHUNK_BYTES`] or [`RECORDED_CHUNK_BYTES`] of its
+/// largest activation (and at least [`MIN_CHUNK_IMAGES`]); the whole range when the model's
+/// weights are too large to read once per chunk. The split depends only on the model, the kind
+/// of pass and the range, never on the thread count.
+pub(crate) fn cache_chunks<T: Float>(
+    model: &Model<T>,
+    range: Range<usize>,
+    recording: bool,
+) -> Vec<Range<usize>> {
     let bytes = std::mem::size_of::<T>();
     let params = model.param_count() * bytes;
     let per_image = largest_activation(model) * bytes;
-    let chunk = if params > CHUNK_MAX_PARAM_BYTES || per_image == 0 {
+    let budget = if recording {
+        RECORDED_CHUNK_BYTES
+    } else {
+        INFERENCE_CHUNK_BYTES
+    };
+    let most = if params > CHUNK_MAX_PARAM_BYTES || per_image == 0 {
         range.len()
     } else {
-        (CHUNK_ACTIVATION_BYTES / per_image).max(MIN_CHUNK_IMAGES)
+        (budget / per_image).max(MIN_CHUNK_IMAGES)
     };
-    let chunk = chunk.max(1);
-    range
-        .clone()
-        .step_by(chunk)
-        .map(|lo| lo..(lo + chunk).min(range.end))
+    let count = range.len().div_ceil(most.max(1)).max(1);
+    (0..count)
+        .map(|c| range.start + c * range.len() / count..range.start + (c + 1) * range.len() / count)
+        .filter(|c| !c.is_empty())
         .collect()
 }
 
@@ -102,26 +116,38 @@ mod tests {
     }
 
     /// `deep` (0.7 MB of weights, 50 KB per image in its first layer) is chunked into
-    /// consecutive ranges that cover the shard; `alexnet` (40 MB of weights) is not.
+    /// near-equal consecutive ranges that cover the shard, smaller for a recorded pass;
+    /// `alexnet` (40 MB of weights) is not chunked.
     #[test]
     fn small_networks_pass_in_cache_sized_chunks_and_large_ones_whole() {
         let deep = crate::models::deep::<f32>([1, 28, 28], 10, 1).unwrap();
         assert_eq!(largest_activation(&deep), 16 * 28 * 28);
-        let chunks = cache_chunks(&deep, 3..503);
-        let want = CHUNK_ACTIVATION_BYTES / (16 * 28 * 28 * 4);
-        assert!(chunks.len() > 1, "{chunks:?}");
-        assert_eq!(chunks[0], 3..3 + want);
-        assert_eq!(chunks.last().unwrap().end, 503);
-        assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
-        assert!(chunks.iter().all(|c| !c.is_empty() && c.len() <= want));
-        // f64 activations are twice the bytes: half the images per chunk
+        for (recording, budget) in [(false, INFERENCE_CHUNK_BYTES), (true, RECORDED_CHUNK_BYTES)] {
+            let most = budget / (16 * 28 * 28 * 4);
+            let chunks = cache_chunks(&deep, 3..503, recording);
+            assert_eq!(chunks.len(), 500usize.div_ceil(most), "{chunks:?}");
+            assert_eq!((chunks[0].start, chunks.last().unwrap().end), (3, 503));
+            assert!(chunks.windows(2).all(|w| w[0].end == w[1].start));
+            let (low, high) = (
+                chunks.iter().map(|c| c.len()).min().unwrap(),
+                chunks.iter().map(|c| c.len()).max().unwrap(),
+            );
+            assert!(high <= most && high - low <= 1, "{chunks:?}");
+        }
+        // f64 activations are twice the bytes: about twice the chunks
         let deep64 = deep.cast::<f64>();
-        assert_eq!(cache_chunks(&deep64, 0..500)[0], 0..want / 2);
+        let most = INFERENCE_CHUNK_BYTES / (16 * 28 * 28 * 8);
+        assert_eq!(
+            cache_chunks(&deep64, 0..500, false).len(),
+            500usize.div_ceil(most)
+        );
         let alexnet = crate::models::alexnet::<f32>([1, 28, 28], 10, 1).unwrap();
-        assert_eq!(cache_chunks(&alexnet, 3..503), vec![3..503]);
+        assert_eq!(cache_chunks(&alexnet, 3..503, true), vec![3..503]);
         // a 256x256 deep's first layer is 4 MB per image: the fewest images per chunk
         let flowers = crate::models::deep::<f32>([3, 256, 256], 5, 1).unwrap();
-        assert_eq!(cache_chunks(&flowers, 0..10)[0], 0..MIN_CHUNK_IMAGES);
+        assert_eq!(cache_chunks(&flowers, 0..8, false), vec![0..4, 4..8]);
+        assert_eq!(cache_chunks(&deep, 5..5, false), Vec::<Range<usize>>::new());
+        assert_eq!(cache_chunks(&deep, 0..1, true), vec![0..1]);
     }
 
     #[test]

@@ -89,9 +89,15 @@ fn signal_in_chunks<T: Float>(
             .into_par_iter()
             .map(|r| {
                 let range = start + r.start..start + r.end;
-                shard_signal(model, inputs, classes, rules, references, range)
+                pass_chunks(model, range, references)
+                    .into_iter()
+                    .map(|chunk| shard_signal(model, inputs, classes, rules, references, chunk))
+                    .collect::<Result<Vec<_>, _>>()
             })
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .flatten()
+            .collect();
         for s in shards {
             signal.extend_from_slice(&s.signal);
             out.logits.extend(s.logits);
@@ -102,6 +108,27 @@ fn signal_in_chunks<T: Float>(
     Ok(out)
 }
 
+/// A shard's images in the chunks of one recorded pass each ([`shards::cache_chunks`]), halved
+/// when every image brings its own reference into the pass.
+fn pass_chunks<T: Float>(
+    model: &Model<T>,
+    range: Range<usize>,
+    references: Option<References<'_, T>>,
+) -> Vec<Range<usize>> {
+    let chunks = shards::cache_chunks(model, range, true);
+    if !matches!(references, Some(References::Paired(_))) {
+        return chunks;
+    }
+    chunks
+        .into_iter()
+        .flat_map(|c| {
+            let mid = c.start + c.len().div_ceil(2);
+            [c.start..mid, mid..c.end]
+        })
+        .filter(|c| !c.is_empty())
+        .collect()
+}
+
 /// One shard's signal and target logits (empty without references).
 struct Shard<T> {
     signal: Vec<T>,
@@ -109,7 +136,8 @@ struct Shard<T> {
     reference_logits: Vec<f64>,
 }
 
-/// The signal of images `range`, on one tape: the images, then their references if any.
+/// The signal of images `range` (one chunk of a shard), on one tape: the images, then their
+/// references if any.
 fn shard_signal<T: Float>(
     model: &Model<T>,
     inputs: &Tensor<T>,
