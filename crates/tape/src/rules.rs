@@ -321,33 +321,32 @@ pub(crate) trait AffineKernels<T> {
     fn retire(&mut self, buffer: Vec<T>);
 }
 
-/// `f(i)` for every i below `n`, the range split between the threads: element-wise, so the
-/// split never changes a bit.
-fn par_fill<T: Float>(n: usize, f: impl Fn(usize) -> T + Sync) -> Vec<T> {
+/// `f(a_i, b_i)` for every element pair, the range split between the threads: element-wise,
+/// so the split never changes a bit. The slices are zipped (no indexing, no bounds checks), so
+/// the loop compiles to vector code for a branch-free `f`.
+fn par_zip_map<T: Float>(a: &[T], b: &[T], f: impl Fn(T, T) -> T + Sync) -> Vec<T> {
     use rayon::prelude::*;
-    let mut out = vec![T::ZERO; n];
+    debug_assert_eq!(a.len(), b.len(), "element-wise operands");
+    let mut out = vec![T::ZERO; a.len()];
     out.par_chunks_mut(SIGNAL_CHUNK)
-        .enumerate()
-        .for_each(|(chunk, o)| {
-            let start = chunk * SIGNAL_CHUNK;
-            for (k, v) in o.iter_mut().enumerate() {
-                *v = f(start + k);
+        .zip(a.par_chunks(SIGNAL_CHUNK))
+        .zip(b.par_chunks(SIGNAL_CHUNK))
+        .for_each(|((o, a), b)| {
+            for ((o, &a), &b) in o.iter_mut().zip(a).zip(b) {
+                *o = f(a, b);
             }
         });
     out
 }
 
 /// The positive (or negative) part of every element: `v` where its sign is `positive`'s and
-/// it is not zero, else zero.
+/// it is not zero, else zero (a NaN counts as negative).
 fn part<T: Float>(v: &[T], positive: bool) -> Vec<T> {
-    par_fill(v.len(), |i| {
-        let a = v[i];
-        if (a > T::ZERO) == positive && a != T::ZERO {
-            a
-        } else {
-            T::ZERO
-        }
-    })
+    if positive {
+        par_zip_map(v, v, |a, _| if a > T::ZERO { a } else { T::ZERO })
+    } else {
+        par_zip_map(v, v, |a, _| if a >= T::ZERO { T::ZERO } else { a })
+    }
 }
 
 /// The backward signal at the input of an affine op under an LRP `rule` (not `Gradient`):
@@ -428,7 +427,7 @@ pub(crate) fn lrp_affine_backward<T: Float>(
         } => {
             let (wp, wn) = (part(w, true), part(w, false));
             let any_negative = x.par_iter().any(|&v| v < T::ZERO);
-            let sum = |a: Vec<T>, b: Vec<T>| -> Vec<T> { par_fill(a.len(), |i| a[i] + b[i]) };
+            let sum = |a: Vec<T>, b: Vec<T>| -> Vec<T> { par_zip_map(&a, &b, |a, b| a + b) };
             // z+ = x+ w+ + x- w-, z- = x+ w- + x- w+ (each product's sign is that of its term).
             // Without negative inputs, x+ is x and the x- terms vanish.
             let xn = any_negative.then(|| part(x, false));
@@ -456,28 +455,36 @@ pub(crate) fn lrp_affine_backward<T: Float>(
                 let p = sp.as_ref().map(|s| kernels.backward_input(w_pos, s));
                 let n = sn.as_ref().map(|s| kernels.backward_input(w_neg, s));
                 match (p, n) {
-                    (Some(p), Some(n)) => par_fill(p.len(), |i| p[i] - n[i]),
+                    (Some(p), Some(n)) => par_zip_map(&p, &n, |p, n| p - n),
                     (Some(p), None) => p,
-                    (None, Some(n)) => par_fill(n.len(), |i| -n[i]),
+                    (None, Some(n)) => par_zip_map(&n, &n, |n, _| -n),
                     (None, None) => vec![T::ZERO; x.len()],
                 }
             };
             let mut out = through(&wp, &wn);
             let at_negative = any_negative.then(|| through(&wn, &wp));
             // In place over the positive inputs' signal: each input takes its sign's.
-            out.par_chunks_mut(SIGNAL_CHUNK)
-                .enumerate()
-                .for_each(|(chunk, o)| {
-                    let start = chunk * SIGNAL_CHUNK;
-                    for (k, v) in o.iter_mut().enumerate() {
-                        let xi = x[start + k];
-                        if xi < T::ZERO {
-                            *v = at_negative.as_ref().map_or(T::ZERO, |c| c[start + k]);
-                        } else if !(xi > T::ZERO) {
-                            *v = T::ZERO;
+            // (Zipped and branch-free, so it compiles to vector code; a NaN input takes zero.)
+            match &at_negative {
+                Some(negative) => out
+                    .par_chunks_mut(SIGNAL_CHUNK)
+                    .zip(x.par_chunks(SIGNAL_CHUNK))
+                    .zip(negative.par_chunks(SIGNAL_CHUNK))
+                    .for_each(|((o, x), c)| {
+                        for ((v, &xi), &c) in o.iter_mut().zip(x).zip(c) {
+                            let kept = if xi > T::ZERO { *v } else { T::ZERO };
+                            *v = if xi < T::ZERO { c } else { kept };
                         }
-                    }
-                });
+                    }),
+                None => out
+                    .par_chunks_mut(SIGNAL_CHUNK)
+                    .zip(x.par_chunks(SIGNAL_CHUNK))
+                    .for_each(|(o, x)| {
+                        for (v, &xi) in o.iter_mut().zip(x) {
+                            *v = if xi > T::ZERO { *v } else { T::ZERO };
+                        }
+                    }),
+            }
             for buffer in [at_negative, sp, sn].into_iter().flatten() {
                 kernels.retire(buffer);
             }
