@@ -24,12 +24,12 @@ pub fn predict_probs<T: Float>(
         let end = (start + batch.max(1)).min(n);
         let shards = in_shards(end - start, |range| {
             let mut tape = SpareTape::take(false);
+            let params = model.bind(&mut tape, false);
             let mut all = Vec::with_capacity(range.len() * model.classes);
             for chunk in shards::cache_chunks(model, range, false) {
                 let (clo, chi) = (chunk.start, chunk.end);
                 let (lo, hi) = (start + clo, start + chi);
-                tape.restart(false);
-                let params = model.bind(&mut tape, false);
+                tape.rewind(params.len())?;
                 let x = tape.constant(
                     Tensor::from_vec(
                         &[hi - lo, model.input[0], model.input[1], model.input[2]],
@@ -153,12 +153,17 @@ pub fn input_gradients<T: Float>(
     }
     let parts = in_shards(n, |range| {
         let mut tape = SpareTape::take(true);
+        let params = model.bind(&mut tape, false);
         let mut grad = Vec::with_capacity(range.len() * inputs.numel() / n.max(1));
         let mut values = Vec::with_capacity(range.len());
         for chunk in shards::cache_chunks(model, range, true) {
-            tape.restart(true);
             let images = shards::slice_images(inputs, chunk.clone());
-            match record_input_gradients(model, &mut tape, &images, &objective.rows(chunk)) {
+            let rows = objective.rows(chunk);
+            let pass = tape
+                .rewind(params.len())
+                .map_err(ModelError::from)
+                .and_then(|()| record_input_gradients(model, &mut tape, &params, images, &rows));
+            match pass {
                 Ok((g, v)) => {
                     grad.extend_from_slice(g.data());
                     values.extend(v);
@@ -204,21 +209,24 @@ fn shard_input_gradients<T: Float>(
     objective: &Objective,
 ) -> Result<(Tensor<T>, Vec<T>), ModelError> {
     let mut tape = SpareTape::take(true);
-    let result = record_input_gradients(model, &mut tape, inputs, objective);
+    let params = model.bind(&mut tape, false);
+    let result = record_input_gradients(model, &mut tape, &params, inputs.clone(), objective);
     SpareTape::give_back(tape);
     result
 }
 
-/// The body of [`shard_input_gradients`], on a cleared recording `tape`.
+/// The body of [`shard_input_gradients`], on a recording `tape` that holds only the model's
+/// parameters, `params`.
 fn record_input_gradients<T: Float>(
     model: &Model<T>,
     tape: &mut Tape<T>,
-    inputs: &Tensor<T>,
+    params: &[NodeId],
+    inputs: Tensor<T>,
     objective: &Objective,
 ) -> Result<(Tensor<T>, Vec<T>), ModelError> {
-    let params = model.bind(tape, false);
-    let x = tape.variable(inputs.clone());
-    let (logits, _) = model.forward(tape, x, &params, Mode::Eval)?;
+    let shape = inputs.shape().to_vec();
+    let x = tape.variable(inputs);
+    let (logits, _) = model.forward(tape, x, params, Mode::Eval)?;
     let per_example: NodeId = match objective {
         Objective::TopProbability => {
             let p = tape.softmax(logits)?;
@@ -233,7 +241,7 @@ fn record_input_gradients<T: Float>(
             // Summed per-example losses: each input's gradient is its own loss gradient.
             let total = summed_loss(tape, logits, labels, *kind)?;
             let grads = tape.backward(total)?;
-            let g = grads.get_or_zeros(x, inputs.shape());
+            let g = grads.get_or_zeros(x, &shape);
             // Per-example values for reporting: -log p_y recomputed from the logits.
             let lv = tape.value(logits).data().to_vec();
             let k = model.classes;
@@ -248,7 +256,7 @@ fn record_input_gradients<T: Float>(
     let values = tape.value(per_example).data().to_vec();
     let total = tape.sum(per_example)?;
     let grads = tape.backward(total)?;
-    Ok((grads.get_or_zeros(x, inputs.shape()), values))
+    Ok((grads.get_or_zeros(x, &shape), values))
 }
 
 /// The loss of one row of logits against label `y`.

@@ -53,6 +53,14 @@ pub enum TapeError {
         /// What was being counted, or what is wrong.
         what: String,
     },
+    /// [`crate::Tape::rewind`] was asked to keep a node an op made.
+    #[error("rewind: the {keep} nodes kept must all be leaves, but node {node} was made by an op")]
+    RewindPastOp {
+        /// Nodes asked to keep.
+        keep: usize,
+        /// The first kept node that is not a leaf.
+        node: usize,
+    },
     /// Convolution geometry.
     #[error(transparent)]
     Conv(#[from] conv::ConvError),

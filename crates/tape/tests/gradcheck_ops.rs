@@ -283,6 +283,45 @@ fn a_restarted_tape_alternates_inference_and_recorded_passes_with_fresh_tape_bit
     }
 }
 
+/// Parameters bound once serve several recorded passes: after `rewind` to the parameters, a
+/// pass gives the bits of a fresh tape's, and keeping a node an op made is refused.
+#[test]
+fn rewinding_to_the_bound_parameters_gives_fresh_tape_bits_and_refuses_op_nodes() {
+    let w = rand_tensor(&[4, 2, 3, 3], 5).cast::<f32>();
+    let fw = rand_tensor(&[2, 64], 6).cast::<f32>();
+    let pass = |tape: &mut Tape<f32>, params: &[NodeId], seed: u64| -> (Vec<u32>, Vec<u32>) {
+        let x = tape.variable(rand_tensor(&[3, 2, 8, 8], seed).cast());
+        let c = tape.conv2d(x, params[0], None, 1, 1).unwrap();
+        let r = tape.relu(c).unwrap();
+        let p = tape.max_pool2d(r, 2, 2).unwrap();
+        let f = tape.flatten(p).unwrap();
+        let l = tape.linear(f, params[1], None).unwrap();
+        let s = tape.sum(l).unwrap();
+        let g = tape.backward(s).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        (bits(tape.value(l).data()), bits(g.get(x).unwrap().data()))
+    };
+    let mut shared = Tape::<f32>::new();
+    let params = shared.leaf_copies(&[w.clone(), fw.clone()], false);
+    for seed in [7, 8, 7] {
+        shared.rewind(params.len()).unwrap();
+        assert_eq!(shared.len(), 2, "the parameters stay");
+        let mut fresh = Tape::<f32>::new();
+        let fresh_params = fresh.leaf_copies(&[w.clone(), fw.clone()], false);
+        assert_eq!(
+            pass(&mut shared, &params, seed),
+            pass(&mut fresh, &fresh_params, seed),
+            "seed {seed}"
+        );
+    }
+    let err = shared.rewind(5).unwrap_err();
+    assert!(
+        matches!(err, TapeError::RewindPastOp { keep: 5, node: 3 }),
+        "{err}"
+    );
+    assert!(err.to_string().contains("node 3"), "{err}");
+}
+
 #[test]
 fn labels_out_of_range_are_errors_not_panics() {
     let mut tape = Tape::<f32>::new();

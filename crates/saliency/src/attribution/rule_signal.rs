@@ -89,10 +89,24 @@ fn signal_in_chunks<T: Float>(
             .into_par_iter()
             .map(|r| {
                 let range = start + r.start..start + r.end;
-                pass_chunks(model, range, references)
+                // A spare tape keeps its pooled buffers from pass to pass (no fresh zeroed
+                // pages); the parameters are bound once for the shard's chunks.
+                let mut tape = SpareTape::take(true);
+                let params = model.bind(&mut tape, false);
+                tape.set_rules(rules);
+                let result = pass_chunks(model, range, references)
                     .into_iter()
-                    .map(|chunk| shard_signal(model, inputs, classes, rules, references, chunk))
-                    .collect::<Result<Vec<_>, _>>()
+                    .map(|chunk| {
+                        tape.rewind(params.len())?;
+                        let pass = Pass {
+                            model,
+                            params: &params,
+                        };
+                        shard_signal(&pass, &mut tape, inputs, classes, references, chunk)
+                    })
+                    .collect::<Result<Vec<_>, AttributionError>>();
+                SpareTape::give_back(tape);
+                result
             })
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
@@ -136,16 +150,23 @@ struct Shard<T> {
     reference_logits: Vec<f64>,
 }
 
-/// The signal of images `range` (one chunk of a shard), on one tape: the images, then their
-/// references if any.
+/// The model of a rule pass and its parameters, bound on the pass's tape.
+struct Pass<'a, T: Float> {
+    model: &'a Model<T>,
+    params: &'a [tape::NodeId],
+}
+
+/// The signal of images `range` (one chunk of a shard) on `tape`, which holds only the
+/// parameters and has the rules set: the images, then their references if any.
 fn shard_signal<T: Float>(
-    model: &Model<T>,
+    pass: &Pass<'_, T>,
+    tape: &mut Tape<T>,
     inputs: &Tensor<T>,
     classes: &[usize],
-    rules: RuleSet,
     references: Option<References<'_, T>>,
     range: Range<usize>,
 ) -> Result<Shard<T>, AttributionError> {
+    let model = pass.model;
     let per = inputs.numel() / inputs.shape()[0];
     let m = range.len();
     let mut chunk = slice_images(inputs, range.clone());
@@ -169,12 +190,7 @@ fn shard_signal<T: Float>(
         shape[0] = rows.len();
         chunk = Tensor::from_vec(&shape, data)?;
     }
-    // A spare tape keeps its pooled buffers from pass to pass (no fresh zeroed pages).
-    let mut tape = SpareTape::take(true);
-    tape.set_rules(rules);
-    let result = record_signal(model, &mut tape, chunk, &rows, m, m * per);
-    SpareTape::give_back(tape);
-    let (signal, logits) = result?;
+    let (signal, logits) = record_signal(pass, tape, chunk, &rows, m, m * per)?;
     let (mut inputs_logits, mut reference_logits) = (Vec::new(), Vec::new());
     if let Some(references) = references {
         let classes_count = model.classes;
@@ -198,16 +214,15 @@ fn shard_signal<T: Float>(
 /// the first `keep` elements of the input, when only the first `m` rows' logits are seeded,
 /// and every row's logits.
 fn record_signal<T: Float>(
-    model: &Model<T>,
+    pass: &Pass<'_, T>,
     tape: &mut Tape<T>,
     chunk: Tensor<T>,
     rows: &[usize],
     m: usize,
     keep: usize,
 ) -> Result<(Vec<T>, Vec<T>), AttributionError> {
-    let params = model.bind(tape, false);
     let x = tape.variable(chunk);
-    let (logits, _) = model.forward(tape, x, &params, Mode::Eval)?;
+    let (logits, _) = pass.model.forward(tape, x, pass.params, Mode::Eval)?;
     let mut picked = tape.select(logits, rows)?;
     if rows.len() > m {
         // Seed the inputs' logits only: the references' rows get zero.
