@@ -156,23 +156,14 @@ pub fn input_gradients<T: Float>(
         let params = model.bind(&mut tape, false);
         let mut grad = Vec::with_capacity(range.len() * inputs.numel() / n.max(1));
         let mut values = Vec::with_capacity(range.len());
+        // On an error the tape is dropped rather than given back, as in `predict_probs`.
         for chunk in shards::cache_chunks(model, range, true) {
             let images = shards::slice_images(inputs, chunk.clone());
-            let rows = objective.rows(chunk);
-            let pass = tape
-                .rewind(params.len())
-                .map_err(ModelError::from)
-                .and_then(|()| record_input_gradients(model, &mut tape, &params, images, &rows));
-            match pass {
-                Ok((g, v)) => {
-                    grad.extend_from_slice(g.data());
-                    values.extend(v);
-                }
-                Err(e) => {
-                    SpareTape::give_back(tape);
-                    return Err(e);
-                }
-            }
+            tape.rewind(params.len())?;
+            let (g, v) =
+                record_input_gradients(model, &mut tape, &params, images, &objective.rows(chunk))?;
+            grad.extend_from_slice(g.data());
+            values.extend(v);
         }
         SpareTape::give_back(tape);
         Ok((grad, values))
