@@ -6,6 +6,15 @@
 //! 16 lanes; no multiply-add is fused, since Rust never contracts them, and sqrt and division
 //! are correctly rounded), so every tier gives the same bits.
 //!
+//! Both updates keep their arithmetic out of the subnormal range (below `f32::MIN_POSITIVE`),
+//! where an x86 core takes a microcode assist of about a hundred cycles per operation: a
+//! gradient component smaller than [`GRADIENT_FLOOR`] counts as zero, and a moment (Adam's `m`
+//! and `v`, SGD's velocity) that decays below [`MOMENT_FLOOR`] is stored as zero. Without
+//! them, the moments of parameters whose gradients vanish decay into that range and stay
+//! there for thousands of steps: on an Intel Xeon (family 6 model 167) such elements made
+//! Adam 10 to 17 times slower, a fifth of a `deep` batch-16 training step. Every tier applies
+//! the same floors, so the tiers still agree bit for bit.
+//!
 //! The update also says whether every gradient it read and every parameter it wrote is finite
 //! ([`Finite`]): the trainer's checks ride on the update's own pass over the operands instead
 //! of two more passes over alexnet's 40 MB of gradients and 40 MB of weights.
@@ -49,6 +58,27 @@ impl Finite {
             gradients: bad_gradients == 0,
             parameters: bad_parameters == 0,
         }
+    }
+}
+
+/// A gradient component (after the L2 term) smaller than this in magnitude counts as zero:
+/// 2^-56, about 1.4e-17. Its square times `1 - beta2` stays normal for `beta2` up to 0.9999,
+/// and at the study's settings such a component would move a parameter by about 1e-14 a step.
+pub const GRADIENT_FLOOR: f32 = f32::from_bits((127 - 56) << 23);
+
+/// A moment smaller than this in magnitude after an update is stored as zero: 2^-100, about
+/// 7.9e-31, far below anything that moves a parameter (`sqrt(v)` is then 8.9e-16, against an
+/// `eps` of 1e-7), and far enough above `f32::MIN_POSITIVE` that the next step's products of
+/// it stay normal.
+pub const MOMENT_FLOOR: f32 = f32::from_bits((127 - 100) << 23);
+
+/// `x`, or zero when its magnitude is below `floor`: a compare and a select, which vectorize.
+#[inline(always)]
+fn floored(x: f32, floor: f32) -> f32 {
+    if x.abs() < floor {
+        0.0
+    } else {
+        x
     }
 }
 
@@ -101,9 +131,9 @@ impl AdamStep {
     ) -> Finite {
         let (mut bad_g, mut bad_p) = (0u32, 0u32);
         for (((p, &g), m), v) in p.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut()) {
-            let gj = g + self.decay * *p;
-            *m = self.b1 * *m + (1.0 - self.b1) * gj;
-            *v = self.b2 * *v + (1.0 - self.b2) * gj * gj;
+            let gj = floored(g + self.decay * *p, GRADIENT_FLOOR);
+            *m = floored(self.b1 * *m + (1.0 - self.b1) * gj, MOMENT_FLOOR);
+            *v = floored(self.b2 * *v + (1.0 - self.b2) * gj * gj, MOMENT_FLOOR);
             *p -= self.step * *m / (v.sqrt() * self.inv_sqrt_c2 + self.eps);
             bad_g |= non_finite_flag(g);
             bad_p |= non_finite_flag(*p);
@@ -148,8 +178,8 @@ impl SgdStep {
     pub(crate) fn apply_body(&self, p: &mut [f32], g: &[f32], vel: &mut [f32]) -> Finite {
         let (mut bad_g, mut bad_p) = (0u32, 0u32);
         for ((p, &g), vel) in p.iter_mut().zip(g).zip(vel.iter_mut()) {
-            let gj = g + self.decay * *p;
-            *vel = self.mu * *vel - self.lr_t * gj;
+            let gj = floored(g + self.decay * *p, GRADIENT_FLOOR);
+            *vel = floored(self.mu * *vel - self.lr_t * gj, MOMENT_FLOOR);
             *p += *vel;
             bad_g |= non_finite_flag(g);
             bad_p |= non_finite_flag(*p);
@@ -179,8 +209,107 @@ mod tests {
                 .map(|i| ((i as f32) * a).sin())
                 .collect::<Vec<f32>>()
         };
-        let v: Vec<f32> = wave(0.7).iter().map(|x| x * x).collect();
-        [wave(1.1), wave(0.37), wave(0.05), v]
+        let mut v: Vec<f32> = wave(0.7).iter().map(|x| x * x).collect();
+        let (mut g, mut m) = (wave(0.37), wave(0.05));
+        // Values around the floors, so every tier's selects are exercised: gradients just
+        // below and above GRADIENT_FLOOR, moments that decay across MOMENT_FLOOR.
+        for i in (3..1013).step_by(7) {
+            g[i] = GRADIENT_FLOOR * if i % 2 == 0 { 0.75 } else { -1.25 };
+            m[i] = MOMENT_FLOOR * if i % 3 == 0 { 1.05 } else { -0.5 };
+            v[i] = MOMENT_FLOOR * if i % 5 == 0 { 1.0005 } else { 0.9 };
+        }
+        [wave(1.1), g, m, v]
+    }
+
+    /// 0 or at least `floor` in magnitude.
+    fn floored_or_zero(x: &[f32], floor: f32) -> bool {
+        x.iter().all(|x| *x == 0.0 || x.abs() >= floor)
+    }
+
+    /// A gradient below GRADIENT_FLOOR moves the moments as a zero one does; a moment that
+    /// decays below MOMENT_FLOOR is stored as zero; so no stored moment is ever subnormal, over
+    /// thousands of steps of vanishing gradients, on any tier.
+    #[test]
+    fn tiny_gradients_count_as_zero_and_moments_below_the_floor_are_stored_as_zero() {
+        const NAME: &str =
+            "tiny_gradients_count_as_zero_and_moments_below_the_floor_are_stored_as_zero";
+        let no_decay = AdamStep { decay: 0.0, ..STEP };
+        for tier in [Tier::Portable, Tier::Avx512, Tier::Avx2, Tier::Neon] {
+            if !require_tier(tier, &format!("{NAME} on {tier}")) {
+                continue;
+            }
+            // From zero moments, a tiny gradient and a zero one leave the same bits behind.
+            let below = GRADIENT_FLOOR * 0.999;
+            let run = |g: f32| {
+                let (mut p, mut m, mut v) = (vec![0.5f32; 19], vec![0.0f32; 19], vec![0.0; 19]);
+                let _ = no_decay.apply(tier, &mut p, &[g; 19], &mut m, &mut v);
+                (bits(&p), bits(&m), bits(&v))
+            };
+            assert_eq!(run(below), run(0.0), "{tier}");
+            assert_eq!(run(-below), run(0.0), "{tier}");
+            assert_ne!(
+                run(GRADIENT_FLOOR),
+                run(0.0),
+                "{tier}: the floor itself counts"
+            );
+            // Moments of a parameter whose gradient vanished: m decays by 0.9 a step, v by
+            // 0.999, and each reaches zero without passing through the subnormal range.
+            let (mut p, mut m, mut v) = (vec![0.5f32; 19], vec![1e-3f32; 19], vec![1e-6; 19]);
+            let (mut m_zero_at, mut steps) = (None, 0);
+            while v[0] != 0.0 {
+                let _ = no_decay.apply(tier, &mut p, &[0.0; 19], &mut m, &mut v);
+                steps += 1;
+                assert!(
+                    floored_or_zero(&m, MOMENT_FLOOR),
+                    "{tier}: m {:e} at {steps}",
+                    m[0]
+                );
+                assert!(
+                    floored_or_zero(&v, MOMENT_FLOOR),
+                    "{tier}: v {:e} at {steps}",
+                    v[0]
+                );
+                if m[0] == 0.0 && m_zero_at.is_none() {
+                    m_zero_at = Some(steps);
+                }
+                assert!(steps < 100_000, "{tier}: v never reached zero");
+            }
+            // 1e-3 * 0.9^k < 2^-100 from k = 593 and 1e-6 * 0.999^k from k = 55,472, give or
+            // take the rounding of each step's product.
+            let m_zero_at = m_zero_at.expect("m reached zero before v");
+            assert!(
+                (588..598).contains(&m_zero_at),
+                "{tier}: m zero at {m_zero_at}"
+            );
+            assert!(
+                (55_000..56_000).contains(&steps),
+                "{tier}: v zero at {steps}"
+            );
+        }
+    }
+
+    /// SGD's velocity obeys the same floors.
+    #[test]
+    fn a_decaying_sgd_velocity_is_stored_as_zero_below_the_floor() {
+        let sgd = SgdStep {
+            lr_t: 0.01,
+            mu: 0.9,
+            decay: 0.0,
+        };
+        let (mut p, mut vel) = (vec![0.5f32; 3], vec![1e-3f32; 3]);
+        let mut steps = 0;
+        while vel[0] != 0.0 {
+            let _ = sgd.apply(Tier::Portable, &mut p, &[GRADIENT_FLOOR * 0.5; 3], &mut vel);
+            steps += 1;
+            assert!(
+                floored_or_zero(&vel, MOMENT_FLOOR),
+                "vel {:e} at {steps}",
+                vel[0]
+            );
+        }
+        // 1e-3 * 0.9^k < 2^-100 from k = 593, give or take rounding: the gradients below
+        // the floor added nothing.
+        assert!((588..598).contains(&steps), "velocity zero at {steps}");
     }
 
     fn bits(v: &[f32]) -> Vec<u32> {
