@@ -15,6 +15,10 @@
 //!   product of two contiguous vectors; a tile of 4 x 3 of them accumulates in 12 registers,
 //!   8 lanes wide, and each is reduced across lanes at the end in a fixed order.
 //!
+//! On the AVX-512 tier the panel kernel runs in 512-bit vectors (tiles of 6 x 32) with the same
+//! bits: each element of C is one lane either way. The dot kernel stays 8 lanes wide on both
+//! tiers, since its per-element order is its 8-lane partial sums.
+//!
 //! Every element of C is summed in an order fixed by `k` alone (whichever tile, block or thread
 //! computes it), so results are bitwise independent of how the caller splits C. Only
 //! `alpha = 1` and `beta` 0 or 1 are supported (all the engine uses).
@@ -120,8 +124,13 @@ pub(crate) unsafe fn sgemm(
     #[cfg(target_arch = "x86_64")]
     {
         if b.cs == 1 && csc == 1 {
-            // SAFETY: the caller's guarantees.
-            unsafe { panel(m, k, n, a, b, c, rsc, accumulate) }
+            if crate::cpu::tier().avx512() {
+                // SAFETY: the caller's guarantees, and the tier says the CPU has AVX-512F.
+                unsafe { panel512(m, k, n, a, b, c, rsc, accumulate) }
+            } else {
+                // SAFETY: the caller's guarantees.
+                unsafe { panel(m, k, n, a, b, c, rsc, accumulate) }
+            }
         } else {
             // SAFETY: as above; `fits` checked the dot kernel's strides.
             unsafe { dot(m, k, n, a, b, c, rsc, csc, accumulate) }
@@ -158,11 +167,7 @@ unsafe fn panel(
 ) {
     // Blocks of k, fixed by k alone (one block up to PANEL_MAX_DEPTH), so every element's sum
     // is the same however C is split: block sums added into C in block order.
-    let block = if k <= PANEL_MAX_DEPTH {
-        k.max(1)
-    } else {
-        PANEL_DEPTH_BLOCK
-    };
+    let block = panel_depth_block(k);
     let mut p0 = 0;
     loop {
         let kb = block.min(k - p0);
@@ -263,6 +268,139 @@ unsafe fn panel_tile<const R: usize>(
                 }
                 _mm256_maskstore_ps(cr, m0, lo);
                 _mm256_maskstore_ps(cr.add(8), m1, hi);
+            }
+        }
+    }
+}
+
+/// Depth of each pass of the panel kernels over `k`: `k` itself up to [`PANEL_MAX_DEPTH`], else
+/// [`PANEL_DEPTH_BLOCK`]. Fixed by `k` alone, so every element's sum is the same however C is
+/// split, and the same in both kernels.
+#[cfg(target_arch = "x86_64")]
+fn panel_depth_block(k: usize) -> usize {
+    if k <= PANEL_MAX_DEPTH {
+        k.max(1)
+    } else {
+        PANEL_DEPTH_BLOCK
+    }
+}
+
+/// [`panel`] in 512-bit vectors, for CPUs with two 512-bit FMA units: tiles of up to 6 rows by
+/// 32 columns. Each element of C is still one lane that sums `A[i][p] * B[p][j]` over the same
+/// blocks of `p`, in the same order, with the same fused multiply-adds, and adds each block's sum
+/// into C as [`panel`] does: the same bits as the 256-bit kernel.
+///
+/// # Safety
+/// As [`panel`], and the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel512(
+    m: usize,
+    k: usize,
+    n: usize,
+    a: Strided,
+    b: Strided,
+    c: *mut f32,
+    rsc: usize,
+    accumulate: bool,
+) {
+    let block = panel_depth_block(k);
+    let mut p0 = 0;
+    loop {
+        let kb = block.min(k - p0);
+        let acc = accumulate || p0 > 0;
+        let mut j = 0;
+        while j < n {
+            let width = (n - j).min(32);
+            let mut i = 0;
+            while i < m {
+                let rows = (m - i).min(6);
+                // SAFETY: rows i..i + rows, columns j..j + width and the depth rows
+                // p0..p0 + kb are inside the views.
+                unsafe {
+                    let a0 = a.ptr.add(i * a.rs + p0 * a.cs);
+                    let b0 = b.ptr.add(p0 * b.rs + j);
+                    let c0 = c.add(i * rsc + j);
+                    let t = (kb, a0, a.rs, a.cs, b0, b.rs, c0, rsc, width, acc);
+                    match (rows, width > 16) {
+                        (6, true) => panel_tile512::<6, 2>(t),
+                        (5, true) => panel_tile512::<5, 2>(t),
+                        (4, true) => panel_tile512::<4, 2>(t),
+                        (3, true) => panel_tile512::<3, 2>(t),
+                        (2, true) => panel_tile512::<2, 2>(t),
+                        (_, true) => panel_tile512::<1, 2>(t),
+                        (6, false) => panel_tile512::<6, 1>(t),
+                        (5, false) => panel_tile512::<5, 1>(t),
+                        (4, false) => panel_tile512::<4, 1>(t),
+                        (3, false) => panel_tile512::<3, 1>(t),
+                        (2, false) => panel_tile512::<2, 1>(t),
+                        (_, false) => panel_tile512::<1, 1>(t),
+                    }
+                }
+                i += rows;
+            }
+            j += width;
+        }
+        p0 += kb;
+        if p0 >= k {
+            break;
+        }
+    }
+}
+
+/// One tile's operands: depth, A (pointer, row and column strides), B (pointer, row stride),
+/// C (pointer, row stride), the tile's width and whether to add into C.
+#[cfg(target_arch = "x86_64")]
+type PanelTile = (
+    usize,
+    *const f32,
+    usize,
+    usize,
+    *const f32,
+    usize,
+    *mut f32,
+    usize,
+    usize,
+    bool,
+);
+
+/// One `R x width` tile of [`panel512`] in `H` vectors of 16 lanes (`width <= 16 * H`; lanes
+/// past `width` are masked off).
+///
+/// # Safety
+/// The tile's rows of A, its depth rows of B (first `width` columns) and its rows of C (first
+/// `width` columns) are inside live allocations; the CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+#[inline]
+unsafe fn panel_tile512<const R: usize, const H: usize>(tile: PanelTile) {
+    let (k, a, rsa, csa, b, rsb, c, rsc, width, accumulate) = tile;
+    let mask: [__mmask16; H] =
+        std::array::from_fn(|h| crate::cpu::first_lanes(width.saturating_sub(16 * h).min(16)));
+    let mut acc = [[_mm512_setzero_ps(); H]; R];
+    // SAFETY (whole body): the tile's rows of A, its k rows of B and its rows of C are inside
+    // the views; masked loads and stores touch only the first `width` columns.
+    unsafe {
+        for p in 0..k {
+            let bp = b.add(p * rsb);
+            let bv: [__m512; H] =
+                std::array::from_fn(|h| _mm512_maskz_loadu_ps(mask[h], bp.add(16 * h)));
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(r * rsa + p * csa));
+                for h in 0..H {
+                    acc_r[h] = _mm512_fmadd_ps(av, bv[h], acc_r[h]);
+                }
+            }
+        }
+        for (r, acc_r) in acc.iter().enumerate() {
+            let cr = c.add(r * rsc);
+            for h in 0..H {
+                let mut sum = acc_r[h];
+                if accumulate {
+                    sum = _mm512_add_ps(_mm512_maskz_loadu_ps(mask[h], cr.add(16 * h)), sum);
+                }
+                _mm512_mask_storeu_ps(cr.add(16 * h), mask[h], sum);
             }
         }
     }
@@ -506,6 +644,59 @@ mod tests {
             fits(16, 2048, 64, 1.0, (2048, 1), (64, 1), 0.0, 1),
             "a deep panel goes in blocks of k"
         );
+    }
+
+    /// The 512-bit panel kernel gives the 256-bit one's bits on every tile shape (rows 1-6,
+    /// full and masked halves, deep products in blocks of k), with and without adding into C.
+    #[test]
+    #[cfg_attr(
+        not(target_arch = "x86_64"),
+        ignore = "needs avx512: not an x86-64 target"
+    )]
+    fn the_512_bit_panel_gives_the_256_bit_panel_s_bits_needs_avx512() {
+        const NAME: &str = "the_512_bit_panel_gives_the_256_bit_panel_s_bits_needs_avx512";
+        if !require_tier(Tier::Avx512, NAME) {
+            return;
+        }
+        let shapes = [
+            (16, 144, 252),
+            (6, 48, 16),
+            (7, 64, 17),
+            (64, 300, 33),
+            (1, 70, 100),
+            (5, 40, 31),
+            (3, 9, 48),
+            (16, 2048, 40),
+            (7, 1300, 17),
+        ];
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        for accumulate in [false, true] {
+            for &(m, k, n) in &shapes {
+                let (a, b) = (values(m * k, 6), values(k * n, 7));
+                let av = Strided {
+                    ptr: a.as_ptr(),
+                    rs: k,
+                    cs: 1,
+                };
+                let bv = Strided {
+                    ptr: b.as_ptr(),
+                    rs: n,
+                    cs: 1,
+                };
+                let (mut narrow, mut wide) = (values(m * n, 8), values(m * n, 8));
+                // SAFETY: the CPU has AVX-512F (checked above), so AVX2 and FMA too; the views
+                // are exactly a, b and C.
+                unsafe {
+                    panel(m, k, n, av, bv, narrow.as_mut_ptr(), n, accumulate);
+                    panel512(m, k, n, av, bv, wide.as_mut_ptr(), n, accumulate);
+                }
+                assert_eq!(
+                    bits(&narrow),
+                    bits(&wide),
+                    "{m}x{k}x{n} accumulate {accumulate}"
+                );
+            }
+        }
     }
 
     /// A deep panel's blocks of k are fixed by k alone: C computed whole, or as two column
