@@ -411,3 +411,43 @@ fn evaluate_attribution_writes_json_and_a_table() {
     }
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// Attributing more images than one picture can show keeps every map in the tensors but draws
+/// only the first 256: the picture of 300 is the picture of 256, and the output says so.
+#[test]
+fn a_large_set_of_maps_is_saved_whole_and_drawn_as_its_first_256() {
+    let (dir, ck) = checkpoint("many");
+    let draw = |n: usize| {
+        let out = dir.join(format!("n{n}"));
+        let indices = format!("0..{n}");
+        let (ok, stdout, stderr) = run(&[
+            "attribute",
+            "--checkpoint",
+            s(&ck),
+            "--indices",
+            &indices,
+            "--method",
+            "saliency-map",
+            "--json",
+            "--out",
+            s(&out),
+        ]);
+        assert!(ok, "{stderr}");
+        let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let picture = image::open(out.join("attributions.png")).unwrap();
+        (out, doc, stderr, (picture.width(), picture.height()))
+    };
+    let (out, doc, stderr, size) = draw(300);
+    assert_eq!(map_shape(&out)[0], 300, "every map is saved");
+    assert_eq!(doc["images"].as_array().unwrap().len(), 300);
+    assert_eq!(doc["picture_images"], 256);
+    assert!(
+        stderr.contains("the first 256 of the 300 maps"),
+        "the output says what the picture holds: {stderr}"
+    );
+    let (_, doc, stderr, size_256) = draw(256);
+    assert_eq!(doc["picture_images"], 256);
+    assert!(!stderr.contains("the first 256"), "{stderr}");
+    assert_eq!(size, size_256, "the picture of 300 draws 256");
+    let _ = std::fs::remove_dir_all(&dir);
+}

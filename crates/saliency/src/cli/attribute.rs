@@ -220,7 +220,10 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     let map_channels = maps.shape()[1];
     let per_map = map_channels * h * w;
     let per_input = inputs.numel() / n;
-    let items: Vec<PictureItem> = (0..n)
+    // The picture shows the first PICTURE_MAX_IMAGES: 10,000 maps drawn in one grid took 3.4 GB
+    // of memory for a 25,000-pixel-wide PNG nobody can read; every map is in the tensors.
+    let drawn = n.min(PICTURE_MAX_IMAGES);
+    let items: Vec<PictureItem> = (0..drawn)
         .map(|i| PictureItem {
             pixels: &inputs.data()[i * per_input..(i + 1) * per_input],
             map: &maps.data()[i * per_map..(i + 1) * per_map],
@@ -236,10 +239,10 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
             correct: batch.labels.as_ref().map(|l| preds[i] == l[i]),
         })
         .collect();
-    let columns = if n == 16 {
+    let columns = if drawn == 16 {
         4
     } else {
-        ((n as f64).sqrt().ceil() as usize).max(1)
+        ((drawn as f64).sqrt().ceil() as usize).max(1)
     };
     let options = PictureOptions {
         sign: match sign {
@@ -259,12 +262,15 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         .to_possible_value()
         .map(|v| v.get_name().to_string())
         .unwrap_or_default();
-    let title = format!(
+    let mut title = format!(
         "{} (target {}); sign {sign_name}, each map clipped at its {}% outlier mass",
         method.name(),
         args.target,
         args.outlier_percent
     );
+    if drawn < n {
+        title.push_str(&format!("; the first {drawn} of {n} images"));
+    }
     let picture = attribution_picture(&items, model.input, columns, &title, &options);
     save_png(&stage.path().join("attributions.png"), &picture)?;
     let tensors = vec![
@@ -306,6 +312,11 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
         n,
         method.name()
     );
+    if drawn < n {
+        eprintln!(
+            "note: attributions.png shows the first {drawn} of the {n} maps; all {n} are in attributions.safetensors"
+        );
+    }
     if args.json {
         let images: Vec<serde_json::Value> = (0..n)
             .map(|i| {
@@ -334,6 +345,7 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
             "out": args.out.display().to_string(),
             "files": ["attributions.safetensors", "attributions.png"],
             "map_shape": maps.shape(),
+            "picture_images": drawn,
             "sign": sign_name,
             "images": images,
         });
@@ -341,6 +353,9 @@ pub fn run(args: AttributeArgs) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+/// Most maps `attributions.png` draws (a 16 x 16 grid); the tensors hold every map.
+const PICTURE_MAX_IMAGES: usize = 256;
 
 /// The last component of a path, for a caption.
 fn file_name(path: &str) -> String {
