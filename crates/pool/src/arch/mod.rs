@@ -1,5 +1,5 @@
 //! The one place this crate's `unsafe` lives: the fused ReLU + 2x2 max-pool's instantiation per
-//! SIMD tier (through [`tensor::tiered!`]), its AVX2 intrinsics form for f32, and the AVX-512
+//! SIMD tier (through [`tensor::tiered!`]), its AVX-512 and AVX2 intrinsics forms for f32, and the AVX-512
 //! and AVX2 intrinsics backward for f32
 //! (`x86_64/`), behind safe functions that take the [`Tier`] and check the CPU and the lengths.
 #![allow(unsafe_code)]
@@ -13,11 +13,11 @@ use crate::{Pool2dGeometry, Upstream};
 #[cfg(target_arch = "x86_64")]
 mod x86_64;
 
-/// `max_pool2d(relu(x))` of a run of whole planes on `tier`: f32 on the AVX2 and AVX-512 tiers
-/// in AVX2 intrinsics (`x86_64::forward2x2_avx2`, 8 windows at a time; on Zen 4 it also beat the
-/// body compiled for AVX-512), else the portable body compiled for the tier (16 windows at a
-/// time). Every tier makes each lane's compares in the scalar scan's order, so all give the
-/// same bits.
+/// `max_pool2d(relu(x))` of a run of whole planes on `tier`: f32 on the AVX-512 tier in AVX-512
+/// intrinsics (`x86_64::forward2x2_f32`, 16 windows at a time), on the AVX2 tier in AVX2
+/// intrinsics (`x86_64::forward2x2_avx2`, 8 windows at a time; both beat the portable body
+/// compiled for their tier), else the portable body compiled for the tier. Every tier makes
+/// each lane's compares in the scalar scan's order, so all give the same bits.
 pub(crate) fn relu_pool_planes<T: Float>(
     tier: Tier,
     g: &Pool2dGeometry,
@@ -31,8 +31,15 @@ pub(crate) fn relu_pool_planes<T: Float>(
             tensor::f32_view::as_f32(planes),
             tensor::f32_view::as_f32_mut(out),
         ) {
-            // SAFETY: `tier.avx2_fma()` checked that the CPU has AVX2; lengths checked inside.
-            unsafe { x86_64::forward2x2_avx2::relu_pool_planes(g, planes, out, arg) };
+            if tier.avx512() {
+                // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F; lengths checked
+                // inside.
+                unsafe { x86_64::forward2x2_f32::relu_pool_planes(g, planes, out, arg) };
+            } else {
+                // SAFETY: `tier.avx2_fma()` checked that the CPU has AVX2; lengths checked
+                // inside.
+                unsafe { x86_64::forward2x2_avx2::relu_pool_planes(g, planes, out, arg) };
+            }
             return;
         }
     }
