@@ -61,11 +61,36 @@ tensor::tiered! {
     }
 }
 
+/// The plain 2x2 max-pool forward of a run of whole planes on `tier`: f32 on the AVX-512 tier in
+/// AVX-512 intrinsics (`x86_64::forward2x2_f32`), else the portable body compiled for the tier.
+/// Both make each lane's compares in the scalar scan's order and send a chunk with a NaN to the
+/// reference scan, so all tiers give the same bits.
+pub(crate) fn pool_planes<T: Float>(
+    tier: Tier,
+    g: &Pool2dGeometry,
+    planes: &[T],
+    out: &mut [T],
+    arg: &mut [u32],
+) {
+    #[cfg(target_arch = "x86_64")]
+    if tier.avx512() {
+        if let (Some(planes), Some(out)) = (
+            tensor::f32_view::as_f32(planes),
+            tensor::f32_view::as_f32_mut(out),
+        ) {
+            // SAFETY: `tier.avx512()` checked that the CPU has AVX-512F; lengths checked inside.
+            unsafe { x86_64::forward2x2_f32::pool_planes(g, planes, out, arg) };
+            return;
+        }
+    }
+    pool_planes_tiered(tier, g, planes, out, arg);
+}
+
 tensor::tiered! {
     /// The plain 2x2 max-pool forward of a run of whole planes, the portable body compiled for
     /// `tier`: see [`window2x2::pool_planes_body`] (each lane the scalar scan's compares, so the
     /// same bits on every tier).
-    pub(crate) fn pool_planes<T: Float>(
+    fn pool_planes_tiered<T: Float>(
         g: &Pool2dGeometry,
         planes: &[T],
         out: &mut [T],

@@ -1,5 +1,5 @@
-//! The fused ReLU + 2x2 max-pool forward (stride 2), f32, in AVX-512 intrinsics: 16 windows at
-//! a time, for the AVX-512 tier.
+//! The 2x2 max-pool forward (stride 2), fused with the ReLU before it or plain, f32, in AVX-512
+//! intrinsics: 16 windows at a time, for the AVX-512 tier.
 //!
 //! The AVX2 kernel (`forward2x2_avx2`) does 8 windows a chunk and took 9.8 % of a `deep`
 //! gradient x input pass at batch 256 on an Intel Xeon (family 6 model 167) with two 512-bit
@@ -9,6 +9,10 @@
 //! scan's, in its order (strictly greater, starting from +0.0 with no winner), so the outputs
 //! and argmax are the portable body's bit for bit. Masked loads and stores touch only the
 //! chunk's own values, so no chunk needs a stack buffer.
+//!
+//! The plain pool starts each window from its top-left value instead and makes the other three
+//! compares; a chunk with a NaN among its windows' values takes the reference scan window by
+//! window, as the portable body does, so it too gives the body's bits.
 
 use std::arch::x86_64::*;
 
@@ -32,6 +36,34 @@ pub(crate) unsafe fn relu_pool_planes(
     out: &mut [f32],
     arg: &mut [u32],
 ) {
+    // SAFETY: AVX-512F as the caller promised.
+    unsafe { planes_of::<true>(g, planes, out, arg) }
+}
+
+/// `max_pool2d(x)` of a run of whole consecutive planes into their outputs and argmax, as
+/// [`crate::window2x2::pool_planes_body`].
+///
+/// # Safety
+/// The CPU must have AVX-512F. The lengths are checked here.
+#[target_feature(enable = "avx512f")]
+pub(crate) unsafe fn pool_planes(
+    g: &Pool2dGeometry,
+    planes: &[f32],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
+    // SAFETY: AVX-512F as the caller promised.
+    unsafe { planes_of::<false>(g, planes, out, arg) }
+}
+
+/// The run's planes, with the ReLU or without.
+#[target_feature(enable = "avx512f")]
+unsafe fn planes_of<const RELU: bool>(
+    g: &Pool2dGeometry,
+    planes: &[f32],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
     let (in_plane, out_plane) = (g.in_h * g.in_w, g.out_h * g.out_w);
     assert!(g.kernel == 2 && g.stride == 2 && 2 * g.out_w <= g.in_w && 2 * g.out_h <= g.in_h);
     assert!(in_plane > 0 && planes.len().is_multiple_of(in_plane));
@@ -42,7 +74,7 @@ pub(crate) unsafe fn relu_pool_planes(
         // SAFETY: AVX-512F as the caller promised; the plane's slices hold in_plane inputs and
         // out_plane outputs (checked above).
         unsafe {
-            plane(
+            plane::<RELU>(
                 g,
                 &planes[i..i + in_plane],
                 &mut out[o..o + out_plane],
@@ -54,7 +86,12 @@ pub(crate) unsafe fn relu_pool_planes(
 
 /// One plane: `input` holds its `in_h * in_w` values, `out` and `arg` its `out_h * out_w`.
 #[target_feature(enable = "avx512f")]
-unsafe fn plane(g: &Pool2dGeometry, input: &[f32], out: &mut [f32], arg: &mut [u32]) {
+unsafe fn plane<const RELU: bool>(
+    g: &Pool2dGeometry,
+    input: &[f32],
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
     let w = g.in_w;
     // lane j of a chunk: window j, whose top-left input is 2 * j past the chunk's first
     let steps = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -95,20 +132,38 @@ unsafe fn plane(g: &Pool2dGeometry, input: &[f32], out: &mut [f32], arg: &mut [u
             // Fits: the geometry caps a plane at u32::MAX elements; wrapping as the body's.
             let at = _mm512_add_epi32(_mm512_set1_epi32(start as u32 as i32), steps);
             let below = _mm512_add_epi32(at, row_below);
-            let mut best = _mm512_setzero_ps();
-            let mut index = _mm512_set1_epi32(NO_WINNER as i32);
-            for (v, i) in [
+            let o = oh * g.out_w + first;
+            let scan = [
                 (top_even, at),
                 (top_odd, _mm512_add_epi32(at, one)),
                 (bottom_even, below),
                 (bottom_odd, _mm512_add_epi32(below, one)),
-            ] {
+            ];
+            let (mut best, mut index) = if RELU {
+                (_mm512_setzero_ps(), _mm512_set1_epi32(NO_WINNER as i32))
+            } else {
+                let nan = scan
+                    .iter()
+                    .fold(0, |m, &(v, _)| m | _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v));
+                if nan & first_lanes(n) != 0 {
+                    // the first NaN of a window is its result: the reference scan's rule
+                    for k in 0..n {
+                        let (value, at) =
+                            crate::max_pool2d::window_max_reference(g, input, oh, first + k);
+                        out[o + k] = value;
+                        arg[o + k] = at as u32;
+                    }
+                    first += WINDOWS;
+                    continue;
+                }
+                (top_even, at)
+            };
+            for &(v, i) in &scan[usize::from(!RELU)..] {
                 // strictly greater, so the first of equal maxima stays; NaN never wins
                 let better = _mm512_cmp_ps_mask::<_CMP_GT_OQ>(v, best);
                 best = _mm512_mask_mov_ps(best, better, v);
                 index = _mm512_mask_mov_epi32(index, better, i);
             }
-            let o = oh * g.out_w + first;
             debug_assert!(o + n <= out.len() && o + n <= arg.len());
             // SAFETY: the mask covers the chunk's n outputs, inside `out` and `arg`.
             unsafe {
