@@ -79,13 +79,20 @@ fn write_fashion(dir: &Path, (train, test): (usize, usize)) {
 
 /// Trains `deep` for one epoch of `STEPS` batches of 16 on `tier` and returns every weight.
 fn train_on(tier: Tier, data: &Path, out: &Path) -> Vec<f32> {
+    train_model_on("deep", 16, tier, data, out)
+}
+
+/// Trains `model` for one epoch of the data's training images in batches of `batch` on `tier`
+/// and returns every weight.
+fn train_model_on(model: &str, batch: usize, tier: Tier, data: &Path, out: &Path) -> Vec<f32> {
     let (data, out_s) = (data.to_str().unwrap(), out.to_str().unwrap());
+    let batch = batch.to_string();
     let args = [
         "train",
         "--no-download",
         "--quiet",
         "--model",
-        "deep",
+        model,
         "--data-dir",
         data,
         "--out",
@@ -93,7 +100,7 @@ fn train_on(tier: Tier, data: &Path, out: &Path) -> Vec<f32> {
         "--epochs",
         "1",
         "--batch-size",
-        "16",
+        &batch,
         "--threads",
         "2",
     ];
@@ -156,6 +163,36 @@ fn deep_trains_to_nearly_the_same_weights_on_every_tier_the_cpu_has() {
     let again = train_on(Tier::Portable, &s.0.join("data"), &s.0.join("portable2"));
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(&again), bits(&portable), "portable run twice");
+}
+
+/// `alexnet` at batch 128 runs its large products on the packed GEMM (forwards, input and
+/// weight gradients), its batch norm, dropout and SGD on the tier's kernels: AVX2 and AVX-512
+/// must still give the same bits, as the choice of GEMM kernel does not look at the tier.
+#[test]
+fn alexnet_trains_to_the_same_bits_on_avx2_and_avx512() {
+    let tiers = supported_tiers();
+    if !(tiers.contains(&Tier::Avx2) && tiers.contains(&Tier::Avx512)) {
+        eprintln!(
+            "SKIPPED alexnet_trains_to_the_same_bits_on_avx2_and_avx512: CPU lacks one of them"
+        );
+        return;
+    }
+    let s = Scratch::new("alexnet");
+    write_fashion(&s.0.join("data"), (128 * 2, 16));
+    let data = s.0.join("data");
+    let avx2 = train_model_on("alexnet", 128, Tier::Avx2, &data, &s.0.join("avx2"));
+    let avx512 = train_model_on("alexnet", 128, Tier::Avx512, &data, &s.0.join("avx512"));
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(avx2.len(), 10_041_418, "every alexnet weight");
+    let differ = bits(&avx2)
+        .iter()
+        .zip(bits(&avx512))
+        .filter(|(a, b)| **a != *b)
+        .count();
+    assert_eq!(
+        differ, 0,
+        "{differ} alexnet weights differ between avx2 and avx512"
+    );
 }
 
 #[test]

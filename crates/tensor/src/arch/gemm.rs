@@ -277,7 +277,7 @@ fn choose_f32(
     );
     if narrow {
         GemmKernel::Narrow
-    } else if crate::arch::gemm_packed::fits(m, k, n, b.col_stride) {
+    } else if crate::arch::gemm_packed::fits(m, k, n) {
         GemmKernel::Packed(crate::cpu::tier())
     } else {
         GemmKernel::Matrixmultiply

@@ -77,16 +77,17 @@ const MIN_MACS: usize = 1 << 22;
 /// (conv1's 96 filters, its 121-deep im2col rows, batch 128's 96..128-deep weight gradients).
 const MIN_SIDE: usize = 96;
 
-/// True when the active tier runs the packed GEMM and the product is one where it measured
-/// faster than `matrixmultiply` (AVX2 tier on a Zen 4, `alexnet`'s products at batch 128 and
-/// 1000, docs/architecture.md): B with contiguous columns (`b_cs != 1`: a transposed weight,
-/// the forward `x * W^T` of dense and unrolled layers, and conv1's `dY * cols^T`), where
-/// `matrixmultiply` packs B slowly, and the product at least [`MIN_SIDE`] on each side.
-/// Elsewhere (row-major B) the two measured within a few per cent of each other, the packed
-/// GEMM 5 % slower on the 128-deep weight gradients, so `matrixmultiply` keeps them.
-pub(crate) fn fits(m: usize, k: usize, n: usize, b_cs: usize) -> bool {
-    b_cs != 1
-        && m >= MIN_SIDE
+/// True when the active tier runs the packed GEMM and the product is at least [`MIN_SIDE`] on
+/// each side and [`MIN_MACS`] in all: `alexnet`'s products at batch 128 and 1000, whatever B's
+/// strides. Since the kernel asks for C's lines before its loop, it measured faster than
+/// `matrixmultiply` on every such product with a row-major B as well (one thread, Intel Xeon
+/// with AVX-512: 1536-cubed 143-149 against 124-128 GFLOP/s, the 128-deep weight gradients
+/// 143-153 against 128-151; forced AVX2 tier against `matrixmultiply`'s FMA kernel, 96-106
+/// against 73-93), except the batch-128 input gradients on the AVX-512 tier (112-115 against
+/// 118-122). The choice does not look at the tier, so both x86 tiers compute every product the
+/// same way (docs/architecture.md); `alexnet` at batch 128 trained 6-10 % faster on each.
+pub(crate) fn fits(m: usize, k: usize, n: usize) -> bool {
+    m >= MIN_SIDE
         && n >= MIN_SIDE
         && k >= MIN_SIDE
         && m.saturating_mul(k).saturating_mul(n) >= MIN_MACS
