@@ -42,12 +42,6 @@ const PANEL_MAX_DEPTH: usize = 1024;
 #[cfg(target_arch = "x86_64")]
 const PANEL_DEPTH_BLOCK: usize = 256;
 
-/// Deepest product the panel kernel takes whatever its number of rows: the weight gradients
-/// `dY^T x` of a shard of at most 16 images, which `matrixmultiply` ran with more time packing
-/// than multiplying (`deep` at batch 16 trained 4-9 % faster on both x86 tiers of an Intel Xeon,
-/// docs/architecture.md).
-const SHALLOW_DEPTH: usize = 16;
-
 /// Fewest multiply-adds worth the narrow kernels' setup.
 const MIN_MACS: usize = 4096;
 
@@ -97,16 +91,12 @@ fn shape_fits(
     csc: usize,
 ) -> bool {
     let scaling = alpha == 1.0 && (beta == 0.0 || beta == 1.0);
-    let macs = m.saturating_mul(k).saturating_mul(n) >= MIN_MACS;
+    let size = m > 0 && m <= MAX_ROWS && m.saturating_mul(k).saturating_mul(n) >= MIN_MACS;
     // The panel kernel rereads a stripe of B for every 6 rows of C; deep products go in
     // blocks of k so that the stripe stays in cache (see `PANEL_DEPTH_BLOCK`).
     let panel = b.1 == 1 && csc == 1 && n >= 16;
     let dot = a.1 == 1 && b.0 == 1 && k >= 64;
-    let short = m > 0 && m <= MAX_ROWS;
-    // A shallow product (a weight gradient at a small batch) is a few rank-1 updates of a
-    // tall C: its `k x 16` stripe of B stays in L1 for any number of rows.
-    let shallow = m > 0 && k <= SHALLOW_DEPTH && panel;
-    scaling && macs && ((short && (panel || dot)) || shallow)
+    scaling && size && (panel || dot)
 }
 
 /// `C = A * B + beta * C` (`beta` 0 or 1) with the panel kernel when B's and C's rows are
@@ -610,9 +600,6 @@ mod tests {
             // deeper than one pass: blocks of k, a partial last block, a power-of-two stride
             (16, 2048, 40),
             (7, 1300, 17),
-            // shallow and tall (a weight gradient at a small batch): any number of rows
-            (512, 8, 64),
-            (203, 16, 37),
         ];
         let dot = [
             (16, 252, 144),
@@ -640,16 +627,8 @@ mod tests {
             "a conv forward block"
         );
         assert!(
-            !fits(65, 17, 64, 1.0, (17, 1), (64, 1), 0.0, 1),
-            "too many rows for a product deeper than 16"
-        );
-        assert!(
-            fits(2048, 16, 64, 1.0, (1, 2048), (64, 1), 0.0, 1),
-            "a shallow weight gradient takes the panel kernel at any number of rows"
-        );
-        assert!(
-            !fits(2048, 16, 64, 1.0, (1, 2048), (1, 16), 0.0, 1),
-            "but only with B's rows contiguous"
+            !fits(65, 8, 64, 1.0, (8, 1), (64, 1), 0.0, 1),
+            "too many rows"
         );
         assert!(!fits(16, 8, 64, 2.0, (8, 1), (64, 1), 0.0, 1), "alpha != 1");
         assert!(
@@ -696,7 +675,6 @@ mod tests {
             (3, 9, 48),
             (16, 2048, 40),
             (7, 1300, 17),
-            (203, 16, 37),
         ];
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         for accumulate in [false, true] {
