@@ -75,8 +75,8 @@ pub const FLOWER_EPSILON: f64 = 8.0 / 255.0;
 
 impl RobustPlan {
     /// Rough minutes this section adds on 2 cores, at the throughputs of
-    /// [`super::Plan::expected_minutes`] (`deep` ~2,500 and flowers ~40 training images/s, one
-    /// PGD step about one training step; a curve point costs its PGD steps plus one). The
+    /// [`super::Plan::expected_minutes`] (`deep` and flower training images a second, one PGD
+    /// step about one training step; a curve point costs its PGD steps plus one). The
     /// flowers count 160 training and 40 test photos, the shipped sample's split.
     pub fn expected_minutes(&self) -> f64 {
         let pair = |p: &PairPlan, train_cap: usize, test_cap: usize, rate: f64| {
@@ -88,7 +88,10 @@ impl RobustPlan {
                     / (2.0 * rate);
             training + curves
         };
-        (pair(&self.fashion, 60_000, 10_000, 2500.0) + pair(&self.flowers, 160, 40, 40.0)) / 60.0
+        use super::plan::{DEEP_IMAGES_PER_SECOND, FLOWER_IMAGES_PER_SECOND};
+        (pair(&self.fashion, 60_000, 10_000, DEEP_IMAGES_PER_SECOND)
+            + pair(&self.flowers, 160, 40, FLOWER_IMAGES_PER_SECOND))
+            / 60.0
     }
     /// The plan of `profile`. Paper: the settings of docs/results.md's robust `deep` (eps 0.1,
     /// PGD-7 training on all 60,000 images for 10 epochs with half of each minibatch clean,
