@@ -79,13 +79,10 @@ const MIN_SIDE: usize = 96;
 
 /// True when the active tier runs the packed GEMM and the product is at least [`MIN_SIDE`] on
 /// each side and [`MIN_MACS`] in all: `alexnet`'s products at batch 128 and 1000, whatever B's
-/// strides. Since the kernel asks for C's lines before its loop, it measured faster than
-/// `matrixmultiply` on every such product with a row-major B as well (one thread, Intel Xeon
-/// with AVX-512: 1536-cubed 143-149 against 124-128 GFLOP/s, the 128-deep weight gradients
-/// 143-153 against 128-151; forced AVX2 tier against `matrixmultiply`'s FMA kernel, 96-106
-/// against 73-93), except the batch-128 input gradients on the AVX-512 tier (112-115 against
-/// 118-122). The choice does not look at the tier, so both x86 tiers compute every product the
-/// same way (docs/architecture.md); `alexnet` at batch 128 trained 6-10 % faster on each.
+/// strides. With the kernel's prefetch of C and the row-by-row packing of a row-major B it ran
+/// ahead of `matrixmultiply` on 22 of those 28 products and within 10 % on the rest (one thread,
+/// `benches/gemm.rs`, docs/architecture.md). The choice does not look at the tier, so both x86
+/// tiers compute every product the same way.
 pub(crate) fn fits(m: usize, k: usize, n: usize) -> bool {
     m >= MIN_SIDE
         && n >= MIN_SIDE
@@ -179,8 +176,9 @@ unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, nc: usize, dst: *m
     unsafe {
         if b.cs == 1 {
             // Rows of B are contiguous: read each row once, front to back, and deal its 16-wide
-            // pieces out to the panels. Panel by panel, every piece came from another row (and
-            // page) of a wide B, which ran at a third of this speed.
+            // pieces out to the panels. Panel by panel, each piece came from another row (and
+            // page) of a wide B, which slowed the products with few rows of C (a batch-128 input
+            // gradient), where packing B is most of the memory traffic.
             let full = nc / NR;
             for p in 0..kc {
                 let row = b.ptr.add((p0 + p) * b.rs + j0);
