@@ -204,20 +204,7 @@ unsafe fn pack_b(b: Strided, p0: usize, kc: usize, j0: usize, nc: usize, dst: *m
             let cols = NR.min(nc - q * NR);
             let panel = dst.add(q * NR * kc);
             let src = b.ptr.add(p0 * b.rs + (j0 + q * NR) * b.cs);
-            if b.cs == 1 {
-                for p in 0..kc {
-                    let row = src.add(p * b.rs);
-                    let out = panel.add(p * NR);
-                    if cols == NR {
-                        std::ptr::copy_nonoverlapping(row, out, NR);
-                    } else {
-                        std::ptr::copy_nonoverlapping(row, out, cols);
-                        for j in cols..NR {
-                            *out.add(j) = 0.0;
-                        }
-                    }
-                }
-            } else if b.rs == 1 && cols == NR {
+            if b.rs == 1 && cols == NR {
                 // columns of B are contiguous: 8 x 8 transposes
                 #[cfg(target_arch = "x86_64")]
                 super::gemm_packed_kernel::pack_b_columns(src, b.cs, kc, panel);
