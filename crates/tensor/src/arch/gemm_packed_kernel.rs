@@ -67,8 +67,8 @@ pub(crate) struct TileOut {
 
 /// Asks for the cache lines of a tile of C (the first and last element of each row) before
 /// the `kc` loop: a tile is read or written once per `kc` block, long after its lines left the
-/// cache, and its misses, taken after the loop, stalled the kernel (docs/architecture.md,
-/// "When it runs", has the speeds before and after). The loop's 6 x `kc` fused multiply-adds hide the
+/// cache, and its misses, taken after the loop, stalled the kernel (docs/architecture.md, "When
+/// it runs", has the speeds before and after). The loop's 6 x `kc` fused multiply-adds hide the
 /// latency. A prefetch neither faults nor changes a value, so any address is safe to ask for.
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
