@@ -254,8 +254,10 @@ pub fn fill_model(
     let n_params = model.params.len();
     for (i, (name, _)) in expected.iter().enumerate() {
         let t = subset.get(name).expect("layout checked");
-        let value = Tensor::from_vec(&t.shape, t.data.clone()).expect("layout checked");
+        let mut value = Tensor::from_vec(&t.shape, t.data.clone()).expect("layout checked");
         if i < n_params {
+            // shared, as a built model's: its tapes hold it without a copy
+            value.make_shared();
             model.params[i] = value;
         } else {
             model.buffers[i - n_params] = value;

@@ -310,3 +310,36 @@ fn a_network_built_in_code_saves_and_loads_back() {
         .to_string();
     assert!(e.contains("custom") && e.contains("ModelBuilder"), "{e}");
 }
+
+/// A built (and a cast) model's parameters go on every tape without a copy; writing one while
+/// a tape holds it leaves the tape's value as it was; a training shard's copies are copies.
+#[test]
+fn a_model_binds_its_parameters_without_a_copy() {
+    let mut model = ModelKind::Deep.build::<f32>(FASHION, 10, 3).unwrap();
+    let cast = model.cast::<f64>();
+    let mut cast_tape = Tape::<f64>::no_record();
+    let ids = cast.bind(&mut cast_tape, false);
+    assert!(ids
+        .iter()
+        .zip(&cast.params)
+        .all(|(&id, p)| cast_tape.value(id).shares_buffer_with(p)));
+    let (mut a, mut b) = (Tape::<f32>::new(), Tape::<f32>::new());
+    let (on_a, on_b) = (model.bind(&mut a, true), model.bind(&mut b, false));
+    for (i, p) in model.params.iter().enumerate() {
+        assert!(a.value(on_a[i]).shares_buffer_with(p), "parameter {i}");
+        assert!(b.value(on_b[i]).shares_buffer_with(p), "parameter {i}");
+    }
+    let copies = model.bind_copies(&mut b);
+    assert!(copies
+        .iter()
+        .zip(&model.params)
+        .all(|(&id, p)| { !b.value(id).shares_buffer_with(p) && b.value(id).data() == p.data() }));
+    let before = model.params[0].data()[0];
+    model.params[0].data_mut()[0] = before + 1.0;
+    assert_eq!(
+        a.value(on_a[0]).data()[0],
+        before,
+        "the tape keeps its value"
+    );
+    assert!(!a.value(on_a[0]).shares_buffer_with(&model.params[0]));
+}

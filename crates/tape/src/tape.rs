@@ -108,7 +108,7 @@ impl<T: Float> Tape<T> {
     }
 
     /// Forgets the nodes from `keep` on, as [`Tape::clear`] does all of them, and keeps the first
-    /// `keep`, which must all be leaves (say, a model's parameters from [`Tape::leaf_copies`]):
+    /// `keep`, which must all be leaves (say, a model's parameters from [`Tape::shared_leaves`]):
     /// a batch passed through in chunks then binds and copies its parameters once, not once per
     /// chunk (4.5 % of a `deep` input-gradient call on an AVX-512 Xeon). A tape's prefix of leaves is a whole tape:
     /// no kept node refers to a forgotten one, and each kept node's count of consumers starts
@@ -135,8 +135,9 @@ impl<T: Float> Tape<T> {
             return;
         }
         for node in self.nodes.drain(keep..) {
-            if let Some(value) = node.value {
-                self.scratch.buffers.retire(value.into_vec());
+            // a parameter shared with the model (`leaves`) stays the model's
+            if let Some(buffer) = node.value.and_then(Tensor::into_unshared_vec) {
+                self.scratch.buffers.retire(buffer);
             }
             if let Op::MaxPool2d(op) = node.op {
                 self.scratch.retire_argmax(op.into_argmax());
@@ -158,7 +159,9 @@ impl<T: Float> Tape<T> {
     /// gradients, once applied, so the next step's backward writes into them instead of
     /// allocating and zeroing new ones.
     pub fn recycle(&mut self, value: Tensor<T>) {
-        self.scratch.buffers.retire(value.into_vec());
+        if let Some(buffer) = value.into_unshared_vec() {
+            self.scratch.buffers.retire(buffer);
+        }
     }
 
     /// A leaf whose gradient backward reports (a parameter, or an input being attributed).
@@ -186,18 +189,54 @@ impl<T: Float> Tape<T> {
         NodeId(self.nodes.len() - 1)
     }
 
-    /// A copy of `value` as a leaf ([`Tape::variable`] if `trainable`, else
-    /// [`Tape::constant`]), made in a buffer from the tape's pool: binding a model's
-    /// parameters to a reused tape then allocates nothing, and the copies go back to the pool
-    /// when the tape is cleared.
-    pub fn leaf_copy(&mut self, value: &Tensor<T>, trainable: bool) -> NodeId {
-        self.leaf_copies(std::slice::from_ref(value), trainable)[0]
+    /// `value` as a leaf ([`Tape::variable`] if `trainable`, else [`Tape::constant`]) without a
+    /// copy when the tensor is shared ([`Tensor::make_shared`]: the tape holds a share until the node
+    /// is forgotten, and no op writes a leaf), else as a copy in a buffer from the tape's pool.
+    pub fn shared_leaf(&mut self, value: &Tensor<T>, trainable: bool) -> NodeId {
+        self.shared_leaves(std::slice::from_ref(value), trainable)[0]
     }
 
-    /// [`Tape::leaf_copy`] of each of `values`, in order, the copying split between the
-    /// threads: binding a model's parameters to a second tape (a shard of a small training
-    /// batch) was a serial copy of every parameter while the other thread waited.
-    pub fn leaf_copies(&mut self, values: &[Tensor<T>], trainable: bool) -> Vec<NodeId> {
+    /// [`Tape::shared_leaf`] of each of `values`, in order: a model's parameters, shared, put
+    /// on the tape of each shard of a batch without a copy (`alexnet`'s are 40 MB).
+    pub fn shared_leaves(&mut self, values: &[Tensor<T>], trainable: bool) -> Vec<NodeId> {
+        let owned: Vec<Tensor<T>> = values.iter().filter(|v| !v.is_shared()).cloned().collect();
+        let mut copies = if owned.is_empty() {
+            Vec::new()
+        } else {
+            self.copies(&owned)
+        }
+        .into_iter();
+        values
+            .iter()
+            .map(|v| {
+                let value = if v.is_shared() {
+                    v.clone()
+                } else {
+                    copies.next().expect("one copy per unshared value")
+                };
+                if trainable {
+                    self.variable(value)
+                } else {
+                    self.constant(value)
+                }
+            })
+            .collect()
+    }
+
+    /// Copies of `values` as variables, in order: a training shard's parameters, which its
+    /// tape still holds while the update writes the originals (shared there, `deep`'s
+    /// batch-16 training step ran 1-2 % slower, as the update then writes lines both cores'
+    /// caches hold). The copies go back to the tape's pool when it is cleared.
+    pub fn leaf_copies(&mut self, values: &[Tensor<T>]) -> Vec<NodeId> {
+        self.copies(values)
+            .into_iter()
+            .map(|copy| self.variable(copy))
+            .collect()
+    }
+
+    /// Copies of `values` in buffers from the tape's pool, the copying split between the
+    /// threads (serial, it kept the other thread waiting).
+    fn copies(&mut self, values: &[Tensor<T>]) -> Vec<Tensor<T>> {
         /// Elements per copy task.
         const CHUNK: usize = 1 << 14;
         let mut buffers: Vec<Vec<T>> = values
@@ -215,12 +254,7 @@ impl<T: Float> Tape<T> {
             .into_iter()
             .zip(values)
             .map(|(data, v)| {
-                let copy = Tensor::from_vec(v.shape(), data).expect("same length as the original");
-                if trainable {
-                    self.variable(copy)
-                } else {
-                    self.constant(copy)
-                }
+                Tensor::from_vec(v.shape(), data).expect("same length as the original")
             })
             .collect()
     }
@@ -253,8 +287,9 @@ impl<T: Float> Tape<T> {
     /// will need it; on a recording tape this does nothing.
     pub fn release(&mut self, id: NodeId) {
         if !self.recording {
-            if let Some(value) = self.nodes[id.0].value.take() {
-                self.scratch.buffers.retire(value.into_vec());
+            let value = self.nodes[id.0].value.take();
+            if let Some(buffer) = value.and_then(Tensor::into_unshared_vec) {
+                self.scratch.buffers.retire(buffer);
             }
         }
     }
@@ -327,7 +362,9 @@ impl<T: Float> Tape<T> {
                 continue;
             };
             node.op.backward(self, NodeId(i), &g, &mut grads, scratch)?;
-            scratch.buffers.retire(g.into_vec());
+            if let Some(buffer) = g.into_unshared_vec() {
+                scratch.buffers.retire(buffer);
+            }
         }
         Ok(grads)
     }

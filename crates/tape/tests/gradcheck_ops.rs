@@ -302,12 +302,12 @@ fn rewinding_to_the_bound_parameters_gives_fresh_tape_bits_and_refuses_op_nodes(
         (bits(tape.value(l).data()), bits(g.get(x).unwrap().data()))
     };
     let mut shared = Tape::<f32>::new();
-    let params = shared.leaf_copies(&[w.clone(), fw.clone()], false);
+    let params = shared.shared_leaves(&[w.clone(), fw.clone()], false);
     for seed in [7, 8, 7] {
         shared.rewind(params.len()).unwrap();
         assert_eq!(shared.len(), 2, "the parameters stay");
         let mut fresh = Tape::<f32>::new();
-        let fresh_params = fresh.leaf_copies(&[w.clone(), fw.clone()], false);
+        let fresh_params = fresh.shared_leaves(&[w.clone(), fw.clone()], false);
         assert_eq!(
             pass(&mut shared, &params, seed),
             pass(&mut fresh, &fresh_params, seed),
@@ -417,4 +417,32 @@ fn a_cleared_tape_reusing_its_buffers_gives_a_fresh_tapes_results() {
         assert!(fresh.iter().all(|v| v.is_finite()));
         assert_eq!(run(&mut reused, seed), fresh, "seed {seed}");
     }
+}
+
+/// A shared parameter goes on a tape without a copy and is never handed out as an op's output
+/// buffer once the tape is cleared; an unshared one is copied.
+#[test]
+fn shared_parameters_are_held_without_a_copy_and_never_pooled() {
+    let mut w = rand_tensor(&[4, 6], 11).cast::<f32>();
+    let original = w.data().to_vec();
+    let unshared = rand_tensor(&[4], 12).cast::<f32>();
+    w.make_shared();
+    let mut tape = Tape::<f32>::new();
+    for step in 0..3 {
+        tape.clear();
+        let ids = tape.shared_leaves(&[w.clone(), unshared.clone()], true);
+        assert!(tape.value(ids[0]).shares_buffer_with(&w), "step {step}");
+        assert!(!tape.value(ids[1]).shares_buffer_with(&unshared));
+        assert_eq!(tape.value(ids[1]).data(), unshared.data());
+        // outputs of the parameter's length, written over whatever buffer the pool gives
+        let x = tape.variable(Tensor::full(&[4, 6], 3.0));
+        let y = tape.relu(x).unwrap();
+        let z = tape.mul(y, ids[0]).unwrap();
+        let s = tape.sum(z).unwrap();
+        let g = tape.backward(s).unwrap();
+        assert_eq!(g.get(ids[0]).unwrap().data(), &[3.0f32; 24][..]);
+        assert_eq!(w.data(), &original[..], "step {step}");
+    }
+    tape.clear();
+    assert_eq!(w.data(), &original[..]);
 }

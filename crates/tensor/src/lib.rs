@@ -26,6 +26,7 @@
 
 pub mod adam;
 mod arch;
+mod buffer;
 pub mod cpu;
 pub mod error;
 pub mod float;

@@ -195,10 +195,16 @@ impl<T: Float> ModelBuilder<T> {
             input: self.input,
             classes: self.classes,
             layers: self.layers,
-            params: self.params,
+            params: shared(self.params),
             param_info: self.param_info,
             buffers: self.buffers,
             buffer_names: self.buffer_names,
         })
     }
+}
+
+/// `params` made shared ([`Tensor::make_shared`]): a model's tapes hold them without a copy.
+pub(super) fn shared<T: Float>(mut params: Vec<Tensor<T>>) -> Vec<Tensor<T>> {
+    params.iter_mut().for_each(Tensor::make_shared);
+    params
 }

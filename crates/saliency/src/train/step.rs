@@ -129,7 +129,7 @@ pub fn forward_backward(
         let params = if s == 0 {
             Vec::new() // lent below, once the copies are made
         } else {
-            model.bind(tape, true)
+            model.bind_copies(tape)
         };
         ids.push((
             params,
