@@ -312,7 +312,7 @@ fn a_network_built_in_code_saves_and_loads_back() {
 }
 
 /// A built (and a cast) model's parameters go on every tape without a copy; writing one while
-/// a tape holds it leaves the tape's value as it was; a training shard's copies are copies.
+/// a tape holds it leaves the tape's value as it was.
 #[test]
 fn a_model_binds_its_parameters_without_a_copy() {
     let mut model = ModelKind::Deep.build::<f32>(FASHION, 10, 3).unwrap();
@@ -329,11 +329,6 @@ fn a_model_binds_its_parameters_without_a_copy() {
         assert!(a.value(on_a[i]).shares_buffer_with(p), "parameter {i}");
         assert!(b.value(on_b[i]).shares_buffer_with(p), "parameter {i}");
     }
-    let copies = model.bind_copies(&mut b);
-    assert!(copies
-        .iter()
-        .zip(&model.params)
-        .all(|(&id, p)| { !b.value(id).shares_buffer_with(p) && b.value(id).data() == p.data() }));
     let before = model.params[0].data()[0];
     model.params[0].data_mut()[0] = before + 1.0;
     assert_eq!(

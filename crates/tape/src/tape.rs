@@ -223,17 +223,6 @@ impl<T: Float> Tape<T> {
             .collect()
     }
 
-    /// Copies of `values` as variables, in order: a training shard's parameters, which its
-    /// tape still holds while the update writes the originals (shared there, `deep`'s
-    /// batch-16 training step ran 1-2 % slower, as the update then writes lines both cores'
-    /// caches hold). The copies go back to the tape's pool when it is cleared.
-    pub fn leaf_copies(&mut self, values: &[Tensor<T>]) -> Vec<NodeId> {
-        self.copies(values)
-            .into_iter()
-            .map(|copy| self.variable(copy))
-            .collect()
-    }
-
     /// Copies of `values` in buffers from the tape's pool, the copying split between the
     /// threads (serial, it kept the other thread waiting).
     fn copies(&mut self, values: &[Tensor<T>]) -> Vec<Tensor<T>> {

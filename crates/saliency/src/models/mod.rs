@@ -177,20 +177,13 @@ impl<T: Float> Model<T> {
     /// else as constants (attribution only needs the input's gradient).
     ///
     /// A built, cast or loaded model's parameters are shared tensors, which the tape holds
-    /// without a copy ([`Tape::shared_leaves`]; one set by hand is copied): `alexnet`'s 40 MB
-    /// were copied per shard of every inference call. Writing a parameter while a tape still
-    /// holds it copies that parameter first, so a caller about to update the model clears its
-    /// tapes first, or binds copies ([`Model::bind_copies`]).
+    /// without a copy ([`Tape::shared_leaves`]; one set by hand is copied): a copy per shard is
+    /// 40 MB per inference call for `alexnet`, and cost `deep`'s batch-16 training step 2-4 %
+    /// on the Xeon of docs/performance.md. Writing a parameter while a tape still holds it
+    /// copies that parameter first, so a caller about to update the model lets go of the
+    /// tapes' shares first (`train::forward_backward` does).
     pub fn bind(&self, tape: &mut Tape<T>, trainable: bool) -> Vec<NodeId> {
         tape.shared_leaves(&self.params, trainable)
-    }
-
-    /// [`Model::bind`] with copies of the parameters, made in the tape's pooled buffers: for a
-    /// training shard's tape, which still holds them when the update writes the originals.
-    /// (Shared there, `deep`'s batch-16 training step ran 1-2 % slower: the update then writes
-    /// lines that both cores' caches hold.)
-    pub fn bind_copies(&self, tape: &mut Tape<T>) -> Vec<NodeId> {
-        tape.leaf_copies(&self.params)
     }
 
     /// Moves the parameters onto `tape` as variables (no copy: alexnet's are 40 MB) and returns

@@ -83,9 +83,9 @@ fn shard_ranges(model: &Model<f32>, n: usize) -> Vec<Range<usize>> {
 /// The mean loss and the gradients are the shards' own, weighted by their share of the batch
 /// and added in shard order.
 ///
-/// The parameters are moved onto the first tape rather than copied (the other shards get
-/// copies), and always moved back before this returns, whether it succeeds or not; the tapes
-/// are cleared first and keep their allocations.
+/// The parameters are moved onto the first tape and shared with the others ([`Model::bind`]),
+/// never copied, and always moved back and let go of before this returns, whether it succeeds
+/// or not; the tapes are cleared first and keep their allocations.
 pub fn forward_backward(
     model: &mut Model<f32>,
     tapes: &mut StepTapes,
@@ -127,9 +127,9 @@ pub fn forward_backward(
     for (s, (tape, range)) in tapes.iter_mut().zip(&ranges).enumerate() {
         tape.clear();
         let params = if s == 0 {
-            Vec::new() // lent below, once the copies are made
+            Vec::new() // lent below, once the other tapes hold their shares
         } else {
-            model.bind_copies(tape)
+            model.bind(tape, true)
         };
         ids.push((
             params,
@@ -148,6 +148,12 @@ pub fn forward_backward(
         })
         .collect();
     model.take_back(&mut tapes[0], &ids[0].0);
+    // The update writes the parameters next: a share still on a tape would make it copy them.
+    for (tape, (params, _)) in tapes.iter_mut().zip(&ids).skip(1) {
+        for &p in params {
+            drop(tape.take_value(p));
+        }
+    }
 
     let (mut total_loss, mut logits, mut shard_grads, mut updates) =
         (0.0f32, Vec::new(), Vec::new(), Vec::new());
@@ -325,6 +331,35 @@ mod tests {
         );
         assert!(result.is_err());
         assert!(model.param_count() > 100_000, "the parameters came back");
+    }
+
+    /// After a step (two shards, one, or one that fails) no tape holds a share of a parameter,
+    /// so the update writes each in place instead of copying it first.
+    #[test]
+    fn a_step_lets_go_of_the_parameters_before_the_update() {
+        let mut model = deep::<f32>([1, 28, 28], 10, 5).unwrap();
+        let mut tapes = StepTapes::new();
+        let mode = Mode::Train { seed: 3 };
+        for (n, labels_len) in [(8, 8), (2, 2), (8, 9)] {
+            assert_eq!(shard_ranges(&model, n).len(), if n == 8 { 2 } else { 1 });
+            let (images, labels) = batch(n);
+            let labels: Vec<usize> = labels.iter().copied().cycle().take(labels_len).collect();
+            let result = forward_backward(
+                &mut model,
+                &mut tapes,
+                images,
+                &labels,
+                mode,
+                LossKind::CrossEntropy,
+            );
+            assert_eq!(result.is_ok(), n == labels_len);
+            for (i, p) in model.params.iter_mut().enumerate() {
+                assert!(p.is_shared(), "parameter {i}");
+                let at = p.data().as_ptr();
+                p.data_mut()[0] += 0.0;
+                assert_eq!(p.data().as_ptr(), at, "parameter {i} after {n} images");
+            }
+        }
     }
 
     #[test]
