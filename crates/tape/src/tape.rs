@@ -109,10 +109,9 @@ impl<T: Float> Tape<T> {
 
     /// Forgets the nodes from `keep` on, as [`Tape::clear`] does all of them, and keeps the first
     /// `keep`, which must all be leaves (say, a model's parameters from [`Tape::shared_leaves`]):
-    /// a batch passed through in chunks then binds and copies its parameters once, not once per
-    /// chunk (4.5 % of a `deep` input-gradient call on an AVX-512 Xeon). A tape's prefix of leaves is a whole tape:
-    /// no kept node refers to a forgotten one, and each kept node's count of consumers starts
-    /// again from zero.
+    /// a batch passed through in chunks then binds its parameters once, not once per chunk. A
+    /// tape's prefix of leaves is a whole tape: no kept node refers to a forgotten one, and each
+    /// kept node's count of consumers starts again from zero.
     pub fn rewind(&mut self, keep: usize) -> Result<(), TapeError> {
         if let Some(node) = self.nodes[..keep.min(self.nodes.len())]
             .iter()
@@ -135,7 +134,7 @@ impl<T: Float> Tape<T> {
             return;
         }
         for node in self.nodes.drain(keep..) {
-            // a parameter shared with the model (`leaves`) stays the model's
+            // a parameter shared with the model (`shared_leaves`) stays the model's
             if let Some(buffer) = node.value.and_then(Tensor::into_unshared_vec) {
                 self.scratch.buffers.retire(buffer);
             }
@@ -199,7 +198,7 @@ impl<T: Float> Tape<T> {
     /// [`Tape::shared_leaf`] of each of `values`, in order: a model's parameters, shared, put
     /// on the tape of each shard of a batch without a copy (`alexnet`'s are 40 MB).
     pub fn shared_leaves(&mut self, values: &[Tensor<T>], trainable: bool) -> Vec<NodeId> {
-        let owned: Vec<Tensor<T>> = values.iter().filter(|v| !v.is_shared()).cloned().collect();
+        let owned: Vec<&Tensor<T>> = values.iter().filter(|v| !v.is_shared()).collect();
         let mut copies = if owned.is_empty() {
             Vec::new()
         } else {
@@ -224,8 +223,8 @@ impl<T: Float> Tape<T> {
     }
 
     /// Copies of `values` in buffers from the tape's pool, the copying split between the
-    /// threads (serial, it kept the other thread waiting).
-    fn copies(&mut self, values: &[Tensor<T>]) -> Vec<Tensor<T>> {
+    /// threads (a serial copy kept the other thread waiting).
+    fn copies(&mut self, values: &[&Tensor<T>]) -> Vec<Tensor<T>> {
         /// Elements per copy task.
         const CHUNK: usize = 1 << 14;
         let mut buffers: Vec<Vec<T>> = values
