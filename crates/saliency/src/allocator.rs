@@ -1,58 +1,53 @@
-//! Tunes glibc's `malloc` for a workload that frees and reallocates the same large buffers on
-//! every step.
+//! The `saliency` command's memory allocator: `mimalloc`, told to keep what is freed.
 //!
-//! Each tape op allocates its output and every backward its gradients, hundreds of kilobytes to a
-//! few megabytes each, and frees them at the end of the step. With glibc's defaults a freed block
-//! above the (dynamic) mmap threshold goes back to the kernel, and freed memory at the top of the
-//! heap is trimmed once it exceeds 128 KiB, so the next step page-faults and zero-fills the same
-//! memory again: a quarter of a `deep` training step and over half of batched inference went to
-//! page faults, `clear_page` and `memset` (see `docs/performance.md`). Keeping freed memory in
-//! the heap instead doubles inference and gradient throughput and speeds a training step by ~1.6x.
-//! The cost is resident memory: freed blocks stay mapped (peak memory is about the same).
+//! Each tape op allocates its output and every backward its gradients, from a few bytes to a few
+//! megabytes, on both training shards' threads at once, and frees them at the end of the step.
+//! Two things make that slow with glibc's `malloc`, and `mimalloc` avoids both:
+//!
+//! - **Threads waiting on one lock.** With glibc's one arena for all threads, the two shards of
+//!   a `deep` step waited on its lock about a dozen times a step (`matrixmultiply`'s packing
+//!   buffers, which it allocates on every call, most of all), each wait a sleep and a wake-up.
+//!   `mimalloc` serves each thread from its own heap.
+//! - **Memory handed back and faulted in again.** Freed memory returned to the kernel page-faults
+//!   and zero-fills on the next step. Told never to purge ([`keep_freed_memory`]), `mimalloc`
+//!   keeps it mapped for the next step.
+//!
+//! On the CPU of docs/performance.md this made a `deep` batch-16 training step about 15 % faster
+//! and `alexnet`'s about 20 %, at the cost of more resident memory (freed blocks stay mapped, in
+//! each thread's heap). Results never depend on it: it changes where buffers live, not what is
+//! computed. Library users install it as the `saliency` binary does (`src/bin/saliency.rs`).
 
-/// Largest block served from the heap rather than `mmap`: above every activation of a batch of
-/// 1,000 Fashion-MNIST images (50 MB for `deep`'s first layer).
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const MMAP_THRESHOLD: i32 = 256 << 20;
-/// Free memory at the top of the heap kept before it is returned to the kernel.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TRIM_THRESHOLD: i32 = 1 << 30;
-/// One arena for all threads. Commands run on a rayon worker (`cli::common::on_pool`), and a
-/// worker's own arena is a 64 MiB heap that cannot hold a batch-1000 activation (50 MB), so those
-/// fell back to `mmap` and page faults again (batched inference ran at half speed); the main
-/// arena's heap grows as needed. Two threads contend little for its lock.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const ARENAS: i32 = 1;
-/// Extra memory requested whenever the heap grows, so growth happens in few large steps.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-const TOP_PAD: i32 = 64 << 20;
+/// `mimalloc`'s option `mi_option_purge_delay`: its index in `mi_option_t` (`mimalloc.h` of the
+/// pinned `libmimalloc-sys`, mimalloc v3), which the Rust bindings do not name.
+const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 
-/// Applies the settings above (glibc on Linux; elsewhere nothing). Call once, early, before
-/// worker threads start; the `saliency` command does. Returns whether every setting was accepted.
-/// Results never depend on it: it changes where buffers live, not what is computed.
+/// `PURGE_DELAY`'s value meaning "never purge": freed memory stays mapped.
+const NEVER: std::os::raw::c_long = -1;
+
+/// Tells `mimalloc` never to return freed memory to the kernel. Call once, early, before worker
+/// threads start; the `saliency` command does. Returns whether the setting took.
 pub fn keep_freed_memory() -> bool {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    {
-        // SAFETY: mallopt only changes allocator parameters; it is called before other threads
-        // exist, and each value lies in the range glibc documents for its parameter.
-        unsafe {
-            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1
-                && libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
-                && libc::mallopt(libc::M_TOP_PAD, TOP_PAD) == 1
-                && libc::mallopt(libc::M_ARENA_MAX, ARENAS) == 1
-        }
-    }
-    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-    {
-        false
+    // SAFETY: `mi_option_set` only stores an option value (an index within `mi_option_t`, a
+    // value the option documents); it takes no pointers.
+    unsafe {
+        libmimalloc_sys::mi_option_set(PURGE_DELAY, NEVER);
+        libmimalloc_sys::mi_option_get(PURGE_DELAY) == NEVER
     }
 }
 
 #[cfg(test)]
 mod tests {
+    /// The option is `mi_option_purge_delay`, whose default in this version is 1000 ms
+    /// (`src/options.c`), and it takes the value.
     #[test]
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    fn glibc_accepts_every_setting() {
+    fn mimalloc_takes_the_never_purge_setting() {
+        // SAFETY: reads an option value.
+        let default = unsafe { libmimalloc_sys::mi_option_get(super::PURGE_DELAY) };
+        assert!(
+            default == 1000 || default == super::NEVER,
+            "option {} is not the purge delay (default 1000 ms): {default}",
+            super::PURGE_DELAY
+        );
         assert!(super::keep_freed_memory());
     }
 }

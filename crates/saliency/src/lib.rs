@@ -20,7 +20,7 @@
 //! ```
 
 // No `unsafe` here: the kernels' sits in the kernel crates behind safe functions. The one
-// exception is the allocator setting (a libc call), allowed in its module alone.
+// exception is the allocator setting (a call into mimalloc), allowed in its module alone.
 #![deny(unsafe_code)]
 
 pub mod adversarial;
