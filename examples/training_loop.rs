@@ -13,7 +13,13 @@ use saliency::models::{Mode, ModelKind};
 use saliency::train::{evaluate, forward_backward, Optimizer, OptimizerConfig, StepTapes};
 use saliency::Tensor;
 
+/// The allocator the `saliency` command uses (`saliency::allocator`): each thread allocates from
+/// its own heap, and freed buffers stay mapped for the next step.
+#[global_allocator]
+static ALLOCATOR: saliency::allocator::MiMalloc = saliency::allocator::MiMalloc;
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    saliency::allocator::keep_freed_memory();
     let found = ensure_fashion_mnist(None, false)?;
     let (train, test) = load_fashion_mnist(&found.dir)?;
     println!("data: {} copy in {}", found.origin, found.dir.display());

@@ -15,7 +15,20 @@
 //! On the CPU of docs/performance.md this made a `deep` batch-16 training step about 15 % faster
 //! and `alexnet`'s about 20 %, at the cost of more resident memory (freed blocks stay mapped, in
 //! each thread's heap). Results never depend on it: it changes where buffers live, not what is
-//! computed. Library users install it as the `saliency` binary does (`src/bin/saliency.rs`).
+//! computed. A program that uses the library installs it as the `saliency` binary does:
+//!
+//! ```no_run
+//! #[global_allocator]
+//! static ALLOCATOR: saliency::allocator::MiMalloc = saliency::allocator::MiMalloc;
+//!
+//! fn main() {
+//!     saliency::allocator::keep_freed_memory();
+//!     // ... train, attribute ...
+//! }
+//! ```
+
+/// `mimalloc`'s allocator, for `#[global_allocator]` (re-exported, so no second dependency).
+pub use mimalloc::MiMalloc;
 
 /// `mimalloc`'s option `mi_option_purge_delay`: its index in `mi_option_t` (`mimalloc.h` of the
 /// pinned `libmimalloc-sys`, mimalloc v3), which the Rust bindings do not name.

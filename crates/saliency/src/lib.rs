@@ -24,7 +24,6 @@
 #![deny(unsafe_code)]
 
 pub mod adversarial;
-#[doc(hidden)]
 #[allow(unsafe_code)]
 pub mod allocator;
 pub mod atomic_file;

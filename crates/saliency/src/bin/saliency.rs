@@ -5,7 +5,7 @@
 /// `mimalloc`, which `saliency::cli::main` tells to keep freed memory
 /// (`saliency::allocator`).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: saliency::allocator::MiMalloc = saliency::allocator::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     saliency::cli::main()
